@@ -1,0 +1,215 @@
+"""Configuration models (pydantic v2): drug library, syringes, patient, pump, MQTT, rig profile.
+
+They live in ``core`` because the supervisor needs the drug library and patient limits and may
+import value types only. Loading files and reporting errors is :mod:`vasopilot.settings`.
+Every default here is the embedded default that ``vasopilot sim`` runs with.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from vasopilot.core.units import DoseUnit, from_mcg_min, to_mcg_min
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DrugEntry(Model):
+    """One drug-library entry (S1). Doses are in ``dose_unit``; intervals in seconds."""
+
+    name: str
+    conc_mcg_ml: float = Field(gt=0, le=10_000)
+    dose_unit: DoseUnit = DoseUnit.MCG_MIN
+    soft_min: float = Field(ge=0)
+    soft_max: float = Field(gt=0)
+    hard_max: float = Field(gt=0)
+    start_min: float = Field(ge=0)
+    start_max: float = Field(gt=0)
+    max_up_step: float = Field(gt=0)
+    min_up_interval_s: float = Field(ge=0)
+    max_down_step: float = Field(gt=0)
+    wean_step: float = Field(gt=0)
+    wean_interval_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _limits_are_ordered(self) -> Self:
+        if not self.soft_min <= self.soft_max <= self.hard_max:
+            raise ValueError(
+                f"limits must satisfy soft_min <= soft_max <= hard_max "
+                f"(got {self.soft_min}, {self.soft_max}, {self.hard_max})"
+            )
+        if not self.start_min <= self.start_max <= self.soft_max:
+            raise ValueError(
+                f"start range must satisfy start_min <= start_max <= soft_max "
+                f"(got {self.start_min}, {self.start_max}, soft_max {self.soft_max})"
+            )
+        return self
+
+    def mcg_min(self, value: float, weight_kg: float | None) -> float:
+        """A dose of this entry's unit, in mcg/min."""
+        return to_mcg_min(value, self.dose_unit, weight_kg)
+
+    def in_unit(self, dose_mcg_min: float, weight_kg: float | None) -> float:
+        return from_mcg_min(dose_mcg_min, self.dose_unit, weight_kg)
+
+
+NOREPINEPHRINE = DrugEntry(
+    name="norepinephrine",
+    conc_mcg_ml=80.0,
+    dose_unit=DoseUnit.MCG_MIN,
+    soft_min=0.0,
+    soft_max=30.0,
+    hard_max=60.0,
+    start_min=8.0,
+    start_max=12.0,
+    max_up_step=2.0,
+    min_up_interval_s=120.0,
+    max_down_step=2.0,
+    wean_step=1.0,
+    wean_interval_s=900.0,
+)
+
+
+class DrugLibrary(Model):
+    care_area: str = "icu-post-cardiac-arrest"
+    drugs: dict[str, DrugEntry] = Field(default_factory=lambda: {"norepinephrine": NOREPINEPHRINE})
+
+
+class SyringeSpec(Model):
+    """A syringe model. Compliance in µL per mmHg of line pressure (syringe plus line)."""
+
+    name: str
+    volume_ml: float = Field(gt=0, le=100)
+    inner_diameter_mm: float = Field(gt=1, le=40)
+    compliance_ul_per_mmhg: float = Field(ge=0, le=5)
+
+
+def _default_syringes() -> dict[str, SyringeSpec]:
+    specs = [
+        SyringeSpec(name="bd-plastipak-50", volume_ml=50, inner_diameter_mm=26.7,
+                    compliance_ul_per_mmhg=1.0),
+        SyringeSpec(name="bd-plastipak-20", volume_ml=20, inner_diameter_mm=19.1,
+                    compliance_ul_per_mmhg=0.5),
+        SyringeSpec(name="bd-plastipak-10", volume_ml=10, inner_diameter_mm=14.5,
+                    compliance_ul_per_mmhg=0.3),
+        SyringeSpec(name="bd-plastipak-5", volume_ml=5, inner_diameter_mm=12.0,
+                    compliance_ul_per_mmhg=0.2),
+        SyringeSpec(name="terumo-50", volume_ml=50, inner_diameter_mm=29.1,
+                    compliance_ul_per_mmhg=1.2),
+    ]
+    return {s.name: s for s in specs}
+
+
+class SyringeCatalogue(Model):
+    syringes: dict[str, SyringeSpec] = Field(default_factory=_default_syringes)
+
+
+class PatientSettings(Model):
+    """Weight in kg (30–250, needed for mcg/kg/min); MAP target and lower limit in mmHg."""
+
+    weight_kg: float | None = Field(default=70.0, ge=30, le=250)
+    target_map_mmhg: float = Field(default=65.0, ge=60, le=85)
+    lower_limit_mmhg: float = Field(default=60.0, ge=40, le=80)
+
+    @model_validator(mode="after")
+    def _lower_limit_below_target(self) -> Self:
+        if self.lower_limit_mmhg > self.target_map_mmhg:
+            raise ValueError(
+                f"lower_limit_mmhg ({self.lower_limit_mmhg}) must not exceed "
+                f"target_map_mmhg ({self.target_map_mmhg})"
+            )
+        return self
+
+
+class MechanicsSettings(Model):
+    """Lead-screw drive: lead in mm per revolution, full steps per revolution, microstepping."""
+
+    lead_mm: float = Field(default=0.8, gt=0, le=10)
+    steps_per_rev: int = Field(default=200, gt=0)
+    microsteps: int = Field(default=16, ge=1, le=256)
+    slack_ul: float = Field(default=2.0, ge=0)
+
+
+class PumpSettings(Model):
+    driver: Literal["sim", "new-era", "harvard", "gpio-stepper", "bridge"] = "sim"
+    port: str | None = None
+    address: int = Field(default=0, ge=0, le=99)
+    baud: int = 19200
+    syringe: str = "bd-plastipak-50"
+    mechanics: MechanicsSettings = Field(default_factory=MechanicsSettings)
+    safe_mode_timeout_s: int = Field(default=10, ge=0, le=255)
+
+    @model_validator(mode="after")
+    def _hardware_needs_a_port(self) -> Self:
+        if self.driver in ("new-era", "harvard", "bridge") and not self.port:
+            raise ValueError(f"pump driver {self.driver!r} needs a port (a serial URL)")
+        return self
+
+
+class PressureSettings(Model):
+    source: Literal["sim", "ads1115", "replay"] = "sim"
+    mode: Literal["beat", "waveform"] = "beat"
+    fs_hz: float = Field(default=125.0, gt=0, le=1000)
+    record: str | None = None
+    channel: str = "ABP"
+    i2c_bus: int = 1
+    i2c_address: int = Field(default=0x48, ge=0x48, le=0x4B)
+
+
+class SafetySettings(Model):
+    """Supervisor settings (S5, S8, S10, S11): seconds, mmHg, minutes."""
+
+    stale_after_s: float = Field(default=10.0, gt=0, le=60)
+    stale_high_after_s: float = Field(default=60.0, gt=0, le=600)
+    occlusion_level: Literal["low", "medium", "high"] = "low"
+    occlusion_thresholds_mmhg: dict[str, float] = Field(
+        default_factory=lambda: {"low": 300.0, "medium": 500.0, "high": 750.0}
+    )
+    near_empty_min: float = Field(default=15.0, gt=0, le=120)
+    silence_max_s: float = Field(default=120.0, gt=0, le=120)
+    map_high_margin_mmhg: float = Field(default=10.0, ge=0, le=40)
+
+
+class MqttSettings(Model):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, gt=0, lt=65536)
+    rig_id: str | None = None
+    client_id: str | None = None
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+    remote_commands: bool = False
+    state_interval_s: float = Field(default=1.0, gt=0)
+    publish_beats: bool = False
+
+    @model_validator(mode="after")
+    def _plain_tcp_is_explicit(self) -> Self:
+        if self.enabled and not self.tls and not self.insecure:
+            raise ValueError("MQTT without TLS needs an explicit insecure = true")
+        if self.remote_commands and not self.tls:
+            raise ValueError("remote commands need TLS (S15)")
+        return self
+
+
+class RigProfile(Model):
+    """Everything one rig needs. Paths are relative to the profile file's folder."""
+
+    rig_id: str = "sim-rig"
+    drug: str = "norepinephrine"
+    drug_library: str | None = None
+    syringe_catalogue: str | None = None
+    journal: str = "vasopilot-journal.sqlite"
+    pump: PumpSettings = Field(default_factory=PumpSettings)
+    pressure: PressureSettings = Field(default_factory=PressureSettings)
+    patient: PatientSettings = Field(default_factory=PatientSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)

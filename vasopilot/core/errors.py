@@ -1,0 +1,37 @@
+"""One root error; leaves also inherit the builtin they resemble (as gpiozero does)."""
+
+
+class VasopilotError(Exception):
+    """Root of every error vasopilot raises on purpose."""
+
+
+class ConfigError(VasopilotError, ValueError):
+    """A configuration file is refused: it names the file, the key, the value and the reason."""
+
+
+class PumpError(VasopilotError):
+    """A pump could not do what it was asked."""
+
+
+class PumpConnectionError(PumpError, ConnectionError):
+    """The link to the pump is down (port missing, unplugged, no reply)."""
+
+
+class PumpCommunicationError(PumpError):
+    """The pump answered, but not with a valid reply (garbage, half frame, bad CRC)."""
+
+
+class PumpRefusedError(PumpError):
+    """The pump understood the command and refused it (out of range, not applicable now)."""
+
+
+class UncertainDeliveryError(PumpError):
+    """A command was sent but its acknowledgement was lost: the pump may or may not have acted."""
+
+
+class SensorError(VasopilotError):
+    """A pressure or line sensor failed (disconnected, saturated, implausible zero)."""
+
+
+class JournalError(VasopilotError):
+    """The journal could not durably record an event."""

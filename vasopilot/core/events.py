@@ -1,0 +1,175 @@
+"""The one event schema: everything that happens is an Event, journaled before it is published.
+
+Each kind is its own pydantic model with a ``kind`` literal, so a journal row or an MQTT payload
+parses back into the right type with :data:`EVENT_ADAPTER`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from vasopilot.core.types import Priority, PumpState, Requester
+
+SCHEMA_VERSION = 1
+
+
+class EventBase(BaseModel):
+    """Fields every event carries. ``t_s`` is clock time; ``wall`` only a human label.
+
+    ``seq`` is the journal's sequence number, set when the event is appended.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    t_s: float
+    wall: str | None = None
+    seq: int | None = None
+
+    @property
+    def durable(self) -> bool:
+        """Whether the journal must commit this event synchronously before anyone acts on it."""
+        return True
+
+
+class DoseRequested(EventBase):
+    kind: Literal["dose.requested"] = "dose.requested"
+    requester: Requester
+    dose_mcg_min: float
+    reason: str
+    sender: str | None = None
+    soft_limit_confirmed: bool = False
+
+
+class DoseApplied(EventBase):
+    kind: Literal["dose.applied"] = "dose.applied"
+    requester: Requester
+    dose_mcg_min: float
+    previous_dose_mcg_min: float
+    rate_ml_h: float
+    reason: str
+
+
+class DoseRefused(EventBase):
+    kind: Literal["dose.refused"] = "dose.refused"
+    requester: Requester
+    requested_dose_mcg_min: float
+    code: str
+    reason: str
+    sender: str | None = None
+
+
+class AlarmRaised(EventBase):
+    kind: Literal["alarm.raised"] = "alarm.raised"
+    code: str
+    priority: Priority
+    message: str
+
+
+class AlarmAcknowledged(EventBase):
+    kind: Literal["alarm.acked"] = "alarm.acked"
+    code: str
+    by: str = "operator"
+
+
+class AlarmSilenced(EventBase):
+    kind: Literal["alarm.silenced"] = "alarm.silenced"
+    code: str
+    until_t_s: float
+    by: str = "operator"
+
+
+class AlarmCleared(EventBase):
+    kind: Literal["alarm.cleared"] = "alarm.cleared"
+    code: str
+
+
+class BeatSummary(EventBase):
+    """A summary of recent beats (journaled at a modest cadence, not every beat)."""
+
+    kind: Literal["beat.summary"] = "beat.summary"
+    map_mmhg: float | None
+    sbp_mmhg: float | None
+    dbp_mmhg: float | None
+    hr_bpm: float | None
+    quality: str
+    beats: int = 1
+
+    @property
+    def durable(self) -> bool:
+        return False
+
+
+class PumpStatusEvent(EventBase):
+    kind: Literal["pump.status"] = "pump.status"
+    state: PumpState
+    rate_ml_h: float
+    delivered_ml: float
+    syringe_remaining_ml: float
+    line_pressure_mmhg: float | None = None
+    delivery_uncertain: bool = False
+
+    @property
+    def durable(self) -> bool:
+        return False
+
+
+class OperatorAction(EventBase):
+    kind: Literal["operator.action"] = "operator.action"
+    action: str
+    by: str = "operator"
+    detail: str = ""
+
+
+class Fault(EventBase):
+    kind: Literal["fault"] = "fault"
+    code: str
+    message: str
+    detail: str = ""
+
+
+class ModeChanged(EventBase):
+    kind: Literal["mode.changed"] = "mode.changed"
+    mode: str
+    by: str = "operator"
+
+
+class RunStarted(EventBase):
+    """Opens a run in the journal: what was run, with which settings, on what."""
+
+    kind: Literal["run.started"] = "run.started"
+    rig_id: str
+    mode: str
+    scenario: str | None = None
+    seed: int | None = None
+    target_map_mmhg: float
+    lower_limit_mmhg: float
+    conc_mcg_ml: float
+    weight_kg: float | None = None
+    restarted: bool = False
+
+
+Event = Annotated[
+    DoseRequested
+    | DoseApplied
+    | DoseRefused
+    | AlarmRaised
+    | AlarmAcknowledged
+    | AlarmSilenced
+    | AlarmCleared
+    | BeatSummary
+    | PumpStatusEvent
+    | OperatorAction
+    | Fault
+    | ModeChanged
+    | RunStarted,
+    Field(discriminator="kind"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(payload: str | bytes) -> Event:
+    """Parse one event from its JSON form (journal row or MQTT payload)."""
+    return EVENT_ADAPTER.validate_json(payload)

@@ -1,0 +1,134 @@
+"""Value types that cross the boundaries between drivers, safety and the application.
+
+Frozen dataclasses: they are created at beat and tick rate, so they stay light; anything that
+leaves the process (journal, MQTT, files) is a pydantic model in :mod:`vasopilot.core.events`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+GOOD = "good"
+
+
+class Requester(StrEnum):
+    """Who asked for a dose change."""
+
+    OPERATOR = "operator"
+    CONTROLLER = "controller"
+    PROTOCOL = "protocol"
+    REMOTE = "remote"
+    SUPERVISOR = "supervisor"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class PumpState(StrEnum):
+    STOPPED = "stopped"
+    INFUSING = "infusing"
+    BACKING_OFF = "backing_off"
+    ALARM = "alarm"
+    DISCONNECTED = "disconnected"
+
+
+class HostLossBehaviour(StrEnum):
+    """What the pump hardware does when the host stops talking to it (S12)."""
+
+    KEEPS_RATE = "keeps_rate"
+    STOPS_AND_ALARMS = "stops_and_alarms"
+    STOPS_SILENTLY = "stops_silently"
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """One arterial beat. Pressures in mmHg, ``t_s`` the onset on the clock's time line.
+
+    ``quality`` is ``"good"`` or the reason the beat is not to be trusted (``"flush"``,
+    ``"zeroing"``, ``"damping"``, ``"disconnection"``, ``"motion"``, ``"saturation"``, ...).
+    """
+
+    t_s: float
+    sbp_mmhg: float
+    dbp_mmhg: float
+    map_mmhg: float
+    hr_bpm: float
+    quality: str = GOOD
+
+    @property
+    def is_good(self) -> bool:
+        return self.quality == GOOD
+
+
+@dataclass(frozen=True, slots=True)
+class PumpCapabilities:
+    """What a pump can deliver with its current syringe and mechanics.
+
+    ``resolution_ml_h`` is the smallest rate increment; a requested rate is delivered as the
+    nearest multiple that does not exceed it (never rounded up).
+    """
+
+    min_rate_ml_h: float
+    max_rate_ml_h: float
+    resolution_ml_h: float
+    syringe_volume_ml: float
+    host_loss: HostLossBehaviour
+    can_back_off: bool = True
+
+    def deliverable_rate_ml_h(self, rate_ml_h: float) -> float:
+        """The rate the pump would really run at for ``rate_ml_h`` (0 stays 0)."""
+        if rate_ml_h <= 0:
+            return 0.0
+        steps = int(rate_ml_h / self.resolution_ml_h + 1e-9)
+        return steps * self.resolution_ml_h
+
+
+@dataclass(frozen=True, slots=True)
+class PumpStatus:
+    """A pump's read-back state. ``delivery_uncertain`` is set when an acknowledgement was lost."""
+
+    t_s: float
+    state: PumpState
+    rate_ml_h: float
+    delivered_ml: float
+    syringe_remaining_ml: float
+    line_pressure_mmhg: float | None = None
+    plunger_force_n: float | None = None
+    stalled: bool = False
+    end_of_travel: bool = False
+    delivery_uncertain: bool = False
+    alarm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LineSignals:
+    """Line inputs besides the pump: line pressure, stall, extravasation sensor."""
+
+    t_s: float
+    line_pressure_mmhg: float | None = None
+    stall: bool = False
+    extravasation_sensor: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PressureChunk:
+    """Arterial-pressure samples in mmHg taken at ``fs_hz`` from ``t0_s`` on (NaN = missing)."""
+
+    t0_s: float
+    fs_hz: float
+    samples_mmhg: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DoseRequest:
+    """A wish for a new dose, in mcg/min; only the supervisor turns it into a rate."""
+
+    dose_mcg_min: float
+    requester: Requester
+    reason: str
+    soft_limit_confirmed: bool = False
+    sender: str | None = None

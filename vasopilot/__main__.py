@@ -1,0 +1,5 @@
+import sys
+
+from vasopilot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,118 @@
+"""Alarm manager in the IEC 60601-1-8 style (S11).
+
+High-priority alarms latch: they stay until acknowledged *and* their cause is gone. An alarm can
+be silenced (audio paused) for at most ``silence_max_s``, never disabled. Every transition is an
+event (raised, acknowledged, silenced, cleared).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from vasopilot.core.events import AlarmAcknowledged, AlarmCleared, AlarmRaised, AlarmSilenced
+from vasopilot.core.types import Priority
+
+AlarmEvent = AlarmRaised | AlarmAcknowledged | AlarmSilenced | AlarmCleared
+
+_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2}
+
+
+class AlarmCode(StrEnum):
+    MAP_STALE = "MAP_STALE"
+    OCCLUSION = "OCCLUSION"
+    EXTRAVASATION = "EXTRAVASATION"
+    SYRINGE_NEAR_EMPTY = "SYRINGE_NEAR_EMPTY"
+    SYRINGE_EMPTY = "SYRINGE_EMPTY"
+    OPERATOR_STOP = "OPERATOR_STOP"
+    PUMP_FAULT = "PUMP_FAULT"
+    PUMP_DISCONNECTED = "PUMP_DISCONNECTED"
+    DELIVERY_UNCERTAIN = "DELIVERY_UNCERTAIN"
+    HOST_TIMEOUT = "HOST_TIMEOUT"
+    RESTARTED = "RESTARTED"
+    HARD_LIMIT_REFUSED = "HARD_LIMIT_REFUSED"
+    MAP_LOW = "MAP_LOW"
+
+
+@dataclass
+class Alarm:
+    code: str
+    priority: Priority
+    message: str
+    raised_t_s: float
+    cause_active: bool = True
+    acknowledged: bool = False
+    silenced_until_t_s: float | None = None
+
+    @property
+    def latching(self) -> bool:
+        return self.priority is Priority.HIGH
+
+    def audible(self, now_s: float) -> bool:
+        return self.silenced_until_t_s is None or now_s >= self.silenced_until_t_s
+
+
+class AlarmManager:
+    def __init__(self, silence_max_s: float = 120.0) -> None:
+        self._silence_max_s = silence_max_s
+        self._alarms: dict[str, Alarm] = {}
+
+    def active(self) -> list[Alarm]:
+        """Active alarms, highest priority first, then oldest first."""
+        return sorted(self._alarms.values(), key=lambda a: (-_RANK[a.priority], a.raised_t_s))
+
+    def is_active(self, code: str) -> bool:
+        return code in self._alarms
+
+    def get(self, code: str) -> Alarm | None:
+        return self._alarms.get(code)
+
+    def raise_alarm(
+        self, code: str, priority: Priority, message: str, now_s: float
+    ) -> list[AlarmEvent]:
+        """Raise (or re-assert) an alarm; a re-raise at higher priority escalates it."""
+        alarm = self._alarms.get(code)
+        if alarm is not None:
+            alarm.cause_active = True
+            if _RANK[priority] <= _RANK[alarm.priority]:
+                return []
+            alarm.priority = priority
+            alarm.message = message
+            alarm.acknowledged = False
+            alarm.silenced_until_t_s = None
+        else:
+            self._alarms[code] = Alarm(code, priority, message, now_s)
+        return [AlarmRaised(t_s=now_s, code=code, priority=priority, message=message)]
+
+    def cause_gone(self, code: str, now_s: float) -> list[AlarmEvent]:
+        """The condition behind ``code`` has ended: clear unless it latches unacknowledged."""
+        alarm = self._alarms.get(code)
+        if alarm is None or not alarm.cause_active:
+            return []
+        alarm.cause_active = False
+        if alarm.latching and not alarm.acknowledged:
+            return []
+        del self._alarms[code]
+        return [AlarmCleared(t_s=now_s, code=code)]
+
+    def acknowledge(self, code: str, now_s: float, by: str = "operator") -> list[AlarmEvent]:
+        alarm = self._alarms.get(code)
+        if alarm is None:
+            return []
+        alarm.acknowledged = True
+        events: list[AlarmEvent] = [AlarmAcknowledged(t_s=now_s, code=code, by=by)]
+        if not alarm.cause_active:
+            del self._alarms[code]
+            events.append(AlarmCleared(t_s=now_s, code=code))
+        return events
+
+    def silence(
+        self, code: str, now_s: float, duration_s: float | None = None, by: str = "operator"
+    ) -> list[AlarmEvent]:
+        """Pause an alarm's audio for at most ``silence_max_s`` (never longer, never disabled)."""
+        alarm = self._alarms.get(code)
+        if alarm is None:
+            return []
+        span_s = self._silence_max_s if duration_s is None else min(duration_s, self._silence_max_s)
+        alarm.silenced_until_t_s = now_s + max(0.0, span_s)
+        return [AlarmSilenced(t_s=now_s, code=code, until_t_s=alarm.silenced_until_t_s, by=by)]

@@ -116,17 +116,20 @@ def slew_limit(
     *,
     starting: bool,
     since_last_up_s: float | None,
+    confirmed: bool = False,
 ) -> Verdict:
     """S3: limit the size of a step, and refuse an up-step that comes too soon after the last.
 
-    A starting dose (infusion not running) is exempt up to the drug's start range.
+    A starting dose (infusion not running) is exempt up to the drug's start range, and above
+    it with an operator's confirmation (taking over a running infusion).
     """
     if starting:
-        if dose_mcg_min > limits.start_max:
+        if dose_mcg_min > limits.start_max and not confirmed:
             return Verdict(
                 current_mcg_min,
                 f"a starting dose of {dose_mcg_min:.2f} mcg/min is above the start range "
-                f"(at most {limits.start_max:.2f} mcg/min); start lower and titrate up",
+                f"(at most {limits.start_max:.2f} mcg/min): start lower and titrate up, or "
+                "confirm it (taking over an infusion already running)",
                 "START_ABOVE_RANGE",
             )
         return Verdict(dose_mcg_min, "starting dose")

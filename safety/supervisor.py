@@ -221,6 +221,7 @@ class Supervisor:
             self._limits,
             starting=starting,
             since_last_up_s=None if self._last_up_t_s is None else now_s - self._last_up_t_s,
+            confirmed=req.soft_limit_confirmed,
         )
         if verdict.refused:
             return self._refuse(req, now_s, verdict)

@@ -1,0 +1,39 @@
+"""The controller interface and the trusted-MAP average that modes share."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol
+
+from safety.supervisor import SupervisorView
+from vasopilot.core.types import Beat, DoseRequest
+
+
+class Controller(Protocol):
+    """A control mode: pure and synchronous; time comes in ``view.t_s``."""
+
+    @property
+    def mode(self) -> str: ...
+
+    def on_beat(self, beat: Beat) -> None: ...
+
+    def propose(self, view: SupervisorView) -> DoseRequest | None: ...
+
+
+class TrustedMapAverage:
+    """Mean MAP of the good beats of the last ``window_s`` seconds (what a nurse reads)."""
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self._window_s = window_s
+        self._beats: deque[tuple[float, float]] = deque()
+
+    def add(self, beat: Beat) -> None:
+        if beat.is_good:
+            self._beats.append((beat.t_s, beat.map_mmhg))
+
+    def mean_mmhg(self, now_s: float) -> float | None:
+        while self._beats and self._beats[0][0] < now_s - self._window_s:
+            self._beats.popleft()
+        if not self._beats:
+            return None
+        return sum(m for _, m in self._beats) / len(self._beats)

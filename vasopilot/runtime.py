@@ -1,0 +1,153 @@
+"""The runtime: one rig's loop, fed by a clock.
+
+:class:`RigLoop` is the synchronous heart shared by ``vasopilot sim`` (virtual clock, as fast as
+the CPU allows) and ``vasopilot run`` (real time, under asyncio): read beats and line signals,
+let the supervisor tick, let the control mode propose at its cadence, journal summaries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from safety.supervisor import Supervisor, SupervisorView
+from vasopilot.control.base import Controller
+from vasopilot.core.clock import Clock
+from vasopilot.core.events import BeatSummary, Event, PumpStatusEvent
+from vasopilot.core.interfaces import BeatSource, LineSignalSource
+from vasopilot.core.types import GOOD, Beat
+
+
+class MemorySink:
+    """An in-memory event sink for cohort runs and tests; numbers events like the journal."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def append(self, event: Event) -> Event:
+        stamped = event.model_copy(update={"seq": len(self.events) + 1})
+        self.events.append(stamped)
+        return stamped
+
+
+@dataclass
+class LoopTimings:
+    """Cadences in seconds: control proposals, beat summaries and pump-status records."""
+
+    control_period_s: float = 5.0
+    beat_summary_period_s: float = 15.0
+    pump_status_period_s: float = 60.0
+
+
+@dataclass
+class _BeatWindow:
+    beats: list[Beat] = field(default_factory=list)
+
+    def summary(self, t_s: float) -> BeatSummary | None:
+        if not self.beats:
+            return None
+        good = [b for b in self.beats if b.is_good]
+        chosen = good or self.beats
+        n = len(chosen)
+        bad = [b.quality for b in self.beats if not b.is_good]
+        quality = GOOD if not bad else max(set(bad), key=bad.count)
+        summary = BeatSummary(
+            t_s=t_s,
+            map_mmhg=sum(b.map_mmhg for b in chosen) / n,
+            sbp_mmhg=sum(b.sbp_mmhg for b in chosen) / n,
+            dbp_mmhg=sum(b.dbp_mmhg for b in chosen) / n,
+            hr_bpm=sum(b.hr_bpm for b in chosen) / n,
+            quality=quality if not good else GOOD,
+            beats=len(self.beats),
+        )
+        self.beats.clear()
+        return summary
+
+
+class RigLoop:
+    """One rig's supervision and control loop; call :meth:`step` with the clock's time."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        beats: BeatSource,
+        controller: Controller,
+        sink: Callable[[Event], Event],
+        *,
+        line: LineSignalSource | None = None,
+        timings: LoopTimings | None = None,
+        on_beat: Callable[[Beat], None] | None = None,
+    ) -> None:
+        self.supervisor = supervisor
+        self.controller = controller
+        self._beats = beats
+        self._line = line
+        self._sink = sink
+        self._timings = timings or LoopTimings()
+        self._on_beat = on_beat
+        self._window = _BeatWindow()
+        self._next_control_s: float | None = None
+        self._next_summary_s: float | None = None
+        self._next_status_s: float | None = None
+
+    def set_controller(self, controller: Controller) -> None:
+        self.controller = controller
+
+    def step(self, now_s: float) -> SupervisorView:
+        if self._next_control_s is None:
+            self._next_control_s = now_s
+            self._next_summary_s = now_s + self._timings.beat_summary_period_s
+            self._next_status_s = now_s
+        for beat in self._beats.read_beats():
+            self.supervisor.on_beat(beat, now_s)
+            self.controller.on_beat(beat)
+            self._window.beats.append(beat)
+            if self._on_beat is not None:
+                self._on_beat(beat)
+        if self._line is not None:
+            self.supervisor.on_line_signals(self._line.read(), now_s)
+        self.supervisor.tick(now_s)
+        if now_s >= self._next_control_s:
+            self._next_control_s = now_s + self._timings.control_period_s
+            request = self.controller.propose(self.supervisor.view(now_s))
+            if request is not None:
+                self.supervisor.request(request, now_s)
+        assert self._next_summary_s is not None and self._next_status_s is not None
+        if now_s >= self._next_summary_s:
+            self._next_summary_s = now_s + self._timings.beat_summary_period_s
+            summary = self._window.summary(now_s)
+            if summary is not None:
+                self._sink(summary)
+        view = self.supervisor.view(now_s)
+        if now_s >= self._next_status_s and view.pump is not None:
+            self._next_status_s = now_s + self._timings.pump_status_period_s
+            pump = view.pump
+            self._sink(PumpStatusEvent(
+                t_s=now_s, state=pump.state, rate_ml_h=pump.rate_ml_h,
+                delivered_ml=pump.delivered_ml, syringe_remaining_ml=pump.syringe_remaining_ml,
+                line_pressure_mmhg=pump.line_pressure_mmhg,
+                delivery_uncertain=pump.delivery_uncertain,
+            ))
+        return view
+
+
+async def run_realtime(
+    loop: RigLoop,
+    clock: Clock,
+    *,
+    tick_s: float = 0.2,
+    until: Callable[[SupervisorView], bool] | None = None,
+) -> SupervisorView:
+    """Drive ``loop`` in real time until ``until`` says so (or the task is cancelled).
+
+    Steps run in a worker thread because real drivers block on serial or I2C I/O; the tick is
+    scheduled on the monotonic clock so a slow step does not accumulate drift.
+    """
+    next_s = clock.now_s()
+    while True:
+        view = await asyncio.to_thread(loop.step, clock.now_s())
+        if until is not None and until(view):
+            return view
+        next_s += tick_s
+        await clock.sleep_async(next_s - clock.now_s())

@@ -1,0 +1,1 @@
+"""Hardware abstraction: pumps, pressure, line signals, balance, and their simulated twins."""

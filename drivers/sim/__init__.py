@@ -1,0 +1,1 @@
+"""Physics twins and device emulators."""

@@ -1,0 +1,1 @@
+"""Syringe-pump drivers: every one satisfies ``vasopilot.core.interfaces.Pump``."""

@@ -1,0 +1,419 @@
+"""The journal: every event, in order, in one SQLite file (DESIGN invariant 7, S13, S14).
+
+Layout (``PRAGMA user_version`` = :data:`JOURNAL_VERSION`)::
+
+    events(seq INTEGER PRIMARY KEY AUTOINCREMENT, t_s REAL, wall TEXT, kind TEXT, payload TEXT)
+    index events_kind(kind, seq)
+
+``payload`` is the event's pydantic JSON without ``seq``; the row's ``seq`` is the one truth and
+is put back when a row is read.
+
+Durability. The file runs in WAL mode with ``synchronous=FULL``, so a commit is on disk when it
+returns. Durable events (``event.durable``: dose changes, alarms, operator actions, faults) are
+committed before :meth:`Journal.append` returns (S14). Non-durable ones (beat summaries, pump
+status) are inserted into the open transaction at once, so they take their ``seq`` in append
+order, and are committed with the next durable event, on :meth:`Journal.flush`, or once the
+oldest of them is ``flush_interval_s`` old. A crash can therefore lose only a tail of
+non-durable events that no durable event follows; their ``seq`` numbers may then be reused.
+
+Recovery. There is no second state table to keep consistent: :meth:`JournalReader.recovery`
+derives the state from the rows with the ``(kind, seq)`` index (last dose applied, last mode,
+last run start, last pump status) and replays only the alarm events of the current run. A run
+begins at the last ``RunStarted`` that is not a restart, so a journal reused for several
+simulated runs does not carry one run's alarms into the next, while a restart keeps them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict
+
+from vasopilot.core.clock import Clock
+from vasopilot.core.errors import JournalError
+from vasopilot.core.events import (
+    EVENT_ADAPTER,
+    AlarmAcknowledged,
+    AlarmCleared,
+    AlarmRaised,
+    AlarmSilenced,
+    BeatSummary,
+    DoseApplied,
+    DoseRefused,
+    DoseRequested,
+    Event,
+    Fault,
+    ModeChanged,
+    OperatorAction,
+    PumpStatusEvent,
+    RunStarted,
+)
+from vasopilot.core.types import Priority
+
+JOURNAL_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    t_s REAL NOT NULL,
+    wall TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_kind ON events(kind, seq);
+"""
+
+_ALARM_KINDS = ("alarm.raised", "alarm.acked", "alarm.cleared")
+
+
+class ActiveAlarm(BaseModel):
+    """An alarm raised and not cleared when the journal ends."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str
+    priority: Priority
+    message: str
+    raised_t_s: float
+    acknowledged: bool = False
+
+    @property
+    def latched(self) -> bool:
+        """High-priority alarms latch until acknowledged and their cause is gone (S11)."""
+        return self.priority is Priority.HIGH
+
+
+class RecoveryState(BaseModel):
+    """What a restarted process needs to resume without a gap or a bolus (S13).
+
+    ``dose_mcg_min`` and ``rate_ml_h`` are from the last ``DoseApplied`` of the current run (0 if
+    none); ``mode`` the last ``ModeChanged`` or else the run's starting mode; ``t_s`` the clock
+    time of the last event in the journal.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    last_seq: int
+    t_s: float
+    wall: str
+    dose_mcg_min: float
+    rate_ml_h: float
+    mode: str | None
+    run: RunStarted | None
+    last_dose: DoseApplied | None
+    pump: PumpStatusEvent | None
+    alarms: tuple[ActiveAlarm, ...]
+
+    @property
+    def latched_alarms(self) -> tuple[ActiveAlarm, ...]:
+        return tuple(a for a in self.alarms if a.latched)
+
+
+def _row_event(seq: int, payload: str) -> Event:
+    data: dict[str, Any] = json.loads(payload)
+    data["seq"] = seq
+    return EVENT_ADAPTER.validate_python(data)
+
+
+class JournalReader:
+    """Read access to a journal; other processes (CLI, reports) open it read-only.
+
+    Reads go through one connection guarded by a lock, so a reader may be shared by threads.
+    ``busy_timeout_s`` is how long (seconds) to wait for another connection's lock.
+    """
+
+    def __init__(
+        self, path: Path | str, *, busy_timeout_s: float = 5.0, _writable: bool = False
+    ) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            if _writable:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
+                                       check_same_thread=False)
+            else:
+                if not self.path.is_file():
+                    raise JournalError(f"{self.path}: no journal there")
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                       timeout=busy_timeout_s, isolation_level=None,
+                                       check_same_thread=False)
+            self._conn = conn
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: cannot open the journal: {exc}") from exc
+        if version > JOURNAL_VERSION:
+            conn.close()
+            raise JournalError(f"{self.path}: journal layout {version} is newer than this "
+                               f"vasopilot understands ({JOURNAL_VERSION})")
+
+    def _query(self, sql: str, params: Iterable[object] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, tuple(params)).fetchall()
+            except sqlite3.Error as exc:
+                raise JournalError(f"{self.path}: {exc}") from exc
+
+    def _events(self, sql: str, params: Iterable[object] = ()) -> list[Event]:
+        return [_row_event(seq, payload) for seq, payload in self._query(sql, params)]
+
+    def last_seq(self) -> int:
+        """The highest sequence number written (0 for an empty journal)."""
+        return int(self._query("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0])
+
+    def tail(self, n: int = 20, kinds: set[str] | None = None) -> list[Event]:
+        """The last ``n`` events (of ``kinds`` if given), oldest first."""
+        where, params = _kind_filter(kinds)
+        rows = self._events(
+            f"SELECT seq, payload FROM events {where} ORDER BY seq DESC LIMIT ?", [*params, n])
+        rows.reverse()
+        return rows
+
+    def since(self, seq: int, limit: int | None = None) -> list[Event]:
+        """Events after ``seq``, oldest first, at most ``limit`` of them (for replay)."""
+        return self._events("SELECT seq, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                            [seq, -1 if limit is None else limit])
+
+    def iter_events(self, after_seq: int = 0, page: int = 1000) -> Iterator[Event]:
+        """Every event after ``after_seq`` in order, read a page at a time."""
+        while batch := self.since(after_seq, page):
+            yield from batch
+            seq = batch[-1].seq
+            assert seq is not None
+            after_seq = seq
+
+    def _last_of(self, kind: str, after_seq: int = 0) -> Event | None:
+        found = self._events("SELECT seq, payload FROM events WHERE kind = ? AND seq >= ? "
+                             "ORDER BY seq DESC LIMIT 1", [kind, after_seq])
+        return found[0] if found else None
+
+    def recovery(self) -> RecoveryState | None:
+        """The state to resume from, or ``None`` for an empty journal (see the module notes)."""
+        with self._lock:
+            last = self.tail(1)
+            if not last:
+                return None
+            run_rows = self._query(
+                "SELECT seq FROM events WHERE kind = 'run.started' "
+                "AND NOT json_extract(payload, '$.restarted') ORDER BY seq DESC LIMIT 1")
+            run_seq = int(run_rows[0][0]) if run_rows else 0
+            run = self._last_of("run.started", run_seq)
+            dose = self._last_of("dose.applied", run_seq)
+            mode_event = self._last_of("mode.changed", run_seq)
+            pump = self._last_of("pump.status", run_seq)
+            alarm_events = self._events(
+                "SELECT seq, payload FROM events WHERE kind IN (?, ?, ?) AND seq >= ? "
+                "ORDER BY seq", [*_ALARM_KINDS, run_seq])
+        assert run is None or isinstance(run, RunStarted)
+        assert dose is None or isinstance(dose, DoseApplied)
+        assert mode_event is None or isinstance(mode_event, ModeChanged)
+        assert pump is None or isinstance(pump, PumpStatusEvent)
+        # A run start names its mode too; whichever came last is the mode in force.
+        mode_sources = [e for e in (run, mode_event) if e is not None]
+        mode = max(mode_sources, key=lambda e: e.seq or 0).mode if mode_sources else None
+        end = last[0]
+        assert end.seq is not None and end.wall is not None
+        return RecoveryState(
+            last_seq=end.seq,
+            t_s=end.t_s,
+            wall=end.wall,
+            dose_mcg_min=dose.dose_mcg_min if dose else 0.0,
+            rate_ml_h=dose.rate_ml_h if dose else 0.0,
+            mode=mode,
+            run=run,
+            last_dose=dose,
+            pump=pump,
+            alarms=_replay_alarms(alarm_events),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _kind_filter(kinds: set[str] | None) -> tuple[str, list[str]]:
+    if not kinds:
+        return "", []
+    ordered = sorted(kinds)
+    return f"WHERE kind IN ({', '.join('?' for _ in ordered)})", ordered
+
+
+def _replay_alarms(events: Iterable[Event]) -> tuple[ActiveAlarm, ...]:
+    """Alarm events folded the way the alarm manager folds them: raise, escalate, ack, clear."""
+    active: dict[str, ActiveAlarm] = {}
+    for event in events:
+        if isinstance(event, AlarmRaised):
+            earlier = active.get(event.code)
+            active[event.code] = ActiveAlarm(
+                code=event.code, priority=event.priority, message=event.message,
+                raised_t_s=earlier.raised_t_s if earlier else event.t_s)
+        elif isinstance(event, AlarmAcknowledged) and event.code in active:
+            active[event.code] = active[event.code].model_copy(update={"acknowledged": True})
+        elif isinstance(event, AlarmCleared):
+            active.pop(event.code, None)
+    return tuple(active.values())
+
+
+class Journal(JournalReader):
+    """The writer: one per journal file, shared by the threads of one process.
+
+    ``clock`` stamps the wall label of events that have none and times the batching of
+    non-durable events (``flush_interval_s``, in clock seconds).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        clock: Clock,
+        *,
+        flush_interval_s: float = 5.0,
+        busy_timeout_s: float = 5.0,
+    ) -> None:
+        super().__init__(path, busy_timeout_s=busy_timeout_s, _writable=True)
+        self._clock = clock
+        self._flush_interval_s = flush_interval_s
+        self._pending_since_s: float | None = None
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(f"PRAGMA user_version={JOURNAL_VERSION}")
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise JournalError(f"{self.path}: cannot prepare the journal: {exc}") from exc
+
+    def append(self, event: Event) -> Event:
+        """Record ``event``; return it stamped with ``seq`` (and ``wall`` if it had none).
+
+        A durable event is on disk when this returns; if it cannot be, :class:`JournalError` is
+        raised and the caller must not act on the event.
+        """
+        if event.wall is None:
+            event = event.model_copy(update={"wall": self._clock.wall_label()})
+        payload = event.model_dump_json(exclude={"seq"})
+        with self._lock:
+            try:
+                if not self._conn.in_transaction:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                cursor = self._conn.execute(
+                    "INSERT INTO events (t_s, wall, kind, payload) VALUES (?, ?, ?, ?)",
+                    (event.t_s, event.wall, event.kind, payload))
+                seq = cursor.lastrowid
+                if event.durable:
+                    self._commit()
+                else:
+                    self._flush_if_due()
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise JournalError(f"{self.path}: could not record {event.kind}: {exc}") from exc
+        return event.model_copy(update={"seq": seq})
+
+    def flush(self) -> None:
+        """Commit any batched non-durable events now."""
+        with self._lock:
+            try:
+                self._commit()
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise JournalError(f"{self.path}: could not flush: {exc}") from exc
+
+    def flush_if_due(self) -> None:
+        """Commit batched events if the oldest is ``flush_interval_s`` old (call on a tick)."""
+        with self._lock:
+            try:
+                self._flush_if_due()
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise JournalError(f"{self.path}: could not flush: {exc}") from exc
+
+    def _flush_if_due(self) -> None:
+        if not self._conn.in_transaction:
+            return
+        now_s = self._clock.now_s()
+        if self._pending_since_s is None:
+            self._pending_since_s = now_s
+        if now_s - self._pending_since_s >= self._flush_interval_s:
+            self._commit()
+
+    def _commit(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("COMMIT")
+        self._pending_since_s = None
+
+    def _rollback(self) -> None:
+        self._pending_since_s = None
+        # If even the rollback fails the connection is unusable; the next append says so.
+        with contextlib.suppress(sqlite3.Error):
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._commit()
+            finally:
+                self._conn.close()
+
+
+def summary_line(event: Event) -> str:
+    """One human line saying what ``event`` is about (for ``vasopilot journal tail``)."""
+    match event:
+        case DoseRequested():
+            return (f"{event.requester} asks {event.dose_mcg_min:.2f} mcg/min: {event.reason}"
+                    + (" (soft limit confirmed)" if event.soft_limit_confirmed else ""))
+        case DoseApplied():
+            return (f"{event.previous_dose_mcg_min:.2f} -> {event.dose_mcg_min:.2f} mcg/min "
+                    f"({event.rate_ml_h:.3f} mL/h) by {event.requester}: {event.reason}")
+        case DoseRefused():
+            return (f"refused {event.requested_dose_mcg_min:.2f} mcg/min from {event.requester} "
+                    f"[{event.code}]: {event.reason}")
+        case AlarmRaised():
+            return f"{event.priority.upper()} {event.code}: {event.message}"
+        case AlarmAcknowledged():
+            return f"{event.code} acknowledged by {event.by}"
+        case AlarmSilenced():
+            return f"{event.code} silenced by {event.by} until t={event.until_t_s:.0f} s"
+        case AlarmCleared():
+            return f"{event.code} cleared"
+        case BeatSummary():
+            if event.map_mmhg is None:
+                return f"no MAP ({event.quality}, {event.beats} beats)"
+            hr = "" if event.hr_bpm is None else f", HR {event.hr_bpm:.0f}/min"
+            return f"MAP {event.map_mmhg:.0f} mmHg{hr}, {event.quality}, {event.beats} beats"
+        case PumpStatusEvent():
+            line = "" if event.line_pressure_mmhg is None else \
+                f", line {event.line_pressure_mmhg:.0f} mmHg"
+            uncertain = ", DELIVERY UNCERTAIN" if event.delivery_uncertain else ""
+            return (f"{event.state} {event.rate_ml_h:.3f} mL/h, {event.delivered_ml:.2f} mL "
+                    f"given, {event.syringe_remaining_ml:.2f} mL left{line}{uncertain}")
+        case OperatorAction():
+            return f"{event.action} by {event.by}" + (f": {event.detail}" if event.detail else "")
+        case Fault():
+            return f"{event.code}: {event.message}" + (f" ({event.detail})" if event.detail else "")
+        case ModeChanged():
+            return f"mode {event.mode} (by {event.by})"
+        case RunStarted():
+            extra = "".join(
+                f", {label} {value}" for label, value in
+                (("scenario", event.scenario), ("seed", event.seed)) if value is not None)
+            return (f"{'restart' if event.restarted else 'start'} of {event.rig_id} in "
+                    f"{event.mode}, target {event.target_map_mmhg:.0f} mmHg, lower limit "
+                    f"{event.lower_limit_mmhg:.0f} mmHg, {event.conc_mcg_ml:g} mcg/mL{extra}")

@@ -8,6 +8,7 @@ let the supervisor tick, let the control mode propose at its cadence, journal su
 from __future__ import annotations
 
 import asyncio
+import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -87,6 +88,7 @@ class RigLoop:
         self._timings = timings or LoopTimings()
         self._on_beat = on_beat
         self._window = _BeatWindow()
+        self._inbox: queue.SimpleQueue[Callable[[float], object]] = queue.SimpleQueue()
         self._next_control_s: float | None = None
         self._next_summary_s: float | None = None
         self._next_status_s: float | None = None
@@ -94,11 +96,21 @@ class RigLoop:
     def set_controller(self, controller: Controller) -> None:
         self.controller = controller
 
+    def submit(self, action: Callable[[float], object]) -> None:
+        """Run ``action(now_s)`` at the start of the next step, on the loop's thread.
+
+        This is how operator and remote commands reach the supervisor from other threads
+        (a terminal, MQTT) without racing the loop.
+        """
+        self._inbox.put(action)
+
     def step(self, now_s: float) -> SupervisorView:
         if self._next_control_s is None:
             self._next_control_s = now_s
             self._next_summary_s = now_s + self._timings.beat_summary_period_s
             self._next_status_s = now_s
+        while not self._inbox.empty():
+            self._inbox.get_nowait()(now_s)
         for beat in self._beats.read_beats():
             self.supervisor.on_beat(beat, now_s)
             self.controller.on_beat(beat)

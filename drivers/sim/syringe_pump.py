@@ -1,0 +1,468 @@
+"""Physics twin of a lead-screw syringe pump and its infusion line.
+
+The model (reference/pumps.md, "Stepper syringe pump mechanics"):
+
+* The motor moves the plunger in microsteps of ``volume_per_microstep_ul``; a requested rate is
+  run as an evenly spaced step train, so it is floored to the capability grid and then to a
+  step period that a 1 µs step timer can time (never rounded up).
+* Between motor and stopper sits a dead band of ``slack_ul`` (lead-screw backlash) plus the
+  rod-and-stopper compression needed before the rubber stopper breaks loose
+  (``takeup_mm`` of plunger travel). The band is crossed, with no fluid moving, after the first
+  start and after every reversal; a stopped pump keeps it taken up. This, not the line's
+  compliance, is what delays real flow by minutes at 1 mL/h with a 50 mL syringe.
+* Syringe and line store volume as pressure: C·dP/dt = q_stopper − q_out with
+  q_out = (P − P_down)/R while the line is open. An anti-reflux valve keeps q_out ≥ 0, so blood
+  never flows back into the line. Downstream is the vein (fixed ``venous_pressure_mmhg``) or,
+  after an infiltration, the tissue, whose pressure rises with the volume it receives
+  (C_tissue·dP_tissue/dt = q_out): at a constant rate the line pressure then drifts up above
+  its running baseline, which is what S9's pressure-trend detector looks for.
+* Occluded, q_out = 0 and the pressure climbs by pushed volume / C until the motor stalls at
+  ``stall_pressure_mmhg``.
+
+Every piece between two events (take-up done, valve opens or closes, syringe empty, back-off
+done, watchdog, stall) is solved in closed form, so one jump of a virtual clock gives the same
+state as many small ones, and a simulated day costs one short loop per call.
+
+Fault levers are on :attr:`SimSyringePump.faults`, never on the :class:`~vasopilot.core.
+interfaces.Pump` protocol; the line-signal twin is :class:`SimLineSignals`.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum, auto
+
+from vasopilot.core.clock import Clock
+from vasopilot.core.config import MechanicsSettings, SyringeSpec
+from vasopilot.core.errors import PumpConnectionError, PumpRefusedError, UncertainDeliveryError
+from vasopilot.core.types import (
+    HostLossBehaviour,
+    LineSignals,
+    PumpCapabilities,
+    PumpState,
+    PumpStatus,
+)
+from vasopilot.core.units import UL_PER_ML, bore_area_mm2, volume_per_microstep_ul
+
+SECONDS_PER_HOUR = 3600.0
+# Rates a host command carries; the step timer below is finer still at every usable rate.
+RATE_RESOLUTION_ML_H = 0.001
+STEP_TIMER_TICK_S = 1e-6
+# The slowest step train that still looks continuous: one microstep every 10 s.
+SLOWEST_STEP_PERIOD_S = 10.0
+# Plunger speed a small stepper on an M5 or T8 lead screw sustains with a full 50 mL syringe.
+MAX_PLUNGER_SPEED_MM_MIN = 3.0
+PA_PER_MMHG = 133.322
+# Below this the closed-form solution would divide by ~0; a line is never that stiff.
+MIN_COMPLIANCE_UL_PER_MMHG = 1e-3
+
+
+def _ul_s(rate_ml_h: float) -> float:
+    return rate_ml_h * UL_PER_ML / SECONDS_PER_HOUR
+
+
+def _ml_h(rate_ul_s: float) -> float:
+    return rate_ul_s * SECONDS_PER_HOUR / UL_PER_ML
+
+
+class _Event(Enum):
+    NONE = auto()
+    TAKEUP_DONE = auto()
+    VALVE = auto()
+    EMPTY = auto()
+    BACKOFF_DONE = auto()
+    WATCHDOG = auto()
+    STALL = auto()
+
+
+class PumpFaults:
+    """Fault levers of a :class:`SimSyringePump` (for tests and ``vasopilot sim`` fault plans)."""
+
+    def __init__(self, pump: SimSyringePump) -> None:
+        self._pump = pump
+
+    def occlude(self) -> None:
+        """Close the line downstream: nothing leaves it, pressure climbs with pushed volume."""
+        self._pump.advance()
+        self._pump._occluded = True
+
+    def clear_occlusion(self) -> None:
+        self._pump.advance()
+        self._pump._occluded = False
+
+    def infiltrate(self, tissue_compliance_ul_per_mmhg: float = 60.0) -> None:
+        """The cannula slips into tissue: flow no longer reaches the circulation, and tissue
+        pressure rises by 1 mmHg per ``tissue_compliance_ul_per_mmhg`` µL received (about
+        2 mmHg/min at 7.5 mL/h with the default)."""
+        if tissue_compliance_ul_per_mmhg <= 0:
+            raise ValueError("tissue compliance must be positive (µL/mmHg)")
+        self._pump.advance()
+        pump = self._pump
+        pump._tissue_compliance_ul_per_mmhg = tissue_compliance_ul_per_mmhg
+        pump._downstream_mmhg = pump.venous_pressure_mmhg
+
+    def resite(self) -> None:
+        """A new cannula in a vein: flow reaches the circulation again."""
+        self._pump.advance()
+        self._pump._tissue_compliance_ul_per_mmhg = None
+        self._pump._downstream_mmhg = self._pump.venous_pressure_mmhg
+
+    def stall(self) -> None:
+        """The motor stalls (mechanical jam): it stops stepping and raises alarm ``stall``."""
+        self._pump.advance()
+        self._pump._jammed = True
+        self._pump._raise_alarm("stall")
+
+    def clear_stall(self) -> None:
+        self._pump.advance()
+        self._pump._jammed = False
+
+    def drop_ack_next(self) -> None:
+        """The next command acts, but its read-back is lost (UncertainDeliveryError)."""
+        self._pump._drop_ack = True
+
+
+class SimSyringePump:
+    """A stepper syringe pump with its line, in simulated physics; satisfies ``Pump``.
+
+    Pressures in mmHg (gauge), rates in mL/h, volumes in mL or µL as named. ``fill_ml`` is the
+    volume drawn into the syringe (default: its nominal volume). With ``host_loss`` other than
+    KEEPS_RATE the pump stops when no command or heartbeat came for ``watchdog_timeout_s``.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        syringe: SyringeSpec,
+        mechanics: MechanicsSettings,
+        *,
+        fill_ml: float | None = None,
+        host_loss: HostLossBehaviour = HostLossBehaviour.KEEPS_RATE,
+        venous_pressure_mmhg: float = 8.0,
+        line_resistance_mmhg_per_ml_h: float = 0.5,
+        watchdog_timeout_s: float = 10.0,
+        takeup_mm: float = 0.1,
+        stall_pressure_mmhg: float = 1500.0,
+    ) -> None:
+        fill = syringe.volume_ml if fill_ml is None else fill_ml
+        if not 0 <= fill <= syringe.volume_ml:
+            raise ValueError(f"fill {fill} mL outside 0..{syringe.volume_ml} mL")
+        if line_resistance_mmhg_per_ml_h <= 0 or watchdog_timeout_s <= 0 or takeup_mm < 0:
+            raise ValueError("line resistance and watchdog timeout must be positive, "
+                             "take-up non-negative")
+        self._clock = clock
+        self.syringe = syringe
+        self.mechanics = mechanics
+        self.venous_pressure_mmhg = venous_pressure_mmhg
+        self.stall_pressure_mmhg = stall_pressure_mmhg
+        self.watchdog_timeout_s = watchdog_timeout_s
+        self.microstep_ul = volume_per_microstep_ul(
+            syringe.inner_diameter_mm, mechanics.lead_mm, mechanics.steps_per_rev,
+            mechanics.microsteps)
+        self.area_mm2 = bore_area_mm2(syringe.inner_diameter_mm)
+        self.band_ul = mechanics.slack_ul + takeup_mm * self.area_mm2
+        self._compliance = max(syringe.compliance_ul_per_mmhg, MIN_COMPLIANCE_UL_PER_MMHG)
+        # mmHg per (µL/s): the resistance in the units the integrator works in.
+        self._resistance = line_resistance_mmhg_per_ml_h * SECONDS_PER_HOUR / UL_PER_ML
+        max_rate_ml_h = self.area_mm2 * MAX_PLUNGER_SPEED_MM_MIN * 60.0 / UL_PER_ML
+        self._capabilities = PumpCapabilities(
+            min_rate_ml_h=_ml_h(self.microstep_ul / SLOWEST_STEP_PERIOD_S),
+            max_rate_ml_h=max_rate_ml_h,
+            resolution_ml_h=RATE_RESOLUTION_ML_H,
+            syringe_volume_ml=syringe.volume_ml,
+            host_loss=host_loss,
+        )
+        self.faults = PumpFaults(self)
+        self._fill_ul = fill * UL_PER_ML
+        self._t_s = clock.now_s()
+        self._last_contact_s = self._t_s
+        self._state = PumpState.STOPPED
+        self._alarm: str | None = None
+        self._rate_ul_s = 0.0
+        self._backoff_left_ul = 0.0
+        self._gap_ul = self.band_ul  # a freshly loaded syringe has the whole band to cross
+        self._forward_ul = 0.0
+        self._withdrawn_ul = 0.0
+        self._stopper_ul = 0.0  # net fluid volume the stopper has displaced
+        self._pressure_mmhg = venous_pressure_mmhg
+        self._downstream_mmhg = venous_pressure_mmhg
+        self._tissue_compliance_ul_per_mmhg: float | None = None
+        self._occluded = False
+        self._jammed = False
+        self._drop_ack = False
+        self._closed = False
+        self._outflow_ul = 0.0
+        self._tissue_ul = 0.0
+
+    # -- Pump protocol -------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> PumpCapabilities:
+        return self._capabilities
+
+    def set_rate(self, rate_ml_h: float) -> PumpStatus:
+        """Infuse at ``rate_ml_h`` (0 stops). Outside the pump's range: PumpRefusedError."""
+        self._command()
+        if rate_ml_h == 0:
+            return self._stop_and_ack()
+        caps = self._capabilities
+        if not caps.min_rate_ml_h <= rate_ml_h <= caps.max_rate_ml_h:
+            raise PumpRefusedError(
+                f"rate {rate_ml_h} mL/h outside {caps.min_rate_ml_h:.4f}–"
+                f"{caps.max_rate_ml_h:.1f} mL/h for {self.syringe.name}")
+        if self._alarm is not None:
+            raise PumpRefusedError(f"alarm {self._alarm!r} blocks starting until stopped")
+        if self._jammed or self._stopper_ul >= self._fill_ul:
+            raise PumpRefusedError("the motor is stalled" if self._jammed else "syringe empty")
+        self._rate_ul_s = self._step_train_ul_s(caps.deliverable_rate_ml_h(rate_ml_h))
+        self._state = PumpState.INFUSING
+        return self._ack()
+
+    def stop(self) -> PumpStatus:
+        """Stop the motor; also acknowledges an alarm whose cause has gone."""
+        self._command()
+        return self._stop_and_ack()
+
+    def back_off(self, volume_ul: float) -> PumpStatus:
+        """Withdraw ``volume_ul`` of fluid at the maximum rate (state BACKING_OFF until done).
+
+        The motor travels the dead band on top, as a firmware compensating backlash does, so
+        the stored volume really leaves the line.
+        """
+        self._command()
+        if volume_ul < 0:
+            raise ValueError(f"back-off volume must be non-negative, got {volume_ul} µL")
+        if self._jammed:
+            raise PumpRefusedError("the motor is stalled")
+        self._backoff_left_ul = volume_ul + (self.band_ul - self._gap_ul)
+        self._rate_ul_s = 0.0
+        self._state = PumpState.BACKING_OFF if self._backoff_left_ul > 0 else PumpState.STOPPED
+        return self._ack()
+
+    def status(self) -> PumpStatus:
+        self._command()
+        return self._status()
+
+    def heartbeat(self) -> None:
+        self._command()
+
+    def close(self) -> None:
+        self._closed = True
+
+    # -- the simulation's own view -------------------------------------------------------------
+
+    def advance(self) -> None:
+        """Integrate the physics up to the clock's present (no contact with the host)."""
+        self._advance_to(self._clock.now_s())
+
+    @property
+    def outflow_ml_h(self) -> float:
+        """Flow leaving the line into the circulation now (0 when occluded or infiltrated)."""
+        self.advance()
+        if self._occluded or self._tissue_compliance_ul_per_mmhg is not None:
+            return 0.0
+        return _ml_h(max(0.0, self._pressure_mmhg - self._downstream_mmhg) / self._resistance)
+
+    @property
+    def outflow_volume_ml(self) -> float:
+        """Cumulative volume that reached the circulation."""
+        self.advance()
+        return self._outflow_ul / UL_PER_ML
+
+    @property
+    def tissue_volume_ml(self) -> float:
+        """Cumulative volume infused into tissue after an infiltration."""
+        self.advance()
+        return self._tissue_ul / UL_PER_ML
+
+    @property
+    def line_pressure_mmhg(self) -> float:
+        self.advance()
+        return self._pressure_mmhg
+
+    @property
+    def stalled(self) -> bool:
+        return self._jammed
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _command(self) -> None:
+        if self._closed:
+            raise PumpConnectionError("the simulated pump was closed")
+        self._advance_to(self._clock.now_s())
+        self._last_contact_s = self._t_s
+
+    def _stop_and_ack(self) -> PumpStatus:
+        self._rate_ul_s = 0.0
+        self._backoff_left_ul = 0.0
+        if not self._jammed:
+            self._alarm = None
+        self._state = PumpState.ALARM if self._alarm is not None else PumpState.STOPPED
+        return self._ack()
+
+    def _ack(self) -> PumpStatus:
+        if self._drop_ack:
+            self._drop_ack = False
+            raise UncertainDeliveryError("the simulated pump acted but its reply was lost")
+        return self._status()
+
+    def _step_train_ul_s(self, rate_ml_h: float) -> float:
+        """The rate an evenly spaced step train runs at: period rounded up to a timer tick."""
+        period_s = self.microstep_ul / _ul_s(rate_ml_h)
+        ticks = math.ceil(period_s / STEP_TIMER_TICK_S - 1e-6)
+        return self.microstep_ul / (ticks * STEP_TIMER_TICK_S)
+
+    def _raise_alarm(self, alarm: str) -> None:
+        self._alarm = alarm
+        self._state = PumpState.ALARM
+        self._rate_ul_s = 0.0
+        self._backoff_left_ul = 0.0
+
+    def _status(self) -> PumpStatus:
+        running = self._state is PumpState.INFUSING
+        return PumpStatus(
+            t_s=self._t_s,
+            state=self._state,
+            rate_ml_h=_ml_h(self._rate_ul_s) if running else 0.0,
+            delivered_ml=math.floor(self._forward_ul / self.microstep_ul + 1e-9)
+            * self.microstep_ul / UL_PER_ML,
+            syringe_remaining_ml=max(0.0, self._fill_ul - self._stopper_ul) / UL_PER_ML,
+            line_pressure_mmhg=self._pressure_mmhg,
+            plunger_force_n=self._pressure_mmhg * PA_PER_MMHG * self.area_mm2 * 1e-6,
+            stalled=self._jammed,
+            end_of_travel=self._stopper_ul >= self._fill_ul,
+            alarm=self._alarm,
+        )
+
+    def _motor_ul_s(self) -> float:
+        if self._jammed:
+            return 0.0
+        if self._state is PumpState.INFUSING:
+            return self._rate_ul_s
+        if self._state is PumpState.BACKING_OFF:
+            return -_ul_s(self._capabilities.max_rate_ml_h)
+        return 0.0
+
+    def _advance_to(self, t_end_s: float) -> None:
+        while self._t_s < t_end_s:
+            self._piece(t_end_s - self._t_s)
+
+    def _piece(self, h_max: float) -> None:
+        """Integrate one piece of constant motor speed and regime, up to the next event."""
+        motor = self._motor_ul_s()
+        h, event = h_max, _Event.NONE
+
+        def soonest(t: float, e: _Event) -> None:
+            nonlocal h, event
+            if 0 <= t < h:
+                h, event = t, e
+
+        in_band = (motor > 0 and self._gap_ul > 0) or (motor < 0 and self._gap_ul < self.band_ul)
+        q = 0.0 if in_band else motor  # fluid volume rate the stopper displaces
+        if in_band:
+            soonest((self._gap_ul if motor > 0 else self.band_ul - self._gap_ul) / abs(motor),
+                    _Event.TAKEUP_DONE)
+        if motor < 0:
+            soonest(self._backoff_left_ul / -motor, _Event.BACKOFF_DONE)
+        if q > 0:
+            soonest((self._fill_ul - self._stopper_ul) / q, _Event.EMPTY)
+        if motor != 0 and self._capabilities.host_loss is not HostLossBehaviour.KEEPS_RATE:
+            soonest(self._last_contact_s + self.watchdog_timeout_s - self._t_s, _Event.WATCHDOG)
+
+        c = self._compliance
+        d0 = self._pressure_mmhg - self._downstream_mmhg
+        open_line = not self._occluded and (d0 > 0 or (d0 == 0 and q > 0))
+        c_tissue = self._tissue_compliance_ul_per_mmhg
+        if open_line:
+            # D = P − P_down relaxes to D_inf with tau; with a tissue downstream both pressures
+            # rise together, so the effective compliance is C in series with C_tissue.
+            c_eff = c if c_tissue is None else c * c_tissue / (c + c_tissue)
+            tau = self._resistance * c_eff
+            d_inf = q * tau / c
+            if q < 0:
+                soonest(tau * math.log((d0 - d_inf) / -d_inf), _Event.VALVE)
+            if q > 0 and c_tissue is None:
+                d_stall = self.stall_pressure_mmhg - self._downstream_mmhg
+                if d0 < d_stall < d_inf:
+                    soonest(tau * math.log((d_inf - d0) / (d_inf - d_stall)), _Event.STALL)
+            d1 = 0.0 if event is _Event.VALVE else d_inf + (d0 - d_inf) * math.exp(-h / tau)
+            ratio = 1.0 if c_tissue is None else 1.0 + c / c_tissue
+            out = (q * h - c * (d1 - d0)) / ratio
+            if c_tissue is None:
+                self._outflow_ul += out
+            else:
+                self._tissue_ul += out
+                self._downstream_mmhg += out / c_tissue
+            self._pressure_mmhg = self._downstream_mmhg + d1
+        else:
+            if q > 0 and not self._occluded and d0 < 0:
+                soonest(-d0 * c / q, _Event.VALVE)
+            if q > 0:
+                soonest((self.stall_pressure_mmhg - self._pressure_mmhg) * c / q, _Event.STALL)
+            self._pressure_mmhg = (self._downstream_mmhg if event is _Event.VALVE
+                                   else self._pressure_mmhg + q * h / c)
+
+        moved = motor * h
+        if motor > 0:
+            self._forward_ul += moved
+        else:
+            self._withdrawn_ul -= moved
+        if in_band:
+            self._gap_ul = min(self.band_ul, max(0.0, self._gap_ul - moved))
+        self._stopper_ul += q * h
+        if motor < 0:
+            self._backoff_left_ul = max(0.0, self._backoff_left_ul + moved)
+        self._t_s += h
+        self._apply(event)
+
+    def _apply(self, event: _Event) -> None:
+        if event is _Event.TAKEUP_DONE:
+            self._gap_ul = 0.0 if self._state is PumpState.INFUSING else self.band_ul
+        elif event is _Event.EMPTY:
+            self._stopper_ul = self._fill_ul
+            self._raise_alarm("empty")
+        elif event is _Event.BACKOFF_DONE:
+            self._backoff_left_ul = 0.0
+            self._state = PumpState.STOPPED
+        elif event is _Event.WATCHDOG:
+            if self._capabilities.host_loss is HostLossBehaviour.STOPS_AND_ALARMS:
+                self._raise_alarm("host-timeout")
+            else:
+                self._rate_ul_s = 0.0
+                self._backoff_left_ul = 0.0
+                self._state = PumpState.STOPPED
+        elif event is _Event.STALL:
+            self._jammed = True
+            self._raise_alarm("stall")
+
+
+class SimLineSignals:
+    """Line inputs of a :class:`SimSyringePump`'s line; satisfies ``LineSignalSource``.
+
+    The extravasation sensor is a lever (:meth:`trip_extravasation_sensor`); with
+    ``sensor_threshold_ml`` set it also trips by itself once that much went into tissue.
+    """
+
+    def __init__(self, pump: SimSyringePump, *, sensor_threshold_ml: float | None = None) -> None:
+        self._pump = pump
+        self._sensor_threshold_ml = sensor_threshold_ml
+        self._sensor_tripped = False
+
+    def trip_extravasation_sensor(self) -> None:
+        self._sensor_tripped = True
+
+    def clear_extravasation_sensor(self) -> None:
+        self._sensor_tripped = False
+
+    def read(self) -> LineSignals:
+        pump = self._pump
+        pump.advance()
+        threshold = self._sensor_threshold_ml
+        if threshold is not None and pump.tissue_volume_ml >= threshold:
+            self._sensor_tripped = True
+        return LineSignals(
+            t_s=pump._t_s,
+            line_pressure_mmhg=pump.line_pressure_mmhg,
+            stall=pump.stalled,
+            extravasation_sensor=self._sensor_tripped,
+        )

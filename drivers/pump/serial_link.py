@@ -1,0 +1,122 @@
+"""Port handling shared by the serial pump drivers: open by URL, read with timeouts, reconnect.
+
+A ``SerialLink`` may be shared by several pumps on one RS-232 line (New Era addresses 0-99);
+its lock keeps one request-reply exchange on the wire at a time. A failed read or write closes
+the port; the next exchange re-opens the same URL, so a pump whose USB adapter was unplugged and
+plugged back is found again without anyone touching its settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from types import TracebackType
+from typing import Protocol
+
+import serial
+
+from vasopilot.core.errors import PumpConnectionError
+
+
+class SerialPort(Protocol):
+    """What the link uses of a pyserial port (narrowed so tests can see the contract)."""
+
+    @property
+    def in_waiting(self) -> int: ...
+
+    def read(self, size: int = 1) -> bytes: ...
+
+    def write(self, data: bytes) -> int | None: ...
+
+    def reset_input_buffer(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SerialLink:
+    """One serial port by URL (``/dev/ttyUSB0``, a pty path, ``socket://``, ``loop://``).
+
+    ``timeout_s`` is the longest silence tolerated while a reply is still expected.
+    """
+
+    def __init__(self, url: str, *, baud: int, timeout_s: float) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout_s} s")
+        self.url = url
+        self.baud = baud
+        self.timeout_s = timeout_s
+        self.lock = threading.RLock()
+        self._port: SerialPort | None = None
+        self.reconnects = 0
+        self._ever_opened = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None
+
+    def open(self) -> None:
+        """Open the port if it is closed; raises :class:`PumpConnectionError` if it cannot."""
+        if self._port is not None:
+            return
+        try:
+            port: SerialPort = serial.serial_for_url(
+                self.url, baudrate=self.baud, bytesize=8, parity="N", stopbits=1,
+                timeout=self.timeout_s, write_timeout=self.timeout_s,
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise PumpConnectionError(f"cannot open pump port {self.url}: {exc}") from None
+        self._port = port
+        if self._ever_opened:
+            self.reconnects += 1
+        self._ever_opened = True
+
+    def close(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            # The port is being dropped because it already failed; closing may fail too.
+            with contextlib.suppress(serial.SerialException, OSError):
+                port.close()
+
+    def _fail(self, what: str, exc: BaseException) -> PumpConnectionError:
+        self.close()
+        return PumpConnectionError(f"pump port {self.url}: {what} failed ({exc}); "
+                                   "it will be re-opened on the next command")
+
+    def write(self, data: bytes) -> None:
+        self.open()
+        assert self._port is not None
+        try:
+            self._port.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise self._fail("write", exc) from None
+
+    def read_some(self) -> bytes:
+        """What has arrived, waiting at most ``timeout_s`` for the first byte (b"" on silence)."""
+        self.open()
+        assert self._port is not None
+        try:
+            waiting = self._port.in_waiting
+            return self._port.read(max(1, waiting))
+        except (serial.SerialException, OSError) as exc:
+            raise self._fail("read", exc) from None
+
+    def read_waiting(self) -> bytes:
+        """Only what has already arrived, without waiting."""
+        self.open()
+        assert self._port is not None
+        try:
+            waiting = self._port.in_waiting
+            return self._port.read(waiting) if waiting else b""
+        except (serial.SerialException, OSError) as exc:
+            raise self._fail("read", exc) from None
+
+    def __enter__(self) -> SerialLink:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

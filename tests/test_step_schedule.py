@@ -53,6 +53,15 @@ def test_stop_keeps_the_owed_fraction_for_the_restart() -> None:
     assert schedule.next_step_s() == pytest.approx(100.25)
 
 
+def test_halt_forgives_refused_steps() -> None:
+    schedule = StepSchedule()
+    schedule.set_rate(0.0, 10.0)
+    schedule.stop(50.0)
+    schedule.set_rate(60.0, 10.0)
+    assert schedule.take_due(60.0) == []
+    assert schedule.next_step_s() == pytest.approx(60.1)
+
+
 def test_direction_change_starts_a_fresh_run_and_moves_position_back() -> None:
     schedule = StepSchedule()
     schedule.set_rate(0.0, 2.0)

@@ -97,6 +97,15 @@ class StepSchedule:
         self._rate_hz = rate_hz
         self._stop_at = None if max_steps is None else self._issued + max_steps
 
+    def stop(self, t_s: float) -> None:
+        """Stop at ``t_s`` and forgive whatever is owed, so a restart begins a clean step.
+
+        Unlike ``set_rate(t_s, 0)`` nothing is carried over: after a halt, steps that were due
+        but not taken were refused (end of travel, stall), not late.
+        """
+        self.set_rate(t_s, 0.0, self._direction)
+        self._commanded0 = float(self._issued)
+
     def next_step_s(self) -> float | None:
         """When the next step is due (possibly in the past), or None if none is scheduled."""
         if self._rate_hz == 0 or self.run_complete:

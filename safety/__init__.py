@@ -4,7 +4,21 @@ Imports value types only (``vasopilot.core``); no I/O besides the pump it is han
 event sink it writes to before acting, and no clock: time is an argument.
 """
 
-from safety.alarms import AlarmCode, AlarmManager
-from safety.supervisor import Decision, EventSink, Supervisor, SupervisorView
+from safety.alarms import ALARM_PRIORITY, AlarmCode, AlarmManager
+from safety.occlusion import OcclusionDetector, OcclusionFinding
+from safety.resume import ResumeState
+from safety.supervisor import Decision, EventSink, StopReason, Supervisor, SupervisorView
 
-__all__ = ["AlarmCode", "AlarmManager", "Decision", "EventSink", "Supervisor", "SupervisorView"]
+__all__ = [
+    "ALARM_PRIORITY",
+    "AlarmCode",
+    "AlarmManager",
+    "Decision",
+    "EventSink",
+    "OcclusionDetector",
+    "OcclusionFinding",
+    "ResumeState",
+    "StopReason",
+    "Supervisor",
+    "SupervisorView",
+]

@@ -19,19 +19,39 @@ _RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2}
 
 
 class AlarmCode(StrEnum):
+    """Every alarm the supervisor raises; :data:`ALARM_PRIORITY` gives each one's priority."""
+
     MAP_STALE = "MAP_STALE"
+    MAP_LOW = "MAP_LOW"
     OCCLUSION = "OCCLUSION"
     EXTRAVASATION = "EXTRAVASATION"
     SYRINGE_NEAR_EMPTY = "SYRINGE_NEAR_EMPTY"
     SYRINGE_EMPTY = "SYRINGE_EMPTY"
-    OPERATOR_STOP = "OPERATOR_STOP"
+    CHANGEOVER = "CHANGEOVER"
     PUMP_FAULT = "PUMP_FAULT"
     PUMP_DISCONNECTED = "PUMP_DISCONNECTED"
     DELIVERY_UNCERTAIN = "DELIVERY_UNCERTAIN"
     HOST_TIMEOUT = "HOST_TIMEOUT"
     RESTARTED = "RESTARTED"
     HARD_LIMIT_REFUSED = "HARD_LIMIT_REFUSED"
-    MAP_LOW = "MAP_LOW"
+
+
+# MAP_STALE starts medium and escalates to high when the data stay untrusted (S5).
+ALARM_PRIORITY: dict[AlarmCode, Priority] = {
+    AlarmCode.MAP_STALE: Priority.MEDIUM,
+    AlarmCode.MAP_LOW: Priority.MEDIUM,
+    AlarmCode.OCCLUSION: Priority.HIGH,
+    AlarmCode.EXTRAVASATION: Priority.HIGH,
+    AlarmCode.SYRINGE_NEAR_EMPTY: Priority.MEDIUM,
+    AlarmCode.SYRINGE_EMPTY: Priority.HIGH,
+    AlarmCode.CHANGEOVER: Priority.LOW,
+    AlarmCode.PUMP_FAULT: Priority.HIGH,
+    AlarmCode.PUMP_DISCONNECTED: Priority.HIGH,
+    AlarmCode.DELIVERY_UNCERTAIN: Priority.MEDIUM,
+    AlarmCode.HOST_TIMEOUT: Priority.HIGH,
+    AlarmCode.RESTARTED: Priority.LOW,
+    AlarmCode.HARD_LIMIT_REFUSED: Priority.LOW,
+}
 
 
 @dataclass
@@ -68,12 +88,17 @@ class AlarmManager:
         return self._alarms.get(code)
 
     def raise_alarm(
-        self, code: str, priority: Priority, message: str, now_s: float
+        self, code: str, priority: Priority, message: str, now_s: float, *, momentary: bool = False
     ) -> list[AlarmEvent]:
-        """Raise (or re-assert) an alarm; a re-raise at higher priority escalates it."""
+        """Raise (or re-assert) an alarm; a re-raise at higher priority escalates it.
+
+        A ``momentary`` alarm reports something that happened rather than a lasting condition
+        (a refusal, a restart, a changeover): its cause is over at once, so it stays until
+        acknowledged and then clears.
+        """
         alarm = self._alarms.get(code)
         if alarm is not None:
-            alarm.cause_active = True
+            alarm.cause_active = alarm.cause_active or not momentary
             if _RANK[priority] <= _RANK[alarm.priority]:
                 return []
             alarm.priority = priority
@@ -81,7 +106,8 @@ class AlarmManager:
             alarm.acknowledged = False
             alarm.silenced_until_t_s = None
         else:
-            self._alarms[code] = Alarm(code, priority, message, now_s)
+            self._alarms[code] = Alarm(code, priority, message, now_s,
+                                       cause_active=not momentary)
         return [AlarmRaised(t_s=now_s, code=code, priority=priority, message=message)]
 
     def cause_gone(self, code: str, now_s: float) -> list[AlarmEvent]:

@@ -1,0 +1,73 @@
+"""Weaning policy (S7), run by the supervisor so that no controller can hurry it.
+
+Steps down by ``step_mcg_min`` only when MAP has stayed at or above target, on trusted data,
+for a whole ``interval_s`` since the last step; a MAP below target restarts that interval
+(a pause); a MAP below the lower limit returns to the last dose that held the target. The last
+step lands on zero from at most one step above it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_EPS_MCG_MIN = 1e-9
+
+
+@dataclass(frozen=True)
+class WeanStep:
+    dose_mcg_min: float
+    reason: str
+
+
+class WeaningPolicy:
+    def __init__(
+        self,
+        step_mcg_min: float,
+        interval_s: float,
+        target_map_mmhg: float,
+        lower_limit_mmhg: float,
+    ) -> None:
+        self._step_mcg_min = step_mcg_min
+        self._interval_s = interval_s
+        self._target_mmhg = target_map_mmhg
+        self._lower_mmhg = lower_limit_mmhg
+        self.active = False
+        self._last_step_t_s = 0.0
+        self._unproven_t_s: float | None = None
+        self._held_dose_mcg_min = 0.0
+
+    def start(self, dose_mcg_min: float, now_s: float) -> None:
+        self.active = True
+        self._last_step_t_s = now_s
+        self._unproven_t_s = None
+        self._held_dose_mcg_min = dose_mcg_min
+
+    def stop(self) -> None:
+        self.active = False
+
+    def next_step(
+        self, dose_mcg_min: float, map_mmhg: float | None, now_s: float
+    ) -> WeanStep | None:
+        """The step due at ``now_s``; ``map_mmhg`` is the trusted MAP or ``None`` if stale."""
+        if not self.active:
+            return None
+        if map_mmhg is None or map_mmhg < self._target_mmhg:
+            self._unproven_t_s = now_s
+        if map_mmhg is not None and map_mmhg < self._lower_mmhg:
+            held = self._held_dose_mcg_min
+            if held > dose_mcg_min + _EPS_MCG_MIN:
+                return WeanStep(held, f"weaning: MAP {map_mmhg:.0f} mmHg is below the lower "
+                                      f"limit of {self._lower_mmhg:.0f} mmHg: back to "
+                                      f"{held:.2f} mcg/min, the last dose that held the target")
+            return None
+        quiet_since_s = max(self._last_step_t_s, self._unproven_t_s or self._last_step_t_s)
+        if now_s - quiet_since_s < self._interval_s:
+            return None
+        self._held_dose_mcg_min = dose_mcg_min
+        self._last_step_t_s = now_s
+        lower = dose_mcg_min - self._step_mcg_min
+        if lower <= _EPS_MCG_MIN:
+            self.active = False
+            return WeanStep(0.0, f"weaning: final step from {dose_mcg_min:.2f} mcg/min to zero")
+        return WeanStep(lower, f"weaning: MAP held the target for {self._interval_s:.0f} s: "
+                               f"{dose_mcg_min:.2f} -> {lower:.2f} mcg/min")

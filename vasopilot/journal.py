@@ -189,6 +189,13 @@ class JournalReader:
             assert seq is not None
             after_seq = seq
 
+    def current_run_seq(self) -> int:
+        """The seq of the last ``RunStarted`` that is not a restart (0 if there is none)."""
+        rows = self._query(
+            "SELECT seq FROM events WHERE kind = 'run.started' "
+            "AND NOT json_extract(payload, '$.restarted') ORDER BY seq DESC LIMIT 1")
+        return int(rows[0][0]) if rows else 0
+
     def _last_of(self, kind: str, after_seq: int = 0) -> Event | None:
         found = self._events("SELECT seq, payload FROM events WHERE kind = ? AND seq >= ? "
                              "ORDER BY seq DESC LIMIT 1", [kind, after_seq])
@@ -200,10 +207,7 @@ class JournalReader:
             last = self.tail(1)
             if not last:
                 return None
-            run_rows = self._query(
-                "SELECT seq FROM events WHERE kind = 'run.started' "
-                "AND NOT json_extract(payload, '$.restarted') ORDER BY seq DESC LIMIT 1")
-            run_seq = int(run_rows[0][0]) if run_rows else 0
+            run_seq = self.current_run_seq()
             run = self._last_of("run.started", run_seq)
             dose = self._last_of("dose.applied", run_seq)
             mode_event = self._last_of("mode.changed", run_seq)

@@ -372,7 +372,7 @@ class Journal(JournalReader):
     def close(self) -> None:
         with self._lock:
             try:
-                self._commit()
+                self.flush()
             finally:
                 self._conn.close()
 

@@ -135,7 +135,7 @@ def beat(t_s: float, map_mmhg: float = 70.0, quality: str = "good") -> Beat:
                 hr_bpm=80.0, quality=quality)
 
 
-def feed(supervisor: Supervisor, t0_s: float, t1_s: float, map_mmhg: float = 70.0,
+def feed(supervisor: Supervisor, t0_s: float, t1_s: float, *, map_mmhg: float = 70.0,
          quality: str = "good", pump: MockPump | None = None) -> float:
     """One beat and one tick per second from ``t0_s`` (exclusive) to ``t1_s``; returns t1_s."""
     t_s = t0_s

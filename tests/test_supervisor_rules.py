@@ -197,7 +197,7 @@ def test_backs_off_after_occlusion_and_needs_an_operator() -> None:
 
 
 def test_stall_signal_stops_as_an_occlusion() -> None:
-    supervisor, pump, _ = running(10.0)
+    supervisor, _, _ = running(10.0)
     supervisor.on_line_signals(LineSignals(t_s=START_S + 1, stall=True), START_S + 1)
     assert supervisor.view().stop_reason == StopReason.OCCLUSION
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 
+from vasopilot.core.units import UL_PER_ML, bore_area_mm2
+
 STX = 0x02
 ETX = 0x03
 CR = 0x0D
@@ -169,6 +171,18 @@ def rate_in_unit(rate_ml_h: float, unit: RateUnit) -> str:
 def volume_unit_for(diameter_mm: float) -> VolumeUnit:
     """The pump counts volume in µL up to a 14.00 mm bore and in mL above."""
     return VolumeUnit.UL if diameter_mm <= 14.0 else VolumeUnit.ML
+
+
+# Plunger speed limits of the NE-1000 (manual, specifications).
+MIN_PLUNGER_MM_H = 0.04205
+MAX_PLUNGER_MM_MIN = 51.005
+
+
+def rate_limits_ml_h(diameter_mm: float) -> tuple[float, float]:
+    """The NE-1000's slowest and fastest rate for a bore, in mL/h (plunger limits x area)."""
+    area_mm2 = bore_area_mm2(diameter_mm)
+    return (area_mm2 * MIN_PLUNGER_MM_H / UL_PER_ML,
+            area_mm2 * MAX_PLUNGER_MM_MIN * 60.0 / UL_PER_ML)
 
 
 # -- safe-mode packets --------------------------------------------------------------------------

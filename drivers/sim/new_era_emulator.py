@@ -30,28 +30,19 @@ from drivers.pump.new_era_codec import (
     VolumeUnit,
     format_number,
     parse_number,
+    rate_limits_ml_h,
     volume_unit_for,
 )
 from vasopilot.core.clock import Clock
 from vasopilot.core.errors import PumpError
 from vasopilot.core.interfaces import Pump
 from vasopilot.core.types import PumpState
-from vasopilot.core.units import UL_PER_ML, bore_area_mm2
+from vasopilot.core.units import UL_PER_ML
 
 FIRMWARE = "NE1000V3.928"
-# Plunger speed limits of the NE-1000 (manual, specifications).
-MIN_PLUNGER_MM_H = 0.04205
-MAX_PLUNGER_MM_MIN = 51.005
 MIN_DIAMETER_MM = 0.1
 MAX_DIAMETER_MM = 50.0
 MAX_SAFE_TIMEOUT_S = 255
-
-
-def rate_limits_ml_h(diameter_mm: float) -> tuple[float, float]:
-    """The NE-1000's slowest and fastest rate for a bore, in mL/h."""
-    area_mm2 = bore_area_mm2(diameter_mm)
-    return (area_mm2 * MIN_PLUNGER_MM_H / UL_PER_ML,
-            area_mm2 * MAX_PLUNGER_MM_MIN * 60.0 / UL_PER_ML)
 
 
 def _effective_limits_ml_h(diameter_mm: float, physics: Pump) -> tuple[float, float]:

@@ -1,0 +1,465 @@
+"""The New Era NE-1000 family (also WPI Aladdin, Landgraf LA) as a :class:`Pump`.
+
+A :class:`NewEraLine` is one RS-232 line with up to 100 pumps on it; it carries one request
+and its reply at a time and keeps unsolicited safe-mode alarm packets for the pump they name.
+A :class:`NewEraPump` is one address on a line: it sets the diameter and the rate (in the unit
+with the best resolution), starts, changes rate while infusing, stops, backs off, reads the
+dispensed volume, and verifies every rate change by reading it back.
+
+Safe mode (``safe_mode_timeout_s`` > 0): every packet is CRC-framed and the pump stops with
+alarm ``T`` when the host is silent for the timeout, so :meth:`NewEraPump.heartbeat` sends a
+status query once half the timeout has passed without an exchange (S12: host loss stops the
+pump and alarms). In basic mode the pump keeps its last rate if the host dies.
+
+Errors: a port that cannot be opened or a pump that does not answer raises
+:class:`PumpConnectionError`; garbage, a half reply or a reply from the wrong address raises
+:class:`PumpCommunicationError`; ``?``-errors raise :class:`NewEraRefusedError` and alarm
+replies :class:`NewEraAlarmError` (both :class:`PumpRefusedError`). When a command that changes
+the pump's state was sent but its reply was lost, :class:`UncertainDeliveryError` is raised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from drivers.pump.new_era_codec import (
+    CodecError,
+    Garbage,
+    NewEraAlarm,
+    NewEraError,
+    NewEraReply,
+    NewEraStatus,
+    RateUnit,
+    ReplyDecoder,
+    VolumeUnit,
+    best_rate_unit,
+    encode_request,
+    format_number,
+    parse_number,
+    rate_in_unit,
+    rate_limits_ml_h,
+    resolution_in_unit,
+    volume_unit_for,
+)
+from drivers.pump.serial_link import SerialLink
+from vasopilot.core.clock import Clock
+from vasopilot.core.config import SyringeSpec
+from vasopilot.core.errors import (
+    PumpCommunicationError,
+    PumpConnectionError,
+    PumpRefusedError,
+    UncertainDeliveryError,
+)
+from vasopilot.core.types import HostLossBehaviour, PumpCapabilities, PumpState, PumpStatus
+from vasopilot.core.units import UL_PER_ML
+
+DEFAULT_TIMEOUT_S = 0.5
+# More than a few frames' worth of bytes without our reply means the line is babbling.
+MAX_REPLY_BYTES = 512
+# Back-off withdraws this fast (capped by the pump's limit): a stored bolus of a few hundred
+# µL leaves the line in seconds without a suction spike.
+BACK_OFF_RATE_ML_H = 60.0
+# A stall with less than this left in the syringe is the plunger at the end of its travel.
+END_OF_TRAVEL_MARGIN_ML = 0.1
+_RUNNING = (NewEraStatus.INFUSING, NewEraStatus.PURGING)
+_RAT = re.compile(r"^([\d.]+)(UM|MM|UH|MH)$")
+_DIS = re.compile(r"^I([\d.]+)W([\d.]+)(UL|ML)$")
+_ALARM_NAMES = {
+    NewEraAlarm.RESET: "power-loss",
+    NewEraAlarm.STALL: "stall",
+    NewEraAlarm.SAFE_MODE_TIMEOUT: "host-timeout",
+    NewEraAlarm.PROGRAM_ERROR: "program-error",
+    NewEraAlarm.PHASE_OUT_OF_RANGE: "phase-out-of-range",
+}
+
+
+class NewEraRefusedError(PumpRefusedError):
+    """The pump answered a command with an error (``?``, ``?NA``, ``?OOR``, ``?COM``, ``?IGN``)."""
+
+    def __init__(self, command: str, error: NewEraError) -> None:
+        self.command = command
+        self.error = error
+        super().__init__(f"pump refused {command!r}: ?{error.value} ({error.name.lower()})")
+
+
+class NewEraAlarmError(PumpRefusedError):
+    """A command met an alarm (``A?R``, ``A?S``, ``A?T``...): the reply acknowledged the alarm
+    and the command was not carried out."""
+
+    def __init__(self, command: str, alarm: NewEraAlarm) -> None:
+        self.command = command
+        self.alarm = alarm
+        super().__init__(f"pump answered {command!r} with alarm A?{alarm.value} "
+                         f"({_ALARM_NAMES[alarm]}); the command was not carried out")
+
+
+class NewEraLine:
+    """One serial line to NE-1000 pumps: request/reply exchanges and unsolicited alarms."""
+
+    def __init__(self, port_url: str, *, baud: int = 19200,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.link = SerialLink(port_url, baud=baud, timeout_s=timeout_s)
+        self._decoder = ReplyDecoder()
+        self._unsolicited: dict[int, list[NewEraAlarm]] = {}
+
+    @property
+    def url(self) -> str:
+        return self.link.url
+
+    def take_unsolicited(self, address: int) -> list[NewEraAlarm]:
+        """Alarm packets the pump at ``address`` sent on its own since the last call."""
+        return self._unsolicited.pop(address, [])
+
+    def exchange(self, address: int, command: str, *, safe: bool) -> NewEraReply:
+        """Send ``command`` to ``address`` and return its reply (which may be an alarm)."""
+        with self.link.lock:
+            self._drain()
+            self.link.write(encode_request(address, command, safe=safe))
+            return self._read_reply(address, command)
+
+    def _drain(self) -> None:
+        """Keep what arrived unasked (safe-mode alarm packets); drop half frames and noise."""
+        for item in self._decoder.feed(self.link.read_waiting()):
+            if isinstance(item, NewEraReply) and item.alarm is not None:
+                self._unsolicited.setdefault(item.address, []).append(item.alarm)
+        self._decoder.clear()
+
+    def _read_reply(self, address: int, command: str) -> NewEraReply:
+        garbage: list[Garbage] = []
+        received = 0
+        while received <= MAX_REPLY_BYTES:
+            chunk = self.link.read_some()
+            if not chunk:
+                pending = self._decoder.pending
+                self._decoder.clear()
+                if pending:
+                    raise PumpCommunicationError(
+                        f"half a reply to {command!r} from pump {address} on {self.url}: "
+                        f"{pending!r} then silence for {self.link.timeout_s} s")
+                noise = f" (only garbage: {garbage[0].raw!r})" if garbage else ""
+                raise PumpConnectionError(f"no reply to {command!r} from pump {address} on "
+                                          f"{self.url} within {self.link.timeout_s} s{noise}")
+            received += len(chunk)
+            for item in self._decoder.feed(chunk):
+                if isinstance(item, Garbage):
+                    garbage.append(item)
+                elif item.address != address:
+                    if item.alarm is not None and item.safe:
+                        # Another pump on the line raising an alarm on its own.
+                        self._unsolicited.setdefault(item.address, []).append(item.alarm)
+                        continue
+                    raise PumpCommunicationError(
+                        f"reply to {command!r} came from address {item.address:02d}, "
+                        f"expected {address:02d}")
+                elif garbage:
+                    raise PumpCommunicationError(
+                        f"garbage before the reply to {command!r}: {garbage[0].raw!r} "
+                        f"({garbage[0].reason})")
+                else:
+                    return item
+        raise PumpCommunicationError(f"more than {MAX_REPLY_BYTES} bytes without a reply to "
+                                     f"{command!r} on {self.url}")
+
+    def close(self) -> None:
+        self.link.close()
+
+
+class NewEraPump:
+    """One NE-1000 at ``address`` (0-99). Rates in mL/h, volumes in µL or mL as named.
+
+    ``fill_ml`` is the volume drawn into the syringe (default: the syringe's nominal volume);
+    it turns the dispensed counters into ``syringe_remaining_ml``. Pass ``line`` to share one
+    port between several pumps. The constructor connects, acknowledges the power-up alarm,
+    selects the mode (``SAF`` framed, as the pump accepts in either mode) and sets the diameter
+    if the pump is stopped; it never changes a running pump's rate.
+    """
+
+    def __init__(
+        self,
+        port_url: str,
+        *,
+        clock: Clock,
+        syringe: SyringeSpec,
+        address: int = 0,
+        baud: int = 19200,
+        safe_mode_timeout_s: int = 0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        fill_ml: float | None = None,
+        line: NewEraLine | None = None,
+    ) -> None:
+        if not 0 <= address <= 99:
+            raise ValueError(f"NE-1000 address must be 0-99, got {address}")
+        if not 0 <= safe_mode_timeout_s <= 255:
+            raise ValueError(f"safe-mode timeout must be 0-255 s, got {safe_mode_timeout_s}")
+        if line is not None and line.url != port_url:
+            raise ValueError(f"line {line.url} is not port {port_url}")
+        self._line = line or NewEraLine(port_url, baud=baud, timeout_s=timeout_s)
+        self._clock = clock
+        self.syringe = syringe
+        self.address = address
+        self.safe_mode_timeout_s = safe_mode_timeout_s
+        self._fill_ml = syringe.volume_ml if fill_ml is None else fill_ml
+        self._min_ml_h, self._max_ml_h = rate_limits_ml_h(syringe.inner_diameter_mm)
+        self._last_exchange_t_s = clock.now_s()
+        self._alarm: NewEraAlarm | None = None
+        self._motion = NewEraStatus.STOPPED
+        self._rate_value = 0.0
+        self._rate_unit = RateUnit.ML_H
+        self._restore_infuse = False
+        self._sent_change = False
+        self._connect()
+
+    # -- Pump protocol ---------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> PumpCapabilities:
+        """Limits from the plunger speeds and the bore; resolution of the number format at the
+        rate now set (0.001 mL/h before any rate)."""
+        rate_ml_h = self._rate_value * self._rate_unit.ml_h
+        resolution_ml_h = (resolution_in_unit(self._rate_value) * self._rate_unit.ml_h
+                           if rate_ml_h > 0 else 0.001)
+        return PumpCapabilities(
+            min_rate_ml_h=self._min_ml_h,
+            max_rate_ml_h=self._max_ml_h,
+            resolution_ml_h=resolution_ml_h,
+            syringe_volume_ml=self.syringe.volume_ml,
+            host_loss=(HostLossBehaviour.STOPS_AND_ALARMS if self.safe_mode_timeout_s
+                       else HostLossBehaviour.KEEPS_RATE),
+        )
+
+    def set_rate(self, rate_ml_h: float) -> PumpStatus:
+        """Infuse at ``rate_ml_h`` (rounded down to the number format), starting if stopped.
+
+        A pending alarm is acknowledged but the pump is not restarted behind the supervisor's
+        back: :class:`NewEraAlarmError` tells it what the pump had to say.
+        """
+        if rate_ml_h <= 0:
+            return self.stop()
+        with self._changing(f"set rate {rate_ml_h} mL/h"):
+            self._ask("")
+            if self._motion in _RUNNING:
+                text, unit = self._running_rate(rate_ml_h)
+            else:
+                text, unit = self._start(rate_ml_h)
+            self._verify_rate(text, unit)
+            if self._motion not in _RUNNING:
+                raise PumpRefusedError(f"pump {self.address} did not start (status "
+                                       f"{self._motion.name.lower()})")
+        self._alarm = None
+        return self.status()
+
+    def stop(self) -> PumpStatus:
+        """Stop (``STP`` pauses, a second ``STP`` stops); an alarm met on the way is kept."""
+        with self._changing("stop"):
+            self._stop_fully()
+        return self.status()
+
+    def back_off(self, volume_ul: float) -> PumpStatus:
+        """Withdraw ``volume_ul`` (DIR WDR, VOL, RUN); infusion direction is restored once the
+        withdrawal is over, on the next status read or start."""
+        if volume_ul < 0:
+            raise ValueError(f"back-off volume must be non-negative, got {volume_ul} µL")
+        unit = volume_unit_for(self.syringe.inner_diameter_mm)
+        scale = 1.0 if unit is VolumeUnit.UL else 1.0 / UL_PER_ML
+        volume_text = format_number(volume_ul * scale)
+        if parse_number(volume_text) <= 0:
+            # VOL 0 would mean "no limit": a withdrawal to the end of the barrel.
+            return self.status()
+        with self._changing(f"back off {volume_ul} µL"):
+            self._stop_fully()
+            rate_ml_h = min(BACK_OFF_RATE_ML_H, self._max_ml_h)
+            rate_unit = best_rate_unit(rate_ml_h)
+            self._restore_infuse = True
+            self._ask("DIR WDR", changes=True)
+            self._ask(f"VOL {unit.value}", changes=True)
+            self._ask(f"VOL {volume_text}", changes=True)
+            self._ask(f"RAT {rate_in_unit(rate_ml_h, rate_unit)} {rate_unit.value}", changes=True)
+            self._ask("RUN", changes=True)
+        return self.status()
+
+    def status(self) -> PumpStatus:
+        """The pump's state, rate and dispensed volume as it reports them now."""
+        dis = self._query("DIS")
+        rat = self._query("RAT")
+        if self._restore_infuse and self._motion not in (*_RUNNING, NewEraStatus.WITHDRAWING):
+            with self._changing("restore infusion direction"):
+                self._stop_fully()
+                self._ask("DIR INF", changes=True)
+                self._ask("VOL 0", changes=True)
+            self._restore_infuse = False
+        self._rate_value, self._rate_unit = _parse_rate(rat.data)
+        infused, withdrawn = _parse_dis(dis.data)
+        delivered_ml = infused - withdrawn
+        remaining_ml = max(0.0, self._fill_ml - delivered_ml)
+        stall = self._alarm is NewEraAlarm.STALL
+        end_of_travel = stall and remaining_ml <= END_OF_TRAVEL_MARGIN_ML
+        running = self._motion in _RUNNING
+        return PumpStatus(
+            t_s=self._clock.now_s(),
+            state=self._state(),
+            rate_ml_h=self._rate_value * self._rate_unit.ml_h if running else 0.0,
+            delivered_ml=delivered_ml,
+            syringe_remaining_ml=remaining_ml,
+            stalled=stall and not end_of_travel,
+            end_of_travel=end_of_travel,
+            alarm=None if self._alarm is None else _ALARM_NAMES[self._alarm],
+        )
+
+    def heartbeat(self) -> None:
+        """In safe mode, a status query once half the timeout passed without an exchange."""
+        if not self.safe_mode_timeout_s:
+            return
+        if self._clock.now_s() - self._last_exchange_t_s >= self.safe_mode_timeout_s / 2:
+            self._query("")
+
+    def close(self) -> None:
+        self._line.close()
+
+    # -- what it takes ---------------------------------------------------------------------------
+
+    @property
+    def alarm(self) -> NewEraAlarm | None:
+        """The alarm the pump last reported, kept until the next successful start."""
+        return self._alarm
+
+    def _state(self) -> PumpState:
+        if self._alarm is not None and self._motion not in _RUNNING:
+            return PumpState.ALARM
+        if self._motion in _RUNNING:
+            return PumpState.INFUSING
+        if self._motion is NewEraStatus.WITHDRAWING:
+            return PumpState.BACKING_OFF
+        return PumpState.STOPPED
+
+    def _connect(self) -> None:
+        try:
+            self._ask(f"SAF{self.safe_mode_timeout_s}", framed=True)
+        except NewEraAlarmError as exc:
+            # The first command after power-up meets A?R; answering it acknowledged it.
+            if exc.alarm is not NewEraAlarm.RESET:
+                self._alarm = exc.alarm
+            self._ask(f"SAF{self.safe_mode_timeout_s}", framed=True)
+        diameter_mm = _number(self._query("DIA").data, "diameter")
+        wanted = format_number(self.syringe.inner_diameter_mm)
+        if parse_number(wanted) != diameter_mm:
+            if self._motion in _RUNNING:
+                raise PumpRefusedError(
+                    f"pump {self.address} is running with a {diameter_mm} mm bore; "
+                    f"{self.syringe.name} needs {wanted} mm: stop it at the pump first")
+            self._ask(f"DIA {wanted}", changes=True)
+        self._rate_value, self._rate_unit = _parse_rate(self._query("RAT").data)
+
+    def _ask(self, command: str, *, changes: bool = False, framed: bool = False) -> NewEraReply:
+        """One exchange; raises on alarm and error replies."""
+        if changes:
+            self._sent_change = True
+        safe = framed or self.safe_mode_timeout_s > 0
+        reply = self._line.exchange(self.address, command, safe=safe)
+        self._last_exchange_t_s = self._clock.now_s()
+        for alarm in self._line.take_unsolicited(self.address):
+            # Unsolicited packets do not acknowledge; the next reply will carry the alarm too.
+            self._alarm = alarm
+        if reply.alarm is not None:
+            self._alarm = reply.alarm
+            self._motion = NewEraStatus.STOPPED
+            raise NewEraAlarmError(command, reply.alarm)
+        self._motion = reply.status
+        if reply.error is not None:
+            raise NewEraRefusedError(command, reply.error)
+        return reply
+
+    def _query(self, command: str) -> NewEraReply:
+        """A query; an alarm reply is noted and the query asked again (the alarm is now
+        acknowledged)."""
+        try:
+            return self._ask(command)
+        except NewEraAlarmError:
+            return self._ask(command)
+
+    @contextmanager
+    def _changing(self, what: str) -> Iterator[None]:
+        """Turn a lost reply into :class:`UncertainDeliveryError` once a change was sent."""
+        self._sent_change = False
+        try:
+            yield
+        except (PumpConnectionError, PumpCommunicationError) as exc:
+            if self._sent_change:
+                raise UncertainDeliveryError(
+                    f"{what}: sent to pump {self.address} but its reply was lost ({exc})"
+                ) from exc
+            raise
+
+    def _stop_fully(self) -> None:
+        for _ in range(3):
+            try:
+                self._ask("STP", changes=True)
+            except NewEraAlarmError:
+                continue  # the alarm stopped the motor; the next STP gets a plain reply
+            if self._motion is NewEraStatus.STOPPED:
+                return
+        if self._motion is not NewEraStatus.STOPPED:
+            raise PumpRefusedError(f"pump {self.address} did not stop "
+                                   f"(status {self._motion.name.lower()})")
+
+    def _start(self, rate_ml_h: float) -> tuple[str, RateUnit]:
+        if self._motion is NewEraStatus.PAUSED or self._restore_infuse:
+            self._stop_fully()
+        if self._restore_infuse:
+            self._ask("DIR INF", changes=True)
+            self._ask("VOL 0", changes=True)
+            self._restore_infuse = False
+        unit = best_rate_unit(rate_ml_h)
+        text = rate_in_unit(rate_ml_h, unit)
+        self._ask(f"RAT {text} {unit.value}", changes=True)
+        self._ask("RUN", changes=True)
+        return text, unit
+
+    def _running_rate(self, rate_ml_h: float) -> tuple[str, RateUnit]:
+        """Change the rate of a running pump: the bare number when it fits the unit in use;
+        otherwise pause, change the unit and run on (units cannot change while pumping)."""
+        unit = self._rate_unit
+        value = rate_ml_h / unit.ml_h
+        if value < 10000 and parse_number(rate_in_unit(rate_ml_h, unit)) > 0:
+            text = rate_in_unit(rate_ml_h, unit)
+            self._ask(f"RAT {text}", changes=True)
+            return text, unit
+        unit = best_rate_unit(rate_ml_h)
+        text = rate_in_unit(rate_ml_h, unit)
+        self._ask("STP", changes=True)
+        self._ask(f"RAT {text} {unit.value}", changes=True)
+        self._ask("RUN", changes=True)
+        return text, unit
+
+    def _verify_rate(self, text: str, unit: RateUnit) -> None:
+        value, read_unit = _parse_rate(self._query("RAT").data)
+        if value != parse_number(text) or read_unit is not unit:
+            raise UncertainDeliveryError(
+                f"pump {self.address} reads back rate {format_number(value)}{read_unit.value} "
+                f"after {text}{unit.value} was set")
+        self._rate_value, self._rate_unit = value, unit
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return parse_number(text)
+    except CodecError:
+        raise PumpCommunicationError(f"unreadable {what} in reply: {text!r}") from None
+
+
+def _parse_rate(data: str) -> tuple[float, RateUnit]:
+    match = _RAT.match(data)
+    if match is None:
+        raise PumpCommunicationError(f"unreadable rate reply {data!r}")
+    return _number(match.group(1), "rate"), RateUnit(match.group(2))
+
+
+def _parse_dis(data: str) -> tuple[float, float]:
+    """Infused and withdrawn volume in mL from a ``DIS`` reply."""
+    match = _DIS.match(data)
+    if match is None:
+        raise PumpCommunicationError(f"unreadable dispensed-volume reply {data!r}")
+    scale = 1.0 if match.group(3) == VolumeUnit.ML.value else 1.0 / UL_PER_ML
+    return (_number(match.group(1), "infused volume") * scale,
+            _number(match.group(2), "withdrawn volume") * scale)

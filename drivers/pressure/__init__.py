@@ -1,0 +1,1 @@
+"""Arterial-pressure sources (transducer, replay) and beat detection."""

@@ -21,8 +21,6 @@ the pump's state was sent but its reply was lost, :class:`UncertainDeliveryError
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from drivers.pump.new_era_codec import (
     CodecError,
@@ -43,12 +41,11 @@ from drivers.pump.new_era_codec import (
     resolution_in_unit,
     volume_unit_for,
 )
-from drivers.pump.serial_link import SerialLink
+from drivers.pump.serial_link import ChangeGuard, SerialLink
 from vasopilot.core.clock import Clock
 from vasopilot.core.config import SyringeSpec
 from vasopilot.core.errors import (
     PumpCommunicationError,
-    PumpConnectionError,
     PumpRefusedError,
     UncertainDeliveryError,
 )
@@ -56,8 +53,6 @@ from vasopilot.core.types import HostLossBehaviour, PumpCapabilities, PumpState,
 from vasopilot.core.units import UL_PER_ML
 
 DEFAULT_TIMEOUT_S = 0.5
-# More than a few frames' worth of bytes without our reply means the line is babbling.
-MAX_REPLY_BYTES = 512
 # Back-off withdraws this fast (capped by the pump's limit): a stored bolus of a few hundred
 # µL leaves the line in seconds without a suction spike.
 BACK_OFF_RATE_ML_H = 60.0
@@ -128,39 +123,24 @@ class NewEraLine:
 
     def _read_reply(self, address: int, command: str) -> NewEraReply:
         garbage: list[Garbage] = []
-        received = 0
-        while received <= MAX_REPLY_BYTES:
-            chunk = self.link.read_some()
-            if not chunk:
-                pending = self._decoder.pending
-                self._decoder.clear()
-                if pending:
-                    raise PumpCommunicationError(
-                        f"half a reply to {command!r} from pump {address} on {self.url}: "
-                        f"{pending!r} then silence for {self.link.timeout_s} s")
-                noise = f" (only garbage: {garbage[0].raw!r})" if garbage else ""
-                raise PumpConnectionError(f"no reply to {command!r} from pump {address} on "
-                                          f"{self.url} within {self.link.timeout_s} s{noise}")
-            received += len(chunk)
-            for item in self._decoder.feed(chunk):
-                if isinstance(item, Garbage):
-                    garbage.append(item)
-                elif item.address != address:
-                    if item.alarm is not None and item.safe:
-                        # Another pump on the line raising an alarm on its own.
-                        self._unsolicited.setdefault(item.address, []).append(item.alarm)
-                        continue
-                    raise PumpCommunicationError(
-                        f"reply to {command!r} came from address {item.address:02d}, "
-                        f"expected {address:02d}")
-                elif garbage:
-                    raise PumpCommunicationError(
-                        f"garbage before the reply to {command!r}: {garbage[0].raw!r} "
-                        f"({garbage[0].reason})")
-                else:
-                    return item
-        raise PumpCommunicationError(f"more than {MAX_REPLY_BYTES} bytes without a reply to "
-                                     f"{command!r} on {self.url}")
+        for item in self.link.items(self._decoder, f"{command!r} to pump {address}"):
+            if isinstance(item, Garbage):
+                garbage.append(item)
+            elif item.address != address:
+                if item.alarm is not None and item.safe:
+                    # Another pump on the line raising an alarm on its own.
+                    self._unsolicited.setdefault(item.address, []).append(item.alarm)
+                    continue
+                raise PumpCommunicationError(
+                    f"reply to {command!r} came from address {item.address:02d}, "
+                    f"expected {address:02d}")
+            elif garbage:
+                raise PumpCommunicationError(
+                    f"garbage before the reply to {command!r}: {garbage[0].raw!r} "
+                    f"({garbage[0].reason})")
+            else:
+                return item
+        raise AssertionError("SerialLink.items ends only by raising")
 
     def close(self) -> None:
         self.link.close()
@@ -208,7 +188,7 @@ class NewEraPump:
         self._rate_value = 0.0
         self._rate_unit = RateUnit.ML_H
         self._restore_infuse = False
-        self._sent_change = False
+        self._guard = ChangeGuard()
         self._connect()
 
     # -- Pump protocol ---------------------------------------------------------------------------
@@ -237,7 +217,7 @@ class NewEraPump:
         """
         if rate_ml_h <= 0:
             return self.stop()
-        with self._changing(f"set rate {rate_ml_h} mL/h"):
+        with self._guard.changing(f"set rate {rate_ml_h} mL/h"):
             self._ask("")
             if self._motion in _RUNNING:
                 text, unit = self._running_rate(rate_ml_h)
@@ -252,7 +232,7 @@ class NewEraPump:
 
     def stop(self) -> PumpStatus:
         """Stop (``STP`` pauses, a second ``STP`` stops); an alarm met on the way is kept."""
-        with self._changing("stop"):
+        with self._guard.changing("stop"):
             self._stop_fully()
         return self.status()
 
@@ -267,7 +247,7 @@ class NewEraPump:
         if parse_number(volume_text) <= 0:
             # VOL 0 would mean "no limit": a withdrawal to the end of the barrel.
             return self.status()
-        with self._changing(f"back off {volume_ul} µL"):
+        with self._guard.changing(f"back off {volume_ul} µL"):
             self._stop_fully()
             rate_ml_h = min(BACK_OFF_RATE_ML_H, self._max_ml_h)
             rate_unit = best_rate_unit(rate_ml_h)
@@ -284,7 +264,7 @@ class NewEraPump:
         dis = self._query("DIS")
         rat = self._query("RAT")
         if self._restore_infuse and self._motion not in (*_RUNNING, NewEraStatus.WITHDRAWING):
-            with self._changing("restore infusion direction"):
+            with self._guard.changing("restore infusion direction"):
                 self._stop_fully()
                 self._ask("DIR INF", changes=True)
                 self._ask("VOL 0", changes=True)
@@ -354,7 +334,7 @@ class NewEraPump:
     def _ask(self, command: str, *, changes: bool = False, framed: bool = False) -> NewEraReply:
         """One exchange; raises on alarm and error replies."""
         if changes:
-            self._sent_change = True
+            self._guard.sent()
         safe = framed or self.safe_mode_timeout_s > 0
         reply = self._line.exchange(self.address, command, safe=safe)
         self._last_exchange_t_s = self._clock.now_s()
@@ -377,19 +357,6 @@ class NewEraPump:
             return self._ask(command)
         except NewEraAlarmError:
             return self._ask(command)
-
-    @contextmanager
-    def _changing(self, what: str) -> Iterator[None]:
-        """Turn a lost reply into :class:`UncertainDeliveryError` once a change was sent."""
-        self._sent_change = False
-        try:
-            yield
-        except (PumpConnectionError, PumpCommunicationError) as exc:
-            if self._sent_change:
-                raise UncertainDeliveryError(
-                    f"{what}: sent to pump {self.address} but its reply was lost ({exc})"
-                ) from exc
-            raise
 
     def _stop_fully(self) -> None:
         for _ in range(3):

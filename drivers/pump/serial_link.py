@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import serial
 
-from vasopilot.core.errors import PumpConnectionError
+from vasopilot.core.errors import (
+    PumpCommunicationError,
+    PumpConnectionError,
+    UncertainDeliveryError,
+)
+
+T_co = TypeVar("T_co", covariant=True)
+T = TypeVar("T")
 
 
 class SerialPort(Protocol):
@@ -31,6 +40,23 @@ class SerialPort(Protocol):
     def reset_input_buffer(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class FrameDecoder(Protocol[T_co]):
+    """A sans-I/O reply decoder: fed bytes, it returns what it recognised."""
+
+    @property
+    def pending(self) -> bytes:
+        """Bytes of a frame begun but not finished."""
+        ...
+
+    def feed(self, data: bytes) -> Sequence[T_co]: ...
+
+    def clear(self) -> None: ...
+
+
+# More than a few frames' worth of bytes without a reply means the line is babbling.
+MAX_REPLY_BYTES = 512
 
 
 class SerialLink:
@@ -110,6 +136,30 @@ class SerialLink:
         except (serial.SerialException, OSError) as exc:
             raise self._fail("read", exc) from None
 
+    def items(self, decoder: FrameDecoder[T], what: str) -> Iterator[T]:
+        """Decoded items as they arrive, until the caller has its reply and stops iterating.
+
+        Silence for ``timeout_s`` raises :class:`PumpCommunicationError` if a frame was begun
+        (a half reply) or :class:`PumpConnectionError` if nothing came; an endless stream
+        without a reply raises :class:`PumpCommunicationError`.
+        """
+        received = 0
+        while received <= MAX_REPLY_BYTES:
+            chunk = self.read_some()
+            if not chunk:
+                pending = decoder.pending
+                decoder.clear()
+                if pending:
+                    raise PumpCommunicationError(
+                        f"half a reply to {what} on {self.url}: {pending!r}, then silence for "
+                        f"{self.timeout_s} s")
+                raise PumpConnectionError(
+                    f"no reply to {what} on {self.url} within {self.timeout_s} s")
+            received += len(chunk)
+            yield from decoder.feed(chunk)
+        raise PumpCommunicationError(
+            f"more than {MAX_REPLY_BYTES} bytes without a reply to {what} on {self.url}")
+
     def __enter__(self) -> SerialLink:
         return self
 
@@ -120,3 +170,29 @@ class SerialLink:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class ChangeGuard:
+    """Tells a lost reply to a query from one to a command that may have changed the pump.
+
+    Drivers call :meth:`sent` before writing a state-changing command; inside
+    :meth:`changing`, a connection or communication error after that becomes
+    :class:`UncertainDeliveryError` ("sent, but we do not know if the pump acted").
+    """
+
+    def __init__(self) -> None:
+        self._sent = False
+
+    def sent(self) -> None:
+        self._sent = True
+
+    @contextmanager
+    def changing(self, what: str) -> Iterator[None]:
+        self._sent = False
+        try:
+            yield
+        except (PumpConnectionError, PumpCommunicationError) as exc:
+            if self._sent:
+                raise UncertainDeliveryError(
+                    f"{what}: sent, but the pump's reply was lost ({exc})") from exc
+            raise

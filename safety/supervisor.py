@@ -53,6 +53,15 @@ CHANGEOVER_LEAD_S = 60.0
 RATE_READBACK_TOLERANCE = 0.01
 
 
+STOP_ALARMS = (
+    AlarmCode.OCCLUSION,
+    AlarmCode.EXTRAVASATION,
+    AlarmCode.SYRINGE_EMPTY,
+    AlarmCode.PUMP_FAULT,
+    AlarmCode.HOST_TIMEOUT,
+)
+
+
 class StopReason(StrEnum):
     """The only reasons the supervisor stops an infusion (DESIGN reaction table)."""
 
@@ -224,6 +233,10 @@ class Supervisor:
                             soft_limit_confirmed, by),
                 now_s,
             )
+        # An operator restarting has dealt with the cause of the last stop; those alarms still
+        # latch until acknowledged.
+        for code in STOP_ALARMS:
+            self._record(self._alarms.cause_gone(code, now_s))
         self._needs_operator = False
         self._stop_reason = None
         self._occlusion.reset()
@@ -485,6 +498,8 @@ class Supervisor:
             return
         if status.delivery_uncertain:
             self._reconcile(now_s)
+        else:
+            self._record(self._alarms.cause_gone(AlarmCode.DELIVERY_UNCERTAIN, now_s))
         if self._running:
             self._check_pump(status, now_s)
         self._check_syringe(now_s)

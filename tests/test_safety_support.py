@@ -17,7 +17,7 @@ from vasopilot.core.config import (
     SyringeCatalogue,
     SyringeSpec,
 )
-from vasopilot.core.errors import UncertainDeliveryError
+from vasopilot.core.errors import PumpConnectionError, UncertainDeliveryError
 from vasopilot.core.events import Event
 from vasopilot.core.types import (
     Beat,
@@ -39,6 +39,8 @@ class MockPump:
     stalled: bool = False
     alarm: str | None = None
     drop_ack_next: bool = False
+    disconnected: bool = False
+    uncertain: bool = False
     calls: list[tuple[str, float | None]] = field(default_factory=list)
     rate_ml_h: float = 0.0
     state: PumpState = PumpState.STOPPED
@@ -75,10 +77,13 @@ class MockPump:
         return self.status()
 
     def status(self) -> PumpStatus:
+        if self.disconnected:
+            raise PumpConnectionError("no reply")
         return PumpStatus(
             t_s=self.t_s, state=self.state, rate_ml_h=self.rate_ml_h, delivered_ml=0.0,
             syringe_remaining_ml=self.remaining_ml, line_pressure_mmhg=self.line_pressure_mmhg,
             stalled=self.stalled, end_of_travel=self.remaining_ml <= 0, alarm=self.alarm,
+            delivery_uncertain=self.uncertain,
         )
 
     def heartbeat(self) -> None:

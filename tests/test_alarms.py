@@ -1,0 +1,211 @@
+"""S11 for every alarm code: raised through the supervisor, silenced ≤ 2 min, acknowledged, cleared.
+
+Each scenario drives a running supervisor (10 mcg/min, good MAP) into the condition and returns
+a function that removes the cause the way a bedside would (new data, new syringe, restart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from test_safety_support import MockPump, feed, make_supervisor
+
+from safety.alarms import ALARM_PRIORITY, AlarmCode, AlarmManager
+from safety.resume import ResumeState
+from safety.supervisor import Supervisor
+from vasopilot.core.events import AlarmAcknowledged, AlarmCleared, AlarmRaised, AlarmSilenced
+from vasopilot.core.types import DoseRequest, PumpState, Requester
+
+T0_S = 100.0
+Fix = Callable[[float], None]
+Scenario = Callable[[Supervisor, MockPump], Fix]
+
+
+def _restart(supervisor: Supervisor, pump: MockPump) -> Fix:
+    def fix(t_s: float) -> None:
+        pump.remaining_ml, pump.stalled, pump.alarm = 50.0, False, None
+        feed(supervisor, t_s - 5, t_s, pump=pump)
+        assert supervisor.start(10.0, t_s).applied
+
+    return fix
+
+
+def _good_beats(supervisor: Supervisor, pump: MockPump) -> Fix:
+    def fix(t_s: float) -> None:
+        feed(supervisor, t_s - 1, t_s, pump=pump)
+
+    return fix
+
+
+def map_stale(supervisor: Supervisor, pump: MockPump) -> Fix:
+    supervisor.tick(T0_S + 15)
+    return _good_beats(supervisor, pump)
+
+
+def map_low(supervisor: Supervisor, pump: MockPump) -> Fix:
+    feed(supervisor, T0_S, T0_S + 2, map_mmhg=55.0, pump=pump)
+    return _good_beats(supervisor, pump)
+
+
+def occlusion(supervisor: Supervisor, pump: MockPump) -> Fix:
+    pump.stalled = True
+    supervisor.tick(T0_S + 1)
+    return _restart(supervisor, pump)
+
+
+def extravasation(supervisor: Supervisor, pump: MockPump) -> Fix:
+    supervisor.report_extravasation(T0_S + 1, by="nurse")
+    return _restart(supervisor, pump)
+
+
+def near_empty(supervisor: Supervisor, pump: MockPump) -> Fix:
+    pump.remaining_ml = 1.0
+    supervisor.tick(T0_S + 1)
+
+    def fix(t_s: float) -> None:
+        pump.remaining_ml = 50.0
+        feed(supervisor, t_s - 1, t_s, pump=pump)
+
+    return fix
+
+
+def empty(supervisor: Supervisor, pump: MockPump) -> Fix:
+    pump.remaining_ml = 0.0
+    supervisor.tick(T0_S + 1)
+    return _restart(supervisor, pump)
+
+
+def changeover(supervisor: Supervisor, pump: MockPump) -> Fix:
+    pump.remaining_ml = 0.05
+    supervisor.tick(T0_S + 1)
+    return lambda t_s: None
+
+
+def pump_fault(supervisor: Supervisor, pump: MockPump) -> Fix:
+    pump.state, pump.rate_ml_h, pump.alarm = PumpState.ALARM, 0.0, "E"
+    supervisor.tick(T0_S + 1)
+    return _restart(supervisor, pump)
+
+
+def disconnected(supervisor: Supervisor, pump: MockPump) -> Fix:
+    pump.disconnected = True
+    supervisor.tick(T0_S + 1)
+
+    def fix(t_s: float) -> None:
+        pump.disconnected = False
+        feed(supervisor, t_s - 1, t_s, pump=pump)
+
+    return fix
+
+
+def uncertain(supervisor: Supervisor, pump: MockPump) -> Fix:
+    pump.drop_ack_next = pump.uncertain = True
+    supervisor.request(DoseRequest(9.0, Requester.CONTROLLER, "test"), T0_S + 1)
+
+    def fix(t_s: float) -> None:
+        pump.uncertain = False
+        feed(supervisor, t_s - 1, t_s, pump=pump)
+
+    return fix
+
+
+def host_timeout(supervisor: Supervisor, pump: MockPump) -> Fix:
+    pump.state, pump.rate_ml_h, pump.alarm = PumpState.ALARM, 0.0, "host-timeout"
+    supervisor.tick(T0_S + 1)
+    return _restart(supervisor, pump)
+
+
+def restarted(supervisor: Supervisor, pump: MockPump) -> Fix:
+    supervisor.resume(ResumeState(10.0, None, False, ()), T0_S + 1)
+    return lambda t_s: None
+
+
+def hard_limit(supervisor: Supervisor, pump: MockPump) -> Fix:
+    supervisor.request(DoseRequest(70.0, Requester.OPERATOR, "typo"), T0_S + 1)
+    return lambda t_s: None
+
+
+SCENARIOS: dict[AlarmCode, Scenario] = {
+    AlarmCode.MAP_STALE: map_stale,
+    AlarmCode.MAP_LOW: map_low,
+    AlarmCode.OCCLUSION: occlusion,
+    AlarmCode.EXTRAVASATION: extravasation,
+    AlarmCode.SYRINGE_NEAR_EMPTY: near_empty,
+    AlarmCode.SYRINGE_EMPTY: empty,
+    AlarmCode.CHANGEOVER: changeover,
+    AlarmCode.PUMP_FAULT: pump_fault,
+    AlarmCode.PUMP_DISCONNECTED: disconnected,
+    AlarmCode.DELIVERY_UNCERTAIN: uncertain,
+    AlarmCode.HOST_TIMEOUT: host_timeout,
+    AlarmCode.RESTARTED: restarted,
+    AlarmCode.HARD_LIMIT_REFUSED: hard_limit,
+}
+
+
+def test_every_alarm_code_has_a_scenario_and_a_priority() -> None:
+    assert set(SCENARIOS) == set(AlarmCode) == set(ALARM_PRIORITY)
+
+
+@pytest.mark.parametrize("code", list(AlarmCode))
+def test_alarm_is_raised_silenced_at_most_two_minutes_acknowledged_and_cleared(
+    code: AlarmCode,
+) -> None:
+    spare = MockPump() if code is AlarmCode.CHANGEOVER else None
+    supervisor, pump, sink = make_supervisor(standby=spare)
+    feed(supervisor, T0_S - 20, T0_S, pump=pump)
+    assert supervisor.start(10.0, T0_S).applied
+    fix = SCENARIOS[code](supervisor, pump)
+
+    raised = [e for e in sink.events if isinstance(e, AlarmRaised) and e.code == code]
+    assert raised and raised[0].priority is ALARM_PRIORITY[code]
+    assert len(raised[0].message) > 20
+
+    t = T0_S + 10
+    supervisor.silence(code, t, by="nurse")
+    silenced = [e for e in sink.events if isinstance(e, AlarmSilenced)][-1]
+    assert silenced.until_t_s - t <= 120.0
+    snapshot = next(a for a in supervisor.view(t + 119).alarms if a.code == code)
+    assert snapshot.silenced
+    snapshot = next(a for a in supervisor.view(t + 121).alarms if a.code == code)
+    assert not snapshot.silenced
+
+    supervisor.acknowledge(code, t + 130, by="nurse")
+    assert any(isinstance(e, AlarmAcknowledged) and e.code == code for e in sink.events)
+    fix(t + 140)
+    assert any(isinstance(e, AlarmCleared) and e.code == code for e in sink.events)
+    assert not any(a.code == code for a in supervisor.alarms)
+
+
+def test_high_alarm_stays_latched_until_acknowledged_even_when_cause_is_gone() -> None:
+    manager = AlarmManager()
+    manager.raise_alarm(AlarmCode.OCCLUSION, ALARM_PRIORITY[AlarmCode.OCCLUSION], "x", 0.0)
+    assert manager.cause_gone(AlarmCode.OCCLUSION, 1.0) == []
+    assert manager.is_active(AlarmCode.OCCLUSION)
+    assert [e.kind for e in manager.acknowledge(AlarmCode.OCCLUSION, 2.0)] == [
+        "alarm.acked", "alarm.cleared"]
+
+
+def test_acknowledged_high_alarm_stays_while_its_cause_is_active() -> None:
+    manager = AlarmManager()
+    manager.raise_alarm(AlarmCode.PUMP_DISCONNECTED, ALARM_PRIORITY[AlarmCode.PUMP_DISCONNECTED],
+                        "x", 0.0)
+    manager.acknowledge(AlarmCode.PUMP_DISCONNECTED, 1.0)
+    assert manager.is_active(AlarmCode.PUMP_DISCONNECTED)
+
+
+def test_silence_longer_than_two_minutes_is_cut_to_two_minutes() -> None:
+    manager = AlarmManager(silence_max_s=120.0)
+    manager.raise_alarm(AlarmCode.MAP_STALE, ALARM_PRIORITY[AlarmCode.MAP_STALE], "x", 0.0)
+    (event,) = manager.silence(AlarmCode.MAP_STALE, 10.0, duration_s=3600.0)
+    assert isinstance(event, AlarmSilenced) and event.until_t_s == 130.0
+
+
+def test_escalation_to_high_priority_cancels_silence_and_acknowledgement() -> None:
+    manager = AlarmManager()
+    manager.raise_alarm(AlarmCode.MAP_STALE, ALARM_PRIORITY[AlarmCode.MAP_STALE], "x", 0.0)
+    manager.silence(AlarmCode.MAP_STALE, 1.0)
+    manager.acknowledge(AlarmCode.MAP_STALE, 1.0)
+    manager.raise_alarm(AlarmCode.MAP_STALE, ALARM_PRIORITY[AlarmCode.OCCLUSION], "y", 60.0)
+    alarm = manager.get(AlarmCode.MAP_STALE)
+    assert alarm is not None and alarm.audible(61.0) and not alarm.acknowledged

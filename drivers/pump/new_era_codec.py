@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
+from typing import Protocol, TypeVar
 
 from vasopilot.core.units import UL_PER_ML, bore_area_mm2
 
@@ -145,10 +147,19 @@ def resolution_in_unit(value: float) -> float:
     return 10.0 ** -_decimals(Decimal(repr(float(value))))
 
 
-def best_rate_unit(rate_ml_h: float) -> RateUnit:
-    """The ``RAT`` unit in which ``rate_ml_h`` is written with the finest resolution."""
-    best: tuple[float, RateUnit] | None = None
-    for unit in _UNIT_PREFERENCE:
+class _Unit(Protocol):
+    @property
+    def ml_h(self) -> float: ...
+
+
+U = TypeVar("U", bound=_Unit)
+
+
+def finest_unit(rate_ml_h: float, units: Sequence[U]) -> U:
+    """Of ``units`` (each with its size in mL/h, earliest preferred on a tie), the one in which
+    ``rate_ml_h`` is written with the finest step in this number format."""
+    best: tuple[float, U] | None = None
+    for unit in units:
         value = rate_ml_h / unit.ml_h
         if value >= float(MAX_NUMBER) or float(format_number(value, round_down=True)) <= 0:
             continue
@@ -158,6 +169,11 @@ def best_rate_unit(rate_ml_h: float) -> RateUnit:
     if best is None:
         raise CodecError(f"{rate_ml_h} mL/h cannot be written in any rate unit")
     return best[1]
+
+
+def best_rate_unit(rate_ml_h: float) -> RateUnit:
+    """The ``RAT`` unit in which ``rate_ml_h`` is written with the finest resolution."""
+    return finest_unit(rate_ml_h, _UNIT_PREFERENCE)
 
 
 def rate_in_unit(rate_ml_h: float, unit: RateUnit) -> str:

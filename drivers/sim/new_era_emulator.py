@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from drivers.pump.new_era_codec import (
     BadPacket,
@@ -52,6 +52,43 @@ def _effective_limits_ml_h(diameter_mm: float, physics: Pump) -> tuple[float, fl
     return max(low_ml_h, caps.min_rate_ml_h), min(high_ml_h, caps.max_rate_ml_h)
 
 
+class DispenseCounter:
+    """A pump's own volume counters (infused, withdrawn, this phase), kept from a physics twin.
+
+    The twin counts forward plunger travel, as a pump's counter does; it withdraws at its top
+    speed without counting, so withdrawn volume is the time spent withdrawing at that speed,
+    capped at the volume asked for.
+    """
+
+    def __init__(self, physics: Pump) -> None:
+        self._physics = physics
+        self.infused_ml = 0.0
+        self.withdrawn_ml = 0.0
+        self.phase_ml = 0.0
+        self._last_delivered_ml = physics.status().delivered_ml
+        self._withdraw_ml = 0.0
+        self._withdraw_started_t_s = 0.0
+
+    def update(self) -> None:
+        delivered_ml = self._physics.status().delivered_ml
+        delta_ml = max(0.0, delivered_ml - self._last_delivered_ml)
+        self._last_delivered_ml = delivered_ml
+        self.infused_ml += delta_ml
+        self.phase_ml += delta_ml
+
+    def start_withdrawal(self, volume_ml: float, t_s: float) -> None:
+        """Withdraw ``volume_ml`` through the twin (raises its PumpError if it cannot)."""
+        self._withdraw_ml = max(0.0, volume_ml)
+        self._withdraw_started_t_s = t_s
+        self._physics.back_off(self._withdraw_ml * UL_PER_ML)
+
+    def end_withdrawal(self, t_s: float) -> None:
+        speed_ml_s = self._physics.capabilities.max_rate_ml_h / 3600.0
+        elapsed_s = t_s - self._withdraw_started_t_s
+        self.withdrawn_ml += min(self._withdraw_ml, elapsed_s * speed_ml_s)
+        self._withdraw_ml = 0.0
+
+
 @dataclass
 class _Unit:
     """One pump on the line: what it stores and what it is doing."""
@@ -69,12 +106,10 @@ class _Unit:
     alarm_announced: bool = True  # an unsolicited packet already went out for ``alarm``
     safe_timeout_s: int = 0
     last_valid_t_s: float | None = None
-    infused_ml: float = 0.0
-    withdrawn_ml: float = 0.0
-    phase_ml: float = 0.0
-    last_delivered_ml: float = 0.0
-    withdraw_ml: float = 0.0
-    withdraw_started_t_s: float = 0.0
+    counter: DispenseCounter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counter = DispenseCounter(self.physics)
 
     @property
     def safe(self) -> bool:
@@ -161,7 +196,7 @@ class NewEraEmulator:
     def _advance(self, now_s: float) -> None:
         """Bring counters, stalls, volume targets and safe-mode timers up to ``now_s``."""
         for unit in self._units.values():
-            self._account(unit)
+            unit.counter.update()
             status = unit.physics.status()
             if unit.running and (status.stalled or status.end_of_travel):
                 self._halt(unit)
@@ -185,19 +220,12 @@ class NewEraEmulator:
                                    safe=True).encode()
         return bytes(out)
 
-    def _account(self, unit: _Unit) -> None:
-        # The twin counts forward plunger travel, as the pump's own DIS counter does.
-        delivered_ml = unit.physics.status().delivered_ml
-        delta_ml = max(0.0, delivered_ml - unit.last_delivered_ml)
-        unit.last_delivered_ml = delivered_ml
-        unit.infused_ml += delta_ml
-        unit.phase_ml += delta_ml
 
     def _phase_done(self, unit: _Unit, physics_state: PumpState) -> bool:
         """A set volume was dispensed, or the twin finished the withdrawal it was given."""
         if unit.motion is NewEraStatus.WITHDRAWING:
             return physics_state is not PumpState.BACKING_OFF
-        return unit.running and 0 < self._target_ml(unit) <= unit.phase_ml
+        return unit.running and 0 < self._target_ml(unit) <= unit.counter.phase_ml
 
     def _target_ml(self, unit: _Unit) -> float:
         scale = 1.0 if unit.volume_unit is VolumeUnit.ML else 1.0 / UL_PER_ML
@@ -208,16 +236,13 @@ class NewEraEmulator:
 
     def _halt(self, unit: _Unit) -> None:
         if unit.motion is NewEraStatus.WITHDRAWING:
-            # The twin withdraws at its top speed and does not count withdrawn volume.
-            speed_ml_s = unit.physics.capabilities.max_rate_ml_h / 3600.0
-            elapsed_s = self._clock.now_s() - unit.withdraw_started_t_s
-            unit.withdrawn_ml += min(unit.withdraw_ml, elapsed_s * speed_ml_s)
+            unit.counter.end_withdrawal(self._clock.now_s())
         if unit.running or unit.motion is NewEraStatus.PAUSED:
             # The pump's own stop: a physics twin that refuses is already standing still.
             with contextlib.suppress(PumpError):
                 unit.physics.stop()
         unit.motion = NewEraStatus.STOPPED
-        self._account(unit)
+        unit.counter.update()
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -348,18 +373,16 @@ class NewEraEmulator:
         if unit.rate_value <= 0:
             return self._err(unit, NewEraError.NOT_APPLICABLE)
         if unit.motion is not NewEraStatus.PAUSED:
-            unit.phase_ml = 0.0
+            unit.counter.phase_ml = 0.0
         try:
             if unit.direction == "INF":
                 unit.physics.set_rate(unit.rate_ml_h)
                 unit.motion = NewEraStatus.INFUSING
             else:
                 # Without a volume target the plunger may come back all the way it went.
-                withdraw_ml = self._target_ml(unit) - unit.phase_ml if unit.volume_target \
-                    else unit.infused_ml
-                unit.withdraw_ml = max(0.0, withdraw_ml)
-                unit.withdraw_started_t_s = self._clock.now_s()
-                unit.physics.back_off(unit.withdraw_ml * UL_PER_ML)
+                withdraw_ml = self._target_ml(unit) - unit.counter.phase_ml \
+                    if unit.volume_target else unit.counter.infused_ml
+                unit.counter.start_withdrawal(withdraw_ml, self._clock.now_s())
                 unit.motion = NewEraStatus.WITHDRAWING
         except PumpError:
             # A jammed or empty mechanism will not move.
@@ -388,15 +411,15 @@ class NewEraEmulator:
 
     def _cmd_dis(self, unit: _Unit, params: str) -> NewEraReply:
         scale = 1.0 if unit.volume_unit is VolumeUnit.ML else UL_PER_ML
-        infused = format_number(min(unit.infused_ml * scale, 9999.0))
-        withdrawn = format_number(min(unit.withdrawn_ml * scale, 9999.0))
+        infused = format_number(min(unit.counter.infused_ml * scale, 9999.0))
+        withdrawn = format_number(min(unit.counter.withdrawn_ml * scale, 9999.0))
         return self._ok(unit, f"I{infused}W{withdrawn}{unit.volume_unit.value}")
 
     def _cmd_cld(self, unit: _Unit, params: str) -> NewEraReply:
         if params == "INF":
-            unit.infused_ml = 0.0
+            unit.counter.infused_ml = 0.0
         elif params == "WDR":
-            unit.withdrawn_ml = 0.0
+            unit.counter.withdrawn_ml = 0.0
         else:
             return self._err(unit, NewEraError.OUT_OF_RANGE)
         return self._ok(unit)

@@ -1,0 +1,214 @@
+"""Sans-I/O codec for the Harvard Apparatus Pump 11 Elite / PHD Ultra command set.
+
+Requests are lower-case ASCII lines ending in CR, optionally addressed ``12:irate 3.2 ul/min``;
+a command may be cut to its first 4 letters. A reply is CRLF, any text lines each ending in
+CRLF, then the prompt: ``:`` idle, ``>`` infusing, ``<`` withdrawing, ``*`` stalled, ``T*``
+target reached, preceded by the pump's address when it is not 0. Errors are text lines
+("Command error", "Unknown command", "Argument error", "Out of range").
+
+Assumptions not in our reference notes (check against the manual before trusting numbers):
+rates and volumes carry 4 significant digits, written like the NE-1000's numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from drivers.pump.new_era_codec import CodecError, finest_unit, format_number, parse_number
+
+MAX_ADDRESS = 99
+MAX_REPLY_BYTES = 256
+
+COMMANDS = (
+    "diameter", "irate", "wrate", "irun", "wrun", "stp", "ivolume", "wvolume", "civolume",
+    "cwvolume", "cvolume", "tvolume", "ctvolume", "svolume", "force", "status", "ver",
+)
+
+
+class HarvardPrompt(StrEnum):
+    IDLE = ":"
+    INFUSING = ">"
+    WITHDRAWING = "<"
+    STALLED = "*"
+    TARGET_REACHED = "T*"
+
+
+class HarvardError(StrEnum):
+    COMMAND_ERROR = "Command error"
+    UNKNOWN_COMMAND = "Unknown command"
+    ARGUMENT_ERROR = "Argument error"
+    OUT_OF_RANGE = "Out of range"
+
+
+class HarvardRateUnit(StrEnum):
+    ML_H = "ml/hr"
+    UL_H = "ul/hr"
+    ML_MIN = "ml/min"
+    UL_MIN = "ul/min"
+
+    @property
+    def ml_h(self) -> float:
+        return _ML_H[self]
+
+
+_ML_H = {HarvardRateUnit.ML_H: 1.0, HarvardRateUnit.UL_H: 0.001, HarvardRateUnit.ML_MIN: 60.0,
+         HarvardRateUnit.UL_MIN: 0.06}
+# Ties go to the unit with the most headroom, like the NE-1000 driver.
+_PREFERENCE = (HarvardRateUnit.ML_H, HarvardRateUnit.UL_MIN, HarvardRateUnit.UL_H,
+               HarvardRateUnit.ML_MIN)
+
+
+def best_rate_unit(rate_ml_h: float) -> HarvardRateUnit:
+    """The unit that writes ``rate_ml_h`` with the finest step in 4 significant digits."""
+    return finest_unit(rate_ml_h, _PREFERENCE)
+
+
+def format_rate(rate_ml_h: float, unit: HarvardRateUnit) -> str:
+    """``"7.500 ml/hr"``: rounded down, a pump never runs faster than asked."""
+    return f"{format_number(rate_ml_h / unit.ml_h, round_down=True)} {unit.value}"
+
+
+_RATE = re.compile(r"^\s*([\d.]+)\s+(ml/hr|ul/hr|ml/min|ul/min)\s*$")
+_VOLUME = re.compile(r"^\s*([\d.]+)\s+(ml|ul)\s*$")
+
+
+def parse_rate(text: str) -> tuple[float, HarvardRateUnit]:
+    """``"7.5 ml/hr"`` into (value, unit)."""
+    match = _RATE.match(text)
+    if match is None:
+        raise CodecError(f"not a rate: {text!r}")
+    return parse_number(match.group(1)), HarvardRateUnit(match.group(2))
+
+
+def parse_volume_ml(text: str) -> float:
+    """``"1.234 ml"`` or ``"250.0 ul"`` in mL."""
+    match = _VOLUME.match(text)
+    if match is None:
+        raise CodecError(f"not a volume: {text!r}")
+    value = parse_number(match.group(1))
+    return value if match.group(2) == "ml" else value / 1000.0
+
+
+def encode_request(address: int, text: str) -> bytes:
+    if not 0 <= address <= MAX_ADDRESS:
+        raise CodecError(f"pump address must be 0-99, got {address}")
+    prefix = f"{address}:" if address else ""
+    return (prefix + text + "\r").encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class HarvardReply:
+    """One reply: text lines and the prompt. ``error`` when the only line is an error."""
+
+    address: int
+    prompt: HarvardPrompt
+    lines: tuple[str, ...] = ()
+
+    @property
+    def error(self) -> HarvardError | None:
+        for line in self.lines:
+            try:
+                return HarvardError(line.strip())
+            except ValueError:
+                continue
+        return None
+
+    def encode(self) -> bytes:
+        body = "".join(line + "\r\n" for line in self.lines)
+        prefix = f"{self.address:02d}" if self.address else ""
+        return ("\r\n" + body + prefix + self.prompt.value).encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class HarvardGarbage:
+    raw: bytes
+    reason: str
+
+
+_PROMPT = re.compile(r"^(\d{2})?(T\*|:|>|<|\*)$")
+
+
+class ReplyDecoder:
+    """Host side: splits the pump's output into replies (ended by a prompt) and garbage."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    @property
+    def pending(self) -> bytes:
+        return bytes(self._buf)
+
+    def clear(self) -> None:
+        self._buf.clear()
+
+    def feed(self, data: bytes) -> list[HarvardReply | HarvardGarbage]:
+        self._buf.extend(data)
+        out: list[HarvardReply | HarvardGarbage] = []
+        while self._buf:
+            if not self._buf.startswith(b"\r\n"):
+                start = self._buf.find(b"\r\n")
+                if start < 0:
+                    if len(self._buf) == 1 and self._buf[0] == 0x0D:
+                        break  # the first half of a CRLF
+                    start = len(self._buf)
+                out.append(HarvardGarbage(bytes(self._buf[:start]), "text outside a reply"))
+                del self._buf[:start]
+                continue
+            reply = self._take_reply()
+            if reply is None:
+                break
+            out.append(reply)
+        return out
+
+    def _take_reply(self) -> HarvardReply | HarvardGarbage | None:
+        buf = bytes(self._buf)
+        last = buf.rfind(b"\r\n")
+        tail = buf[last + 2:]
+        try:
+            text_tail = tail.decode("ascii")
+        except UnicodeDecodeError:
+            text_tail = ""
+        match = _PROMPT.match(text_tail)
+        if match is None:
+            if len(buf) > MAX_REPLY_BYTES:
+                self._buf.clear()
+                return HarvardGarbage(buf, "no prompt after a long reply")
+            return None
+        self._buf.clear()
+        try:
+            lines = tuple(buf[2:last].decode("ascii").split("\r\n")) if last > 0 else ()
+        except UnicodeDecodeError:
+            return HarvardGarbage(buf, "reply is not ASCII")
+        address = int(match.group(1)) if match.group(1) else 0
+        return HarvardReply(address, HarvardPrompt(match.group(2)), lines)
+
+
+@dataclass(frozen=True, slots=True)
+class HarvardRequest:
+    """A command as the pump understood it (full command name, or the unknown word)."""
+
+    address: int
+    command: str
+    args: tuple[str, ...]
+    known: bool
+
+
+_REQUEST = re.compile(r"^\s*(?:(\d{1,2})\s*:)?\s*([A-Za-z]*)\s*(.*?)\s*$")
+
+
+def parse_request(line: str) -> HarvardRequest:
+    """Split one request line; a command may be cut to its first 4 letters."""
+    match = _REQUEST.match(line)
+    if match is None:
+        return HarvardRequest(0, line, (), known=False)
+    address = int(match.group(1)) if match.group(1) else 0
+    word = match.group(2).lower()
+    args = tuple(match.group(3).lower().split())
+    if word in COMMANDS:
+        return HarvardRequest(address, word, args, known=True)
+    candidates = [c for c in COMMANDS if len(word) >= 4 and c.startswith(word)]
+    if len(candidates) == 1:
+        return HarvardRequest(address, candidates[0], args, known=True)
+    return HarvardRequest(address, word, args, known=False)

@@ -41,7 +41,7 @@ NOISE = "noise"
 MISSING = "missing"
 
 # Artefacts whose aftermath (ringing, a settling line) also spoils the next beats.
-_LINGERING = frozenset({FLUSH, SATURATION, ZEROING, CALIBRATION, DISCONNECTION})
+_LINGERING = frozenset({FLUSH, SATURATION, ZEROING, CALIBRATION, DISCONNECTION, MOTION})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +67,17 @@ class QualityLimits:
     fall_mmhg_s: float = 1500.0
     square_flat_fraction: float = 0.5
     plateau_s: float = 0.1
-    noise_rms_mmhg: float = 2.0
-    noise_rms_fraction_of_pp: float = 0.12
+    # Residual around the 16 Hz low-pass: clean records stay under 1.4 mmHg and 3.5% of PP.
+    noise_rms_mmhg: float = 1.5
+    noise_rms_fraction_of_pp: float = 0.05
     damping_pp_fraction: float = 0.5
     damping_map_shift_mmhg: float = 15.0
     sbp_jump_mmhg: float = 20.0
     dbp_jump_mmhg: float = 15.0
     period_ratio: float = 1.5
+    # A kinked line can halve the trace; true MAP does not move by 30% within a minute.
+    level_shift_fraction: float = 0.3
+    level_tau_s: float = 60.0
     linger_s: float = 2.0
 
 
@@ -136,6 +140,7 @@ class BeatDetector:
         self._onset: int | None = None
         self._ta: float | None = None
         self._refs: deque[_Reference] = deque(maxlen=8)
+        self._slow_map_mmhg: float | None = None
         self._linger_reason: str | None = None
         self._linger_until = 0
 
@@ -220,6 +225,8 @@ class BeatDetector:
 
     def _trim(self) -> None:
         keep_from = min(self._seg_start, self._scan - self._history)
+        if self._onset is not None:
+            keep_from = min(keep_from, self._onset)
         cut = keep_from - self._base
         if cut > 0:
             self._raw = self._raw[cut:]
@@ -261,11 +268,13 @@ class BeatDetector:
             self._scan = c + self._eye
             if peak < self._ssf_floor:
                 continue
-            lo = max(c - self._window - self._delay, self._base + len(self._kernel))
+            lo = max(c - self._window - self._delay, self._start + self._delay)
             if self._onset is not None:
                 lo = max(lo, self._onset + self._delay + self._eye // 2)
             foot = lo + int(np.argmin(self._y[lo - base : c + 1 - base])) - self._delay
             self._ta += (min(peak, 2.0 * self._ta) - self._ta) / 10.0
+            if foot <= self._start:
+                continue  # the trace began on an upstroke: its foot was never seen
             if self._onset is not None and foot > self._onset:
                 hr_bpm = 60.0 * self.fs_hz / (foot - self._onset)
                 beats.append(self._measure(self._onset, foot, hr_bpm))
@@ -320,6 +329,10 @@ class BeatDetector:
             return DAMPING
         period_s = 60.0 / hr_bpm
         self._refs.append(_Reference(sbp, dbp, map_mmhg, pp, period_s))
+        slow = self._slow_map_mmhg if self._slow_map_mmhg is not None else map_mmhg
+        self._slow_map_mmhg = slow + min(1.0, period_s / lim.level_tau_s) * (map_mmhg - slow)
+        if abs(map_mmhg - slow) > lim.level_shift_fraction * slow:
+            return INCONSISTENT
         if ref is not None and (
             abs(sbp - ref.sbp_mmhg) > lim.sbp_jump_mmhg
             or abs(dbp - ref.dbp_mmhg) > lim.dbp_jump_mmhg
@@ -353,7 +366,7 @@ class BeatDetector:
             return MOTION
         resid = x - self._y[start - b + dl : end - b + dl]
         rms = float(np.sqrt(np.mean(resid * resid)))
-        if rms > max(lim.noise_rms_mmhg, lim.noise_rms_fraction_of_pp * pp):
+        if rms > lim.noise_rms_mmhg or rms > lim.noise_rms_fraction_of_pp * pp:
             return NOISE
         return None
 

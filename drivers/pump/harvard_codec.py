@@ -7,7 +7,8 @@ target reached, preceded by the pump's address when it is not 0. Errors are text
 ("Command error", "Unknown command", "Argument error", "Out of range").
 
 Assumptions not in our reference notes (check against the manual before trusting numbers):
-rates and volumes carry 4 significant digits, written like the NE-1000's numbers.
+rates and volumes carry 4 significant digits, written like the NE-1000's numbers; the
+pusher speed limits below.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from drivers.pump.new_era_codec import CodecError, finest_unit, format_number, parse_number
+from vasopilot.core.units import UL_PER_ML, bore_area_mm2
 
 MAX_ADDRESS = 99
+# Assumed pusher speed limits of the Pump 11 Elite; not in our reference notes.
+MIN_PLUNGER_MM_MIN = 0.18e-3
+MAX_PLUNGER_MM_MIN = 159.0
 MAX_REPLY_BYTES = 256
 
 COMMANDS = (
     "diameter", "irate", "wrate", "irun", "wrun", "stp", "ivolume", "wvolume", "civolume",
-    "cwvolume", "cvolume", "tvolume", "ctvolume", "svolume", "force", "status", "ver",
+    "cwvolume", "cvolume", "tvolume", "ctvolume", "force", "ver",
 )
 
 
@@ -58,6 +63,13 @@ _ML_H = {HarvardRateUnit.ML_H: 1.0, HarvardRateUnit.UL_H: 0.001, HarvardRateUnit
 # Ties go to the unit with the most headroom, like the NE-1000 driver.
 _PREFERENCE = (HarvardRateUnit.ML_H, HarvardRateUnit.UL_MIN, HarvardRateUnit.UL_H,
                HarvardRateUnit.ML_MIN)
+
+
+def harvard_rate_limits_ml_h(diameter_mm: float) -> tuple[float, float]:
+    """Slowest and fastest rate for a bore, in mL/h (assumed plunger limits x area)."""
+    area_mm2 = bore_area_mm2(diameter_mm)
+    return (area_mm2 * MIN_PLUNGER_MM_MIN * 60.0 / UL_PER_ML,
+            area_mm2 * MAX_PLUNGER_MM_MIN * 60.0 / UL_PER_ML)
 
 
 def best_rate_unit(rate_ml_h: float) -> HarvardRateUnit:

@@ -33,6 +33,7 @@ from drivers.pump.new_era_codec import (
     rate_limits_ml_h,
     volume_unit_for,
 )
+from drivers.sim.pty_port import WireFaults
 from vasopilot.core.clock import Clock
 from vasopilot.core.errors import PumpError
 from vasopilot.core.interfaces import Pump
@@ -125,16 +126,6 @@ class _Unit:
                                NewEraStatus.PURGING)
 
 
-@dataclass
-class NewEraFaults:
-    """Test levers: corrupt, cut or drop the next replies, or cut the power."""
-
-    garbage_before_reply: bytes = b""
-    truncate_next_replies: int = 0
-    drop_next_replies: int = 0
-    wrong_address_next_replies: int = 0
-
-
 class NewEraEmulator:
     """Speaks the NE-1000 protocol for one or more addresses.
 
@@ -154,7 +145,7 @@ class NewEraEmulator:
         }
         self._decoder = RequestDecoder()
         self._lock = threading.Lock()
-        self.faults = NewEraFaults()
+        self.faults = WireFaults()
         self.received: list[NewEraRequest | BadPacket] = []
 
     # -- ByteDevice -----------------------------------------------------------------------------
@@ -438,17 +429,6 @@ class NewEraEmulator:
     def _shape(self, reply: NewEraReply | None) -> bytes:
         if reply is None:
             return b""
-        faults = self.faults
-        if faults.drop_next_replies:
-            faults.drop_next_replies -= 1
-            return b""
-        if faults.wrong_address_next_replies:
-            faults.wrong_address_next_replies -= 1
-            reply = NewEraReply((reply.address + 1) % 100, reply.status, reply.data, reply.alarm,
-                                reply.error, reply.safe)
-        raw = faults.garbage_before_reply + reply.encode()
-        faults.garbage_before_reply = b""
-        if faults.truncate_next_replies:
-            faults.truncate_next_replies -= 1
-            raw = raw[: max(1, len(raw) // 2)]
-        return raw
+        other = NewEraReply((reply.address + 1) % 100, reply.status, reply.data, reply.alarm,
+                            reply.error, reply.safe)
+        return self.faults.shape(reply.encode(), other.encode())

@@ -17,6 +17,7 @@ import os
 import select
 import threading
 import tty
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -35,6 +36,33 @@ class ByteDevice(Protocol):
     def poll(self) -> bytes:
         """Called between reads: bytes the device sends on its own (maybe none)."""
         ...
+
+
+@dataclass
+class WireFaults:
+    """Test levers an emulator applies to its next replies: noise before, half a reply, no
+    reply, or the reply under another pump's address."""
+
+    garbage_before_reply: bytes = b""
+    truncate_next_replies: int = 0
+    drop_next_replies: int = 0
+    wrong_address_next_replies: int = 0
+
+    def shape(self, reply: bytes, as_wrong_address: bytes) -> bytes:
+        """The bytes that really go out for ``reply`` (``as_wrong_address``: the same reply
+        from another address)."""
+        if self.drop_next_replies:
+            self.drop_next_replies -= 1
+            return b""
+        if self.wrong_address_next_replies:
+            self.wrong_address_next_replies -= 1
+            reply = as_wrong_address
+        raw = self.garbage_before_reply + reply
+        self.garbage_before_reply = b""
+        if self.truncate_next_replies:
+            self.truncate_next_replies -= 1
+            raw = raw[: max(1, len(raw) // 2)]
+        return raw
 
 
 class PtyPort:

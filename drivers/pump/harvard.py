@@ -1,0 +1,249 @@
+"""The Harvard Apparatus Pump 11 Elite (Quick Start command set) as a :class:`Pump`.
+
+Every reply ends in a prompt that says what the pump is doing (``:`` idle, ``>`` infusing,
+``<`` withdrawing, ``*`` stalled, ``T*`` target reached), so each exchange also refreshes the
+state. A stall persists until it is cleared at the pump: until then the driver reports
+``stalled`` and starts are refused. The pump has no communication watchdog: if the host dies it
+keeps its last rate (S12: ``KEEPS_RATE``), so :meth:`HarvardPump.heartbeat` has nothing to feed.
+
+Errors as for :mod:`drivers.pump.new_era`: no port or no reply -> PumpConnectionError; garbage,
+half a reply or another address -> PumpCommunicationError; error text -> HarvardRefusedError;
+a lost reply after a state-changing command -> UncertainDeliveryError.
+"""
+
+from __future__ import annotations
+
+from drivers.pump.harvard_codec import (
+    HarvardError,
+    HarvardGarbage,
+    HarvardPrompt,
+    HarvardRateUnit,
+    HarvardReply,
+    ReplyDecoder,
+    best_rate_unit,
+    encode_request,
+    format_rate,
+    harvard_rate_limits_ml_h,
+    parse_rate,
+    parse_volume_ml,
+)
+from drivers.pump.new_era_codec import CodecError, format_number, resolution_in_unit
+from drivers.pump.serial_link import ChangeGuard, SerialLink
+from vasopilot.core.clock import Clock
+from vasopilot.core.config import SyringeSpec
+from vasopilot.core.errors import PumpCommunicationError, PumpRefusedError
+from vasopilot.core.types import HostLossBehaviour, PumpCapabilities, PumpState, PumpStatus
+
+DEFAULT_TIMEOUT_S = 0.5
+# Back-off withdraws this fast (capped by the pump's limit).
+BACK_OFF_RATE_ML_H = 60.0
+# A stall with less than this left in the syringe is the plunger at the end of its travel.
+END_OF_TRAVEL_MARGIN_ML = 0.1
+
+
+class HarvardRefusedError(PumpRefusedError):
+    """The pump answered with error text, or refused to move while stalled."""
+
+    def __init__(self, command: str, error: HarvardError | str) -> None:
+        self.command = command
+        self.error = error
+        text = error.value if isinstance(error, HarvardError) else error
+        super().__init__(f"pump refused {command!r}: {text}")
+
+
+class HarvardPump:
+    """One Pump 11 Elite at ``address`` (0-99). Rates in mL/h, volumes in µL or mL as named.
+
+    ``fill_ml`` is the volume drawn into the syringe (default: its nominal volume). The
+    constructor reads the firmware version and sets the diameter if the pump is idle; it never
+    changes a running pump's rate.
+    """
+
+    def __init__(
+        self,
+        port_url: str,
+        *,
+        clock: Clock,
+        syringe: SyringeSpec,
+        address: int = 0,
+        baud: int = 115200,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        fill_ml: float | None = None,
+    ) -> None:
+        if not 0 <= address <= 99:
+            raise ValueError(f"Pump 11 Elite address must be 0-99, got {address}")
+        self._link = SerialLink(port_url, baud=baud, timeout_s=timeout_s)
+        self._decoder = ReplyDecoder()
+        self._guard = ChangeGuard()
+        self._clock = clock
+        self.syringe = syringe
+        self.address = address
+        self._fill_ml = syringe.volume_ml if fill_ml is None else fill_ml
+        self._min_ml_h, self._max_ml_h = harvard_rate_limits_ml_h(syringe.inner_diameter_mm)
+        self._prompt = HarvardPrompt.IDLE
+        self._rate: tuple[float, HarvardRateUnit] = (0.0, HarvardRateUnit.ML_H)
+        self._restore_infuse = False
+        self.firmware = " ".join(self._ask("ver").lines)
+        self._set_diameter()
+
+    # -- Pump protocol ---------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> PumpCapabilities:
+        value, unit = self._rate
+        resolution_ml_h = resolution_in_unit(value) * unit.ml_h if value > 0 else 0.001
+        return PumpCapabilities(
+            min_rate_ml_h=self._min_ml_h,
+            max_rate_ml_h=self._max_ml_h,
+            resolution_ml_h=resolution_ml_h,
+            syringe_volume_ml=self.syringe.volume_ml,
+            host_loss=HostLossBehaviour.KEEPS_RATE,
+        )
+
+    def set_rate(self, rate_ml_h: float) -> PumpStatus:
+        """Infuse at ``rate_ml_h`` (rounded down to 4 significant digits), starting if idle."""
+        if rate_ml_h <= 0:
+            return self.stop()
+        with self._guard.changing(f"set rate {rate_ml_h} mL/h"):
+            self._ask("")
+            if self._prompt is HarvardPrompt.STALLED:
+                raise HarvardRefusedError("irun", "stalled: clear the stall at the pump first")
+            unit = best_rate_unit(rate_ml_h)
+            text = format_rate(rate_ml_h, unit)
+            if self._restore_infuse and self._prompt is not HarvardPrompt.INFUSING:
+                self._ask("stp", changes=True)
+                self._ask("ctvolume", changes=True)
+                self._restore_infuse = False
+            self._ask(f"irate {text}", changes=True)
+            if self._prompt is not HarvardPrompt.INFUSING:
+                self._ask("irun", changes=True)
+            self._verify_rate(text)
+        return self.status()
+
+    def stop(self) -> PumpStatus:
+        with self._guard.changing("stop"):
+            self._ask("stp", changes=True)
+        return self.status()
+
+    def back_off(self, volume_ul: float) -> PumpStatus:
+        """Withdraw ``volume_ul`` (wrate, tvolume, wrun); the target is cleared once the
+        withdrawal is over, on the next status read or start."""
+        if volume_ul < 0:
+            raise ValueError(f"back-off volume must be non-negative, got {volume_ul} µL")
+        volume_text = format_number(volume_ul)
+        if float(volume_text) <= 0:
+            return self.status()
+        rate_ml_h = min(BACK_OFF_RATE_ML_H, self._max_ml_h)
+        with self._guard.changing(f"back off {volume_ul} µL"):
+            self._ask("stp", changes=True)
+            self._restore_infuse = True
+            self._ask(f"wrate {format_rate(rate_ml_h, best_rate_unit(rate_ml_h))}", changes=True)
+            self._ask(f"tvolume {volume_text} ul", changes=True)
+            self._ask("wrun", changes=True)
+        return self.status()
+
+    def status(self) -> PumpStatus:
+        infused_ml = self._volume("ivolume")
+        withdrawn_ml = self._volume("wvolume")
+        try:
+            self._rate = parse_rate(self._ask("irate").lines[0])
+        except (CodecError, IndexError):
+            raise PumpCommunicationError("unreadable rate reply to 'irate'") from None
+        if self._restore_infuse and self._prompt not in (HarvardPrompt.WITHDRAWING,
+                                                          HarvardPrompt.INFUSING):
+            with self._guard.changing("clear the back-off target"):
+                self._ask("ctvolume", changes=True)
+            self._restore_infuse = False
+        delivered_ml = infused_ml - withdrawn_ml
+        remaining_ml = max(0.0, self._fill_ml - delivered_ml)
+        stall = self._prompt is HarvardPrompt.STALLED
+        end_of_travel = stall and remaining_ml <= END_OF_TRAVEL_MARGIN_ML
+        infusing = self._prompt is HarvardPrompt.INFUSING
+        return PumpStatus(
+            t_s=self._clock.now_s(),
+            state=_STATES[self._prompt],
+            rate_ml_h=self._rate[0] * self._rate[1].ml_h if infusing else 0.0,
+            delivered_ml=delivered_ml,
+            syringe_remaining_ml=remaining_ml,
+            stalled=stall and not end_of_travel,
+            end_of_travel=end_of_travel,
+            alarm="stall" if stall else None,
+        )
+
+    def heartbeat(self) -> None:
+        """Nothing to feed: the Pump 11 Elite has no communication watchdog."""
+
+    def close(self) -> None:
+        self._link.close()
+
+    # -- what it takes ---------------------------------------------------------------------------
+
+    def _set_diameter(self) -> None:
+        reply = self._ask("diameter")
+        wanted = format_number(self.syringe.inner_diameter_mm)
+        if reply.lines and reply.lines[0] == f"{wanted} mm":
+            return
+        if self._prompt in (HarvardPrompt.INFUSING, HarvardPrompt.WITHDRAWING):
+            raise PumpRefusedError(
+                f"pump {self.address} is running with another diameter ({reply.lines}); "
+                f"{self.syringe.name} needs {wanted} mm: stop it at the pump first")
+        self._ask(f"diameter {wanted}")
+
+    def _volume(self, command: str) -> float:
+        reply = self._ask(command)
+        try:
+            return parse_volume_ml(reply.lines[0])
+        except (CodecError, IndexError):
+            raise PumpCommunicationError(f"unreadable volume reply to {command!r}: "
+                                         f"{reply.lines}") from None
+
+    def _verify_rate(self, text: str) -> None:
+        read = self._ask("irate")
+        try:
+            self._rate = parse_rate(read.lines[0])
+        except (CodecError, IndexError):
+            raise PumpCommunicationError(f"unreadable rate reply {read.lines}") from None
+        if self._rate != parse_rate(text):
+            raise PumpCommunicationError(f"pump {self.address} reads back rate {read.lines[0]!r} "
+                                         f"after {text!r} was set")
+
+    def _ask(self, command: str, *, changes: bool = False) -> HarvardReply:
+        """One exchange; refreshes the prompt; raises on error text."""
+        if changes:
+            self._guard.sent()
+        with self._link.lock:
+            # This pump never speaks unasked: whatever waits is the tail of a broken reply.
+            self._decoder.feed(self._link.read_waiting())
+            self._decoder.clear()
+            self._link.write(encode_request(self.address, command))
+            reply = self._read_reply(command)
+        self._prompt = reply.prompt
+        if reply.error is not None:
+            raise HarvardRefusedError(command, reply.error)
+        return reply
+
+    def _read_reply(self, command: str) -> HarvardReply:
+        garbage: list[HarvardGarbage] = []
+        for item in self._link.items(self._decoder, f"{command!r} to pump {self.address}"):
+            if isinstance(item, HarvardGarbage):
+                garbage.append(item)
+            elif item.address != self.address:
+                raise PumpCommunicationError(
+                    f"reply to {command!r} came from address {item.address:02d}, "
+                    f"expected {self.address:02d}")
+            elif garbage:
+                raise PumpCommunicationError(
+                    f"garbage before the reply to {command!r}: {garbage[0].raw!r} "
+                    f"({garbage[0].reason})")
+            else:
+                return item
+        raise AssertionError("SerialLink.items ends only by raising")
+
+
+_STATES = {
+    HarvardPrompt.IDLE: PumpState.STOPPED,
+    HarvardPrompt.TARGET_REACHED: PumpState.STOPPED,
+    HarvardPrompt.INFUSING: PumpState.INFUSING,
+    HarvardPrompt.WITHDRAWING: PumpState.BACKING_OFF,
+    HarvardPrompt.STALLED: PumpState.ALARM,
+}

@@ -8,6 +8,7 @@ follow ``reference/patient.md``: given at fixed times, or drawn at realistic rat
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
@@ -144,7 +145,8 @@ class SimWaveformSource:
         self._pending_from = 0
         self._beat_t_s = self._t0_s
         self._flat_level: dict[Artefact, float] = {}
-        self.onsets_s: list[float] = []
+        # Ground truth of recent onsets (s), for checking a detector; bounded like a ring.
+        self.onsets_s: deque[float] = deque(maxlen=4096)
 
     @property
     def fs_hz(self) -> float:

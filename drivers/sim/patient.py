@@ -1,0 +1,538 @@
+"""The virtual patient of reference/patient.md: line, PK, effect site, PD, disease course, beats.
+
+The pump's own start-up lag is not modelled here: :class:`~drivers.sim.syringe_pump.
+SimSyringePump` already produces it from slack and compliance, and the patient consumes the
+flow that really leaves the line, so counting it twice would double the delay.
+
+Integration is RK4 on a fixed 0.5 s grid anchored at ``start_t_s``. :meth:`VirtualPatient.step`
+accumulates the drug delivered between grid points and integrates whole grid steps with the
+interval's mean flow, so the trajectory does not depend on how the caller chunks time. All
+state is plain floats: a 4 h patient costs a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+
+from drivers.sim.artefacts import Artefact, ArtefactKind, ArtefactSchedule
+from vasopilot.core.types import GOOD, Beat
+from vasopilot.core.units import MINUTES_PER_HOUR, SECONDS_PER_MIN
+
+Scenario = Literal["resuscitate", "disturbance", "wean"]
+Stratum = Literal["responsive", "typical", "refractory", "hypertensive"]
+
+STEP_S = 0.5
+MMHG_PER_CM = 0.74  # transducer level error: hydrostatic column of blood per cm
+# Drug rate at which the rebound knob's suppression of own vascular tone is half developed.
+REBOUND_HALF_MCG_MIN = 5.0
+FLUSH_MMHG = 300.0
+_NOISE_BLOCK = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class PatientParams:
+    """One patient. Units in names; C in ng/mL (= µg/L), doses in µg/min (= mcg/min).
+
+    ``ec50_factor`` is the potency stress factor on EC50 (10 = ten times less potent).
+    ``initial_dose_mcg_min`` is the dose the patient is in steady state on at the start (wean).
+    ``rebound_mmhg`` is the rebound knob: the patient's own tone, suppressed by a long infusion,
+    lowers MAP0 by up to this much and recovers with ``rebound_tau_min``. It acts on MAP0, not
+    on q_endo as patient.md sketches, because endogenous noradrenaline is worth only
+    Emax·H(C_base) ≈ 1–3 mmHg at EC50 ≈ 5 ng/mL, too little for any rebound to show.
+    """
+
+    stratum: Stratum
+    target_map_mmhg: float
+    weight_kg: float
+    dead_volume_ml: float
+    carrier_ml_h: float
+    input_lag_s: float
+    cl_l_min: float
+    v_l: float
+    q_endo_mcg_min: float
+    ke0_per_min: float
+    emax_mmhg: float
+    ec50_ng_ml: float
+    ec50_factor: float
+    gamma: float
+    map0_mmhg: float
+    ou_tau_min: float
+    ou_sigma_mmhg: float
+    recovery_mmhg: float
+    recovery_h: float
+    rebound_mmhg: float
+    rebound_tau_min: float
+    hr_bpm: float
+    hr_variability: float
+    pulse_pressure_mmhg: float
+    resp_rate_per_min: float
+    resp_variation_mmhg: float
+    noise_sd_mmhg: float
+    transducer_height_cm: float
+    calibration_gain: float
+    initial_dose_mcg_min: float = 0.0
+
+    @property
+    def ec50_effective_ng_ml(self) -> float:
+        return self.ec50_ng_ml * self.ec50_factor
+
+    @property
+    def c_base_ng_ml(self) -> float:
+        """Plasma level from endogenous production alone."""
+        return self.q_endo_mcg_min / self.cl_l_min
+
+    @property
+    def half_life_min(self) -> float:
+        return math.log(2.0) * self.v_l / self.cl_l_min
+
+    @property
+    def transducer_offset_mmhg(self) -> float:
+        return MMHG_PER_CM * self.transducer_height_cm
+
+    def occupancy(self, c_ng_ml: float) -> float:
+        """H(C) = C^γ / (C^γ + EC50^γ)."""
+        if c_ng_ml <= 0:
+            return 0.0
+        x = float((c_ng_ml / self.ec50_effective_ng_ml) ** self.gamma)
+        return x / (1.0 + x)
+
+    def rebound_suppression(self, rate_mcg_min: float) -> float:
+        """Steady-state share (0..1) of ``rebound_mmhg`` developed on ``rate_mcg_min``."""
+        return rate_mcg_min / (rate_mcg_min + REBOUND_HALF_MCG_MIN) if rate_mcg_min > 0 else 0.0
+
+    def need_mcg_min(self, map0_mmhg: float | None = None,
+                     target_mmhg: float | None = None) -> float:
+        """Steady-state dose that holds ``target_mmhg`` at ``map0_mmhg`` (inf: unreachable)."""
+        map0 = self.map0_mmhg if map0_mmhg is None else map0_mmhg
+        target = self.target_map_mmhg if target_mmhg is None else target_mmhg
+        h = self.occupancy(self.c_base_ng_ml) + (target - map0) / self.emax_mmhg
+        if h >= 1.0:
+            return math.inf
+        if h <= 0.0:
+            return 0.0
+        ce = self.ec50_effective_ng_ml * float((h / (1.0 - h)) ** (1.0 / self.gamma))
+        return max(0.0, self.cl_l_min * ce - self.q_endo_mcg_min)
+
+    def is_refractory(self, map0_mmhg: float | None = None) -> bool:
+        """Needs more than 0.5 mcg/kg/min, or cannot reach the target at all."""
+        return self.need_mcg_min(map0_mmhg) > 0.5 * self.weight_kg
+
+
+@dataclass(frozen=True, slots=True)
+class Haemodynamics:
+    """The model's true state for a waveform renderer: pressures in mmHg, phase in radians."""
+
+    t_s: float
+    map_mmhg: float
+    pulse_pressure_mmhg: float
+    hr_bpm: float
+    resp_phase: float
+    resp_variation_mmhg: float
+
+
+@dataclass(frozen=True, slots=True)
+class DisturbanceEvent:
+    """A MAP0 shift of ``amplitude_mmhg`` from ``start_t_s`` for ``duration_s``, reached over a
+    2 min onset and gone over a 10 min offset (drugs wear off slower than they act)."""
+
+    start_t_s: float
+    amplitude_mmhg: float
+    duration_s: float
+
+    def shift_mmhg(self, t_s: float) -> float:
+        dt = t_s - self.start_t_s
+        if dt <= 0 or dt >= self.duration_s + 600.0:
+            return 0.0
+        if dt < 120.0:
+            return self.amplitude_mmhg * dt / 120.0
+        if dt < self.duration_s:
+            return self.amplitude_mmhg
+        return self.amplitude_mmhg * (1.0 - (dt - self.duration_s) / 600.0)
+
+
+class _Normals:
+    """Standard normals from a PCG64 stream, drawn in blocks so a step costs no numpy call."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._it: Iterator[float] = iter(())
+
+    def __call__(self) -> float:
+        try:
+            return next(self._it)
+        except StopIteration:
+            self._it = iter(self._rng.standard_normal(_NOISE_BLOCK).tolist())
+            return next(self._it)
+
+
+def disturbance_events(rng: np.random.Generator, start_t_s: float) -> list[DisturbanceEvent]:
+    """Two hypotensive events (sedation, −10 to −20 mmHg) and one hypertensive step (+5 to
+    +15 mmHg) at seeded times within the first three hours."""
+    minute = SECONDS_PER_MIN
+    return sorted([
+        DisturbanceEvent(start_t_s + rng.uniform(20, 60) * minute, -rng.uniform(10, 20),
+                         rng.uniform(20, 60) * minute),
+        DisturbanceEvent(start_t_s + rng.uniform(70, 110) * minute, rng.uniform(5, 15),
+                         rng.uniform(20, 40) * minute),
+        DisturbanceEvent(start_t_s + rng.uniform(130, 170) * minute, -rng.uniform(10, 20),
+                         rng.uniform(20, 60) * minute),
+    ], key=lambda e: e.start_t_s)
+
+
+class VirtualPatient:
+    """One simulated patient; satisfies ``BeatSource``.
+
+    Feed it with :meth:`step` (the flow leaving the pump's line and its concentration), read
+    :attr:`true_map_mmhg` for metrics and :meth:`read_beats` for what a monitor shows.
+    ``conc_mcg_ml`` is what fills the line at the start (only matters for a wean start).
+    """
+
+    def __init__(
+        self,
+        params: PatientParams,
+        scenario: Scenario,
+        seed: int,
+        start_t_s: float = 0.0,
+        *,
+        conc_mcg_ml: float = 80.0,
+    ) -> None:
+        self.params = params
+        self.scenario = scenario
+        self._t0_s = start_t_s
+        root = np.random.SeedSequence(seed)
+        ou_seed, beat_seed, event_seed, artefact_seed, phase_seed = root.spawn(5)
+        self._ou_normal = _Normals(np.random.Generator(np.random.PCG64(ou_seed)))
+        self._beat_normal = _Normals(np.random.Generator(np.random.PCG64(beat_seed)))
+        self._beat_rng = np.random.Generator(np.random.PCG64(beat_seed.spawn(1)[0]))
+        event_rng = np.random.Generator(np.random.PCG64(event_seed))
+        self.events = (disturbance_events(event_rng, start_t_s)
+                       if scenario == "disturbance" else [])
+        self.artefacts = ArtefactSchedule(int(artefact_seed.generate_state(1)[0]))
+        phase_rng = np.random.Generator(np.random.PCG64(phase_seed))
+        self._resp_phase0 = float(phase_rng.uniform(0.0, 2.0 * math.pi))
+        self.carrier_ml_h = params.carrier_ml_h
+
+        p = params
+        dose = p.initial_dose_mcg_min
+        q_ml_min = dose / conc_mcg_ml
+        flow_ml_min = q_ml_min + p.carrier_ml_h / MINUTES_PER_HOUR
+        # a wean starts in steady state on ``dose``, own tone suppressed accordingly
+        self._m_mcg = dose * p.dead_volume_ml / flow_ml_min if dose > 0 else 0.0
+        self._s = p.rebound_suppression(dose)
+        self._c = (dose + p.q_endo_mcg_min) / p.cl_l_min
+        self._ce = self._c
+        lag_steps = p.input_lag_s / STEP_S
+        self._lag_steps = lag_steps
+        self._history = [dose] * (int(lag_steps) + 3)
+        self._k = 0  # grid steps done
+        self._t_s = start_t_s
+        self._acc_s = 0.0
+        self._acc_ml = 0.0
+        self._acc_mcg = 0.0
+        self._ou = 0.0
+        self._ou_decay = math.exp(-STEP_S / (p.ou_tau_min * SECONDS_PER_MIN))
+        self._ou_kick = p.ou_sigma_mmhg * math.sqrt(1.0 - self._ou_decay**2)
+        self._h_base = p.occupancy(p.c_base_ng_ml)
+        self._map = self._map_now()
+        self._next_beat_s = start_t_s + 60.0 / p.hr_bpm * float(phase_rng.uniform())
+        self._beats: list[Beat] = []
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def step(self, t_s: float, outflow_ml_h: float, conc_mcg_ml: float) -> None:
+        """Integrate to ``t_s`` with ``outflow_ml_h`` of ``conc_mcg_ml`` entering the line's dead
+        volume since the previous call."""
+        dt = t_s - (self._t_s + self._acc_s)
+        if dt < 0:
+            raise ValueError(f"the patient cannot step backwards (to {t_s} s)")
+        ml_s = outflow_ml_h / 3600.0
+        while dt > 0:
+            take = min(dt, STEP_S - self._acc_s)
+            self._acc_s += take
+            self._acc_ml += ml_s * take
+            self._acc_mcg += ml_s * conc_mcg_ml * take
+            dt -= take
+            if self._acc_s >= STEP_S - 1e-9:
+                self._grid_step()
+
+    def inject(self, kind: ArtefactKind | str, start_t_s: float, duration_s: float) -> Artefact:
+        return self.artefacts.add(kind, start_t_s, duration_s)
+
+    def random_artefacts(self, rate_per_h: float, seed: int,
+                         until_t_s: float | None = None) -> list[Artefact]:
+        """Seeded random artefacts from the start to ``until_t_s`` (default: 24 h)."""
+        end = self._t0_s + 24 * 3600.0 if until_t_s is None else until_t_s
+        return self.artefacts.add_random(rate_per_h, seed, self._t0_s, end)
+
+    def artefact_active(self, t_s: float) -> str | None:
+        artefact = self.artefacts.at(t_s)
+        return None if artefact is None else artefact.kind.value
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    @property
+    def t_s(self) -> float:
+        """Time of the last grid point integrated."""
+        return self._t_s
+
+    @property
+    def true_map_mmhg(self) -> float:
+        return self._map
+
+    @property
+    def map0_mmhg(self) -> float:
+        return self._map0(self._t_s)
+
+    @property
+    def plasma_conc_ng_ml(self) -> float:
+        return self._c
+
+    @property
+    def effect_conc_ng_ml(self) -> float:
+        return self._ce
+
+    @property
+    def delivered_rate_mcg_min(self) -> float:
+        """Drug rate leaving the dead volume into the vein now (before the input lag)."""
+        return self._history[self._k % len(self._history)]
+
+    def haemodynamics(self, t_s: float | None = None) -> Haemodynamics:
+        """The state at the last grid point; the respiratory phase at ``t_s`` if given, so a
+        waveform renderer sampling between grid points still breathes smoothly."""
+        p = self.params
+        at_s = self._t_s if t_s is None else t_s
+        return Haemodynamics(
+            t_s=at_s, map_mmhg=self._map, pulse_pressure_mmhg=p.pulse_pressure_mmhg,
+            hr_bpm=p.hr_bpm, resp_phase=self._resp_phase(at_s),
+            resp_variation_mmhg=p.resp_variation_mmhg)
+
+    def read_beats(self) -> list[Beat]:
+        beats, self._beats = self._beats, []
+        return beats
+
+    # -- model ---------------------------------------------------------------------------------
+
+    def _map0(self, t_s: float) -> float:
+        p = self.params
+        x = min(1.0, max(0.0, (t_s - self._t0_s) / (p.recovery_h * 3600.0)))
+        trend = p.recovery_mmhg * x * x * (3.0 - 2.0 * x)
+        events = sum(e.shift_mmhg(t_s) for e in self.events) if self.events else 0.0
+        return p.map0_mmhg + trend + self._ou + events - p.rebound_mmhg * self._s
+
+    def _map_now(self) -> float:
+        p = self.params
+        x = (self._ce / p.ec50_effective_ng_ml) ** p.gamma if self._ce > 0 else 0.0
+        return self._map0(self._t_s) + p.emax_mmhg * (x / (1.0 + x) - self._h_base)
+
+    def _resp_phase(self, t_s: float) -> float:
+        cycles = self.params.resp_rate_per_min * (t_s - self._t0_s) / SECONDS_PER_MIN
+        return (self._resp_phase0 + 2.0 * math.pi * cycles) % (2.0 * math.pi)
+
+    def _delayed_rate(self, stage: float) -> float:
+        """Delivered rate at grid position k + stage − lag, interpolated linearly."""
+        x = self._k + stage - self._lag_steps
+        i = math.floor(x)
+        frac = x - i
+        hist = self._history
+        n = len(hist)
+        return hist[i % n] * (1.0 - frac) + hist[(i + 1) % n] * frac
+
+    def _grid_step(self) -> None:
+        p = self.params
+        h = STEP_S / SECONDS_PER_MIN  # the ODEs are per minute
+        q = self._acc_ml / h  # mean mL/min over the step
+        mass_in = self._acc_mcg / h
+        self._acc_s = self._acc_ml = self._acc_mcg = 0.0
+        washout = (q + self.carrier_ml_h / MINUTES_PER_HOUR) / p.dead_volume_ml  # 1/min
+        r0 = self._delayed_rate(0.0)
+        r_half = self._delayed_rate(0.5)
+        r1 = self._delayed_rate(1.0)
+        cl, v, ke0, qe = p.cl_l_min, p.v_l, p.ke0_per_min, p.q_endo_mcg_min
+        rebound = p.rebound_mmhg > 0
+        tau_min = p.rebound_tau_min
+
+        def f(m: float, c: float, ce: float, s: float, r_in: float) -> tuple[float, ...]:
+            rate = washout * m
+            ds = ((rate / (rate + REBOUND_HALF_MCG_MIN) - s) / tau_min) if rebound else 0.0
+            return (mass_in - rate, (r_in + qe - cl * c) / v, ke0 * (c - ce), ds)
+
+        m, c, ce, s = self._m_mcg, self._c, self._ce, self._s
+        k1 = f(m, c, ce, s, r0)
+        k2 = f(m + 0.5 * h * k1[0], c + 0.5 * h * k1[1], ce + 0.5 * h * k1[2],
+               s + 0.5 * h * k1[3], r_half)
+        k3 = f(m + 0.5 * h * k2[0], c + 0.5 * h * k2[1], ce + 0.5 * h * k2[2],
+               s + 0.5 * h * k2[3], r_half)
+        k4 = f(m + h * k3[0], c + h * k3[1], ce + h * k3[2], s + h * k3[3], r1)
+        w = h / 6.0
+        self._m_mcg = m + w * (k1[0] + 2.0 * k2[0] + 2.0 * k3[0] + k4[0])
+        self._c = c + w * (k1[1] + 2.0 * k2[1] + 2.0 * k3[1] + k4[1])
+        self._ce = ce + w * (k1[2] + 2.0 * k2[2] + 2.0 * k3[2] + k4[2])
+        self._s = s + w * (k1[3] + 2.0 * k2[3] + 2.0 * k3[3] + k4[3])
+        self._k += 1
+        self._history[self._k % len(self._history)] = washout * self._m_mcg
+        self._t_s = self._t0_s + self._k * STEP_S
+        self._ou = self._ou * self._ou_decay + self._ou_kick * self._ou_normal()
+        self._map = self._map_now()
+        while self._next_beat_s <= self._t_s:
+            rr_s = max(0.25, 60.0 / p.hr_bpm * (1.0 + p.hr_variability * self._beat_normal()))
+            self._emit_beat(self._next_beat_s, 60.0 / rr_s)
+            self._next_beat_s += rr_s
+
+    def _emit_beat(self, t_s: float, hr_bpm: float) -> None:
+        artefact = self.artefacts.at(t_s)
+        if artefact is not None and artefact.kind is ArtefactKind.SENSOR_LOSS:
+            return
+        p = self.params
+        resp = p.resp_variation_mmhg * math.sin(self._resp_phase(t_s))
+        pp = p.pulse_pressure_mmhg
+        gain, offset = p.calibration_gain, p.transducer_offset_mmhg
+        noise = p.noise_sd_mmhg * self._beat_normal()
+        sbp = gain * (self._map + 2.0 * pp / 3.0 + resp) + offset + noise
+        dbp = gain * (self._map - pp / 3.0 + 0.5 * resp) + offset + noise
+        quality = GOOD
+        if artefact is not None:
+            sbp, dbp = self._corrupt(artefact, sbp, dbp)
+            quality = artefact.kind.value
+        self._beats.append(Beat(t_s=t_s, sbp_mmhg=sbp, dbp_mmhg=dbp,
+                                map_mmhg=(sbp + 2.0 * dbp) / 3.0, hr_bpm=hr_bpm, quality=quality))
+
+    def _corrupt(self, artefact: Artefact, sbp: float, dbp: float) -> tuple[float, float]:
+        """What a monitor shows during an artefact (reference/patient.md, waveform mode)."""
+        kind = artefact.kind
+        jitter = self._beat_normal()
+        mean = (sbp + 2.0 * dbp) / 3.0
+        pp = sbp - dbp
+        if kind in (ArtefactKind.FLUSH, ArtefactKind.SAMPLING):
+            level = FLUSH_MMHG + 3.0 * jitter
+            return level + 0.5, level - 0.25
+        if kind is ArtefactKind.ZEROING:
+            return 0.3 * jitter + 0.2, 0.3 * jitter - 0.1
+        if kind is ArtefactKind.DAMPING:
+            mean += artefact.shift_mmhg
+            pp *= 0.2
+        elif kind is ArtefactKind.KINK:
+            mean *= 0.5
+            pp *= 0.2
+        elif kind is ArtefactKind.DISCONNECTION:
+            mean = 2.0 + 2.0 * abs(jitter)
+            pp = 1.0
+        elif kind is ArtefactKind.MOTION:
+            mean += float(self._beat_rng.uniform(-60.0, 60.0))
+            pp *= float(self._beat_rng.uniform(0.5, 3.0))
+        return mean + 2.0 * pp / 3.0, mean - pp / 3.0
+
+
+# -- cohorts (reference/patient.md, "Cohort") ----------------------------------------
+#
+# Ranges are patient.md's. The strata shape potency so that over MAP0 40–62 and target 65 the
+# cohort reproduces patient.md's statement (need about 6 mcg/min median, 10th–90th percentile
+# 1.4–28 over the patients who can reach the target, about 14% refractory). Drawing Emax
+# log-uniform 12–100 for everyone made 28% refractory, most of them because Emax was smaller
+# than the gap to target, so every stratum draws Emax from 20 mmHg up (not 12) and the typical
+# stratum's tops out at 60. Every value comes from one PCG64 stream in a fixed order, so
+# a seed gives the same cohort on every machine.
+
+# stratum: (EC50 factor low, high, Emax low, high), both log-uniform
+_STRATA: dict[Stratum, tuple[float, float, float, float]] = {
+    "responsive": (0.3, 1.0, 20.0, 100.0),
+    "typical": (1.0, 2.0, 20.0, 60.0),
+    "refractory": (1.5, 10.0, 20.0, 100.0),
+    "hypertensive": (1.0, 2.0, 20.0, 60.0),
+}
+HYPERTENSIVE_SHARE = 0.1
+_MIX: dict[Stratum, float] = {
+    "responsive": 0.4 * (1 - HYPERTENSIVE_SHARE),
+    "typical": 0.4 * (1 - HYPERTENSIVE_SHARE),
+    "refractory": 0.2 * (1 - HYPERTENSIVE_SHARE),
+    "hypertensive": HYPERTENSIVE_SHARE,
+}
+WEAN_DOSE_RANGE_MCG_MIN = (10.0, 20.0)
+_MAX_WEAN_DRAWS = 10_000
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+def _draw(rng: np.random.Generator, stratum: Stratum, scenario: Scenario) -> PatientParams:
+    ec50_lo, ec50_hi, emax_lo, emax_hi = _STRATA[stratum]
+    weight = float(rng.uniform(50.0, 110.0))
+    cl = float(np.clip(2.0 * (weight / 70.0) ** 0.75 * math.exp(rng.normal(0.0, 0.45)),
+                       0.8, 4.5))
+    v = 0.12 * weight * math.exp(rng.normal(0.0, 0.35))
+    carrier = float(rng.uniform(2.0, 20.0)) if rng.uniform() < 0.5 else 0.0
+    compressed = scenario == "wean"  # recovery squeezed so weaning fits a simulated session
+    return PatientParams(
+        stratum=stratum,
+        target_map_mmhg=75.0 if stratum == "hypertensive" else 65.0,
+        weight_kg=weight,
+        dead_volume_ml=float(rng.uniform(0.3, 3.0)),
+        carrier_ml_h=carrier,
+        input_lag_s=float(rng.uniform(10.0, 30.0)),
+        cl_l_min=cl,
+        v_l=v,
+        q_endo_mcg_min=float(rng.uniform(0.5, 1.5)),
+        ke0_per_min=float(rng.uniform(0.2, 1.0)),
+        emax_mmhg=_log_uniform(rng, emax_lo, emax_hi),
+        ec50_ng_ml=5.0 * math.exp(rng.normal(0.0, 0.6)),
+        ec50_factor=_log_uniform(rng, ec50_lo, ec50_hi),
+        gamma=float(rng.uniform(1.0, 1.8)),
+        map0_mmhg=float(rng.uniform(45.0, 55.0)),
+        ou_tau_min=float(rng.uniform(5.0, 30.0)),
+        ou_sigma_mmhg=float(rng.uniform(3.0, 6.0)),
+        recovery_mmhg=float(rng.uniform(10.0, 30.0)),
+        recovery_h=float(rng.uniform(2.0, 6.0) if compressed else rng.uniform(6.0, 48.0)),
+        rebound_mmhg=float(rng.uniform(0.0, 10.0)),
+        rebound_tau_min=float(rng.uniform(10.0, 60.0)),
+        hr_bpm=float(rng.uniform(60.0, 120.0)),
+        hr_variability=float(rng.uniform(0.01, 0.04)),
+        pulse_pressure_mmhg=float(rng.uniform(30.0, 60.0)),
+        resp_rate_per_min=float(rng.uniform(12.0, 20.0)),
+        resp_variation_mmhg=float(rng.uniform(2.0, 5.0)),
+        noise_sd_mmhg=float(rng.uniform(1.0, 2.0)),
+        transducer_height_cm=float(np.clip(rng.normal(0.0, 3.0), -10.0, 10.0)),
+        calibration_gain=float(rng.uniform(0.9, 1.1)) if rng.uniform() < 0.3 else 1.0,
+    )
+
+
+def _draw_wean(rng: np.random.Generator, stratum: Stratum) -> PatientParams:
+    """A patient of ``stratum`` in steady state at target on 10–20 mcg/min (dose rounded up to
+    0.5 mcg/min so MAP starts just above target). The need counts the rebound knob's
+    suppression at that very dose, found by fixed-point iteration (it saturates, so it settles).
+    """
+    low, high = WEAN_DOSE_RANGE_MCG_MIN
+    for _ in range(_MAX_WEAN_DRAWS):
+        params = _draw(rng, stratum, "wean")
+        need = params.need_mcg_min()
+        for _ in range(30):
+            if math.isinf(need):
+                break
+            need = params.need_mcg_min(
+                params.map0_mmhg - params.rebound_mmhg * params.rebound_suppression(need))
+        if low <= need <= high:
+            dose = math.ceil(need * 2.0) / 2.0
+            return replace(params, initial_dose_mcg_min=dose)
+    raise RuntimeError(f"no {stratum} patient needing {low}-{high} mcg/min in "
+                       f"{_MAX_WEAN_DRAWS} draws")
+
+
+def draw_cohort(n: int, seed: int, scenario: Scenario) -> list[PatientParams]:
+    """``n`` patients of the stratum mix for ``scenario``; the same seed gives the same list."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    strata = list(_MIX)
+    shares = np.array([_MIX[s] for s in strata])
+    cohort: list[PatientParams] = []
+    for _ in range(n):
+        stratum = strata[int(rng.choice(len(strata), p=shares))]
+        cohort.append(_draw_wean(rng, stratum) if scenario == "wean"
+                      else _draw(rng, stratum, scenario))
+    return cohort
+
+
+def draw_patient(seed: int, scenario: Scenario = "resuscitate") -> PatientParams:
+    return draw_cohort(1, seed, scenario)[0]

@@ -1,0 +1,71 @@
+"""`vasopilot sim`: the whole rig on a virtual patient, end to end."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vasopilot.cli import main
+from vasopilot.core.events import DoseApplied, DoseRefused, RunStarted
+from vasopilot.journal import JournalReader
+from vasopilot.settings import load_rig
+from vasopilot.simulate import SimOptions, run_sim
+
+SUMMARY_KEYS = {"scenario", "hours", "seed", "time_in_target_pct", "map_below_65_pct",
+                "total_drug_mcg", "alarms", "dose_changes"}
+
+
+def test_json_summary_has_exactly_the_contract_keys(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["sim", "--scenario", "resuscitate", "--hours", "0.5", "--seed", "3", "--json",
+                 "--out", str(tmp_path)])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    summary = json.loads(lines[0])
+    assert set(summary) == SUMMARY_KEYS
+    assert summary["scenario"] == "resuscitate"
+    assert summary["hours"] == 0.5
+    assert summary["seed"] == 3
+    assert summary["total_drug_mcg"] > 0
+    assert (tmp_path / "sim-resuscitate-seed3.png").stat().st_size > 10_000
+
+
+def test_journal_of_a_run_holds_its_start_and_doses(tmp_path: Path) -> None:
+    assert main(["sim", "--hours", "0.5", "--json", "--out", str(tmp_path), "--no-plot"]) == 0
+    with JournalReader(tmp_path / "sim-resuscitate-seed1.sqlite") as journal:
+        events = list(journal.iter_events())
+    assert isinstance(events[0], RunStarted)
+    doses = [e for e in events if isinstance(e, DoseApplied)]
+    assert doses[0].dose_mcg_min == 10.0
+    assert [e.seq for e in events] == sorted(e.seq for e in events if e.seq is not None)
+    assert not (tmp_path / "sim-resuscitate-seed1.png").exists()
+
+
+def test_same_seed_gives_the_same_run() -> None:
+    config = load_rig(None)
+    first = run_sim(config, SimOptions(hours=0.5, seed=7))
+    second = run_sim(config, SimOptions(hours=0.5, seed=7))
+    assert first.summary == second.summary
+    assert first.true_map == second.true_map
+
+
+def test_protocol_raises_dose_for_a_hypotensive_patient() -> None:
+    result = run_sim(load_rig(None), SimOptions(hours=1.0, seed=1))
+    doses = [e.dose_mcg_min for e in result.events if isinstance(e, DoseApplied)]
+    assert max(doses) > doses[0]
+    assert all(d <= 60.0 for d in doses)
+    assert result.true_map[-1][1] > result.true_map[0][1]
+
+
+def test_wean_scenario_takes_over_a_running_infusion_and_lowers_it() -> None:
+    result = run_sim(load_rig(None), SimOptions(scenario="wean", hours=3.0, seed=2))
+    doses = [e.dose_mcg_min for e in result.events if isinstance(e, DoseApplied)]
+    assert doses[0] >= 10.0
+    assert doses[-1] < doses[0]
+    assert not [e for e in result.events if isinstance(e, DoseRefused) and e.code == "HARD_MAX"]
+
+
+def test_unknown_mode_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--mode", "autopilot", "--hours", "0.1"]) == 2
+    assert "unknown mode" in capsys.readouterr().err

@@ -1,0 +1,113 @@
+"""``vasopilot sim``: run a scenario on simulated hardware, print a summary, draw a plot."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vasopilot.simulate import SimResult
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "sim",
+        help="run a scenario on simulated hardware and a virtual patient",
+        description="Run the whole rig (supervisor, control mode, pump, pressure) against a "
+        "virtual patient on a virtual clock, as fast as the CPU allows.",
+    )
+    parser.add_argument("--scenario", choices=["resuscitate", "wean", "disturbance"],
+                        default="resuscitate")
+    parser.add_argument("--hours", type=float, default=2.0, help="simulated hours (default 2)")
+    parser.add_argument("--seed", type=int, default=1, help="fixes the virtual patient")
+    parser.add_argument("--mode", default="protocol",
+                        help="control mode: protocol (nurse protocol), manual, closed-loop")
+    parser.add_argument("--pump", choices=["sim", "new-era", "harvard"], default="sim",
+                        help="sim: physics twin in process; new-era/harvard: the production "
+                        "driver talking to the pump's emulator over a pseudo-terminal")
+    parser.add_argument("--waveform", action="store_true",
+                        help="simulate the arterial waveform and detect beats in it")
+    parser.add_argument("--rig", type=Path, default=None,
+                        help="rig profile (default: the embedded simulation defaults)")
+    parser.add_argument("--out", type=Path, default=Path("out"),
+                        help="folder for the journal and the plot (default ./out)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    parser.add_argument("--realtime", action="store_true",
+                        help="run at the speed of the wall clock (for watching telemetry)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary as one JSON object instead of a table")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from vasopilot.core.clock import VirtualClock
+    from vasopilot.journal import Journal
+    from vasopilot.settings import load_rig
+    from vasopilot.simulate import MODES, SimOptions, run_sim
+
+    if args.mode not in MODES:
+        print(f"vasopilot sim: unknown mode {args.mode!r} (have {sorted(MODES)})",
+              file=sys.stderr)
+        return 2
+    config = load_rig(args.rig)
+    options = SimOptions(scenario=args.scenario, hours=args.hours, seed=args.seed,
+                         mode=args.mode, pump=args.pump, waveform=args.waveform)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"sim-{options.scenario}-seed{options.seed}"
+    journal_path = args.out / f"{stem}.sqlite"
+    journal_path.unlink(missing_ok=True)
+    err = Console(stderr=True)
+    clock = VirtualClock()
+    with Journal(journal_path, clock) as journal, Progress(
+        TextColumn("[bold]simulating[/] {task.description}"), BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
+        console=err, transient=True, disable=args.json or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"{options.scenario}, {options.hours:g} h", total=1.0)
+        result = run_sim(config, options, clock=clock, sink=journal.append,
+                         progress=lambda fraction: bar.update(task, completed=fraction),
+                         realtime=args.realtime)
+    plot_path = None if args.no_plot else _plot(result, args.out / f"{stem}.png")
+    if args.json:
+        print(result.summary.model_dump_json())
+        return 0
+    _print_table(result, journal_path, plot_path)
+    return 0
+
+
+def _plot(result: SimResult, path: Path) -> Path:
+    from vasopilot.report import plot_run
+
+    o = result.options
+    title = f"vasopilot sim: {o.scenario}, {o.mode}, seed {o.seed}, {o.hours:g} h"
+    return plot_run(result.events, path, title, true_map=result.true_map)
+
+
+def _print_table(result: SimResult, journal: Path, plot: Path | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    s = result.summary
+    table = Table(title=f"vasopilot sim — {s.scenario}, seed {s.seed}, {s.hours:g} h "
+                  f"(target MAP {result.target_map_mmhg:.0f} mmHg)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows: list[tuple[str, Any]] = [
+        ("time in target (±5 mmHg, after 10 min)", f"{s.time_in_target_pct:.1f} %"),
+        ("time with MAP < 65 mmHg", f"{s.map_below_65_pct:.1f} %"),
+        ("total norepinephrine", f"{s.total_drug_mcg:.0f} mcg"),
+        ("alarms raised", s.alarms),
+        ("dose changes", s.dose_changes),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console = Console()
+    console.print(table)
+    console.print(f"journal: {journal}")
+    if plot is not None:
+        console.print(f"plot:    {plot}")

@@ -1,0 +1,209 @@
+"""``vasopilot sim``: a whole rig on simulated hardware and a virtual patient, on a virtual clock.
+
+The same supervisor, control modes and rig loop as a real rig; only the pump (a physics twin or
+an emulator speaking a real pump's bytes) and the pressure source (the virtual patient) differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel
+
+from drivers.sim.patient import VirtualPatient, draw_patient
+from drivers.sim.syringe_pump import SimLineSignals, SimSyringePump
+from safety.supervisor import Supervisor
+from vasopilot.control.base import Controller
+from vasopilot.control.manual import ManualMode
+from vasopilot.control.protocol import NurseProtocol
+from vasopilot.core.clock import MonotonicClock, VirtualClock
+from vasopilot.core.events import AlarmRaised, DoseApplied, Event, RunStarted
+from vasopilot.core.interfaces import BeatSource, Pump
+from vasopilot.metrics import map_metrics
+from vasopilot.runtime import LoopTimings, RigLoop
+from vasopilot.settings import RigConfig
+
+Scenario = Literal["resuscitate", "wean", "disturbance"]
+Mode = Literal["protocol", "manual", "closed-loop"]
+PumpKind = Literal["sim", "new-era", "harvard"]
+
+MODES: dict[str, Callable[[], Controller]] = {
+    "protocol": NurseProtocol,
+    "manual": ManualMode,
+}
+
+
+def register_mode(name: str, factory: Callable[[], Controller]) -> None:
+    """Make a control mode available to ``vasopilot sim --mode``."""
+    MODES[name] = factory
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    scenario: Scenario = "resuscitate"
+    hours: float = 2.0
+    seed: int = 1
+    mode: str = "protocol"
+    pump: PumpKind = "sim"
+    waveform: bool = False
+    dt_s: float = 0.5
+    start_dose_mcg_min: float = 10.0
+
+
+class SimSummary(BaseModel):
+    """The ``vasopilot sim --json`` contract: exactly these keys."""
+
+    scenario: str
+    hours: float
+    seed: int
+    time_in_target_pct: float
+    map_below_65_pct: float
+    total_drug_mcg: float
+    alarms: int
+    dose_changes: int
+
+
+@dataclass
+class SimResult:
+    options: SimOptions
+    summary: SimSummary
+    target_map_mmhg: float
+    true_map: list[tuple[float, float]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+@contextmanager
+def _open_pump(
+    kind: PumpKind, clock: VirtualClock, config: RigConfig
+) -> Iterator[tuple[Pump, SimSyringePump]]:
+    """The pump the supervisor holds, and the physics twin whose outflow reaches the patient."""
+    mechanics = config.profile.pump.mechanics
+    if kind == "sim":
+        twin = SimSyringePump(clock, config.syringe, mechanics)
+        yield twin, twin
+        return
+    from drivers.pump import start_emulated_pump
+
+    emulated = start_emulated_pump(kind, clock, config.syringe, mechanics)
+    try:
+        yield emulated.pump, emulated.physics
+    finally:
+        emulated.close()
+
+
+def run_sim(
+    config: RigConfig,
+    options: SimOptions,
+    *,
+    clock: VirtualClock | None = None,
+    sink: Callable[[Event], Event] | None = None,
+    progress: Callable[[float], None] | None = None,
+    realtime: bool = False,
+) -> SimResult:
+    """Run one scenario; ``sink`` (default: none) also receives every event, in order.
+
+    ``realtime`` paces the virtual clock against the monotonic clock, so telemetry and a
+    terminal monitor can be watched as on a real rig.
+    """
+    clock = clock or VirtualClock()
+    events: list[Event] = []
+
+    def record(event: Event) -> Event:
+        stamped = sink(event) if sink is not None else event
+        events.append(stamped)
+        return stamped
+
+    params = draw_patient(options.seed, options.scenario)
+    patient = VirtualPatient(params, options.scenario, options.seed,
+                             conc_mcg_ml=config.drug.conc_mcg_ml)
+    drug = config.drug
+    target = params.target_map_mmhg
+    patient_settings = config.profile.patient.model_copy(update={"target_map_mmhg": target})
+    with ExitStack() as stack:
+        pump, twin = stack.enter_context(_open_pump(options.pump, clock, config))
+        supervisor = Supervisor(
+            pump, drug=drug, patient=patient_settings, safety=config.profile.safety,
+            syringe=config.syringe, sink=_SinkAdapter(record),
+        )
+        controller = MODES[options.mode]()
+        beats: BeatSource = patient
+        if options.waveform:
+            from drivers.pressure.beats import BeatDetector, DetectedBeatSource
+            from drivers.sim.waveform import SimWaveformSource
+
+            source = SimWaveformSource(patient.haemodynamics, fs_hz=config.profile.pressure.fs_hz,
+                                       seed=options.seed, clock=clock)
+            beats = DetectedBeatSource(source, BeatDetector(config.profile.pressure.fs_hz))
+        loop = RigLoop(supervisor, beats, controller, record, line=SimLineSignals(twin),
+                       timings=LoopTimings())
+        record(RunStarted(
+            t_s=0.0, wall=clock.wall_label(), rig_id=config.profile.rig_id, mode=options.mode,
+            scenario=options.scenario, seed=options.seed, target_map_mmhg=target,
+            lower_limit_mmhg=patient_settings.lower_limit_mmhg, conc_mcg_ml=drug.conc_mcg_ml,
+            weight_kg=patient_settings.weight_kg,
+        ))
+        start_dose = params.initial_dose_mcg_min or options.start_dose_mcg_min
+        if params.initial_dose_mcg_min and isinstance(controller, NurseProtocol):
+            # the wean scenario takes over an infusion already running at steady state
+            controller.weaning = True
+        supervisor.start(start_dose, 0.0, soft_limit_confirmed=True)
+        true_map = _run_loop(clock, options, patient=patient, twin=twin, loop=loop,
+                             conc_mcg_ml=drug.conc_mcg_ml, progress=progress,
+                             pace=MonotonicClock() if realtime else None)
+        delivered_mcg = twin.outflow_volume_ml * drug.conc_mcg_ml
+    metrics = map_metrics([t for t, _ in true_map], [m for _, m in true_map], target)
+    summary = SimSummary(
+        scenario=options.scenario,
+        hours=options.hours,
+        seed=options.seed,
+        time_in_target_pct=round(metrics.time_in_target_pct, 2),
+        map_below_65_pct=round(metrics.map_below_65_pct, 2),
+        total_drug_mcg=round(delivered_mcg, 1),
+        alarms=sum(isinstance(e, AlarmRaised) for e in events),
+        dose_changes=sum(isinstance(e, DoseApplied) for e in events),
+    )
+    return SimResult(options, summary, target, true_map, events)
+
+
+def _run_loop(
+    clock: VirtualClock,
+    options: SimOptions,
+    *,
+    patient: VirtualPatient,
+    twin: SimSyringePump,
+    loop: RigLoop,
+    conc_mcg_ml: float,
+    progress: Callable[[float], None] | None,
+    pace: MonotonicClock | None,
+) -> list[tuple[float, float]]:
+    end_s = options.hours * 3600.0
+    steps = round(end_s / options.dt_s)
+    samples_every = max(1, round(1.0 / options.dt_s))
+    report_every = max(1, steps // 200)
+    true_map = [(0.0, patient.true_map_mmhg)]
+    wall_start_s = pace.now_s() if pace else 0.0
+    for i in range(1, steps + 1):
+        now_s = clock.advance_to(i * options.dt_s)
+        if pace is not None:
+            pace.sleep(wall_start_s + now_s - pace.now_s())
+        twin.advance()
+        patient.step(now_s, twin.outflow_ml_h, conc_mcg_ml)
+        loop.step(now_s)
+        if i % samples_every == 0:
+            true_map.append((now_s, patient.true_map_mmhg))
+        if progress is not None and i % report_every == 0:
+            progress(now_s / end_s)
+    return true_map
+
+
+class _SinkAdapter:
+    """Lets a plain callable serve as the supervisor's event sink."""
+
+    def __init__(self, record: Callable[[Event], Event]) -> None:
+        self._record = record
+
+    def append(self, event: Event) -> Event:
+        return self._record(event)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from drivers.sim.patient import VirtualPatient, draw_patient
+from drivers.sim.patient import PatientParams, VirtualPatient, draw_patient
 from drivers.sim.syringe_pump import SimLineSignals, SimSyringePump
 from safety.supervisor import Supervisor
 from vasopilot.control.base import Controller
@@ -102,11 +102,13 @@ def run_sim(
     sink: Callable[[Event], Event] | None = None,
     progress: Callable[[float], None] | None = None,
     realtime: bool = False,
+    params: PatientParams | None = None,
 ) -> SimResult:
     """Run one scenario; ``sink`` (default: none) also receives every event, in order.
 
     ``realtime`` paces the virtual clock against the monotonic clock, so telemetry and a
-    terminal monitor can be watched as on a real rig.
+    terminal monitor can be watched as on a real rig. ``params`` replaces the patient that
+    ``options.seed`` draws (cohort runs draw their own).
     """
     clock = clock or VirtualClock()
     events: list[Event] = []
@@ -116,7 +118,7 @@ def run_sim(
         events.append(stamped)
         return stamped
 
-    params = draw_patient(options.seed, options.scenario)
+    params = params or draw_patient(options.seed, options.scenario)
     patient = VirtualPatient(params, options.scenario, options.seed,
                              conc_mcg_ml=config.drug.conc_mcg_ml)
     drug = config.drug

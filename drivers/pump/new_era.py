@@ -317,9 +317,10 @@ class NewEraPump:
         try:
             self._ask(f"SAF{self.safe_mode_timeout_s}", framed=True)
         except NewEraAlarmError as exc:
-            # The first command after power-up meets A?R; answering it acknowledged it.
-            if exc.alarm is not NewEraAlarm.RESET:
-                self._alarm = exc.alarm
+            # The first command after power-up meets A?R; answering it acknowledged it, and
+            # a pump just switched on is not an alarm to report. Any other alarm stays.
+            if exc.alarm is NewEraAlarm.RESET:
+                self._alarm = None
             self._ask(f"SAF{self.safe_mode_timeout_s}", framed=True)
         diameter_mm = _number(self._query("DIA").data, "diameter")
         wanted = format_number(self.syringe.inner_diameter_mm)
@@ -392,10 +393,18 @@ class NewEraPump:
             text = rate_in_unit(rate_ml_h, unit)
             self._ask(f"RAT {text}", changes=True)
             return text, unit
+        if not self._min_ml_h <= rate_ml_h <= self._max_ml_h:
+            # The pump would refuse it too, but only after the pause this path needs.
+            raise NewEraRefusedError(f"RAT {rate_ml_h} mL/h", NewEraError.OUT_OF_RANGE)
         unit = best_rate_unit(rate_ml_h)
         text = rate_in_unit(rate_ml_h, unit)
         self._ask("STP", changes=True)
-        self._ask(f"RAT {text} {unit.value}", changes=True)
+        try:
+            self._ask(f"RAT {text} {unit.value}", changes=True)
+        except (NewEraRefusedError, NewEraAlarmError):
+            # Refused: run on at the rate already set rather than leave the pump paused.
+            self._ask("RUN", changes=True)
+            raise
         self._ask("RUN", changes=True)
         return text, unit
 

@@ -47,10 +47,15 @@ class WireFaults:
     truncate_next_replies: int = 0
     drop_next_replies: int = 0
     wrong_address_next_replies: int = 0
+    intact_replies_first: int = 0
 
     def shape(self, reply: bytes, as_wrong_address: bytes) -> bytes:
         """The bytes that really go out for ``reply`` (``as_wrong_address``: the same reply
-        from another address)."""
+        from another address). ``intact_replies_first`` lets that many through untouched
+        before the armed faults apply, to hit one command in the middle of a sequence."""
+        if self.intact_replies_first:
+            self.intact_replies_first -= 1
+            return reply
         if self.drop_next_replies:
             self.drop_next_replies -= 1
             return b""

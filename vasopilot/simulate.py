@@ -187,12 +187,15 @@ def _run_loop(
     report_every = max(1, steps // 200)
     true_map = [(0.0, patient.true_map_mmhg)]
     wall_start_s = pace.now_s() if pace else 0.0
+    outflow_ml = twin.outflow_volume_ml
     for i in range(1, steps + 1):
         now_s = clock.advance_to(i * options.dt_s)
         if pace is not None:
             pace.sleep(wall_start_s + now_s - pace.now_s())
         twin.advance()
-        patient.step(now_s, twin.outflow_ml_h, conc_mcg_ml)
+        # the mean flow over the step, so the patient gets exactly the volume that left the line
+        delivered_ml, outflow_ml = twin.outflow_volume_ml - outflow_ml, twin.outflow_volume_ml
+        patient.step(now_s, delivered_ml * 3600.0 / options.dt_s, conc_mcg_ml)
         loop.step(now_s)
         if i % samples_every == 0:
             true_map.append((now_s, patient.true_map_mmhg))

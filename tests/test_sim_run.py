@@ -69,3 +69,23 @@ def test_wean_scenario_takes_over_a_running_infusion_and_lowers_it() -> None:
 def test_unknown_mode_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "--mode", "autopilot", "--hours", "0.1"]) == 2
     assert "unknown mode" in capsys.readouterr().err
+
+
+def test_waveform_mode_titrates_on_detected_beats() -> None:
+    result = run_sim(load_rig(None), SimOptions(hours=0.5, seed=1, waveform=True))
+    beat_map = [e.map_mmhg for e in result.events
+                if e.kind == "beat.summary" and e.quality == "good" and e.map_mmhg is not None]
+    true_map = [m for _, m in result.true_map]
+    assert len(beat_map) > 100
+    # the detected MAP follows the model within its transducer offset and noise
+    assert abs(sum(beat_map) / len(beat_map) - sum(true_map) / len(true_map)) < 8.0
+    assert any(isinstance(e, DoseApplied) and e.requester == "protocol" for e in result.events)
+
+
+def test_serial_pump_through_its_emulator_matches_the_physics_twin() -> None:
+    config = load_rig(None)
+    direct = run_sim(config, SimOptions(hours=0.25, seed=4))
+    emulated = run_sim(config, SimOptions(hours=0.25, seed=4, pump="new-era"))
+    assert emulated.summary.total_drug_mcg == pytest.approx(direct.summary.total_drug_mcg,
+                                                            rel=0.01)
+    assert emulated.summary.dose_changes == direct.summary.dose_changes

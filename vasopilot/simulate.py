@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from drivers.sim.bedside import SimBedside
 from drivers.sim.patient import PatientParams, VirtualPatient, draw_patient
 from drivers.sim.syringe_pump import SimLineSignals, SimSyringePump
 from safety.supervisor import Supervisor
@@ -131,7 +132,8 @@ def run_sim(
             syringe=config.syringe, sink=_SinkAdapter(record),
         )
         controller = MODES[options.mode]()
-        beats: BeatSource = patient
+        bedside = SimBedside(patient, twin, clock, drug.conc_mcg_ml)
+        beats: BeatSource = bedside
         if options.waveform:
             from drivers.pressure.beats import BeatDetector, DetectedBeatSource
             from drivers.sim.waveform import SimWaveformSource
@@ -152,8 +154,7 @@ def run_sim(
             # the wean scenario takes over an infusion already running at steady state
             controller.weaning = True
         supervisor.start(start_dose, 0.0, soft_limit_confirmed=True)
-        true_map = _run_loop(clock, options, patient=patient, twin=twin, loop=loop,
-                             conc_mcg_ml=drug.conc_mcg_ml, progress=progress,
+        true_map = _run_loop(clock, options, bedside=bedside, loop=loop, progress=progress,
                              pace=MonotonicClock() if realtime else None)
         delivered_mcg = twin.outflow_volume_ml * drug.conc_mcg_ml
     metrics = map_metrics([t for t, _ in true_map], [m for _, m in true_map], target)
@@ -174,10 +175,8 @@ def _run_loop(
     clock: VirtualClock,
     options: SimOptions,
     *,
-    patient: VirtualPatient,
-    twin: SimSyringePump,
+    bedside: SimBedside,
     loop: RigLoop,
-    conc_mcg_ml: float,
     progress: Callable[[float], None] | None,
     pace: MonotonicClock | None,
 ) -> list[tuple[float, float]]:
@@ -185,17 +184,15 @@ def _run_loop(
     steps = round(end_s / options.dt_s)
     samples_every = max(1, round(1.0 / options.dt_s))
     report_every = max(1, steps // 200)
+    patient = bedside.patient
     true_map = [(0.0, patient.true_map_mmhg)]
     wall_start_s = pace.now_s() if pace else 0.0
-    outflow_ml = twin.outflow_volume_ml
     for i in range(1, steps + 1):
         now_s = clock.advance_to(i * options.dt_s)
         if pace is not None:
             pace.sleep(wall_start_s + now_s - pace.now_s())
-        twin.advance()
-        # the mean flow over the step, so the patient gets exactly the volume that left the line
-        delivered_ml, outflow_ml = twin.outflow_volume_ml - outflow_ml, twin.outflow_volume_ml
-        patient.step(now_s, delivered_ml * 3600.0 / options.dt_s, conc_mcg_ml)
+        # the patient must be current even when the beats come from the waveform source
+        bedside.advance()
         loop.step(now_s)
         if i % samples_every == 0:
             true_map.append((now_s, patient.true_map_mmhg))

@@ -1,0 +1,43 @@
+"""The simulated bedside: a virtual patient connected to a pump twin's line, read like a monitor.
+
+:class:`SimBedside` satisfies :class:`~vasopilot.core.interfaces.BeatSource`: each read moves the
+patient to the clock's time, fed with exactly the volume that left the pump's line since the
+previous read, and returns the beats the monitor measured meanwhile. The same object serves a
+virtual-clock simulation and a real-time simulated rig.
+"""
+
+from __future__ import annotations
+
+from drivers.sim.patient import VirtualPatient
+from drivers.sim.syringe_pump import SimSyringePump
+from vasopilot.core.clock import Clock
+from vasopilot.core.types import Beat
+from vasopilot.core.units import MINUTES_PER_HOUR, SECONDS_PER_MIN
+
+
+class SimBedside:
+    def __init__(
+        self, patient: VirtualPatient, pump: SimSyringePump, clock: Clock, conc_mcg_ml: float
+    ) -> None:
+        self.patient = patient
+        self._pump = pump
+        self._clock = clock
+        self._conc_mcg_ml = conc_mcg_ml
+        self._t_s = clock.now_s()
+        self._outflow_ml = pump.outflow_volume_ml
+
+    def advance(self) -> None:
+        """Bring the patient up to the clock's time."""
+        now_s = self._clock.now_s()
+        if now_s <= self._t_s:
+            return
+        self._pump.advance()
+        outflow_ml = self._pump.outflow_volume_ml
+        seconds_per_hour = SECONDS_PER_MIN * MINUTES_PER_HOUR
+        mean_ml_h = (outflow_ml - self._outflow_ml) * seconds_per_hour / (now_s - self._t_s)
+        self.patient.step(now_s, mean_ml_h, self._conc_mcg_ml)
+        self._t_s, self._outflow_ml = now_s, outflow_ml
+
+    def read_beats(self) -> list[Beat]:
+        self.advance()
+        return self.patient.read_beats()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from drivers.pump.harvard_codec import (
@@ -64,7 +65,7 @@ class _Unit:
 class HarvardEmulator:
     """Speaks the Pump 11 Elite command set for one or more addresses on one line."""
 
-    def __init__(self, clock: Clock, pumps: dict[int, Pump], *,
+    def __init__(self, clock: Clock, pumps: Mapping[int, Pump], *,
                  diameter_mm: float = 26.7) -> None:
         if not pumps or any(not 0 <= a <= 99 for a in pumps):
             raise ValueError(f"addresses must be 0-99, got {sorted(pumps)}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from drivers.pump.new_era_codec import (
@@ -133,7 +134,7 @@ class NewEraEmulator:
     power-up (the pump keeps it in non-volatile memory).
     """
 
-    def __init__(self, clock: Clock, pumps: dict[int, Pump], *, diameter_mm: float = 26.7,
+    def __init__(self, clock: Clock, pumps: Mapping[int, Pump], *, diameter_mm: float = 26.7,
                  safe_mode_timeout_s: int = 0) -> None:
         if not pumps or any(not 0 <= a <= 99 for a in pumps):
             raise ValueError(f"addresses must be 0-99, got {sorted(pumps)}")

@@ -132,7 +132,7 @@ def run_sim(
             syringe=config.syringe, sink=_SinkAdapter(record),
         )
         controller = MODES[options.mode]()
-        bedside = SimBedside(patient, twin, clock, drug.conc_mcg_ml)
+        bedside = SimBedside(patient, twin.readings, clock, drug.conc_mcg_ml)
         beats: BeatSource = bedside
         if options.waveform:
             from drivers.pressure.beats import BeatDetector, DetectedBeatSource
@@ -141,7 +141,7 @@ def run_sim(
             source = SimWaveformSource(patient.haemodynamics, fs_hz=config.profile.pressure.fs_hz,
                                        seed=options.seed, clock=clock)
             beats = DetectedBeatSource(source, BeatDetector(config.profile.pressure.fs_hz))
-        loop = RigLoop(supervisor, beats, controller, record, line=SimLineSignals(twin),
+        loop = RigLoop(supervisor, beats, controller, record, line=SimLineSignals(twin.readings),
                        timings=LoopTimings())
         record(RunStarted(
             t_s=0.0, wall=clock.wall_label(), rig_id=config.profile.rig_id, mode=options.mode,

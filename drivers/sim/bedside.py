@@ -9,7 +9,7 @@ virtual-clock simulation and a real-time simulated rig.
 from __future__ import annotations
 
 from drivers.sim.patient import VirtualPatient
-from drivers.sim.syringe_pump import SimSyringePump
+from drivers.sim.syringe_pump import SimPumpReadings
 from vasopilot.core.clock import Clock
 from vasopilot.core.types import Beat
 from vasopilot.core.units import MINUTES_PER_HOUR, SECONDS_PER_MIN
@@ -17,7 +17,7 @@ from vasopilot.core.units import MINUTES_PER_HOUR, SECONDS_PER_MIN
 
 class SimBedside:
     def __init__(
-        self, patient: VirtualPatient, pump: SimSyringePump, clock: Clock, conc_mcg_ml: float
+        self, patient: VirtualPatient, pump: SimPumpReadings, clock: Clock, conc_mcg_ml: float
     ) -> None:
         self.patient = patient
         self._pump = pump
@@ -31,7 +31,6 @@ class SimBedside:
         now_s = self._clock.now_s()
         if now_s <= self._t_s:
             return
-        self._pump.advance()
         outflow_ml = self._pump.outflow_volume_ml
         seconds_per_hour = SECONDS_PER_MIN * MINUTES_PER_HOUR
         mean_ml_h = (outflow_ml - self._outflow_ml) * seconds_per_hour / (now_s - self._t_s)

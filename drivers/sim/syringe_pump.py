@@ -251,6 +251,11 @@ class SimSyringePump:
 
     # -- the simulation's own view -------------------------------------------------------------
 
+    @property
+    def readings(self) -> SimPumpReadings:
+        """A read-only view of the physics for the patient and line sensors."""
+        return SimPumpReadings(self)
+
     def advance(self) -> None:
         """Integrate the physics up to the clock's present (no contact with the host)."""
         self._advance_to(self._clock.now_s())
@@ -436,6 +441,35 @@ class SimSyringePump:
             self._raise_alarm("stall")
 
 
+class SimPumpReadings:
+    """What the rest of a simulation may read of a pump twin's physics, and nothing it could
+    command: the supervisor stays the only holder of the pump (DESIGN invariant 1)."""
+
+    def __init__(self, pump: SimSyringePump) -> None:
+        self.__pump = pump
+
+    @property
+    def t_s(self) -> float:
+        self.__pump.advance()
+        return self.__pump._t_s
+
+    @property
+    def outflow_volume_ml(self) -> float:
+        return self.__pump.outflow_volume_ml
+
+    @property
+    def tissue_volume_ml(self) -> float:
+        return self.__pump.tissue_volume_ml
+
+    @property
+    def line_pressure_mmhg(self) -> float:
+        return self.__pump.line_pressure_mmhg
+
+    @property
+    def stalled(self) -> bool:
+        return self.__pump.stalled
+
+
 class SimLineSignals:
     """Line inputs of a :class:`SimSyringePump`'s line; satisfies ``LineSignalSource``.
 
@@ -443,8 +477,13 @@ class SimLineSignals:
     ``sensor_threshold_ml`` set it also trips by itself once that much went into tissue.
     """
 
-    def __init__(self, pump: SimSyringePump, *, sensor_threshold_ml: float | None = None) -> None:
-        self._pump = pump
+    def __init__(
+        self,
+        pump: SimSyringePump | SimPumpReadings,
+        *,
+        sensor_threshold_ml: float | None = None,
+    ) -> None:
+        self._pump = pump.readings if isinstance(pump, SimSyringePump) else pump
         self._sensor_threshold_ml = sensor_threshold_ml
         self._sensor_tripped = False
 
@@ -456,12 +495,12 @@ class SimLineSignals:
 
     def read(self) -> LineSignals:
         pump = self._pump
-        pump.advance()
+        t_s = pump.t_s
         threshold = self._sensor_threshold_ml
         if threshold is not None and pump.tissue_volume_ml >= threshold:
             self._sensor_tripped = True
         return LineSignals(
-            t_s=pump._t_s,
+            t_s=t_s,
             line_pressure_mmhg=pump.line_pressure_mmhg,
             stall=pump.stalled,
             extravasation_sensor=self._sensor_tripped,

@@ -134,6 +134,22 @@ class MechanicsSettings(Model):
     slack_ul: float = Field(default=2.0, ge=0)
 
 
+class GpioSettings(Model):
+    """Stepper wiring (BCM pin numbers or gpiozero pin names) and driver-chip conventions."""
+
+    step_pin: int | str = 17
+    dir_pin: int | str = 27
+    enable_pin: int | str = 22
+    ms_pins: tuple[int | str, ...] = ()
+    end_of_travel_pin: int | str | None = None
+    plunger_pin: int | str | None = None
+    stall_pin: int | str | None = None
+    driver_chip: Literal["a4988", "drv8825", "tmc2209"] = "a4988"
+    enable_active_low: bool = True
+    infuse_dir_high: bool = True
+    pin_factory: Literal["auto", "lgpio", "rpigpio", "mock"] = "auto"
+
+
 class PumpSettings(Model):
     driver: Literal["sim", "new-era", "harvard", "gpio-stepper", "bridge"] = "sim"
     port: str | None = None
@@ -142,6 +158,7 @@ class PumpSettings(Model):
     syringe: str = "bd-plastipak-50"
     mechanics: MechanicsSettings = Field(default_factory=MechanicsSettings)
     safe_mode_timeout_s: int = Field(default=10, ge=0, le=255)
+    gpio: GpioSettings = Field(default_factory=GpioSettings)
 
     @model_validator(mode="after")
     def _hardware_needs_a_port(self) -> Self:
@@ -158,6 +175,18 @@ class PressureSettings(Model):
     channel: str = "ABP"
     i2c_bus: int = 1
     i2c_address: int = Field(default=0x48, ge=0x48, le=0x4B)
+    adc_full_scale_v: float = 1.024
+    sensitivity_uv_per_v_mmhg: float = Field(default=5.0, gt=0)
+    excitation_v: float = Field(default=5.0, gt=0)
+    amplifier_gain: float = Field(default=100.0, gt=0)
+
+    @model_validator(mode="after")
+    def _source_fits(self) -> Self:
+        if self.source == "replay" and not self.record:
+            raise ValueError("a replay pressure source needs a record (WFDB path without extension)")
+        if self.source == "ads1115" and self.fs_hz not in (250.0, 475.0):
+            raise ValueError("the ADS1115 runs at fs_hz = 250 or 475 samples/s")
+        return self
 
 
 class SafetySettings(Model):

@@ -63,11 +63,11 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         device = HarvardEmulator(clock, {args.address: physics},
                                  diameter_mm=syringe.inner_diameter_mm)
     baud = args.baud or DEFAULT_BAUD[args.kind]
-    with PtyPort(device, link=args.link) as port:
+    # Ctrl-C is the normal way out, even while the banner is still being printed.
+    with PtyPort(device, link=args.link) as port, contextlib.suppress(KeyboardInterrupt):
         print(port.device_path, flush=True)
         where = f" (link {port.path})" if args.link is not None else ""
         print(f"{args.kind} emulator at address {args.address}, nominal {baud} baud, "
               f"{syringe.name}{where}; Ctrl-C to stop", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            (stop or threading.Event()).wait()
+        (stop or threading.Event()).wait()
     return 0

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from safety.occlusion import occluded_slope_mmhg_s
+
 
 @dataclass(frozen=True)
 class ExtravasationFinding:
@@ -23,17 +25,21 @@ class InfiltrationDetector:
     """Pressure ``rise_mmhg`` over baseline, held ``sustain_s`` at one rate, means infiltration.
 
     ``settle_s`` after a start or a rate change the baseline is only learnt; ``tau_s`` is how
-    slowly the baseline follows the pressure while it stays within half of ``rise_mmhg``.
+    slowly the baseline follows the pressure while it stays within half of ``rise_mmhg``. A
+    climb at half or more of the occluded slope (``compliance_ul_per_mmhg`` of the line) is an
+    occlusion, not tissue filling, and is left to the occlusion detector.
     """
 
     def __init__(
         self,
+        compliance_ul_per_mmhg: float,
         *,
         rise_mmhg: float = 20.0,
         sustain_s: float = 60.0,
         settle_s: float = 60.0,
         tau_s: float = 600.0,
     ) -> None:
+        self._compliance_ul_per_mmhg = compliance_ul_per_mmhg
         self._rise_mmhg = rise_mmhg
         self._sustain_s = sustain_s
         self._settle_s = settle_s
@@ -43,6 +49,7 @@ class InfiltrationDetector:
         self._baseline_mmhg: float | None = None
         self._last_t_s: float | None = None
         self._above_since_s: float | None = None
+        self._above_from_mmhg = 0.0
 
     def reset(self) -> None:
         self._rate_ml_h = None
@@ -76,8 +83,12 @@ class InfiltrationDetector:
             self._above_since_s = None
             return None
         if self._above_since_s is None:
-            self._above_since_s = t_s
-        if t_s - self._above_since_s < self._sustain_s:
+            self._above_since_s, self._above_from_mmhg = t_s, pressure_mmhg
+        held_s = t_s - self._above_since_s
+        if held_s < self._sustain_s:
+            return None
+        climb_mmhg_s = (pressure_mmhg - self._above_from_mmhg) / held_s
+        if climb_mmhg_s >= 0.5 * occluded_slope_mmhg_s(rate_ml_h, self._compliance_ul_per_mmhg):
             return None
         return ExtravasationFinding(
             pressure_mmhg=pressure_mmhg,

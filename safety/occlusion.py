@@ -33,7 +33,7 @@ def occluded_slope_mmhg_s(rate_ml_h: float, compliance_ul_per_mmhg: float) -> fl
     return rate_ml_h * UL_PER_ML / SECONDS_PER_HOUR / compliance_ul_per_mmhg
 
 
-def _slope(samples: deque[tuple[float, float]]) -> float:
+def _slope(samples: list[tuple[float, float]]) -> float:
     """Least-squares slope of (t_s, pressure_mmhg) samples, in mmHg/s."""
     n = len(samples)
     t_mean = sum(t for t, _ in samples) / n
@@ -48,10 +48,16 @@ class OcclusionDetector:
     """Threshold and rise-rate occlusion detector over line-pressure samples.
 
     ``threshold_mmhg`` is the selected absolute level; ``compliance_ul_per_mmhg`` the syringe
-    plus line. The rise-rate detector fires when, over ``window_s``, the pressure climbs at no
-    less than ``slope_fraction`` of the occluded slope for the current rate *and* stands
+    plus line. The rise-rate detector fires when the pressure climbs at no less than
+    ``slope_fraction`` of the occluded slope for the current rate *and* stands
     ``min_rise_mmhg`` above the baseline, both held for ``confirm_s`` (so a cough does not stop
-    a vasopressor). The baseline is the lowest pressure of the last ``baseline_window_s``.
+    a vasopressor). The slope is fitted over the time a closed line needs to climb
+    ``min_rise_mmhg`` (between ``min_window_s`` and ``window_s``): long enough to average
+    sensor noise at 1 mL/h, short enough to react within seconds at 20 mL/h.
+
+    The baseline is the lowest pressure of the last ``baseline_window_s`` at this rate. It is
+    frozen while the pressure stands ``min_rise_mmhg`` above it, so a slow climb behind an
+    occlusion does not drag it along and the back-off volume stays the whole stored volume.
     """
 
     def __init__(
@@ -61,15 +67,17 @@ class OcclusionDetector:
         *,
         rise_rate: bool = True,
         window_s: float = 30.0,
+        min_window_s: float = 5.0,
         min_rise_mmhg: float = 10.0,
         slope_fraction: float = 0.5,
-        confirm_s: float = 5.0,
+        confirm_s: float = 3.0,
         baseline_window_s: float = 300.0,
     ) -> None:
         self.threshold_mmhg = threshold_mmhg
         self.compliance_ul_per_mmhg = compliance_ul_per_mmhg
         self.rise_rate = rise_rate
         self._window_s = window_s
+        self._min_window_s = min_window_s
         self._min_rise_mmhg = min_rise_mmhg
         self._slope_fraction = slope_fraction
         self._confirm_s = confirm_s
@@ -78,6 +86,7 @@ class OcclusionDetector:
         self._history: deque[tuple[float, float]] = deque()
         self._rising_since_s: float | None = None
         self._last_t_s: float | None = None
+        self._rate_ml_h = 0.0
 
     def reset(self) -> None:
         """Forget the line's history (a new start or a new syringe)."""
@@ -102,6 +111,10 @@ class OcclusionDetector:
         if self._last_t_s is not None and t_s <= self._last_t_s:
             return None
         self._last_t_s = t_s
+        if rate_ml_h != self._rate_ml_h:
+            # A new rate has a new free-flow pressure.
+            self._rate_ml_h = rate_ml_h
+            self._history.clear()
         self._window.append((t_s, pressure_mmhg))
         while self._window[0][0] < t_s - self._window_s:
             self._window.popleft()
@@ -112,7 +125,9 @@ class OcclusionDetector:
                 f"{self.threshold_mmhg:.0f} mmHg",
             )
         finding = self._rise(pressure_mmhg, rate_ml_h, t_s) if self.rise_rate else None
-        if finding is None:
+        elevated = bool(self._history) and (
+            pressure_mmhg >= self.baseline_mmhg() + self._min_rise_mmhg)
+        if finding is None and not elevated:
             # A monotonic deque: its head is the window's minimum, found in O(1).
             while self._history and self._history[-1][1] >= pressure_mmhg:
                 self._history.pop()
@@ -122,12 +137,16 @@ class OcclusionDetector:
         return finding
 
     def _rise(self, pressure_mmhg: float, rate_ml_h: float, t_s: float) -> OcclusionFinding | None:
-        covered_s = t_s - self._window[0][0]
-        if rate_ml_h <= 0 or covered_s < self._window_s / 2 or not self._history:
+        if rate_ml_h <= 0 or not self._history:
             self._rising_since_s = None
             return None
         expected = occluded_slope_mmhg_s(rate_ml_h, self.compliance_ul_per_mmhg)
-        slope = _slope(self._window)
+        span_s = min(self._window_s, max(self._min_window_s, self._min_rise_mmhg / expected))
+        recent = [(t, p) for t, p in self._window if t >= t_s - span_s]
+        if len(recent) < 3 or t_s - recent[0][0] < span_s / 2:
+            self._rising_since_s = None
+            return None
+        slope = _slope(recent)
         rise = pressure_mmhg - self.baseline_mmhg()
         if slope < self._slope_fraction * expected or rise < self._min_rise_mmhg:
             self._rising_since_s = None

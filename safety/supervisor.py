@@ -26,7 +26,7 @@ from safety.occlusion import OcclusionDetector, OcclusionFinding
 from safety.resume import STOPPED_PREFIX, ResumeState
 from safety.weaning import WeaningPolicy, WeanStep
 from vasopilot.core.config import DrugEntry, PatientSettings, SafetySettings, SyringeSpec
-from vasopilot.core.errors import PumpError, UncertainDeliveryError
+from vasopilot.core.errors import PumpError, PumpRefusedError
 from vasopilot.core.events import (
     DoseApplied,
     DoseRefused,
@@ -153,7 +153,7 @@ class Supervisor:
             syringe.compliance_ul_per_mmhg,
             rise_rate=occlusion_rise_rate,
         )
-        self._infiltration = InfiltrationDetector()
+        self._infiltration = InfiltrationDetector(syringe.compliance_ul_per_mmhg)
         self._weaning = WeaningPolicy(
             self._limits.wean_step, self._limits.wean_interval_s,
             patient.target_map_mmhg, patient.lower_limit_mmhg,
@@ -168,6 +168,8 @@ class Supervisor:
         self._last_beat: Beat | None = None
         self._status: PumpStatus | None = None
         self._last_finding: OcclusionFinding | None = None
+        self._uncertain = False
+        self._commanded_dose_mcg_min = 0.0
         self._t_s = 0.0
 
     # -- read-only picture -------------------------------------------------------------------
@@ -346,7 +348,7 @@ class Supervisor:
             t_s=now_s, requester=req.requester, dose_mcg_min=req.dose_mcg_min,
             reason=req.reason, sender=req.sender, soft_limit_confirmed=req.soft_limit_confirmed,
         )])
-        if self._status is not None and self._status.delivery_uncertain:
+        if self._uncertain or (self._status is not None and self._status.delivery_uncertain):
             self._reconcile(now_s)
         refusal = self._refusal(req, now_s, starting)
         if refusal is not None:
@@ -372,14 +374,21 @@ class Supervisor:
             self._record([OperatorAction(t_s=now_s, action="stop_weaning", by=req.sender or
                                          "operator", detail="operator set a dose")])
         previous = self._dose_mcg_min
-        if not self._set_dose(verdict.dose_mcg_min, req.requester, verdict.reason, now_s):
+        taken = self._set_dose(verdict.dose_mcg_min, req.requester, verdict.reason, now_s)
+        # Judged on the dose now running, so an increase the pump made without confirming it
+        # still counts towards the up-titration interval.
+        if self._dose_mcg_min > previous and not starting:
+            self._last_up_t_s = now_s
+        if not taken:
             return Decision(False, self._dose_mcg_min, "the pump did not take the dose",
                             "PUMP_ERROR")
-        if verdict.dose_mcg_min > previous and not starting:
-            self._last_up_t_s = now_s
         return Decision(True, self._dose_mcg_min, verdict.reason)
 
     def _refusal(self, req: DoseRequest, now_s: float, starting: bool) -> Verdict | None:
+        if self._uncertain:
+            return Verdict(self._dose_mcg_min,
+                           "the pump has not confirmed the last command and cannot be read: "
+                           "no change until its state is known", "UNCERTAIN")
         if self._needs_operator and not (starting and req.requester is Requester.OPERATOR):
             return Verdict(self._dose_mcg_min,
                            f"stopped for {self._stop_reason}: only an operator may restart",
@@ -395,6 +404,10 @@ class Supervisor:
                     momentary=True))
             return limit
         automatic = req.requester is not Requester.OPERATOR
+        if automatic and req.dose_mcg_min == 0:
+            return Verdict(self._dose_mcg_min,
+                           "only an operator, a detected hazard or weaning may stop the infusion",
+                           "STOP_NOT_ALLOWED")
         if automatic and self._weaning.active:
             return Verdict(self._dose_mcg_min,
                            "weaning in progress: only the weaning policy or an operator changes "
@@ -436,19 +449,25 @@ class Supervisor:
             t_s=now_s, requester=requester, dose_mcg_min=dose,
             previous_dose_mcg_min=previous, rate_ml_h=rate_ml_h, reason=reason,
         )])
+        self._commanded_dose_mcg_min = dose
         try:
             status = self._pump.set_rate(rate_ml_h) if dose > 0 else self._pump.stop()
-        except UncertainDeliveryError as exc:
+        except PumpRefusedError as exc:
+            self._record([Fault(t_s=now_s, code="PUMP_REFUSED", message=str(exc),
+                                detail=f"commanded {rate_ml_h:.3f} mL/h")])
+            self._record(self._alarms.raise_alarm(
+                AlarmCode.PUMP_FAULT, Priority.HIGH, f"the pump refused: {exc}", now_s))
+            return False
+        except PumpError as exc:
+            # Lost reply or broken link: the pump may or may not have acted (LoopKit's
+            # "uncertain delivery"); believe only a read-back from now on.
+            self._uncertain = True
+            self._record([Fault(t_s=now_s, code="DELIVERY_UNCERTAIN", message=str(exc),
+                                detail=f"commanded {rate_ml_h:.3f} mL/h")])
             self._record(self._alarms.raise_alarm(
                 AlarmCode.DELIVERY_UNCERTAIN, Priority.MEDIUM,
                 f"the pump did not confirm {dose:.2f} mcg/min: {exc}", now_s))
             self._reconcile(now_s)
-            return False
-        except PumpError as exc:
-            self._record([Fault(t_s=now_s, code="PUMP_ERROR", message=str(exc),
-                                detail=f"commanded {rate_ml_h:.3f} mL/h")])
-            self._record(self._alarms.raise_alarm(
-                AlarmCode.PUMP_FAULT, Priority.HIGH, f"pump refused or failed: {exc}", now_s))
             return False
         self._status = status
         self._dose_mcg_min = dose
@@ -477,7 +496,8 @@ class Supervisor:
     def on_beat(self, beat: Beat, now_s: float) -> None:
         self._t_s = now_s
         self._last_beat = beat
-        if beat.is_good:
+        newest = self._last_good_beat
+        if beat.is_good and (newest is None or beat.t_s >= newest.t_s):
             self._last_good_beat = beat
 
     def on_line_signals(self, signals: LineSignals, now_s: float) -> None:
@@ -496,7 +516,7 @@ class Supervisor:
         status = self._read_status(now_s)
         if status is None:
             return
-        if status.delivery_uncertain:
+        if status.delivery_uncertain or self._uncertain:
             self._reconcile(now_s)
         else:
             self._record(self._alarms.cause_gone(AlarmCode.DELIVERY_UNCERTAIN, now_s))
@@ -532,14 +552,16 @@ class Supervisor:
                     now_s))
                 self._stop_pump(now_s, StopReason.EMPTY)
         elif status.state is not PumpState.INFUSING and not status.delivery_uncertain:
-            code = AlarmCode.HOST_TIMEOUT if _is_host_timeout(status.alarm) else (
-                AlarmCode.PUMP_FAULT)
-            self._record(self._alarms.raise_alarm(
-                code, ALARM_PRIORITY[code],
-                f"the pump stopped by itself ({status.state}, alarm {status.alarm!r})", now_s))
-            self._stop_pump(now_s, StopReason.PUMP_FAULT)
+            self._stopped_by_itself(status, now_s)
         elif status.line_pressure_mmhg is not None:
             self._check_pressure(status.line_pressure_mmhg, status.t_s, now_s)
+
+    def _stopped_by_itself(self, status: PumpStatus, now_s: float) -> None:
+        code = AlarmCode.HOST_TIMEOUT if _is_host_timeout(status.alarm) else AlarmCode.PUMP_FAULT
+        self._record(self._alarms.raise_alarm(
+            code, ALARM_PRIORITY[code],
+            f"the pump stopped by itself ({status.state}, alarm {status.alarm!r})", now_s))
+        self._stop_pump(now_s, StopReason.PUMP_FAULT)
 
     # -- detectors and stops -------------------------------------------------------------------
 
@@ -715,12 +737,17 @@ class Supervisor:
         self._status = status
         if status.delivery_uncertain:
             return
+        was_uncertain, self._uncertain = self._uncertain, False
+        self._record(self._alarms.cause_gone(AlarmCode.DELIVERY_UNCERTAIN, now_s))
         running = status.state is PumpState.INFUSING and status.rate_ml_h > 0
+        if self._running and not running and self._commanded_dose_mcg_min > 0:
+            self._stopped_by_itself(status, now_s)
+            return
         dose = dose_for_rate(status.rate_ml_h, self._limits) if running else 0.0
-        if dose != self._dose_mcg_min:
+        # Journaled even when unchanged, so the journal's last dose is the pump's real one.
+        if was_uncertain or dose != self._dose_mcg_min:
             self._adopt(dose, status.rate_ml_h if running else 0.0, now_s,
                         "reconciled with the pump's read-back after an uncertain delivery")
-        self._record(self._alarms.cause_gone(AlarmCode.DELIVERY_UNCERTAIN, now_s))
 
     def _record(self, events: Iterable[Event]) -> None:
         for event in events:

@@ -59,14 +59,20 @@ class MockPump:
             raise UncertainDeliveryError("reply lost")
         return self.status()
 
+    def _link(self) -> None:
+        if self.disconnected:
+            raise PumpConnectionError("no reply")
+
     def set_rate(self, rate_ml_h: float) -> PumpStatus:
         self.calls.append(("set_rate", rate_ml_h))
+        self._link()
         self.rate_ml_h = rate_ml_h
         self.state = PumpState.INFUSING if rate_ml_h > 0 else PumpState.STOPPED
         return self._answer()
 
     def stop(self) -> PumpStatus:
         self.calls.append(("stop", None))
+        self._link()
         self.rate_ml_h = 0.0
         self.state = PumpState.STOPPED
         self.alarm = None
@@ -74,11 +80,11 @@ class MockPump:
 
     def back_off(self, volume_ul: float) -> PumpStatus:
         self.calls.append(("back_off", volume_ul))
+        self._link()
         return self.status()
 
     def status(self) -> PumpStatus:
-        if self.disconnected:
-            raise PumpConnectionError("no reply")
+        self._link()
         return PumpStatus(
             t_s=self.t_s, state=self.state, rate_ml_h=self.rate_ml_h, delivered_ml=0.0,
             syringe_remaining_ml=self.remaining_ml, line_pressure_mmhg=self.line_pressure_mmhg,
@@ -88,6 +94,7 @@ class MockPump:
 
     def heartbeat(self) -> None:
         self.calls.append(("heartbeat", None))
+        self._link()
 
     def close(self) -> None:
         self.calls.append(("close", None))

@@ -338,6 +338,10 @@ class Supervisor:
 
     # -- requests ------------------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Release the pump's connection at shutdown (the pump keeps its own state)."""
+        self._pump.close()
+
     def request(self, req: DoseRequest, now_s: float) -> Decision:
         """A dose change from the operator, a controller or a remote user."""
         self._t_s = now_s

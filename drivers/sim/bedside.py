@@ -1,5 +1,7 @@
 """The simulated bedside: a virtual patient connected to a pump twin's line, read like a monitor.
 
+The line may be a pump twin's (its read-only readings) or a real bench pump's read-back
+delivered volume: then a real pump drives a virtual patient (hardware in the loop).
 :class:`SimBedside` satisfies :class:`~vasopilot.core.interfaces.BeatSource`: each read moves the
 patient to the clock's time, fed with exactly the volume that left the pump's line since the
 previous read, and returns the beats the monitor measured meanwhile. The same object serves a
@@ -8,16 +10,24 @@ virtual-clock simulation and a real-time simulated rig.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from drivers.sim.patient import VirtualPatient
-from drivers.sim.syringe_pump import SimPumpReadings
 from vasopilot.core.clock import Clock
 from vasopilot.core.types import Beat
 from vasopilot.core.units import MINUTES_PER_HOUR, SECONDS_PER_MIN
 
 
+class Outflow(Protocol):
+    """Cumulative volume that has left the line into the patient, in mL."""
+
+    @property
+    def outflow_volume_ml(self) -> float: ...
+
+
 class SimBedside:
     def __init__(
-        self, patient: VirtualPatient, pump: SimPumpReadings, clock: Clock, conc_mcg_ml: float
+        self, patient: VirtualPatient, pump: Outflow, clock: Clock, conc_mcg_ml: float
     ) -> None:
         self.patient = patient
         self._pump = pump

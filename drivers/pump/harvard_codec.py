@@ -175,26 +175,29 @@ class ReplyDecoder:
         return out
 
     def _take_reply(self) -> HarvardReply | HarvardGarbage | None:
+        """Lines after the opening CRLF, up to the first segment that is a prompt. A prompt is
+        never followed by its own CRLF, so a segment that is a whole prompt ends the reply."""
         buf = bytes(self._buf)
-        last = buf.rfind(b"\r\n")
-        tail = buf[last + 2:]
-        try:
-            text_tail = tail.decode("ascii")
-        except UnicodeDecodeError:
-            text_tail = ""
-        match = _PROMPT.match(text_tail)
-        if match is None:
-            if len(buf) > MAX_REPLY_BYTES:
-                self._buf.clear()
-                return HarvardGarbage(buf, "no prompt after a long reply")
-            return None
-        self._buf.clear()
-        try:
-            lines = tuple(buf[2:last].decode("ascii").split("\r\n")) if last > 0 else ()
-        except UnicodeDecodeError:
-            return HarvardGarbage(buf, "reply is not ASCII")
-        address = int(match.group(1)) if match.group(1) else 0
-        return HarvardReply(address, HarvardPrompt(match.group(2)), lines)
+        pos = 2
+        lines: list[str] = []
+        while True:
+            end = buf.find(b"\r\n", pos)
+            segment = buf[pos:] if end < 0 else buf[pos:end]
+            text = segment.decode("latin-1")
+            match = _PROMPT.match(text)
+            if match is not None:
+                del self._buf[: pos + len(segment)]
+                if not all(line.isascii() for line in lines):
+                    return HarvardGarbage(buf[: pos + len(segment)], "reply is not ASCII")
+                address = int(match.group(1)) if match.group(1) else 0
+                return HarvardReply(address, HarvardPrompt(match.group(2)), tuple(lines))
+            if end < 0:
+                if len(buf) > MAX_REPLY_BYTES:
+                    self._buf.clear()
+                    return HarvardGarbage(buf, "no prompt after a long reply")
+                return None
+            lines.append(text)
+            pos = end + 2
 
 
 @dataclass(frozen=True, slots=True)

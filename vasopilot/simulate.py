@@ -104,12 +104,14 @@ def run_sim(
     progress: Callable[[float], None] | None = None,
     realtime: bool = False,
     params: PatientParams | None = None,
+    on_loop: Callable[[RigLoop], None] | None = None,
 ) -> SimResult:
     """Run one scenario; ``sink`` (default: none) also receives every event, in order.
 
     ``realtime`` paces the virtual clock against the monotonic clock, so telemetry and a
     terminal monitor can be watched as on a real rig. ``params`` replaces the patient that
-    ``options.seed`` draws (cohort runs draw their own).
+    ``options.seed`` draws (cohort runs draw their own). ``on_loop`` receives the rig loop once
+    it is built, before the first step (telemetry binds to it to take views and commands).
     """
     clock = clock or VirtualClock()
     events: list[Event] = []
@@ -143,6 +145,8 @@ def run_sim(
             beats = DetectedBeatSource(source, BeatDetector(config.profile.pressure.fs_hz))
         loop = RigLoop(supervisor, beats, controller, record, line=SimLineSignals(twin.readings),
                        timings=LoopTimings())
+        if on_loop is not None:
+            on_loop(loop)
         record(RunStarted(
             t_s=0.0, wall=clock.wall_label(), rig_id=config.profile.rig_id, mode=options.mode,
             scenario=options.scenario, seed=options.seed, target_map_mmhg=target,

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from vasopilot.journal import Journal
+    from vasopilot.settings import RigConfig
     from vasopilot.simulate import SimResult
+    from vasopilot.telemetry import Telemetry
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     parser.add_argument("--realtime", action="store_true",
                         help="run at the speed of the wall clock (for watching telemetry)")
+    parser.add_argument("--mqtt", metavar="URL",
+                        help="publish telemetry to this broker, e.g. mqtts://user:pass@host:8883 "
+                        "(overrides the profile's [mqtt]; mqtt:// is plain, loopback only unless "
+                        "?insecure=true)")
+    parser.add_argument("--rig-id", help="rig id for the MQTT topics (default: the profile's)")
     parser.add_argument("--json", action="store_true",
                         help="print the summary as one JSON object instead of a table")
     parser.set_defaults(func=run)
@@ -63,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     journal_path.unlink(missing_ok=True)
     err = Console(stderr=True)
     clock = VirtualClock()
-    with Journal(journal_path, clock) as journal, Progress(
+    with Journal(journal_path, clock) as journal, _telemetry(args, config, journal) as telemetry, \
+            Progress(
         TextColumn("[bold]simulating[/] {task.description}"), BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
         console=err, transient=True, disable=args.json or not err.is_terminal,
@@ -71,13 +82,39 @@ def run(args: argparse.Namespace) -> int:
         task = bar.add_task(f"{options.scenario}, {options.hours:g} h", total=1.0)
         result = run_sim(config, options, clock=clock, sink=journal.append,
                          progress=lambda fraction: bar.update(task, completed=fraction),
-                         realtime=args.realtime)
+                         realtime=args.realtime,
+                         on_loop=telemetry.bind_loop if telemetry is not None else None)
     plot_path = None if args.no_plot else _plot(result, args.out / f"{stem}.png")
     if args.json:
         print(result.summary.model_dump_json())
         return 0
     _print_table(result, journal_path, plot_path)
     return 0
+
+
+@contextmanager
+def _telemetry(args: argparse.Namespace, config: RigConfig,
+               journal: Journal) -> Iterator[Telemetry | None]:
+    """MQTT telemetry for the run if ``--mqtt`` or the profile's ``[mqtt]`` asks for it."""
+    settings = config.profile.mqtt
+    if args.mqtt:
+        from vasopilot.telemetry.url import settings_from_url
+
+        settings = settings_from_url(args.mqtt, settings, rig_id=args.rig_id)
+    if not settings.enabled:
+        yield None
+        return
+    from vasopilot.telemetry import Telemetry
+
+    rig_id = args.rig_id or settings.rig_id or config.profile.rig_id
+    telemetry = Telemetry(settings, rig_id, journal.path,
+                          weight_kg=config.profile.patient.weight_kg, after_seq=0).start()
+    try:
+        yield telemetry
+    finally:
+        # Commit the tail of batched events so the last of them are published too.
+        journal.flush()
+        telemetry.close()
 
 
 def _plot(result: SimResult, path: Path) -> Path:

@@ -29,6 +29,8 @@ class Rig:
     supervisor: Supervisor
     loop: RigLoop
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Sources that must be polled at their sample rate from an acquisition thread (ADS1115).
+    pollers: list[tuple[Callable[[], object], float]] = field(default_factory=list)
 
     def close(self) -> None:
         while self.closers:
@@ -153,6 +155,7 @@ def build_rig(
     closers: list[Callable[[], None]] = [supervisor.close]
     beats: BeatSource
     line: LineSignalSource | None = None
+    pollers: list[tuple[Callable[[], object], float]] = []
     if profile.pressure.source == "sim":
         from drivers.sim.bedside import Outflow, SimBedside
         from drivers.sim.patient import VirtualPatient, draw_patient
@@ -169,10 +172,13 @@ def build_rig(
         source = _pressure_source(profile.pressure, clock, i2c_bus)
         closers.append(source.close)
         beats = DetectedBeatSource(source, BeatDetector(source.fs_hz))
+        poll = getattr(source, "poll", None)
+        if poll is not None:
+            pollers.append((poll, 1.0 / source.fs_hz))
     if sim_readings is not None:
         line = SimLineSignals(sim_readings)
     loop = RigLoop(supervisor, beats, controller, sink, line=line, timings=timings)
-    return Rig(config, clock, supervisor, loop, closers)
+    return Rig(config, clock, supervisor, loop, closers, pollers)
 
 
 class _SinkAdapter:

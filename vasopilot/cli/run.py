@@ -1,0 +1,64 @@
+"""``vasopilot run --rig PROFILE``: run a rig in real time, resuming from its journal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a rig in real time from its profile (resumes from its journal)",
+        description="Assemble the rig of a profile, resume supervision from its journal if it "
+        "ran before (S13), and run the supervisor and the control mode in real time. "
+        "Stop with Ctrl-C: the pump keeps its last rate, as after a crash.",
+    )
+    parser.add_argument("--rig", type=Path, required=True, help="rig profile (config/*.toml)")
+    parser.add_argument("--mode", default="protocol",
+                        help="control mode: protocol, manual, closed-loop")
+    parser.add_argument("--start-dose", type=float, metavar="MCG_MIN",
+                        help="start the infusion at this dose (an operator's act)")
+    parser.add_argument("--confirm", action="store_true",
+                        help="confirm a start dose above the drug's start range")
+    parser.add_argument("--minutes", type=float, help="stop after this many minutes")
+    parser.add_argument("--patient-seed", type=int, default=1,
+                        help="the virtual patient of a sim pressure source")
+    parser.add_argument("--mqtt", metavar="URL",
+                        help="publish telemetry to this broker (overrides the profile's [mqtt])")
+    parser.add_argument("--rig-id", help="rig id for the MQTT topics (default: the profile's)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vasopilot.cli.sim import _telemetry
+    from vasopilot.core.clock import MonotonicClock
+    from vasopilot.journal import Journal
+    from vasopilot.serve import ServeOptions, open_rig, serve
+    from vasopilot.settings import load_rig
+    from vasopilot.simulate import MODES
+
+    if args.mode not in MODES:
+        raise SystemExit(f"vasopilot run: unknown mode {args.mode!r} (have {sorted(MODES)})")
+    config = load_rig(args.rig)
+    clock = MonotonicClock()
+    options = ServeOptions(mode=args.mode, start_dose_mcg_min=args.start_dose,
+                           soft_limit_confirmed=args.confirm, minutes=args.minutes,
+                           patient_seed=args.patient_seed)
+    config.journal_path.parent.mkdir(parents=True, exist_ok=True)
+    with Journal(config.journal_path, clock) as journal, \
+            _telemetry(args, config, journal) as telemetry:
+        rig = open_rig(config, journal, clock, MODES[args.mode](), options)
+        if telemetry is not None:
+            telemetry.bind_loop(rig.loop)
+        try:
+            view = asyncio.run(serve(rig, clock, journal, options))
+        except KeyboardInterrupt:
+            print("vasopilot run: stopped by the operator; the pump keeps its last rate")
+            return 0
+        finally:
+            rig.close()
+    print(f"vasopilot run: {view.dose_mcg_min:.2f} mcg/min at the end, "
+          f"{len(view.alarms)} active alarm(s); journal {config.journal_path}")
+    return 0

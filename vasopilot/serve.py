@@ -1,0 +1,113 @@
+"""``vasopilot run``: one rig in real time under asyncio, resuming from its journal (S13).
+
+Tasks: the rig loop (supervisor tick, beats, control), the acquisition threads of polled
+sensors, the journal's flush of batched events, and systemd's watchdog, which is pinged only
+while the loop steps. The clock is a parameter, so the whole runtime runs on a virtual clock in
+tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from safety.resume import ResumeState
+from safety.supervisor import SupervisorView
+from vasopilot.control.base import Controller
+from vasopilot.core.clock import Clock
+from vasopilot.core.events import RunStarted
+from vasopilot.journal import Journal
+from vasopilot.rig import Rig, build_rig
+from vasopilot.runtime import run_realtime
+from vasopilot.service import LoopWatchdog, SystemdNotifier
+from vasopilot.settings import RigConfig
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    mode: str
+    start_dose_mcg_min: float | None = None
+    soft_limit_confirmed: bool = False
+    minutes: float | None = None
+    tick_s: float = 0.2
+    patient_seed: int = 1
+
+
+def open_rig(
+    config: RigConfig, journal: Journal, clock: Clock, controller: Controller,
+    options: ServeOptions,
+) -> Rig:
+    """Build the rig and either resume the journal's run or open a new one."""
+    rig = build_rig(config, clock=clock, sink=journal.append, controller=controller,
+                    patient_seed=options.patient_seed)
+    previous = journal.recovery()
+    resuming = previous is not None and previous.run is not None and \
+        previous.run.rig_id == config.profile.rig_id
+    now_s = clock.now_s()
+    journal.append(RunStarted(
+        t_s=now_s, rig_id=config.profile.rig_id, mode=controller.mode,
+        target_map_mmhg=config.profile.patient.target_map_mmhg,
+        lower_limit_mmhg=config.profile.patient.lower_limit_mmhg,
+        conc_mcg_ml=config.drug.conc_mcg_ml, weight_kg=config.profile.patient.weight_kg,
+        restarted=resuming,
+    ))
+    if resuming:
+        events = journal.iter_events(after_seq=journal.current_run_seq() - 1)
+        rig.supervisor.resume(ResumeState.from_events(events), now_s)
+    return rig
+
+
+async def serve(rig: Rig, clock: Clock, journal: Journal, options: ServeOptions,
+                notifier: SystemdNotifier | None = None) -> SupervisorView:
+    """Run until ``options.minutes`` have passed (or forever, until cancelled)."""
+    loop = rig.loop
+    if options.start_dose_mcg_min is not None:
+        dose = options.start_dose_mcg_min
+        loop.submit(lambda now_s: rig.supervisor.start(
+            dose, now_s, by="operator", soft_limit_confirmed=options.soft_limit_confirmed))
+    notifier = notifier or SystemdNotifier()
+    stop = threading.Event()
+    threads = [threading.Thread(target=_poll_forever, args=(poll, period_s, clock, stop),
+                                name="acquisition", daemon=True)
+               for poll, period_s in rig.pollers]
+    for thread in threads:
+        thread.start()
+    end_s = None if options.minutes is None else clock.now_s() + options.minutes * 60.0
+    ready = False
+
+    def until(view: SupervisorView) -> bool:
+        nonlocal ready
+        if not ready:
+            notifier.notify("READY=1")
+            ready = True
+        journal.flush_if_due()
+        return end_s is not None and view.t_s >= end_s
+
+    helpers: list[asyncio.Task[None]] = []
+    if notifier.enabled and notifier.watchdog_s:
+        watchdog = LoopWatchdog(loop, notifier, clock, max_age_s=notifier.watchdog_s / 2)
+        helpers.append(asyncio.create_task(watchdog.run(notifier.watchdog_s / 4)))
+    try:
+        return await run_realtime(loop, clock, tick_s=options.tick_s, until=until)
+    finally:
+        for task in helpers:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=2.0)
+        journal.flush()
+        notifier.notify("STOPPING=1")
+
+
+def _poll_forever(poll: Callable[[], object], period_s: float, clock: Clock,
+                  stop: threading.Event) -> None:
+    next_s = clock.now_s()
+    while not stop.is_set():
+        poll()
+        next_s += period_s
+        clock.sleep(max(0.0, next_s - clock.now_s()))

@@ -35,6 +35,12 @@ def state_payload(
 ) -> StatePayload:
     """The ``state`` payload; ``weight_kg`` (kg) gives the dose in mcg/kg/min when known."""
     pump = view.pump
+    vitals = vitals_from(last_beat)
+    good_t_s = view.last_good_beat_t_s
+    if view.last_good_map_mmhg is not None and good_t_s is not None and (
+            vitals is None or vitals.t_s < good_t_s):
+        # Beat summaries come every 15 s; the supervisor's last good MAP is fresher.
+        vitals = Vitals(t_s=good_t_s, map_mmhg=view.last_good_map_mmhg, quality="good")
     return StatePayload(
         rig_id=rig_id, t_s=view.t_s, wall=wall, mode=mode, running=view.running,
         weaning=view.weaning, stop_reason=view.stop_reason,
@@ -45,7 +51,7 @@ def state_payload(
         volume_infused_ml=pump.delivered_ml if pump else None,
         syringe_remaining_ml=pump.syringe_remaining_ml if pump else None,
         time_left_min=view.time_left_min, map_trusted=view.map_trusted,
-        vitals=vitals_from(last_beat), target_map_mmhg=view.target_map_mmhg,
+        vitals=vitals, target_map_mmhg=view.target_map_mmhg,
         lower_limit_mmhg=view.lower_limit_mmhg, alarms=alarm_states(view),
         remote_commands=remote_commands, last_seq=last_seq,
     )

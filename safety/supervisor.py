@@ -286,6 +286,15 @@ class Supervisor:
         self._record([OperatorAction(t_s=now_s, action="stop_weaning", by=by)])
         self._weaning.stop()
 
+    def set_standby(self, pump: Pump, now_s: float, *, by: str = "operator") -> None:
+        """An operator loads a second pump (with a fresh syringe) to take over later (S10)."""
+        self._t_s = now_s
+        self._record([OperatorAction(t_s=now_s, action="standby", by=by,
+                                     detail=f"spare pump loaded; if the host dies it "
+                                            f"{pump.capabilities.host_loss}")])
+        self._standby = pump
+        self._record(self._alarms.cause_gone(AlarmCode.CHANGEOVER, now_s))
+
     def resume(self, state: ResumeState, now_s: float) -> None:
         """S13: take over after a restart, adopting what the pump is doing without a gap.
 
@@ -724,9 +733,12 @@ class Supervisor:
             previous_dose_mcg_min=previous, rate_ml_h=0.0,
             reason=f"{STOPPED_PREFIX}{reason}" + (f" ({detail})" if detail else ""),
         )])
+        self._commanded_dose_mcg_min = 0.0
         try:
             self._status = self._pump.stop()
         except PumpError as exc:
+            # Retried by the reconciliation once the pump answers again.
+            self._uncertain = True
             self._record([Fault(t_s=now_s, code="STOP_FAILED", message=str(exc))])
             self._record(self._alarms.raise_alarm(
                 AlarmCode.PUMP_FAULT, Priority.HIGH, f"the pump did not confirm the stop: {exc}",
@@ -746,6 +758,14 @@ class Supervisor:
         running = status.state is PumpState.INFUSING and status.rate_ml_h > 0
         if self._running and not running and self._commanded_dose_mcg_min > 0:
             self._stopped_by_itself(status, now_s)
+            return
+        if running and not self._running and self._commanded_dose_mcg_min == 0:
+            self._record([Fault(t_s=now_s, code="STOP_RESENT",
+                                message="the pump still infuses after a stop: stopping it again")])
+            try:
+                self._status = self._pump.stop()
+            except PumpError:
+                self._uncertain = True
             return
         dose = dose_for_rate(status.rate_ml_h, self._limits) if running else 0.0
         # Journaled even when unchanged, so the journal's last dose is the pump's real one.

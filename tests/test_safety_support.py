@@ -6,9 +6,11 @@ levers (pressure, stall, empty, lost acknowledgement, host timeout) are plain at
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from safety.supervisor import Supervisor
+from safety.limits import DoseLimits
+from safety.supervisor import StopReason, Supervisor
 from vasopilot.core.config import (
     NOREPINEPHRINE,
     DrugEntry,
@@ -18,13 +20,21 @@ from vasopilot.core.config import (
     SyringeSpec,
 )
 from vasopilot.core.errors import PumpConnectionError, UncertainDeliveryError
-from vasopilot.core.events import Event
+from vasopilot.core.events import (
+    AlarmCleared,
+    AlarmRaised,
+    DoseApplied,
+    DoseRequested,
+    Event,
+    OperatorAction,
+)
 from vasopilot.core.types import (
     Beat,
     HostLossBehaviour,
     PumpCapabilities,
     PumpState,
     PumpStatus,
+    Requester,
 )
 
 SYRINGE_50: SyringeSpec = SyringeCatalogue().syringes["bd-plastipak-50"]
@@ -158,3 +168,109 @@ def feed(supervisor: Supervisor, t0_s: float, t1_s: float, *, map_mmhg: float = 
         supervisor.on_beat(beat(t_s, map_mmhg, quality), t_s)
         supervisor.tick(t_s)
     return t_s
+
+
+LIMITS_EPS = 1e-6
+AUTOMATIC = (Requester.CONTROLLER, Requester.PROTOCOL, Requester.REMOTE)
+PERMITTED_STOPS = {f"stopped: {r}" for r in StopReason}
+LATCHING_STOPS = {f"stopped: {StopReason.OCCLUSION}", f"stopped: {StopReason.EXTRAVASATION}"}
+RECONCILED = "reconciled"
+
+
+class JournalInvariants:
+    """The supervisor's promises, checked on its journal as it grows.
+
+    Dose never above the hard max; above the soft max only with a confirmation; slew limits
+    and the up-titration interval; no automatic increase on untrusted MAP (S5, kept here from
+    the beats the test handed over) or with MAP ≥ target + 10 (S6); stops only for a permitted
+    reason; no restart after an occlusion or extravasation without an operator's start; the
+    open alarms are exactly those the journal raised and did not clear.
+    """
+
+    def __init__(self, limits: DoseLimits, high_map_mmhg: float, stale_after_s: float = 10.0):
+        self._limits = limits
+        self._high_map_mmhg = high_map_mmhg
+        self._stale_after_s = stale_after_s
+        self.checked = 0
+        self.applied_at: dict[int, DoseApplied] = {}
+        self.open_codes: set[str] = set()
+        self._last_good: Beat | None = None
+        self._confirmed = False
+        self._last_commanded = 0.0
+        self._prior_commanded = 0.0
+        self._last_up_t_s: float | None = None
+        self._prior_up_t_s: float | None = None
+        self._latched = False
+        self._operator_started = False
+        self._max_applied = 0.0
+
+    def on_beat(self, beat: Beat) -> None:
+        if beat.is_good and (self._last_good is None or beat.t_s >= self._last_good.t_s):
+            self._last_good = beat
+
+    def check(self, events: Sequence[Event], open_alarms: set[str],
+              calls_when_appended: Sequence[int] | None = None) -> None:
+        for index in range(self.checked, len(events)):
+            event = events[index]
+            if isinstance(event, OperatorAction) and event.action == "start":
+                self._operator_started = True
+            elif isinstance(event, DoseRequested):
+                self._confirmed = event.soft_limit_confirmed
+            elif isinstance(event, AlarmRaised):
+                self.open_codes.add(event.code)
+            elif isinstance(event, AlarmCleared):
+                self.open_codes.discard(event.code)
+            elif isinstance(event, DoseApplied):
+                self._check_dose(event)
+                if calls_when_appended is not None:
+                    self.applied_at[calls_when_appended[index]] = event
+        self.checked = len(events)
+        assert open_alarms == self.open_codes
+
+    def _trusted_map(self, t_s: float) -> float | None:
+        good = self._last_good
+        if good is None or t_s - good.t_s >= self._stale_after_s:
+            return None
+        return good.map_mmhg
+
+    def _check_dose(self, event: DoseApplied) -> None:
+        limits = self._limits
+        dose, previous = event.dose_mcg_min, event.previous_dose_mcg_min
+        assert dose <= limits.hard_max + LIMITS_EPS
+        if event.reason.startswith(RECONCILED):
+            # The read-back after a command whose acknowledgement was lost: the pump runs
+            # either that journaled (and checked) command or the dose before it.
+            done = abs(dose - self._last_commanded) < 0.01 * max(dose, 1.0)
+            assert done or abs(dose - self._prior_commanded) < 0.01 * max(dose, 1.0)
+            if not done:
+                # The last command never happened: neither did its up-step.
+                self._last_up_t_s = self._prior_up_t_s
+            self._last_commanded = self._prior_commanded = dose
+            return
+        self._prior_commanded, self._last_commanded = self._last_commanded, dose
+        if dose > previous + LIMITS_EPS:
+            if dose > limits.soft_max + LIMITS_EPS:
+                assert self._confirmed or (event.requester is Requester.SUPERVISOR
+                                           and dose <= self._max_applied + LIMITS_EPS)
+            if event.requester in AUTOMATIC:
+                map_mmhg = self._trusted_map(event.t_s)
+                assert map_mmhg is not None, "automatic increase on untrusted MAP"
+                assert map_mmhg < self._high_map_mmhg, "increase with MAP above target + 10"
+            if previous > 0 and event.requester is not Requester.SUPERVISOR:
+                assert dose - previous <= limits.max_up_step + LIMITS_EPS
+                assert self._last_up_t_s is None or (
+                    event.t_s - self._last_up_t_s >= limits.min_up_interval_s)
+                self._prior_up_t_s, self._last_up_t_s = self._last_up_t_s, event.t_s
+        if 0 < dose < previous - LIMITS_EPS:
+            step = limits.wean_step if event.requester is Requester.SUPERVISOR else (
+                limits.max_down_step)
+            assert previous - dose <= step + LIMITS_EPS
+        reason = event.reason.split(" (")[0]
+        if dose == 0 and previous > 0:
+            assert event.requester is Requester.OPERATOR or reason in PERMITTED_STOPS, reason
+            self._latched = reason in LATCHING_STOPS
+            self._operator_started = False
+        if dose > 0 and previous == 0:
+            assert not self._latched or self._operator_started, "restart without an operator"
+            self._latched = False
+        self._max_applied = max(self._max_applied, dose)

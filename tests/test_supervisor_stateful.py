@@ -16,20 +16,12 @@ import os
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from test_safety_support import ListSink, MockPump, beat, make_supervisor
+from test_safety_support import JournalInvariants, ListSink, MockPump, beat, make_supervisor
 
 from safety.alarms import AlarmCode
-from safety.limits import DoseLimits
-from safety.supervisor import Decision, StopReason, Supervisor
+from safety.supervisor import Decision, Supervisor
 from vasopilot.core.config import NOREPINEPHRINE, PatientSettings
-from vasopilot.core.events import (
-    AlarmCleared,
-    AlarmRaised,
-    DoseApplied,
-    DoseRefused,
-    DoseRequested,
-    OperatorAction,
-)
+from vasopilot.core.events import DoseRefused
 from vasopilot.core.types import DoseRequest, LineSignals, PumpState, Requester
 from vasopilot.core.units import rate_ml_h_from_dose
 
@@ -44,12 +36,6 @@ settings.register_profile(
 PROFILE = settings.get_profile("safety-ci" if os.environ.get("CI") else "safety-dev")
 
 PATIENT = PatientSettings()
-LIMITS_EPS = 1e-6
-HIGH_MAP_MMHG = PATIENT.target_map_mmhg + 10.0
-AUTOMATIC = (Requester.CONTROLLER, Requester.PROTOCOL, Requester.REMOTE)
-PERMITTED_STOPS = {f"stopped: {r}" for r in StopReason}
-RECONCILED = "reconciled"
-LATCHING_STOPS = {f"stopped: {StopReason.OCCLUSION}", f"stopped: {StopReason.EXTRAVASATION}"}
 
 doses = st.one_of(st.floats(min_value=-2.0, max_value=80.0, allow_nan=False),
                   st.sampled_from([0.0, 8.0, 10.0, 12.0, 30.0, 31.0, 60.0, 61.0]))
@@ -62,26 +48,16 @@ class SupervisorMachine(RuleBasedStateMachine):
         self.supervisor: Supervisor
         self.pump: MockPump
         self.sink: ListSink
+        self.promises: JournalInvariants
         self.t_s = 0.0
-        # The trusted-MAP picture as the rules of S5 define it, kept by the test itself.
-        self.last_good_t_s: float | None = None
-        self.last_good_map = 70.0
         self.checked_events = 0
-        self.last_up_t_s: float | None = None
-        self.prior_up_t_s: float | None = None
-        self.latched = False
-        self.operator_started = False
-        self.max_applied = 0.0
-        self.confirmed = False
-        self.last_commanded = 0.0
-        self.prior_commanded = 0.0
         self.checked_commands = 0
-        self.open_codes: set[str] = set()
-        self.applied_at: dict[int, DoseApplied] = {}
 
     @initialize(dose=st.floats(min_value=8.0, max_value=12.0))
     def start(self, dose: float) -> None:
         self.supervisor, self.pump, self.sink = make_supervisor(patient=PATIENT)
+        self.promises = JournalInvariants(self.supervisor.limits,
+                                            PATIENT.target_map_mmhg + 10.0)
         self._beat(70.0, "good", 0.0)
         self._decided(self.supervisor.start(dose, self.t_s))
 
@@ -175,12 +151,9 @@ class SupervisorMachine(RuleBasedStateMachine):
     # -- helpers ------------------------------------------------------------------------------
 
     def _beat(self, map_mmhg: float, quality: str, t_s: float) -> None:
-        if quality == "good" and (self.last_good_t_s is None or t_s >= self.last_good_t_s):
-            self.last_good_t_s, self.last_good_map = t_s, map_mmhg
-        self.supervisor.on_beat(beat(t_s, map_mmhg, quality), self.t_s)
-
-    def _trusted(self) -> bool:
-        return self.last_good_t_s is not None and self.t_s - self.last_good_t_s < 10.0
+        given = beat(t_s, map_mmhg, quality)
+        self.promises.on_beat(given)
+        self.supervisor.on_beat(given, self.t_s)
 
     def _decided(self, decision: Decision) -> None:
         start = self.checked_events
@@ -192,73 +165,21 @@ class SupervisorMachine(RuleBasedStateMachine):
     # -- invariants -----------------------------------------------------------------------------
 
     def check(self) -> None:
-        limits = self.supervisor.limits
-        events = self.sink.events
-        for index in range(self.checked_events, len(events)):
-            event = events[index]
-            if isinstance(event, OperatorAction) and event.action == "start":
-                self.operator_started = True
-            elif isinstance(event, DoseRequested):
-                self.confirmed = event.soft_limit_confirmed
-            elif isinstance(event, AlarmRaised):
-                self.open_codes.add(event.code)
-            elif isinstance(event, AlarmCleared):
-                self.open_codes.discard(event.code)
-            elif isinstance(event, DoseApplied):
-                self.check_dose(event, limits)
-                self.applied_at[self.sink.calls_when_appended[index]] = event
-        self.checked_events = len(events)
+        self.promises.check(self.sink.events, {a.code for a in self.supervisor.alarms},
+                              self.sink.calls_when_appended)
+        self.checked_events = len(self.sink.events)
         # Every pump command was preceded by a journaled dose change carrying its rate.
+        limits = self.supervisor.limits
+        hard_max_ml_h = rate_ml_h_from_dose(limits.hard_max, limits.conc_mcg_ml)
         commands = self.pump.commands()
         for position in range(self.checked_commands, len(commands)):
             name, argument = commands[position]
             if name == "set_rate":
-                journaled = self.applied_at.get(position)
+                journaled = self.promises.applied_at.get(position)
                 assert journaled is not None and argument is not None
                 assert abs(journaled.rate_ml_h - argument) < 1e-9
-                assert argument <= rate_ml_h_from_dose(limits.hard_max, limits.conc_mcg_ml) + 1e-9
+                assert argument <= hard_max_ml_h + 1e-9
         self.checked_commands = len(commands)
-        assert {a.code for a in self.supervisor.alarms} == self.open_codes
-
-    def check_dose(self, event: DoseApplied, limits: DoseLimits) -> None:
-        dose, previous = event.dose_mcg_min, event.previous_dose_mcg_min
-        assert dose <= limits.hard_max + LIMITS_EPS
-        if event.reason.startswith(RECONCILED):
-            # The read-back after a command whose acknowledgement was lost: the pump runs
-            # either that journaled (and checked) command or the dose before it.
-            done = abs(dose - self.last_commanded) < 0.01 * max(dose, 1.0)
-            assert done or abs(dose - self.prior_commanded) < 0.01 * max(dose, 1.0)
-            if not done:
-                # The last command never happened: neither did its up-step.
-                self.last_up_t_s = self.prior_up_t_s
-            self.last_commanded = self.prior_commanded = dose
-            return
-        self.prior_commanded, self.last_commanded = self.last_commanded, dose
-        if dose > previous + LIMITS_EPS:
-            if dose > limits.soft_max + LIMITS_EPS:
-                assert self.confirmed or (event.requester is Requester.SUPERVISOR
-                                          and dose <= self.max_applied + LIMITS_EPS)
-            if event.requester in AUTOMATIC:
-                assert self._trusted(), "automatic increase on untrusted MAP"
-                assert self.last_good_map < HIGH_MAP_MMHG
-            if previous > 0 and event.requester is not Requester.SUPERVISOR:
-                assert dose - previous <= limits.max_up_step + LIMITS_EPS
-                assert self.last_up_t_s is None or (
-                    event.t_s - self.last_up_t_s >= limits.min_up_interval_s)
-                self.prior_up_t_s, self.last_up_t_s = self.last_up_t_s, event.t_s
-        if 0 < dose < previous - LIMITS_EPS:
-            step = limits.wean_step if event.requester is Requester.SUPERVISOR else (
-                limits.max_down_step)
-            assert previous - dose <= step + LIMITS_EPS
-        reason = event.reason.split(" (")[0]
-        if dose == 0 and previous > 0:
-            assert event.requester is Requester.OPERATOR or reason in PERMITTED_STOPS, reason
-            self.latched = reason in LATCHING_STOPS
-            self.operator_started = False
-        if dose > 0 and previous == 0:
-            assert not self.latched or self.operator_started, "restart without an operator"
-            self.latched = False
-        self.max_applied = max(self.max_applied, dose)
 
     @invariant()
     def dose_within_hard_max(self) -> None:

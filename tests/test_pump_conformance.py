@@ -114,6 +114,18 @@ def test_out_of_range_rate_is_refused_and_the_running_rate_kept(rig: Rig) -> Non
     assert status.rate_ml_h == pytest.approx(7.5)
 
 
+def test_rate_the_mechanism_cannot_reach_is_refused_by_the_pump(rig: Rig) -> None:
+    # Within the pump's published range, above what the syringe mechanics can push.
+    assert rig.pump.capabilities.max_rate_ml_h > 500.0
+    assert rig.emulated.physics.capabilities.max_rate_ml_h < 500.0
+    rig.pump.set_rate(7.5)
+    with pytest.raises(PumpRefusedError, match=r"(?i)out of range|OOR"):
+        rig.pump.set_rate(500.0)
+    status = rig.pump.status()
+    assert status.state is PumpState.INFUSING
+    assert status.rate_ml_h == pytest.approx(7.5)
+
+
 def test_stall_is_reported_for_the_supervisor_to_treat_as_occlusion(rig: Rig) -> None:
     rig.pump.set_rate(7.5)
     rig.clock.advance(60)
@@ -256,11 +268,11 @@ def test_emulated_pump_delivers_like_the_physics_over_a_virtual_hour(kind: str) 
 
 
 _OPS = st.one_of(
-    st.tuples(st.just("set_rate"), st.floats(min_value=-1.0, max_value=20_000.0)),
+    st.tuples(st.just("set_rate"), st.floats(min_value=-1.0, max_value=1e6)),
     st.tuples(st.just("stop"), st.none()),
     st.tuples(st.just("status"), st.none()),
     st.tuples(st.just("heartbeat"), st.none()),
-    st.tuples(st.just("back_off"), st.floats(min_value=0.0, max_value=2000.0)),
+    st.tuples(st.just("back_off"), st.floats(min_value=0.0, max_value=1e7)),
     st.tuples(st.just("advance"), st.floats(min_value=0.0, max_value=600.0)),
     st.tuples(st.just("stall"), st.none()),
     st.tuples(st.sampled_from(["garbage", "truncate", "drop", "wrong_address"]),
@@ -296,9 +308,9 @@ def _apply(emulated: EmulatedPump, clock: VirtualClock, op: str, arg: object) ->
 
 
 @pytest.mark.parametrize("kind", SERIAL_PUMP_KINDS)
-@settings(max_examples=25, deadline=None, derandomize=True,
+@settings(max_examples=50, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
-@given(ops=st.lists(_OPS, max_size=12))
+@given(ops=st.lists(_OPS, max_size=20))
 def test_random_commands_never_crash_the_driver_or_desynchronise_the_link(
     kind: str, ops: list[tuple[str, object]]
 ) -> None:

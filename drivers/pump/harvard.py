@@ -104,6 +104,8 @@ class HarvardPump:
         """Infuse at ``rate_ml_h`` (rounded down to 4 significant digits), starting if idle."""
         if rate_ml_h <= 0:
             return self.stop()
+        if not self._min_ml_h <= rate_ml_h <= self._max_ml_h:
+            raise HarvardRefusedError(f"irate {rate_ml_h} ml/hr", HarvardError.OUT_OF_RANGE)
         with self._guard.changing(f"set rate {rate_ml_h} mL/h"):
             self._ask("")
             if self._prompt is HarvardPrompt.STALLED:
@@ -130,7 +132,11 @@ class HarvardPump:
         withdrawal is over, on the next status read or start."""
         if volume_ul < 0:
             raise ValueError(f"back-off volume must be non-negative, got {volume_ul} µL")
-        volume_text = format_number(volume_ul)
+        try:
+            volume_text = format_number(volume_ul)
+        except CodecError:
+            raise HarvardRefusedError(f"tvolume {volume_ul} ul",
+                                      HarvardError.OUT_OF_RANGE) from None
         if float(volume_text) <= 0:
             return self.status()
         rate_ml_h = min(BACK_OFF_RATE_ML_H, self._max_ml_h)

@@ -217,6 +217,10 @@ class NewEraPump:
         """
         if rate_ml_h <= 0:
             return self.stop()
+        if not self._min_ml_h <= rate_ml_h <= self._max_ml_h:
+            # What the pump would answer, said before anything is sent: a refused rate change
+            # must not leave a running pump paused half-way through a unit change.
+            raise NewEraRefusedError(f"RAT {rate_ml_h} mL/h", NewEraError.OUT_OF_RANGE)
         with self._guard.changing(f"set rate {rate_ml_h} mL/h"):
             self._ask("")
             if self._motion in _RUNNING:
@@ -243,7 +247,10 @@ class NewEraPump:
             raise ValueError(f"back-off volume must be non-negative, got {volume_ul} µL")
         unit = volume_unit_for(self.syringe.inner_diameter_mm)
         scale = 1.0 if unit is VolumeUnit.UL else 1.0 / UL_PER_ML
-        volume_text = format_number(volume_ul * scale)
+        try:
+            volume_text = format_number(volume_ul * scale)
+        except CodecError:
+            raise NewEraRefusedError(f"VOL {volume_ul} µL", NewEraError.OUT_OF_RANGE) from None
         if parse_number(volume_text) <= 0:
             # VOL 0 would mean "no limit": a withdrawal to the end of the barrel.
             return self.status()
@@ -393,9 +400,6 @@ class NewEraPump:
             text = rate_in_unit(rate_ml_h, unit)
             self._ask(f"RAT {text}", changes=True)
             return text, unit
-        if not self._min_ml_h <= rate_ml_h <= self._max_ml_h:
-            # The pump would refuse it too, but only after the pause this path needs.
-            raise NewEraRefusedError(f"RAT {rate_ml_h} mL/h", NewEraError.OUT_OF_RANGE)
         unit = best_rate_unit(rate_ml_h)
         text = rate_in_unit(rate_ml_h, unit)
         self._ask("STP", changes=True)

@@ -185,6 +185,9 @@ def test_alarm_met_by_a_rate_change_is_reported_not_overridden(
     with pytest.raises(NewEraAlarmError) as caught:
         safe_rig.pump.set_rate(9.0)
     assert caught.value.alarm is NewEraAlarm.STALL
+    pump = safe_rig.pump
+    assert isinstance(pump, NewEraPump)
+    assert pump.alarm is NewEraAlarm.STALL
     status = safe_rig.pump.status()
     assert status.stalled
     assert status.state is PumpState.ALARM

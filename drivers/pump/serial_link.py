@@ -12,7 +12,6 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from types import TracebackType
 from typing import Protocol, TypeVar
 
 import serial
@@ -36,8 +35,6 @@ class SerialPort(Protocol):
     def read(self, size: int = 1) -> bytes: ...
 
     def write(self, data: bytes) -> int | None: ...
-
-    def reset_input_buffer(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -73,12 +70,6 @@ class SerialLink:
         self.timeout_s = timeout_s
         self.lock = threading.RLock()
         self._port: SerialPort | None = None
-        self.reconnects = 0
-        self._ever_opened = False
-
-    @property
-    def is_open(self) -> bool:
-        return self._port is not None
 
     def open(self) -> None:
         """Open the port if it is closed; raises :class:`PumpConnectionError` if it cannot."""
@@ -92,9 +83,6 @@ class SerialLink:
         except (serial.SerialException, OSError, ValueError) as exc:
             raise PumpConnectionError(f"cannot open pump port {self.url}: {exc}") from None
         self._port = port
-        if self._ever_opened:
-            self.reconnects += 1
-        self._ever_opened = True
 
     def close(self) -> None:
         port, self._port = self._port, None
@@ -159,17 +147,6 @@ class SerialLink:
             yield from decoder.feed(chunk)
         raise PumpCommunicationError(
             f"more than {MAX_REPLY_BYTES} bytes without a reply to {what} on {self.url}")
-
-    def __enter__(self) -> SerialLink:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class ChangeGuard:

@@ -36,7 +36,8 @@ def test_every_profile_in_config_loads() -> None:
 @pytest.mark.parametrize(
     ("text", "key", "value", "reason"),
     [
-        ("[patient]\ntarget_map_mmhg = 95\n", "patient.target_map_mmhg", "95", "less than or equal"),
+        ("[patient]\ntarget_map_mmhg = 95\n", "patient.target_map_mmhg", "95",
+         "less than or equal"),
         ("[patient]\nweight_kg = 20\n", "patient.weight_kg", "20", "greater than or equal"),
         ("[patient]\nweight_kg = 'heavy'\n", "patient.weight_kg", "'heavy'", "valid number"),
         ("[pump]\ndriver = 'new-era'\n", "pump", "new-era", "needs a port"),

@@ -43,10 +43,8 @@ def map_metrics(
     pe = 100.0 * (m - target_mmhg) / target_mmhg
     mdpe = float(np.median(pe))
     ape = np.abs(pe)
-    if t.size > 1 and np.ptp(t) > 0:
-        divergence = float(np.polyfit(t / 3600.0, ape, 1)[0])
-    else:
-        divergence = 0.0
+    spans_time = t.size > 1 and np.ptp(t) > 0
+    divergence = float(np.polyfit(t / 3600.0, ape, 1)[0]) if spans_time else 0.0
     reached = np.flatnonzero(in_band)
     return MapMetrics(
         time_in_target_pct=_pct(in_band[settled]) if settled.any() else _pct(in_band),

@@ -14,7 +14,9 @@ class ManualMode:
     def __init__(self) -> None:
         self._pending: DoseRequest | None = None
 
-    def set_dose(self, dose_mcg_min: float, *, by: str = "operator", confirmed: bool = False) -> None:
+    def set_dose(
+        self, dose_mcg_min: float, *, by: str = "operator", confirmed: bool = False
+    ) -> None:
         self._pending = DoseRequest(dose_mcg_min, Requester.OPERATOR, "operator set dose",
                                     confirmed, by)
 

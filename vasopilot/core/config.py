@@ -183,7 +183,7 @@ class PressureSettings(Model):
     @model_validator(mode="after")
     def _source_fits(self) -> Self:
         if self.source == "replay" and not self.record:
-            raise ValueError("a replay pressure source needs a record (WFDB path without extension)")
+            raise ValueError("a replay pressure source needs a record (a WFDB path, no extension)")
         if self.source == "ads1115" and self.fs_hz not in (250.0, 475.0):
             raise ValueError("the ADS1115 runs at fs_hz = 250 or 475 samples/s")
         return self

@@ -13,12 +13,17 @@ measures the thread's scheduling in Python, not the electrical edges.
 
     python bench/step_timing.py            # 2-minute windows, about 10 minutes
     python bench/step_timing.py --quick    # 10-second windows, about 1.5 minutes
+    python bench/step_timing.py --gil-load # with a busy pure-Python thread in the process
+
+``--gil-load`` stands in for the rest of the runtime (asyncio loop, beat detection) sharing the
+interpreter: the step thread then waits for the GIL as well as for the kernel.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,15 +98,26 @@ def measure(rate_ml_h: float, window_s: float, offsets: int, pin_factory: Any) -
     )
 
 
+def _burn_gil(stop: threading.Event) -> None:
+    """Pure-Python work that holds the GIL until the interpreter's switch interval forces it off."""
+    while not stop.is_set():
+        sum(i * i for i in range(10_000))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 s windows instead of 2 min")
     parser.add_argument("--lgpio", action="store_true", help="real pins (on a Pi)")
+    parser.add_argument("--gil-load", action="store_true", help="a busy Python thread alongside")
     args = parser.parse_args()
+    stop_load = threading.Event()
+    if args.gil_load:
+        threading.Thread(target=_burn_gil, args=(stop_load,), daemon=True).start()
     window_s, offsets = (10.0, 10) if args.quick else (120.0, 30)
 
     print(f"# step timing on {platform.node()} ({platform.machine()}, Python "
-          f"{platform.python_version()}), pins: {'real' if args.lgpio else 'MockFactory'}")
+          f"{platform.python_version()}), pins: {'real' if args.lgpio else 'MockFactory'}"
+          f"{', busy Python thread alongside' if args.gil_load else ''}")
     print(f"# {window_s:.0f} s windows, {offsets} window starts 1 s apart per rate")
     print("| mL/h | steps | interval jitter µs (median/p99/max) | late µs (median/p99/max) "
           "| worst window error µL (microsteps) |")
@@ -114,6 +130,7 @@ def main() -> int:
         print(f"| {r.rate_ml_h:g} | {r.steps} | {jitter} | {late} | "
               f"{r.worst_window_ul:+.3f} ({r.worst_window_steps:+.2f}) over {r.windows} |")
         factory.close()
+    stop_load.set()
     return 0
 
 

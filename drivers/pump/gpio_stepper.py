@@ -232,7 +232,11 @@ class GpioStepperPump:
         return self._ul_per_step
 
     def set_rate(self, rate_ml_h: float) -> PumpStatus:
-        """Infuse at ``rate_ml_h`` (rounded down to the resolution); refuses, never clamps."""
+        """Infuse at ``rate_ml_h`` (rounded down to the resolution); refuses, never clamps.
+
+        A rate of 0 is :meth:`stop`. A latched alarm, a back-off in progress, an active
+        end-of-travel or stall input, a missing plunger or an empty syringe refuse the rate.
+        """
         with self._lock:
             self._check_open()
             if not math.isfinite(rate_ml_h) or rate_ml_h < 0:
@@ -376,6 +380,7 @@ class GpioStepperPump:
     def _issue_step(self, due_s: float, issued_s: float) -> bool:
         """One STEP pulse if nothing forbids it; caller holds the lock."""
         direction = self._schedule.direction
+        # Back-off is the reaction to a stall, so a DIAG still asserted must not block it.
         if direction is Direction.INFUSE:
             fault = self._infusion_fault()
             if fault is not None:

@@ -323,7 +323,7 @@ class Supervisor:
             self._adopt(pump_dose, status.rate_ml_h, now_s,
                         f"resumed: pump read back {status.rate_ml_h:.3f} mL/h")
             detail = f"resumed at {pump_dose:.2f} mcg/min (pump kept running)"
-        elif status.alarm is not None or status.stalled:
+        elif status.stalled or (status.alarm is not None and not _is_host_timeout(status.alarm)):
             self._record(self._alarms.raise_alarm(
                 AlarmCode.PUMP_FAULT, Priority.HIGH,
                 f"after the restart the pump is stopped with alarm {status.alarm!r}: "
@@ -336,6 +336,12 @@ class Supervisor:
                 AlarmCode.HOST_TIMEOUT, Priority.HIGH,
                 "the pump stopped while the controlling process was down; restarted at "
                 f"{state.dose_mcg_min:.2f} mcg/min", now_s))
+            if status.alarm is not None:
+                # The pump's own timeout alarm blocks a start until a stop acknowledges it.
+                try:
+                    self._status = self._pump.stop()
+                except PumpError as exc:
+                    self._record([Fault(t_s=now_s, code="STOP_FAILED", message=str(exc))])
             self._set_dose(state.dose_mcg_min, Requester.SUPERVISOR,
                            "resumed: restarting the journaled dose", now_s)
             detail = f"restarted the pump at {state.dose_mcg_min:.2f} mcg/min"

@@ -10,12 +10,18 @@ from drivers.pump.gpio_stepper import (
     ALARM_EMPTY,
     ALARM_END_OF_TRAVEL,
     ALARM_STALL,
+    ALARM_STEP_THREAD,
     GpioStepperPump,
     StepRecord,
 )
 from vasopilot.core.clock import MonotonicClock, VirtualClock
 from vasopilot.core.config import MechanicsSettings, SyringeSpec
-from vasopilot.core.errors import ConfigError, PumpConnectionError, PumpRefusedError
+from vasopilot.core.errors import (
+    ConfigError,
+    PumpConnectionError,
+    PumpError,
+    PumpRefusedError,
+)
 from vasopilot.core.interfaces import Pump
 from vasopilot.core.types import HostLossBehaviour, PumpState
 from vasopilot.core.units import UL_PER_ML
@@ -297,3 +303,24 @@ def test_step_thread_issues_steps_and_reports_its_lateness(factory: MockFactory)
     assert 0.0 <= timing.median_late_us <= timing.p99_late_us <= timing.max_late_us
     assert all(r.issued_s >= r.due_s for r in records)
     assert factory.pin(EN).state is True
+
+
+def test_a_dead_step_thread_raises_an_alarm_and_fails_the_heartbeat(factory: MockFactory) -> None:
+    stepped = threading.Event()
+
+    def fail(step: StepRecord) -> None:
+        stepped.set()
+        raise OSError("GPIO chip went away")
+
+    pump = GpioStepperPump(
+        MonotonicClock(), SYRINGE, MECHANICS, step_pin=STEP, dir_pin=DIR, enable_pin=EN,
+        pin_factory=factory, on_step=fail,
+    )
+    pump.heartbeat()
+    pump.set_rate(pump.capabilities.max_rate_ml_h)
+    assert stepped.wait(timeout=5.0)
+    pump.close()
+    assert pump.status().alarm == ALARM_STEP_THREAD
+    assert factory.pin(EN).state is True
+    with pytest.raises(PumpError, match="GPIO chip went away"):
+        pump.heartbeat()

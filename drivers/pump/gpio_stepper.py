@@ -216,6 +216,7 @@ class GpioStepperPump:
         self._max_late_s = 0.0
         self._late_count = 0
         self._thread: threading.Thread | None = None
+        self._thread_error: Exception | None = None
         if run_thread:
             self._thread = threading.Thread(target=self._run, name="step-train", daemon=True)
             self._thread.start()
@@ -299,14 +300,18 @@ class GpioStepperPump:
             return self._status()
 
     def heartbeat(self) -> None:
-        """No hardware watchdog: the step thread dies with the process."""
+        """No hardware watchdog to feed; raises :class:`PumpError` if the step thread died."""
+        with self._lock:
+            error = self._thread_error
+        if error is not None:
+            raise PumpError(f"the step thread died: {error!r}") from error
 
     def close(self) -> None:
-        """Stop, disable the motor, end the step thread and release the pins."""
+        """Stop, disable the motor, end the step thread and release the pins (alarms stay)."""
         with self._lock:
             if self._closed:
                 return
-            self._halt(None)
+            self._halt(self._alarm)
             self._enable.off()
             self._closed = True
             self._wake.notify_all()
@@ -372,10 +377,11 @@ class GpioStepperPump:
                         self._lateness_s.append(late_s)
                         self._late_count += 1
                         self._max_late_s = max(self._max_late_s, late_s)
-        except Exception:
+        except Exception as exc:
+            # Kept for heartbeat(): an exception escaping a thread is only printed.
             with self._lock:
+                self._thread_error = exc
                 self._halt(ALARM_STEP_THREAD)
-            raise
 
     def _issue_step(self, due_s: float, issued_s: float) -> bool:
         """One STEP pulse if nothing forbids it; caller holds the lock."""

@@ -13,13 +13,16 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from drivers.sim.artefacts import Artefact
 from drivers.sim.bedside import SimBedside
 from drivers.sim.patient import PatientParams, VirtualPatient, draw_patient
 from drivers.sim.syringe_pump import SimLineSignals, SimSyringePump
 from safety.supervisor import Supervisor
 from vasopilot.control.base import Controller
+from vasopilot.control.closed_loop import ClosedLoopController
 from vasopilot.control.manual import ManualMode
 from vasopilot.control.protocol import NurseProtocol
+from vasopilot.control.wean import WeanController
 from vasopilot.core.clock import MonotonicClock, VirtualClock
 from vasopilot.core.events import AlarmRaised, DoseApplied, Event, RunStarted
 from vasopilot.core.interfaces import BeatSource, Pump
@@ -34,6 +37,8 @@ PumpKind = Literal["sim", "new-era", "harvard"]
 MODES: dict[str, Callable[[], Controller]] = {
     "protocol": NurseProtocol,
     "manual": ManualMode,
+    "closed-loop": ClosedLoopController,
+    "wean": WeanController,
 }
 
 
@@ -52,6 +57,8 @@ class SimOptions:
     waveform: bool = False
     dt_s: float = 0.5
     start_dose_mcg_min: float = 10.0
+    # seeded random line artefacts (flush, sampling, zeroing, ...) per hour; 0: a clean line
+    artefacts_per_h: float = 0.0
 
 
 class SimSummary(BaseModel):
@@ -74,6 +81,8 @@ class SimResult:
     target_map_mmhg: float
     true_map: list[tuple[float, float]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    # the injected artefacts: ground truth for "dose increases while an artefact was present"
+    artefacts: tuple[Artefact, ...] = ()
 
 
 @contextmanager
@@ -124,6 +133,9 @@ def run_sim(
     params = params or draw_patient(options.seed, options.scenario)
     patient = VirtualPatient(params, options.scenario, options.seed,
                              conc_mcg_ml=config.drug.conc_mcg_ml)
+    if options.artefacts_per_h > 0:
+        patient.random_artefacts(options.artefacts_per_h, options.seed,
+                                 until_t_s=options.hours * 3600.0)
     drug = config.drug
     target = params.target_map_mmhg
     patient_settings = config.profile.patient.model_copy(update={"target_map_mmhg": target})
@@ -172,7 +184,7 @@ def run_sim(
         alarms=sum(isinstance(e, AlarmRaised) for e in events),
         dose_changes=sum(isinstance(e, DoseApplied) for e in events),
     )
-    return SimResult(options, summary, target, true_map, events)
+    return SimResult(options, summary, target, true_map, events, patient.artefacts.items)
 
 
 def _run_loop(
@@ -197,7 +209,11 @@ def _run_loop(
             pace.sleep(wall_start_s + now_s - pace.now_s())
         # the patient must be current even when the beats come from the waveform source
         bedside.advance()
-        loop.step(now_s)
+        view = loop.step(now_s)
+        controller = loop.controller
+        if isinstance(controller, WeanController) and controller.hands_over(view):
+            # automatic requests may not stop an infusion: the last step is the S7 guard's
+            loop.supervisor.start_weaning(now_s, by="wean mode")
         if i % samples_every == 0:
             true_map.append((now_s, patient.true_map_mmhg))
         if progress is not None and i % report_every == 0:

@@ -1,0 +1,199 @@
+"""Closed-loop MAP titration (mode ``closed-loop``).
+
+Design, from reference/patient.md's physiology:
+
+* Sensitivity varies 100-fold, so the controller works on the logarithm of the dose: a step is
+  a fraction of the running dose (plus a small floor so a low dose can still rise). Near the
+  operating point dMAP/d(ln dose) = Emax·γ·H·(1 − H) varies far less between patients than
+  dMAP/d(dose), which keeps one set of gains stable at 10× sensitivity and fast enough at 0.1×.
+* Norepinephrine acts within minutes but the line adds a flow-dependent delay, so the error is
+  taken on a *predicted* MAP (the trend of the last minutes extrapolated over a short horizon):
+  a MAP already climbing towards target stops further increases long before it arrives.
+* The law is incremental (velocity form): every proposal starts from the dose the supervisor
+  reports running, so a refused or held request leaves nothing behind to wind up.
+* Only good beats count, and a recent untrusted beat (artefact) or missing beats forbid
+  increases; the supervisor's own S5/S6 checks stay the last word.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass
+
+from safety.supervisor import SupervisorView
+from vasopilot.core.config import NOREPINEPHRINE
+from vasopilot.core.types import Beat, DoseRequest, Requester
+
+
+@dataclass(frozen=True)
+class MapEstimate:
+    """Median MAP of the recent good beats (mmHg), its trend (mmHg/min) and whether an
+    untrusted beat or a gap in the beats was seen recently."""
+
+    map_mmhg: float
+    slope_mmhg_min: float
+    disturbed: bool
+
+
+class MapEstimator:
+    """Robust MAP and trend from trusted beats only.
+
+    ``window_s`` for the median, ``trend_window_s`` for the least-squares slope,
+    ``hold_s``: how long an untrusted beat (or a gap longer than ``gap_s``) keeps the estimate
+    marked ``disturbed``.
+    """
+
+    def __init__(self, *, window_s: float = 30.0, trend_window_s: float = 180.0,
+                 hold_s: float = 30.0, gap_s: float = 3.0, min_beats: int = 10) -> None:
+        self._window_s = window_s
+        self._trend_window_s = trend_window_s
+        self._hold_s = hold_s
+        self._gap_s = gap_s
+        self._min_beats = min_beats
+        self._good: deque[tuple[float, float]] = deque()
+        self._last_bad_t_s: float | None = None
+        self._last_beat_t_s: float | None = None
+
+    def add(self, beat: Beat) -> None:
+        if self._last_beat_t_s is not None and beat.t_s - self._last_beat_t_s > self._gap_s:
+            # beats stopped for a while (sensor loss): treat the gap like an artefact
+            self._last_bad_t_s = beat.t_s
+        self._last_beat_t_s = max(beat.t_s, self._last_beat_t_s or beat.t_s)
+        if beat.is_good:
+            self._good.append((beat.t_s, beat.map_mmhg))
+        else:
+            self._last_bad_t_s = beat.t_s
+
+    def estimate(self, now_s: float) -> MapEstimate | None:
+        """``None`` when there are too few good beats in the window to trust a number."""
+        while self._good and self._good[0][0] < now_s - self._trend_window_s:
+            self._good.popleft()
+        recent = [m for t, m in self._good if t >= now_s - self._window_s]
+        if len(recent) < self._min_beats:
+            return None
+        silent = self._last_beat_t_s is None or now_s - self._last_beat_t_s > self._gap_s
+        bad_recently = (self._last_bad_t_s is not None
+                        and now_s - self._last_bad_t_s < self._hold_s)
+        return MapEstimate(statistics.median(recent), self._slope_mmhg_min(),
+                           silent or bad_recently)
+
+    def _slope_mmhg_min(self) -> float:
+        n = len(self._good)
+        if n < 2 * self._min_beats:
+            return 0.0
+        t0 = self._good[0][0]
+        sx = sy = sxx = sxy = 0.0
+        for t, m in self._good:
+            x = t - t0
+            sx += x
+            sy += m
+            sxx += x * x
+            sxy += x * m
+        denom = n * sxx - sx * sx
+        return 0.0 if denom <= 0 else 60.0 * (n * sxy - sx * sy) / denom
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Gains and cadences; doses in mcg/min, pressures in mmHg, times in seconds.
+
+    ``ki_per_mmhg_min``: change of ln(dose + floor) per minute per mmHg of predicted error.
+    ``aim_mmhg``: the set-point sits this far above target because falling below 65 mmHg costs
+    more than rising a little above it, and the measured MAP carries an unknown transducer
+    offset. ``horizon_min``: how far the trend is extrapolated (about the drug's onset).
+    """
+
+    period_s: float = 120.0
+    aim_mmhg: float = 2.0
+    ki_per_mmhg_min: float = 0.006
+    kp_per_mmhg: float = 0.02
+    horizon_min: float = 3.0
+    band_mmhg: float = 3.0
+    max_slope_mmhg_min: float = 5.0
+    floor_mcg_min: float = 1.0
+    min_change_mcg_min: float = 0.1
+    min_change_ratio: float = 0.03
+    max_dose_mcg_min: float = NOREPINEPHRINE.soft_max
+    min_up_interval_s: float = NOREPINEPHRINE.min_up_interval_s
+
+
+class ClosedLoopController:
+    """Titrates norepinephrine to the supervisor's target MAP (pure: time from ``view.t_s``)."""
+
+    mode = "closed-loop"
+    requester = Requester.CONTROLLER
+
+    def __init__(self, tuning: Tuning | None = None, *, aim_mmhg: float | None = None,
+                 min_dose_mcg_min: float = 0.5) -> None:
+        self.tuning = tuning or Tuning()
+        self._aim_mmhg = self.tuning.aim_mmhg if aim_mmhg is None else aim_mmhg
+        self._min_dose = min_dose_mcg_min
+        self.estimator = MapEstimator()
+        self._next_s: float | None = None
+        self._last_t_s: float | None = None
+        self._last_error: float | None = None
+        self._last_dose: float | None = None
+        self._last_up_s: float | None = None
+
+    def on_beat(self, beat: Beat) -> None:
+        self.estimator.add(beat)
+
+    def propose(self, view: SupervisorView) -> DoseRequest | None:
+        now_s = view.t_s
+        self._note_increase(view)
+        if self._next_s is not None and now_s < self._next_s:
+            return None
+        self._next_s = now_s + self.tuning.period_s
+        est = self.estimator.estimate(now_s)
+        if not view.running or not view.map_trusted or est is None:
+            self._reset_memory()
+            return None
+        dose = self._law(view, est, view.target_map_mmhg + self._aim_mmhg)
+        return self._request(view, est, dose)
+
+    def _law(self, view: SupervisorView, est: MapEstimate, setpoint_mmhg: float) -> float:
+        t = self.tuning
+        now_s = view.t_s
+        slope = max(-t.max_slope_mmhg_min, min(t.max_slope_mmhg_min, est.slope_mmhg_min))
+        error = setpoint_mmhg - (est.map_mmhg + slope * t.horizon_min)
+        dt_min = (now_s - self._last_t_s) / 60.0 if self._last_t_s is not None else 0.0
+        previous = self._last_error if self._last_error is not None else error
+        self._last_t_s, self._last_error = now_s, error
+        du = t.ki_per_mmhg_min * error * dt_min + t.kp_per_mmhg * (error - previous)
+        return (view.dose_mcg_min + t.floor_mcg_min) * math.exp(du) - t.floor_mcg_min
+
+    def _request(self, view: SupervisorView, est: MapEstimate,
+                 dose: float) -> DoseRequest | None:
+        t = self.tuning
+        now_s = view.t_s
+        current = view.dose_mcg_min
+        dose = max(self._min_dose, min(t.max_dose_mcg_min, dose))
+        if dose > current:
+            if est.disturbed:
+                return None
+            if self._last_up_s is not None and now_s - self._last_up_s < t.min_up_interval_s:
+                return None
+            # the trend may promise a fall, but a MAP already above the set-point is no reason
+            # to push harder (S6 refuses from target + 10 anyway)
+            if est.map_mmhg >= view.target_map_mmhg + self._aim_mmhg + self.tuning.band_mmhg:
+                return None
+        # nor is a rising trend a reason to cut the dose of a patient still below target
+        elif dose < current and est.map_mmhg < view.target_map_mmhg:
+            return None
+        if abs(dose - current) < max(t.min_change_mcg_min, t.min_change_ratio * current):
+            return None
+        reason = (f"{self.mode}: MAP {est.map_mmhg:.1f} mmHg, trend "
+                  f"{est.slope_mmhg_min:+.1f} mmHg/min: {current:.2f} -> {dose:.2f} mcg/min")
+        return DoseRequest(round(dose, 2), self.requester, reason)
+
+    def _note_increase(self, view: SupervisorView) -> None:
+        if self._last_dose is not None and view.dose_mcg_min > self._last_dose:
+            self._last_up_s = view.t_s
+        self._last_dose = view.dose_mcg_min
+
+    def _reset_memory(self) -> None:
+        # after a hold the proportional term must not act on an error from before the gap
+        self._last_t_s = None
+        self._last_error = None

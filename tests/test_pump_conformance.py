@@ -34,7 +34,7 @@ from vasopilot.core.types import PumpState
 
 SYRINGE: SyringeSpec = SyringeCatalogue().syringes["bd-plastipak-50"]
 MECHANICS = MechanicsSettings()
-TIMEOUT_S = 0.1
+TIMEOUT_S = 0.25
 
 
 @dataclass
@@ -315,7 +315,7 @@ def test_random_commands_never_crash_the_driver_or_desynchronise_the_link(
     kind: str, ops: list[tuple[str, object]]
 ) -> None:
     clock = VirtualClock()
-    emulated = start_emulated_pump(kind, clock, SYRINGE, MECHANICS, timeout_s=0.05)
+    emulated = start_emulated_pump(kind, clock, SYRINGE, MECHANICS, timeout_s=0.1)
     try:
         for op, arg in ops:
             # Refusals and injected line faults are the pump's answers, not crashes.

@@ -241,6 +241,7 @@ class Supervisor:
             self._record(self._alarms.cause_gone(code, now_s))
         self._needs_operator = False
         self._stop_reason = None
+        self._acknowledge_pump_alarm(now_s)
         self._occlusion.reset()
         self._infiltration.reset()
         return self._decide(
@@ -336,12 +337,7 @@ class Supervisor:
                 AlarmCode.HOST_TIMEOUT, Priority.HIGH,
                 "the pump stopped while the controlling process was down; restarted at "
                 f"{state.dose_mcg_min:.2f} mcg/min", now_s))
-            if status.alarm is not None:
-                # The pump's own timeout alarm blocks a start until a stop acknowledges it.
-                try:
-                    self._status = self._pump.stop()
-                except PumpError as exc:
-                    self._record([Fault(t_s=now_s, code="STOP_FAILED", message=str(exc))])
+            self._acknowledge_pump_alarm(now_s)
             self._set_dose(state.dose_mcg_min, Requester.SUPERVISOR,
                            "resumed: restarting the journaled dose", now_s)
             detail = f"restarted the pump at {state.dose_mcg_min:.2f} mcg/min"
@@ -687,13 +683,11 @@ class Supervisor:
             self._record([Fault(t_s=now_s, code="CHANGEOVER_FAILED", message=str(exc))])
             self._standby = None
             return False
-        try:
-            self._pump.stop()
-        except PumpError as exc:
-            self._record([Fault(t_s=now_s, code="STOP_FAILED", message=str(exc))])
+        if not self._stop_confirmed(self._pump, now_s):
             self._record(self._alarms.raise_alarm(
                 AlarmCode.PUMP_FAULT, Priority.HIGH,
-                f"the emptied pump did not confirm its stop after the changeover: {exc}", now_s))
+                "the emptied pump did not confirm its stop after the changeover: both pumps "
+                "may be infusing", now_s))
         self._pump, self._standby = standby, None
         self._status = status
         self._rate_ml_h = rate_ml_h
@@ -705,6 +699,24 @@ class Supervisor:
             "the second pump took over; replace the empty syringe (no spare pump now)", now_s,
             momentary=True))
         return True
+
+    def _stop_confirmed(self, pump: Pump, now_s: float) -> bool:
+        """Stop ``pump``; a lost reply is settled by reading the pump back once."""
+        try:
+            pump.stop()
+            return True
+        except PumpError as exc:
+            self._record([Fault(t_s=now_s, code="STOP_FAILED", message=str(exc))])
+        try:
+            return pump.status().state is not PumpState.INFUSING
+        except PumpError:
+            return False
+
+    def _acknowledge_pump_alarm(self, now_s: float) -> None:
+        """A pump's own alarm (stall cleared, host timeout) blocks a start until a stop."""
+        status = self._read_status(now_s)
+        if status is not None and status.alarm is not None and not status.stalled:
+            self._stop_confirmed(self._pump, now_s)
 
     def _time_left_min(self) -> float | None:
         status = self._status
@@ -740,15 +752,12 @@ class Supervisor:
             reason=f"{STOPPED_PREFIX}{reason}" + (f" ({detail})" if detail else ""),
         )])
         self._commanded_dose_mcg_min = 0.0
-        try:
-            self._status = self._pump.stop()
-        except PumpError as exc:
+        if not self._stop_confirmed(self._pump, now_s):
             # Retried by the reconciliation once the pump answers again.
             self._uncertain = True
-            self._record([Fault(t_s=now_s, code="STOP_FAILED", message=str(exc))])
             self._record(self._alarms.raise_alarm(
-                AlarmCode.PUMP_FAULT, Priority.HIGH, f"the pump did not confirm the stop: {exc}",
-                now_s))
+                AlarmCode.PUMP_FAULT, Priority.HIGH,
+                "the pump did not confirm the stop and cannot be read", now_s))
 
     def _reconcile(self, now_s: float) -> None:
         """After a lost acknowledgement, believe the pump's read-back over our own wish."""

@@ -56,7 +56,7 @@ class SimRig:
         self.clock = clock or VirtualClock()
         self.syringe = CATALOGUE[syringe]
         self.pump = pump or self.new_pump(fill_ml=fill_ml, host_loss=host_loss)
-        self.spare = self.new_pump(host_loss=host_loss) if spare else None
+        self.spare = self.new_pump(fill_ml=fill_ml, host_loss=host_loss) if spare else None
         self.outflows = PumpOutflows(*(p for p in (self.pump, self.spare) if p is not None))
         self.line = SimLineSignals(self.pump)
         self.patient = patient or VirtualPatient(draw_patient(seed), "resuscitate", seed)
@@ -79,6 +79,13 @@ class SimRig:
     ) -> SimSyringePump:
         return SimSyringePump(self.clock, self.syringe, MechanicsSettings(), fill_ml=fill_ml,
                               host_loss=host_loss)
+
+    def change_over_done(self, new_spare: SimSyringePump) -> None:
+        """After a changeover the spare runs the line; ``new_spare`` is the next spare."""
+        assert self.spare is not None
+        self.pump, self.spare = self.spare, new_spare
+        self.line = SimLineSignals(self.pump)
+        self.outflows.pumps.append(new_spare)
 
     @property
     def t_s(self) -> float:

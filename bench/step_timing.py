@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -109,7 +110,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10 s windows instead of 2 min")
     parser.add_argument("--lgpio", action="store_true", help="real pins (on a Pi)")
     parser.add_argument("--gil-load", action="store_true", help="a busy Python thread alongside")
+    parser.add_argument("--switch-interval-ms", type=float, default=None,
+                        help="interpreter thread switch interval (default 5 ms)")
     args = parser.parse_args()
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1000.0)
     stop_load = threading.Event()
     if args.gil_load:
         threading.Thread(target=_burn_gil, args=(stop_load,), daemon=True).start()
@@ -117,7 +122,8 @@ def main() -> int:
 
     print(f"# step timing on {platform.node()} ({platform.machine()}, Python "
           f"{platform.python_version()}), pins: {'real' if args.lgpio else 'MockFactory'}"
-          f"{', busy Python thread alongside' if args.gil_load else ''}")
+          f"{', busy Python thread alongside' if args.gil_load else ''}"
+          f", switch interval {sys.getswitchinterval() * 1e3:g} ms")
     print(f"# {window_s:.0f} s windows, {offsets} window starts 1 s apart per rate")
     print("| mL/h | steps | interval jitter µs (median/p99/max) | late µs (median/p99/max) "
           "| worst window error µL (microsteps) |")

@@ -324,3 +324,20 @@ def test_a_dead_step_thread_raises_an_alarm_and_fails_the_heartbeat(factory: Moc
     assert factory.pin(EN).state is True
     with pytest.raises(PumpError, match="GPIO chip went away"):
         pump.heartbeat()
+
+
+def test_holding_keeps_the_motor_energised_when_stopped_but_not_after_an_alarm(
+    factory: MockFactory, clock: VirtualClock
+) -> None:
+    with GpioStepperPump(
+        clock, SYRINGE, MECHANICS, step_pin=STEP, dir_pin=DIR, enable_pin=EN,
+        end_of_travel_pin=EOT, pin_factory=factory, run_thread=False, hold_when_stopped=True,
+    ) as pump:
+        pump.set_rate(20.0)
+        pump.stop()
+        assert factory.pin(EN).state is False
+        pump.set_rate(20.0)
+        factory.pin(EOT).drive_low()
+        run_until(pump, clock, 5.0)
+        assert pump.status().alarm == ALARM_END_OF_TRAVEL
+        assert factory.pin(EN).state is True

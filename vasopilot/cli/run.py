@@ -32,12 +32,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from vasopilot.cli.sim import _telemetry
     from vasopilot.core.clock import MonotonicClock
     from vasopilot.journal import Journal
     from vasopilot.serve import ServeOptions, open_rig, serve
     from vasopilot.settings import load_rig
     from vasopilot.simulate import MODES
+    from vasopilot.telemetry import telemetry_for
 
     if args.mode not in MODES:
         raise SystemExit(f"vasopilot run: unknown mode {args.mode!r} (have {sorted(MODES)})")
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                            patient_seed=args.patient_seed)
     config.journal_path.parent.mkdir(parents=True, exist_ok=True)
     with Journal(config.journal_path, clock) as journal, \
-            _telemetry(args, config, journal) as telemetry:
+            telemetry_for(config, journal, url=args.mqtt, rig_id=args.rig_id) as telemetry:
         rig = open_rig(config, journal, clock, MODES[args.mode](), options)
         if telemetry is not None:
             telemetry.bind_loop(rig.loop)

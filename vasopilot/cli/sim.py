@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vasopilot.journal import Journal
-    from vasopilot.settings import RigConfig
     from vasopilot.simulate import SimResult
-    from vasopilot.telemetry import Telemetry
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from vasopilot.journal import Journal
     from vasopilot.settings import load_rig
     from vasopilot.simulate import MODES, SimOptions, run_sim
+    from vasopilot.telemetry import telemetry_for
 
     if args.mode not in MODES:
         print(f"vasopilot sim: unknown mode {args.mode!r} (have {sorted(MODES)})",
@@ -73,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     journal_path.unlink(missing_ok=True)
     err = Console(stderr=True)
     clock = VirtualClock()
-    with Journal(journal_path, clock) as journal, _telemetry(args, config, journal) as telemetry, \
+    with Journal(journal_path, clock) as journal, \
+            telemetry_for(config, journal, url=args.mqtt, rig_id=args.rig_id,
+                          after_seq=0) as telemetry, \
             Progress(
         TextColumn("[bold]simulating[/] {task.description}"), BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
@@ -90,31 +88,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print_table(result, journal_path, plot_path)
     return 0
-
-
-@contextmanager
-def _telemetry(args: argparse.Namespace, config: RigConfig,
-               journal: Journal) -> Iterator[Telemetry | None]:
-    """MQTT telemetry for the run if ``--mqtt`` or the profile's ``[mqtt]`` asks for it."""
-    settings = config.profile.mqtt
-    if args.mqtt:
-        from vasopilot.telemetry.url import settings_from_url
-
-        settings = settings_from_url(args.mqtt, settings, rig_id=args.rig_id)
-    if not settings.enabled:
-        yield None
-        return
-    from vasopilot.telemetry import Telemetry
-
-    rig_id = args.rig_id or settings.rig_id or config.profile.rig_id
-    telemetry = Telemetry(settings, rig_id, journal.path,
-                          weight_kg=config.profile.patient.weight_kg, after_seq=0).start()
-    try:
-        yield telemetry
-    finally:
-        # Commit the tail of batched events so the last of them are published too.
-        journal.flush()
-        telemetry.close()
 
 
 def _plot(result: SimResult, path: Path) -> Path:

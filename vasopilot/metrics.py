@@ -62,3 +62,86 @@ def map_metrics(
 
 def _pct(mask: np.ndarray) -> float:
     return float(100.0 * np.count_nonzero(mask) / mask.size) if mask.size else 0.0
+
+
+# -- dosing, artefact and weaning metrics ---------------------------------------------------
+
+REBOUND_BELOW_MMHG = 60.0
+LOW_AFTER_DECREMENT_MMHG = 65.0
+EPISODE_MIN_S = 60.0
+DECREMENT_WATCH_S = 3600.0
+
+
+@dataclass(frozen=True)
+class DoseChange:
+    """A dose the supervisor applied at ``t_s`` (mcg/min), replacing ``previous_mcg_min``."""
+
+    t_s: float
+    previous_mcg_min: float
+    dose_mcg_min: float
+
+
+@dataclass(frozen=True)
+class WeanMetrics:
+    wean_hours: float | None
+    rebound_episodes: int
+    decrements: int
+    decrements_followed_by_low_pct: float
+
+
+def dose_changes_per_h(changes: Sequence[DoseChange], hours: float) -> float:
+    return len(changes) / hours if hours > 0 else 0.0
+
+
+def artefact_increases(changes: Sequence[DoseChange],
+                       artefacts: Sequence[tuple[float, float]]) -> int:
+    """Dose increases applied while an artefact (start, end) in seconds was present."""
+    return sum(
+        1 for c in changes if c.dose_mcg_min > c.previous_mcg_min
+        and any(start <= c.t_s < end for start, end in artefacts)
+    )
+
+
+def episodes_below(
+    t_s: Sequence[float] | np.ndarray, map_mmhg: Sequence[float] | np.ndarray,
+    threshold_mmhg: float, min_s: float = EPISODE_MIN_S,
+) -> list[tuple[float, float]]:
+    """Spans (start, end) in seconds of MAP below ``threshold_mmhg`` lasting at least ``min_s``."""
+    t = np.asarray(t_s, dtype=float)
+    below = np.asarray(map_mmhg, dtype=float) < threshold_mmhg
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], below.astype(np.int8), [0]))))
+    spans = [(float(t[a]), float(t[b - 1])) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    return [(a, b) for a, b in spans if b - a >= min_s]
+
+
+def wean_metrics(
+    t_s: Sequence[float] | np.ndarray,
+    map_mmhg: Sequence[float] | np.ndarray,
+    changes: Sequence[DoseChange],
+    *,
+    start_t_s: float,
+    final_dose_mcg_min: float,
+) -> WeanMetrics:
+    """Weaning outcome: hours from ``start_t_s`` until the dose is at or below the final step
+    for good (``None`` if it never gets there), rebound episodes (MAP < 60 for over a minute)
+    and the share of decrements followed within an hour by MAP < 65 for a minute."""
+    end_t_s: float | None = None
+    for c in sorted(changes, key=lambda c: c.t_s):
+        low_now = c.dose_mcg_min <= final_dose_mcg_min + 1e-9
+        if not low_now:
+            end_t_s = None
+        elif end_t_s is None:
+            end_t_s = c.t_s
+    rebounds = episodes_below(t_s, map_mmhg, REBOUND_BELOW_MMHG)
+    lows = episodes_below(t_s, map_mmhg, LOW_AFTER_DECREMENT_MMHG)
+    decrements = [c.t_s for c in changes if c.dose_mcg_min < c.previous_mcg_min]
+    followed = sum(
+        1 for d in decrements
+        if any(end >= d and start <= d + DECREMENT_WATCH_S for start, end in lows)
+    )
+    return WeanMetrics(
+        wean_hours=None if end_t_s is None else (end_t_s - start_t_s) / 3600.0,
+        rebound_episodes=len(rebounds),
+        decrements=len(decrements),
+        decrements_followed_by_low_pct=100.0 * followed / len(decrements) if decrements else 0.0,
+    )

@@ -1,0 +1,108 @@
+"""``vasopilot bench closed-loop``: the seeded cohort benchmark, closed loop against protocol."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vasopilot.cohort import PatientOutcome
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks that print tables")
+    kinds = parser.add_subparsers(dest="bench", required=True)
+    cohort = kinds.add_parser(
+        "closed-loop",
+        help="a seeded virtual cohort under the closed loop and the nurse protocol",
+        description="Run every patient of a seeded cohort (0.1x-10x sensitivity) under the "
+        "closed-loop controller (the wean mode in the wean scenario) and the nurse protocol; "
+        "print median [IQR] of every metric of reference/patient.md.",
+    )
+    cohort.add_argument("--cohort", type=int, default=100, help="patients (default 100)")
+    cohort.add_argument("--seed", type=int, default=1)
+    cohort.add_argument("--scenario", choices=["resuscitate", "disturbance", "wean"],
+                        default="resuscitate")
+    cohort.add_argument("--hours", type=float, default=None,
+                        help="simulated hours per patient (default 4; 10 for wean)")
+    cohort.add_argument("--artefacts-per-h", type=float, default=4.0,
+                        help="seeded random line artefacts per hour (default 4)")
+    cohort.add_argument("--dt", type=float, default=1.0, help="rig loop step in s (default 1)")
+    cohort.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    cohort.add_argument("--json", action="store_true",
+                        help="one JSON object per controller instead of the table")
+    cohort.add_argument("--plot", type=Path, default=None,
+                        help="write a PNG of every patient's true MAP, both controllers")
+    cohort.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vasopilot.cohort import CONTROLLERS, BenchOptions, run_cohort, summarize
+
+    hours = args.hours if args.hours is not None else (10.0 if args.scenario == "wean" else 4.0)
+    options = BenchOptions(scenario=args.scenario, patients=args.cohort, seed=args.seed,
+                           hours=hours, dt_s=args.dt, artefacts_per_h=args.artefacts_per_h,
+                           workers=args.workers)
+    started = time.perf_counter()
+    outcomes = run_cohort(options)
+    elapsed_s = time.perf_counter() - started
+    if args.plot is not None:
+        plot(outcomes, args.plot, args.scenario)
+    if args.json:
+        for controller in CONTROLLERS:
+            print(summarize(outcomes, controller, args.scenario).model_dump_json())
+        return 0
+    print_tables(outcomes, options.scenario, f"{args.cohort} patients, seed {args.seed}, "
+                 f"{hours:g} h, {elapsed_s:.0f} s on {args.workers} workers")
+    return 0
+
+
+def print_tables(outcomes: list[PatientOutcome], scenario: str, caption: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from vasopilot.cohort import table_rows
+
+    console = Console()
+    for title, select in (
+        ("whole cohort", lambda o: True),
+        ("reachable (need <= soft max)", lambda o: not o.out_of_reach),
+        ("out of reach (need > soft max or never)", lambda o: o.out_of_reach),
+    ):
+        rows = table_rows(outcomes, select)
+        n = sum(select(o) for o in outcomes) // 2
+        table = Table(title=f"{scenario}: {title}, n={n} ({caption})")
+        for column in ("metric", "closed-loop median [IQR]", "protocol median [IQR]"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+
+def plot(outcomes: list[PatientOutcome], path: Path, scenario: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vasopilot.cohort import CONTROLLERS, TRACE_EVERY_S
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, controller in zip(axes, CONTROLLERS, strict=True):
+        for o in outcomes:
+            if o.controller == controller:
+                minutes = [i * TRACE_EVERY_S / 60.0 for i in range(len(o.trace_mmhg))]
+                ax.plot(minutes, o.trace_mmhg, lw=0.6, alpha=0.35,
+                        color="tab:red" if o.out_of_reach else "tab:blue")
+        ax.axhspan(60.0, 70.0, color="tab:green", alpha=0.12)
+        ax.axhline(65.0, color="k", lw=0.8, ls="--")
+        ax.set_title(f"{controller} ({scenario}); red: need above the soft max")
+        ax.set_xlabel("time (min)")
+        ax.set_ylim(30, 110)
+    axes[0].set_ylabel("true MAP (mmHg)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

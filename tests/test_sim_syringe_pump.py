@@ -126,6 +126,30 @@ def test_occluded_motor_stalls_at_its_force_limit() -> None:
     assert status.line_pressure_mmhg == pytest.approx(600.0, abs=1e-6)
 
 
+def test_motor_stalled_by_line_pressure_can_still_back_off() -> None:
+    clock, pump = make(stall_pressure_mmhg=600.0)
+    pump.set_rate(20.0)
+    clock.advance(60.0)
+    pump.faults.occlude()
+    clock.advance(3600.0)
+    assert pump.status().stalled
+    stored_ul = 600.0 * pump._compliance  # what the line stored at the stall
+    pump.back_off(stored_ul)
+    clock.advance(60.0)
+    status = pump.status()
+    assert not status.stalled and status.state is PumpState.STOPPED
+    assert status.line_pressure_mmhg is not None and status.line_pressure_mmhg < 50.0
+
+
+def test_jammed_motor_refuses_to_back_off() -> None:
+    clock, pump = make()
+    pump.set_rate(5.0)
+    clock.advance(10.0)
+    pump.faults.stall()
+    with pytest.raises(PumpRefusedError, match="jammed"):
+        pump.back_off(10.0)
+
+
 def test_empty_syringe_stops_the_pump_with_an_alarm() -> None:
     clock, pump = make(fill_ml=0.5)
     pump.set_rate(10.0)

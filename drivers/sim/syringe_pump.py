@@ -189,6 +189,9 @@ class SimSyringePump:
         self._tissue_compliance_ul_per_mmhg: float | None = None
         self._occluded = False
         self._jammed = False
+        # A stall against line pressure blocks forward motion only: the motor can still back
+        # off, which is exactly the supervisor's occlusion response (S8).
+        self._overloaded = False
         self._drop_ack = False
         self._closed = False
         self._outflow_ul = 0.0
@@ -212,8 +215,8 @@ class SimSyringePump:
                 f"{caps.max_rate_ml_h:.1f} mL/h for {self.syringe.name}")
         if self._alarm is not None:
             raise PumpRefusedError(f"alarm {self._alarm!r} blocks starting until stopped")
-        if self._jammed or self._stopper_ul >= self._fill_ul:
-            raise PumpRefusedError("the motor is stalled" if self._jammed else "syringe empty")
+        if self.stalled or self._stopper_ul >= self._fill_ul:
+            raise PumpRefusedError("the motor is stalled" if self.stalled else "syringe empty")
         self._rate_ul_s = self._step_train_ul_s(caps.deliverable_rate_ml_h(rate_ml_h))
         self._state = PumpState.INFUSING
         return self._ack()
@@ -233,7 +236,8 @@ class SimSyringePump:
         if volume_ul < 0:
             raise ValueError(f"back-off volume must be non-negative, got {volume_ul} µL")
         if self._jammed:
-            raise PumpRefusedError("the motor is stalled")
+            raise PumpRefusedError("the motor is jammed")
+        self._overloaded = False
         self._backoff_left_ul = volume_ul + (self.band_ul - self._gap_ul)
         self._rate_ul_s = 0.0
         self._state = PumpState.BACKING_OFF if self._backoff_left_ul > 0 else PumpState.STOPPED
@@ -287,7 +291,7 @@ class SimSyringePump:
 
     @property
     def stalled(self) -> bool:
-        return self._jammed
+        return self._jammed or self._overloaded
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -300,7 +304,7 @@ class SimSyringePump:
     def _stop_and_ack(self) -> PumpStatus:
         self._rate_ul_s = 0.0
         self._backoff_left_ul = 0.0
-        if not self._jammed:
+        if not self.stalled:
             self._alarm = None
         self._state = PumpState.ALARM if self._alarm is not None else PumpState.STOPPED
         return self._ack()
@@ -334,7 +338,7 @@ class SimSyringePump:
             syringe_remaining_ml=max(0.0, self._fill_ul - self._stopper_ul) / UL_PER_ML,
             line_pressure_mmhg=self._pressure_mmhg,
             plunger_force_n=self._pressure_mmhg * PA_PER_MMHG * self.area_mm2 * 1e-6,
-            stalled=self._jammed,
+            stalled=self.stalled,
             end_of_travel=self._stopper_ul >= self._fill_ul,
             alarm=self._alarm,
         )
@@ -343,6 +347,8 @@ class SimSyringePump:
         if self._jammed:
             return 0.0
         if self._state is PumpState.INFUSING:
+            if self._overloaded:
+                return 0.0
             return self._rate_ul_s
         if self._state is PumpState.BACKING_OFF:
             return -_ul_s(self._capabilities.max_rate_ml_h)
@@ -437,7 +443,7 @@ class SimSyringePump:
                 self._backoff_left_ul = 0.0
                 self._state = PumpState.STOPPED
         elif event is _Event.STALL:
-            self._jammed = True
+            self._overloaded = True
             self._raise_alarm("stall")
 
 

@@ -171,7 +171,7 @@ class ClosedLoopController:
         current = view.dose_mcg_min
         dose = max(self._min_dose, min(t.max_dose_mcg_min, dose))
         if dose > current:
-            if est.disturbed:
+            if est.disturbed or not self._may_increase(view, est):
                 return None
             if self._last_up_s is not None and now_s - self._last_up_s < t.min_up_interval_s:
                 return None
@@ -187,6 +187,10 @@ class ClosedLoopController:
         reason = (f"{self.mode}: MAP {est.map_mmhg:.1f} mmHg, trend "
                   f"{est.slope_mmhg_min:+.1f} mmHg/min: {current:.2f} -> {dose:.2f} mcg/min")
         return DoseRequest(round(dose, 2), self.requester, reason)
+
+    def _may_increase(self, view: SupervisorView, est: MapEstimate) -> bool:
+        """A mode's own condition for giving more drug (the closed loop has none)."""
+        return True
 
     def _note_increase(self, view: SupervisorView) -> None:
         if self._last_dose is not None and view.dose_mcg_min > self._last_dose:

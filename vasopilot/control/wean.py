@@ -14,11 +14,13 @@ its own interval of MAP at or above target.
 from __future__ import annotations
 
 from safety.supervisor import SupervisorView
-from vasopilot.control.closed_loop import ClosedLoopController, Tuning
+from vasopilot.control.closed_loop import ClosedLoopController, MapEstimate, Tuning
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.types import DoseRequest
 
 WEAN_MARGIN_MMHG = 6.0
+# while weaning, drug is given back only once MAP comes this close to target
+RESCUE_MMHG = 2.0
 
 
 class WeanController(ClosedLoopController):
@@ -48,6 +50,9 @@ class WeanController(ClosedLoopController):
         if view.weaning:
             return None  # the supervisor's guard owns the dose now
         return super().propose(view)
+
+    def _may_increase(self, view: SupervisorView, est: MapEstimate) -> bool:
+        return est.map_mmhg < view.target_map_mmhg + RESCUE_MMHG
 
     def hands_over(self, view: SupervisorView) -> bool:
         """True once the dose is at the final step and MAP has held the margin long enough."""

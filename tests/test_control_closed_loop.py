@@ -1,0 +1,121 @@
+"""The closed-loop controller and the wean mode, as clinical rules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from drivers.sim.patient import draw_cohort
+from safety.supervisor import SupervisorView
+from vasopilot.control.closed_loop import ClosedLoopController
+from vasopilot.control.wean import WeanController
+from vasopilot.core.types import Beat, DoseRequest, Requester
+from vasopilot.metrics import map_metrics
+from vasopilot.settings import load_rig
+from vasopilot.simulate import SimOptions, run_sim
+
+BASE = SupervisorView(
+    t_s=0.0, running=True, dose_mcg_min=10.0, rate_ml_h=7.5, map_trusted=True,
+    last_good_map_mmhg=65.0, last_good_beat_t_s=0.0, last_beat_quality="good",
+    target_map_mmhg=65.0, lower_limit_mmhg=60.0, pump=None, alarms=(), stop_reason=None,
+    needs_operator=False, time_left_min=None,
+)
+
+
+def feed(controller: ClosedLoopController, map_mmhg: float, until_s: float, *,
+         view: SupervisorView = BASE, quality: str = "good",
+         from_s: float = 0.0) -> list[DoseRequest]:
+    """A beat per second at ``map_mmhg``; the requests proposed at the 5 s control cadence.
+    The supervisor is played as refusing everything (the dose in ``view`` never changes)."""
+    requests = []
+    t = from_s
+    while t <= until_s:
+        controller.on_beat(Beat(t, map_mmhg + 20, map_mmhg - 10, map_mmhg, 80.0, quality))
+        if t % 5 == 0:
+            request = controller.propose(replace(view, t_s=t))
+            if request is not None:
+                requests.append(request)
+        t += 1.0
+    return requests
+
+
+def test_increases_dose_when_map_below_target() -> None:
+    requests = feed(ClosedLoopController(), 55.0, 600)
+    assert requests and all(r.dose_mcg_min > 10.0 for r in requests)
+    assert all(r.requester is Requester.CONTROLLER for r in requests)
+
+
+def test_decreases_dose_when_map_well_above_target() -> None:
+    requests = feed(ClosedLoopController(), 78.0, 600)
+    assert requests and all(r.dose_mcg_min < 10.0 for r in requests)
+
+
+def test_proposes_at_most_every_two_minutes_not_every_beat() -> None:
+    assert len(feed(ClosedLoopController(), 50.0, 1200)) <= 11
+
+
+def test_no_up_titration_on_untrusted_map() -> None:
+    assert feed(ClosedLoopController(), 45.0, 600, quality="flush") == []
+    assert feed(ClosedLoopController(), 45.0, 600, view=replace(BASE, map_trusted=False)) == []
+
+
+def test_no_increase_within_30_s_of_an_artefact_beat() -> None:
+    controller = ClosedLoopController()
+    feed(controller, 55.0, 100)
+    controller.on_beat(Beat(100.5, 320.0, 300.0, 307.0, 80.0, "flush"))
+    assert feed(controller, 55.0, 125, from_s=101.0) == []
+
+
+def test_no_windup_while_the_supervisor_refuses() -> None:
+    # an hour of refusals at MAP 50, then MAP settles at the set-point: a wound-up integrator
+    # would keep pushing the dose up; this one has nothing left to give
+    controller = ClosedLoopController()
+    feed(controller, 50.0, 3600)
+    feed(controller, 67.0, 3840, from_s=3601.0)
+    assert feed(controller, 67.0, 5400, from_s=3841.0) == []
+
+
+def test_holds_the_dose_when_map_is_at_the_set_point() -> None:
+    assert feed(ClosedLoopController(), 67.0, 1200) == []
+
+
+def test_wean_mode_lowers_the_dose_only_while_map_above_target_plus_margin() -> None:
+    assert all(r.dose_mcg_min < 10.0 for r in feed(WeanController(), 76.0, 900))
+    assert feed(WeanController(), 68.0, 900) == []
+
+
+def test_wean_mode_hands_over_the_last_step_only_after_map_held() -> None:
+    wean = WeanController(settle_s=600.0)
+    at_final = replace(BASE, dose_mcg_min=1.0)
+    feed(wean, 75.0, 300, view=at_final)
+    assert not wean.hands_over(replace(at_final, t_s=300.0))
+    feed(wean, 75.0, 1000, view=at_final, from_s=301.0)
+    assert wean.hands_over(replace(at_final, t_s=1000.0))
+    assert not wean.hands_over(replace(at_final, t_s=1001.0, map_trusted=False))
+
+
+def _run_at_sensitivity(factor: float, hours: float) -> list[float]:
+    """A typical patient with EC50 scaled by 1/``factor``; true MAP at 1 Hz."""
+    patient = next(p for p in draw_cohort(40, 11, "resuscitate")
+                   if p.stratum == "typical" and p.need_mcg_min() < 12)
+    patient = replace(patient, ec50_factor=patient.ec50_factor / factor)
+    result = run_sim(load_rig(None), SimOptions(hours=hours, mode="closed-loop", dt_s=1.0),
+                     params=patient)
+    return [m for _, m in result.true_map]
+
+
+@pytest.mark.timeout(60)
+def test_stable_at_ten_times_sensitivity() -> None:
+    trace = _run_at_sensitivity(10.0, 2.0)
+    metrics = map_metrics(range(len(trace)), trace, 65.0)
+    assert metrics.divergence_pct_per_h <= 0.0
+    assert metrics.wobble_pct < 6.0
+    assert max(trace[3600:]) < 90.0
+
+
+@pytest.mark.timeout(60)
+def test_reaches_target_at_a_tenth_of_the_sensitivity() -> None:
+    trace = _run_at_sensitivity(0.1, 2.0)
+    metrics = map_metrics(range(len(trace)), trace, 65.0)
+    assert metrics.time_to_target_min is not None and metrics.time_to_target_min < 60.0

@@ -350,8 +350,10 @@ class Supervisor:
     # -- requests ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release the pump's connection at shutdown (the pump keeps its own state)."""
+        """Release the pumps' connections at shutdown (each pump keeps its own state)."""
         self._pump.close()
+        if self._standby is not None:
+            self._standby.close()
 
     def request(self, req: DoseRequest, now_s: float) -> Decision:
         """A dose change from the operator, a controller or a remote user."""

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.pressure.beats import BeatDetector, DetectedBeatSource
-from drivers.sim.waveform import Artefact, SimWaveformSource
+from drivers.sim.artefacts import Artefact, ArtefactSchedule
+from drivers.sim.waveform import SimWaveformSource
 from vasopilot.core.clock import VirtualClock
 from vasopilot.core.types import Beat
 
@@ -32,12 +33,13 @@ SIGNATURE = {
     "disconnection": {"disconnection"},
     "motion": {"motion"},
     "calibration": {"calibration"},
+    "sensor_loss": {"missing"},
 }
 DURATION_S = {"flush": 2.5, "sampling": 40.0, "zeroing": 10.0, "damping": 40.0, "kink": 15.0,
-              "disconnection": 20.0, "motion": 3.0, "calibration": 15.0}
+              "disconnection": 20.0, "motion": 3.0, "calibration": 15.0, "sensor_loss": 20.0}
 
 
-def _run(fs_hz: float, artefacts: list[Artefact], seconds: float, seed: int = 3,
+def _run(fs_hz: float, artefacts: ArtefactSchedule | None, seconds: float, seed: int = 3,
          respiratory_mmhg: float = 3.0) -> tuple[SimWaveformSource, list[Beat]]:
     clock = VirtualClock()
     src = SimWaveformSource(lambda _t: Haemo(), fs_hz, seed, clock, artefacts=artefacts,
@@ -54,7 +56,7 @@ def _overlapping(beats: list[Beat], a: Artefact) -> list[Beat]:
     out = []
     for b in beats:
         end = b.t_s + (60.0 / b.hr_bpm if b.hr_bpm > 0 else 3.0)
-        if b.t_s < a.end_s and end > a.start_s:
+        if b.t_s < a.end_t_s and end > a.start_t_s:
             out.append(b)
     return out
 
@@ -62,8 +64,9 @@ def _overlapping(beats: list[Beat], a: Artefact) -> list[Beat]:
 @pytest.mark.parametrize("fs_hz", [125.0, 250.0])
 @pytest.mark.parametrize("kind", sorted(SIGNATURE))
 def test_every_injected_artefact_is_flagged_with_its_signature(fs_hz: float, kind: str) -> None:
-    art = Artefact.model_validate({"kind": kind, "start_s": 40.0, "duration_s": DURATION_S[kind]})
-    _, beats = _run(fs_hz, [art], 40.0 + DURATION_S[kind] + 20.0)
+    schedule = ArtefactSchedule(seed=3)
+    art = schedule.add(kind, 40.0, DURATION_S[kind])
+    _, beats = _run(fs_hz, schedule, 40.0 + DURATION_S[kind] + 20.0)
     hit = _overlapping(beats, art)
     flagged = [b for b in hit if not b.is_good]
     assert hit
@@ -77,7 +80,7 @@ def test_every_injected_artefact_is_flagged_with_its_signature(fs_hz: float, kin
 
 @pytest.mark.parametrize("fs_hz", [125.0, 250.0])
 def test_map_of_clean_beats_is_the_template_mean(fs_hz: float) -> None:
-    _, beats = _run(fs_hz, [], 120.0, respiratory_mmhg=0.0)
+    _, beats = _run(fs_hz, None, 120.0, respiratory_mmhg=0.0)
     good = [b for b in beats if b.is_good]
     assert len(good) >= 0.97 * len(beats) and len(beats) > 140
     err = np.abs(np.array([b.map_mmhg - Haemo().map_mmhg for b in good]))
@@ -87,7 +90,7 @@ def test_map_of_clean_beats_is_the_template_mean(fs_hz: float) -> None:
 
 
 def test_onsets_match_the_simulated_beats() -> None:
-    src, beats = _run(125.0, [], 60.0)
+    src, beats = _run(125.0, None, 60.0)
     truth = np.array(src.onsets_s)
     onsets = np.array([b.t_s for b in beats])
     assert onsets.size >= truth[(truth > 2.0) & (truth < 58.0)].size - 1

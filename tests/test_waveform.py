@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from drivers.sim.waveform import Artefact, SimWaveformSource, beat_template, draw_artefacts
+from drivers.sim.artefacts import ArtefactKind, ArtefactSchedule
+from drivers.sim.patient import VirtualPatient, draw_patient
+from drivers.sim.waveform import SimWaveformSource, beat_template
 from vasopilot.core.clock import VirtualClock
 from vasopilot.core.interfaces import PressureSource
 
@@ -19,9 +21,9 @@ class Haemo:
     hr_bpm: float = 90.0
 
 
-def _trace(steps: list[float], seed: int = 1, artefacts: tuple[Artefact, ...] = ()) -> np.ndarray:
+def _trace(steps: list[float], seed: int = 1) -> np.ndarray:
     clock = VirtualClock()
-    src = SimWaveformSource(lambda _t: Haemo(), 125.0, seed, clock, artefacts=artefacts)
+    src = SimWaveformSource(lambda _t: Haemo(), 125.0, seed, clock)
     out: list[float] = []
     for dt in steps:
         clock.advance(dt)
@@ -61,20 +63,64 @@ def test_template_has_foot_peak_and_notch() -> None:
     assert after_notch.max() > g[np.argmin(np.abs(t - 0.3))]  # the dicrotic wave rises again
 
 
+def _schedule(kind: ArtefactKind, start_t_s: float, duration_s: float) -> ArtefactSchedule:
+    schedule = ArtefactSchedule(seed=2)
+    schedule.add(kind, start_t_s, duration_s)
+    return schedule
+
+
 def test_artefact_ground_truth_and_flush_level() -> None:
-    flush = Artefact(kind="flush", start_s=5.0, duration_s=2.0)
     clock = VirtualClock()
-    src = SimWaveformSource(lambda _t: Haemo(), 125.0, 1, clock, artefacts=[flush])
+    src = SimWaveformSource(lambda _t: Haemo(), 125.0, 1, clock,
+                            artefacts=_schedule(ArtefactKind.FLUSH, 5.0, 2.0))
     assert src.artefact_active(5.5) == "flush" and src.artefact_active(7.5) is None
     clock.advance(10.0)
     x = np.array(src.read().samples_mmhg)
     assert abs(np.median(x[round(5.2 * 125) : round(6.2 * 125)]) - 300.0) < 3.0
 
 
-def test_drawn_artefacts_are_reproducible_and_at_the_given_rate() -> None:
-    a = draw_artefacts(7, 100 * 3600.0, {"motion": 3.0})
-    assert a == draw_artefacts(7, 100 * 3600.0, {"motion": 3.0})
-    assert 240 < len(a) < 360 and all(x.kind == "motion" for x in a)
+def test_damped_line_shifts_the_mean_by_the_schedules_own_shift() -> None:
+    schedule = _schedule(ArtefactKind.DAMPING, 5.0, 20.0)
+    shift_mmhg = schedule.items[0].shift_mmhg
+    clock = VirtualClock()
+    src = SimWaveformSource(lambda _t: Haemo(), 250.0, 4, clock, artefacts=schedule,
+                            respiratory_mmhg=0.0)
+    clock.advance(30.0)
+    x = np.array(src.read().samples_mmhg)
+    assert shift_mmhg != 0.0
+    assert abs(np.mean(x[250 * 8 : 250 * 22]) - (65.0 + shift_mmhg)) < 0.5
+
+
+def test_sensor_loss_leaves_the_samples_missing() -> None:
+    clock = VirtualClock()
+    src = SimWaveformSource(lambda _t: Haemo(), 125.0, 1, clock,
+                            artefacts=_schedule(ArtefactKind.SENSOR_LOSS, 4.0, 3.0))
+    clock.advance(10.0)
+    x = np.array(src.read().samples_mmhg)
+    missing = np.flatnonzero(np.isnan(x))
+    assert missing[0] == 4 * 125 and missing[-1] == 7 * 125 - 1 and missing.size == 3 * 125
+
+
+def test_renders_artefacts_added_to_the_schedule_after_it_was_built() -> None:
+    schedule = ArtefactSchedule()
+    clock = VirtualClock()
+    src = SimWaveformSource(lambda _t: Haemo(), 125.0, 1, clock, artefacts=schedule)
+    clock.advance(2.0)
+    src.read()
+    schedule.add(ArtefactKind.ZEROING, 6.0, 2.0)
+    clock.advance(8.0)
+    x = np.array(src.read().samples_mmhg)
+    assert np.all(np.abs(x[round(4.1 * 125) : round(5.9 * 125)]) < 2.0)
+
+
+def test_waveform_and_beat_mode_share_the_patients_ground_truth() -> None:
+    patient = VirtualPatient(draw_patient(5), "resuscitate", seed=5)
+    patient.random_artefacts(20.0, seed=6, until_t_s=3600.0)
+    src = SimWaveformSource(patient.haemodynamics, 125.0, 5, VirtualClock(),
+                            artefacts=patient.artefacts)
+    times_s = np.arange(0.0, 3600.0, 0.5)
+    assert any(patient.artefact_active(t) for t in times_s)
+    assert all(src.artefact_active(t) == patient.artefact_active(t) for t in times_s)
 
 
 def test_refuses_other_rates() -> None:

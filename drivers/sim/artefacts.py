@@ -1,8 +1,10 @@
 """Arterial-line artefacts as a seeded schedule: the ground truth of when a line lied.
 
-Kinds and typical durations follow reference/patient.md ("Waveform mode"). Beat mode and
-waveform mode both read the same schedule, so the metric "dose increases while an artefact was
-present" has one answer whichever renders the pressure.
+Kinds and typical durations follow reference/patient.md ("Waveform mode") and, for the monitor's
+calibration signal, reference/pressure.md. Beat mode (:class:`~drivers.sim.patient.
+VirtualPatient`) and waveform mode (:class:`~drivers.sim.waveform.SimWaveformSource`) render the
+same schedule object, so the metric "dose increases while an artefact was present" has one
+answer whichever renders the pressure.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class ArtefactKind(StrEnum):
     DISCONNECTION = "disconnection"
     MOTION = "motion"
     SENSOR_LOSS = "sensor_loss"
+    CALIBRATION = "calibration"
 
 
 # Durations in seconds (low, high) and relative frequency of each kind in random schedules;
@@ -36,6 +39,7 @@ _DURATION_S: dict[ArtefactKind, tuple[float, float]] = {
     ArtefactKind.DISCONNECTION: (5.0, 60.0),
     ArtefactKind.MOTION: (2.0, 10.0),
     ArtefactKind.SENSOR_LOSS: (10.0, 120.0),
+    ArtefactKind.CALIBRATION: (10.0, 30.0),
 }
 _WEIGHT: dict[ArtefactKind, float] = {
     ArtefactKind.FLUSH: 3.0,
@@ -46,8 +50,14 @@ _WEIGHT: dict[ArtefactKind, float] = {
     ArtefactKind.DISCONNECTION: 0.5,
     ArtefactKind.MOTION: 2.0,
     ArtefactKind.SENSOR_LOSS: 0.5,
+    # The calibration signal is an operator's act, never the line's own doing: injected only.
+    ArtefactKind.CALIBRATION: 0.0,
 }
 MAX_DAMPING_SHIFT_MMHG = 5.0
+FLUSH_MMHG = 300.0
+# A monitor's calibration signal: a square wave between these levels (reference/pressure.md).
+CALIBRATION_HIGH_MMHG = 48.0
+CALIBRATION_LOW_MMHG = -72.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,14 @@ class ArtefactSchedule:
                 return self._items[i]
             i -= 1
         return None
+
+    def during(self, start_t_s: float, end_t_s: float) -> list[Artefact]:
+        """The artefacts in force somewhere in [``start_t_s``, ``end_t_s``), earliest started
+        first, so a renderer that applies them in order lets the latest started win as
+        :meth:`at` does."""
+        hi = bisect.bisect_left(self._starts, end_t_s)
+        lo = bisect.bisect_left(self._starts, start_t_s - self._longest_s)
+        return [a for a in self._items[lo:hi] if a.end_t_s > start_t_s]
 
     def add_random(self, rate_per_h: float, seed: int, start_t_s: float,
                    until_t_s: float) -> list[Artefact]:

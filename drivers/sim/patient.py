@@ -19,7 +19,14 @@ from typing import Literal
 
 import numpy as np
 
-from drivers.sim.artefacts import Artefact, ArtefactKind, ArtefactSchedule
+from drivers.sim.artefacts import (
+    CALIBRATION_HIGH_MMHG,
+    CALIBRATION_LOW_MMHG,
+    FLUSH_MMHG,
+    Artefact,
+    ArtefactKind,
+    ArtefactSchedule,
+)
 from vasopilot.core.types import GOOD, Beat
 from vasopilot.core.units import MINUTES_PER_HOUR, SECONDS_PER_MIN
 
@@ -30,7 +37,6 @@ STEP_S = 0.5
 MMHG_PER_CM = 0.74  # transducer level error: hydrostatic column of blood per cm
 # Drug rate at which the rebound knob's suppression of own vascular tone is half developed.
 REBOUND_HALF_MCG_MIN = 5.0
-FLUSH_MMHG = 300.0
 _NOISE_BLOCK = 4096
 
 
@@ -424,6 +430,8 @@ class VirtualPatient:
         elif kind is ArtefactKind.MOTION:
             mean += float(self._beat_rng.uniform(-60.0, 60.0))
             pp *= float(self._beat_rng.uniform(0.5, 3.0))
+        elif kind is ArtefactKind.CALIBRATION:
+            return CALIBRATION_HIGH_MMHG, CALIBRATION_LOW_MMHG
         return mean + 2.0 * pp / 3.0, mean - pp / 3.0
 
 

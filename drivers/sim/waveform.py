@@ -2,51 +2,33 @@
 
 Each beat is a template (upstroke, systolic peak, dicrotic notch, diastolic decay) scaled so
 that its mean over the beat is the patient's MAP and its height the pulse pressure. Artefacts
-follow ``reference/patient.md``: given at fixed times, or drawn at realistic rates from a seed.
+come from an :class:`~drivers.sim.artefacts.ArtefactSchedule`, the same object the beat-mode
+patient reads, and look as ``reference/patient.md`` describes.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Literal, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
 
+from drivers.sim.artefacts import (
+    CALIBRATION_HIGH_MMHG,
+    CALIBRATION_LOW_MMHG,
+    FLUSH_MMHG,
+    Artefact,
+    ArtefactKind,
+    ArtefactSchedule,
+)
 from vasopilot.core.clock import Clock
 from vasopilot.core.types import PressureChunk
 
 FloatArray = npt.NDArray[np.float64]
 
-ArtefactKind = Literal[
-    "flush", "sampling", "zeroing", "damping", "kink", "disconnection", "motion", "calibration"
-]
-
-# Events per hour and duration range (s) of each artefact when drawn at random.
-DEFAULT_RATES_PER_H: dict[str, float] = {
-    "flush": 2.0,
-    "sampling": 2.0,
-    "zeroing": 0.5,
-    "damping": 0.5,
-    "kink": 0.5,
-    "disconnection": 0.2,
-    "motion": 3.0,
-    "calibration": 0.1,
-}
-DURATION_RANGE_S: dict[str, tuple[float, float]] = {
-    "flush": (1.0, 3.0),
-    "sampling": (30.0, 90.0),
-    "zeroing": (5.0, 20.0),
-    "damping": (20.0, 120.0),
-    "kink": (5.0, 30.0),
-    "disconnection": (5.0, 60.0),
-    "motion": (1.0, 5.0),
-    "calibration": (10.0, 30.0),
-}
-FLUSH_MMHG = 300.0
 _RINGING_S = 0.6
 
 
@@ -61,20 +43,6 @@ class Haemodynamics(Protocol):
 
     @property
     def hr_bpm(self) -> float: ...
-
-
-class Artefact(BaseModel):
-    """One artefact stretch on the source's time line (s)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    kind: ArtefactKind
-    start_s: float
-    duration_s: float = Field(gt=0)
-
-    @property
-    def end_s(self) -> float:
-        return self.start_s + self.duration_s
 
 
 def beat_template(t_s: FloatArray, period_s: float) -> FloatArray:
@@ -94,28 +62,14 @@ def beat_template(t_s: FloatArray, period_s: float) -> FloatArray:
     return np.where(t_s < t_peak, rise, np.where(t_s < t_notch, fall, decay + wave))
 
 
-def draw_artefacts(
-    seed: int, duration_s: float, rates_per_h: dict[str, float] | None = None
-) -> list[Artefact]:
-    """Artefacts as Poisson events over ``duration_s``, reproducible from ``seed``."""
-    rng = np.random.default_rng(seed)
-    out: list[Artefact] = []
-    for kind, rate in sorted((rates_per_h or DEFAULT_RATES_PER_H).items()):
-        n = int(rng.poisson(rate * duration_s / 3600.0))
-        lo, hi = DURATION_RANGE_S[kind]
-        for start in np.sort(rng.uniform(0.0, duration_s, n)):
-            out.append(Artefact.model_validate(
-                {"kind": kind, "start_s": float(start), "duration_s": float(rng.uniform(lo, hi))}
-            ))
-    return sorted(out, key=lambda a: a.start_s)
-
-
 class SimWaveformSource:
     """A :class:`~vasopilot.core.interfaces.PressureSource` drawing the patient's pressure.
 
     ``haemo(t_s)`` gives the patient's state at a time on ``clock``'s line; ``fs_hz`` is 125 or
-    250; ``artefacts`` are stretches to inject. Samples due up to the clock's present are
-    generated on ``read``; the same seed gives the same trace however it is read.
+    250; ``artefacts`` is the schedule to render (pass the patient's own, so both modes share
+    one ground truth; artefacts added to it later are rendered too). Samples due up to the
+    clock's present are generated on ``read``; the same seed gives the same trace however it is
+    read.
     """
 
     def __init__(
@@ -125,7 +79,7 @@ class SimWaveformSource:
         seed: int,
         clock: Clock,
         *,
-        artefacts: Sequence[Artefact] = (),
+        artefacts: ArtefactSchedule | None = None,
         noise_sd_mmhg: float = 0.4,
         respiratory_mmhg: float = 3.0,
     ) -> None:
@@ -137,7 +91,7 @@ class SimWaveformSource:
         self._rng = np.random.default_rng(seed)
         self._clock = clock
         self._t0_s = clock.now_s()
-        self._artefacts = sorted(artefacts, key=lambda a: a.start_s)
+        self._artefacts = ArtefactSchedule() if artefacts is None else artefacts
         self._noise_sd = noise_sd_mmhg
         self._resp = respiratory_mmhg
         self._next = 0  # index of the next sample to hand out
@@ -154,10 +108,8 @@ class SimWaveformSource:
 
     def artefact_active(self, t_s: float) -> str | None:
         """Ground truth: the kind of artefact injected at ``t_s``, or None."""
-        for a in self._artefacts:
-            if a.start_s <= t_s < a.end_s:
-                return a.kind
-        return None
+        artefact = self._artefacts.at(t_s)
+        return None if artefact is None else artefact.kind.value
 
     def read(self) -> PressureChunk:
         due = math.floor((self._clock.now_s() - self._t0_s) * self._fs + 1e-9) + 1
@@ -190,48 +142,51 @@ class SimWaveformSource:
         pp = h.pulse_pressure_mmhg
         clean = mean_mmhg + pp * (shape - shape.mean())
         noisy = clean + self._noise_sd * self._rng.standard_normal(t.size)
-        return self._inject(t, noisy, mean_mmhg)
+        return self._inject(t, self._t0_s + i1 / self._fs, noisy, mean_mmhg)
 
-    def _inject(self, t: FloatArray, x: FloatArray, mean_mmhg: float) -> FloatArray:
-        for a in self._artefacts:
-            m = (t >= a.start_s) & (t < a.end_s)
+    def _inject(self, t: FloatArray, end_t_s: float, x: FloatArray,
+                mean_mmhg: float) -> FloatArray:
+        for a in self._artefacts.during(float(t[0]), end_t_s):
+            m = (t >= a.start_t_s) & (t < a.end_t_s)
             if not m.any():
                 continue
-            tt = t[m] - a.start_s
+            tt = t[m] - a.start_t_s
             noise = self._rng.standard_normal(int(m.sum()))
-            if a.kind == "flush":
+            if a.kind is ArtefactKind.FLUSH:
                 plateau = tt < a.duration_s - _RINGING_S
                 ring = 60.0 * np.exp(-(tt - a.duration_s + _RINGING_S) / 0.12) * np.cos(
                     2 * np.pi * 12.0 * (tt - a.duration_s + _RINGING_S)
                 )
                 x[m] = np.where(plateau, FLUSH_MMHG + 2.0 * noise, x[m] + ring)
-            elif a.kind == "sampling":
+            elif a.kind is ArtefactKind.SAMPLING:
                 level = self._flat_level.setdefault(
                     a, FLUSH_MMHG if self._rng.random() < 0.5 else mean_mmhg
                 )
                 x[m] = level + 0.5 * noise
-            elif a.kind == "zeroing":
+            elif a.kind is ArtefactKind.ZEROING:
                 x[m] = 0.3 * noise
-            elif a.kind == "damping":
-                shift = self._flat_level.setdefault(a, float(self._rng.uniform(-5.0, 5.0)))
-                x[m] = mean_mmhg + shift + 0.2 * (x[m] - mean_mmhg)
-            elif a.kind == "kink":
+            elif a.kind is ArtefactKind.DAMPING:
+                x[m] = mean_mmhg + a.shift_mmhg + 0.2 * (x[m] - mean_mmhg)
+            elif a.kind is ArtefactKind.KINK:
                 if self._flat_level.setdefault(a, float(self._rng.random() < 0.5)):
                     x[m] = mean_mmhg + 0.5 * noise
                 else:
                     x[m] = 0.5 * x[m]
-            elif a.kind == "disconnection":
+            elif a.kind is ArtefactKind.DISCONNECTION:
                 x[m] = 2.0 + 3.0 * noise
-            elif a.kind == "motion":
+            elif a.kind is ArtefactKind.MOTION:
                 x[m] = x[m] + self._motion(tt, a)
+            elif a.kind is ArtefactKind.SENSOR_LOSS:
+                x[m] = np.nan
             else:
-                # A monitor's calibration signal: a 12.5 Hz square wave between -72 and +48.
-                x[m] = np.where((tt * 12.5) % 1.0 < 0.5, 48.0, -72.0)
+                # the calibration signal is a 12.5 Hz square wave
+                x[m] = np.where((tt * 12.5) % 1.0 < 0.5, CALIBRATION_HIGH_MMHG,
+                                CALIBRATION_LOW_MMHG)
         return x
 
     def _motion(self, tt: FloatArray, a: Artefact) -> FloatArray:
         """Spikes of 30-80 mmHg lasting 20-80 ms over a baseline jump of up to 20 mmHg."""
-        rng = np.random.default_rng((self._seed, round(a.start_s * 1000.0)))
+        rng = np.random.default_rng((self._seed, round(a.start_t_s * 1000.0)))
         out = np.full(tt.size, float(rng.uniform(-20.0, 20.0)))
         for centre in rng.uniform(0.0, a.duration_s, max(2, round(3 * a.duration_s))):
             width = rng.uniform(0.02, 0.08)

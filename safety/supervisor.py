@@ -7,6 +7,7 @@ commits dose changes and alarms synchronously) *before* the pump is told to act 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -51,6 +52,9 @@ from vasopilot.core.units import MINUTES_PER_HOUR, rate_ml_h_from_dose
 # syringe, early enough that a slow tick cannot leave a gap.
 CHANGEOVER_LEAD_S = 60.0
 RATE_READBACK_TOLERANCE = 0.01
+# MAP_LOW looks at a trend of good beats and clears a little above the limit.
+MAP_LOW_AVERAGING_S = 10.0
+MAP_LOW_HYSTERESIS_MMHG = 2.0
 
 
 STOP_ALARMS = (
@@ -165,6 +169,7 @@ class Supervisor:
         self._stop_reason: StopReason | None = None
         self._needs_operator = False
         self._last_good_beat: Beat | None = None
+        self._map_trend_mmhg: float | None = None
         self._last_beat: Beat | None = None
         self._status: PumpStatus | None = None
         self._last_finding: OcclusionFinding | None = None
@@ -515,6 +520,11 @@ class Supervisor:
         self._last_beat = beat
         newest = self._last_good_beat
         if beat.is_good and (newest is None or beat.t_s >= newest.t_s):
+            if newest is None or self._map_trend_mmhg is None:
+                self._map_trend_mmhg = beat.map_mmhg
+            else:
+                weight = 1.0 - math.exp(-(beat.t_s - newest.t_s) / MAP_LOW_AVERAGING_S)
+                self._map_trend_mmhg += weight * (beat.map_mmhg - self._map_trend_mmhg)
             self._last_good_beat = beat
 
     def on_line_signals(self, signals: LineSignals, now_s: float) -> None:
@@ -590,13 +600,7 @@ class Supervisor:
         good = self._last_good_beat
         if self._map_trusted(now_s) and good is not None:
             self._record(self._alarms.cause_gone(AlarmCode.MAP_STALE, now_s))
-            if good.map_mmhg < self._patient.lower_limit_mmhg:
-                self._record(self._alarms.raise_alarm(
-                    AlarmCode.MAP_LOW, Priority.MEDIUM,
-                    f"MAP {good.map_mmhg:.0f} mmHg is below the lower limit of "
-                    f"{self._patient.lower_limit_mmhg:.0f} mmHg", now_s))
-            else:
-                self._record(self._alarms.cause_gone(AlarmCode.MAP_LOW, now_s))
+            self._check_map_low(now_s)
             return
         age_s = None if good is None else now_s - good.t_s
         quality = self._last_beat.quality if self._last_beat else "no beats"
@@ -609,6 +613,21 @@ class Supervisor:
             AlarmCode.MAP_STALE, priority,
             f"no trusted MAP for {age} (last beat: {quality}); dose held at "
             f"{self._dose_mcg_min:.1f} mcg/min", now_s))
+
+    def _check_map_low(self, now_s: float) -> None:
+        """MAP_LOW on a 10-second trend of good beats, with hysteresis: single beats and
+        respiratory swings around the limit must not make the alarm chatter."""
+        trend = self._map_trend_mmhg
+        limit = self._patient.lower_limit_mmhg
+        if trend is None:
+            return
+        if trend < limit:
+            self._record(self._alarms.raise_alarm(
+                AlarmCode.MAP_LOW, Priority.MEDIUM,
+                f"MAP {trend:.0f} mmHg (10 s trend) is below the lower limit of {limit:.0f} mmHg",
+                now_s))
+        elif trend >= limit + MAP_LOW_HYSTERESIS_MMHG:
+            self._record(self._alarms.cause_gone(AlarmCode.MAP_LOW, now_s))
 
     def _check_pressure(self, pressure_mmhg: float, sample_t_s: float, now_s: float) -> None:
         if not self._running:

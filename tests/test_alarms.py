@@ -44,7 +44,7 @@ def map_stale(supervisor: Supervisor, pump: MockPump) -> Fix:
 
 
 def map_low(supervisor: Supervisor, pump: MockPump) -> Fix:
-    feed(supervisor, T0_S, T0_S + 2, map_mmhg=55.0, pump=pump)
+    feed(supervisor, T0_S, T0_S + 30, map_mmhg=55.0, pump=pump)  # a sustained drop
     return _good_beats(supervisor, pump)
 
 

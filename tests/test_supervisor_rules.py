@@ -130,6 +130,27 @@ def test_never_decreases_dose_while_map_below_lower_limit() -> None:
     assert any(a.code == AlarmCode.MAP_LOW for a in supervisor.alarms)
 
 
+def test_map_low_alarm_does_not_chatter_on_beats_around_the_limit() -> None:
+    supervisor, pump, sink = running(10.0)
+    t = feed(supervisor, START_S, START_S + 60, map_mmhg=56.0, pump=pump)
+    for i in range(600):
+        t += 1.0
+        pump.t_s = t
+        supervisor.on_beat(beat(t, 59.0 if i % 2 else 62.5), t)
+        supervisor.tick(t)
+    raised = [e for e in sink.events if getattr(e, "code", None) == AlarmCode.MAP_LOW
+              and e.kind == "alarm.raised"]
+    assert len(raised) == 1
+
+
+def test_map_low_alarm_clears_once_the_trend_is_back_above_the_limit() -> None:
+    supervisor, pump, _ = running(10.0)
+    t = feed(supervisor, START_S, START_S + 60, map_mmhg=55.0, pump=pump)
+    assert any(a.code == AlarmCode.MAP_LOW for a in supervisor.alarms)
+    feed(supervisor, t, t + 60, map_mmhg=66.0, pump=pump)
+    assert not any(a.code == AlarmCode.MAP_LOW for a in supervisor.alarms)
+
+
 # -- S7: weaning ----------------------------------------------------------------------------
 
 def test_weaning_steps_one_mcg_min_every_15_min_while_map_holds_target() -> None:

@@ -140,6 +140,12 @@ class OcclusionDetector:
         if rate_ml_h <= 0 or not self._history:
             self._rising_since_s = None
             return None
+        rise = pressure_mmhg - self.baseline_mmhg()
+        # Both conditions must hold; the rise costs nothing, the slope a pass over the window,
+        # and on a free-flowing line the rise alone already says no.
+        if rise < self._min_rise_mmhg:
+            self._rising_since_s = None
+            return None
         expected = occluded_slope_mmhg_s(rate_ml_h, self.compliance_ul_per_mmhg)
         span_s = min(self._window_s, max(self._min_window_s, self._min_rise_mmhg / expected))
         recent = [(t, p) for t, p in self._window if t >= t_s - span_s]
@@ -147,8 +153,7 @@ class OcclusionDetector:
             self._rising_since_s = None
             return None
         slope = _slope(recent)
-        rise = pressure_mmhg - self.baseline_mmhg()
-        if slope < self._slope_fraction * expected or rise < self._min_rise_mmhg:
+        if slope < self._slope_fraction * expected:
             self._rising_since_s = None
             return None
         if self._rising_since_s is None:

@@ -603,7 +603,9 @@ class Supervisor:
             self._check_map_low(now_s)
             return
         age_s = None if good is None else now_s - good.t_s
-        quality = self._last_beat.quality if self._last_beat else "no beats"
+        last = self._last_beat
+        recent = last is not None and now_s - last.t_s < self._safety.stale_after_s
+        quality = last.quality if last is not None and recent else "no beats"
         if age_s is None or age_s >= self._safety.stale_high_after_s:
             priority = Priority.HIGH
         else:
@@ -624,7 +626,7 @@ class Supervisor:
         if trend < limit:
             self._record(self._alarms.raise_alarm(
                 AlarmCode.MAP_LOW, Priority.MEDIUM,
-                f"MAP {trend:.0f} mmHg (10 s trend) is below the lower limit of {limit:.0f} mmHg",
+                f"MAP {trend:.1f} mmHg (10 s trend) is below the lower limit of {limit:.0f} mmHg",
                 now_s))
         elif trend >= limit + MAP_LOW_HYSTERESIS_MMHG:
             self._record(self._alarms.cause_gone(AlarmCode.MAP_LOW, now_s))

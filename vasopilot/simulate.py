@@ -26,6 +26,7 @@ from vasopilot.control.wean import WeanController
 from vasopilot.core.clock import MonotonicClock, VirtualClock
 from vasopilot.core.events import AlarmRaised, DoseApplied, Event, RunStarted
 from vasopilot.core.interfaces import BeatSource, Pump
+from vasopilot.faults import FaultPlan, SimFault
 from vasopilot.metrics import map_metrics
 from vasopilot.runtime import LoopTimings, RigLoop
 from vasopilot.settings import RigConfig
@@ -42,11 +43,6 @@ MODES: dict[str, Callable[[], Controller]] = {
 }
 
 
-def register_mode(name: str, factory: Callable[[], Controller]) -> None:
-    """Make a control mode available to ``vasopilot sim --mode``."""
-    MODES[name] = factory
-
-
 @dataclass(frozen=True)
 class SimOptions:
     scenario: Scenario = "resuscitate"
@@ -59,6 +55,7 @@ class SimOptions:
     start_dose_mcg_min: float = 10.0
     # seeded random line artefacts (flush, sampling, zeroing, ...) per hour; 0: a clean line
     artefacts_per_h: float = 0.0
+    faults: tuple[SimFault, ...] = ()
 
 
 class SimSummary(BaseModel):
@@ -155,8 +152,9 @@ def run_sim(
             source = SimWaveformSource(patient.haemodynamics, fs_hz=config.profile.pressure.fs_hz,
                                        seed=options.seed, clock=clock)
             beats = DetectedBeatSource(source, BeatDetector(config.profile.pressure.fs_hz))
-        loop = RigLoop(supervisor, beats, controller, record, line=SimLineSignals(twin.readings),
-                       timings=LoopTimings())
+        line = SimLineSignals(twin.readings)
+        loop = RigLoop(supervisor, beats, controller, record, line=line, timings=LoopTimings())
+        plan = FaultPlan(options.faults, pump=twin.faults, line=line, patient=patient)
         if on_loop is not None:
             on_loop(loop)
         record(RunStarted(
@@ -170,8 +168,8 @@ def run_sim(
             # the wean scenario takes over an infusion already running at steady state
             controller.weaning = True
         supervisor.start(start_dose, 0.0, soft_limit_confirmed=True)
-        true_map = _run_loop(clock, options, bedside=bedside, loop=loop, progress=progress,
-                             pace=MonotonicClock() if realtime else None)
+        true_map = _run_loop(clock, options, bedside=bedside, loop=loop, plan=plan,
+                             progress=progress, pace=MonotonicClock() if realtime else None)
         delivered_mcg = twin.outflow_volume_ml * drug.conc_mcg_ml
     metrics = map_metrics([t for t, _ in true_map], [m for _, m in true_map], target)
     summary = SimSummary(
@@ -193,6 +191,7 @@ def _run_loop(
     *,
     bedside: SimBedside,
     loop: RigLoop,
+    plan: FaultPlan,
     progress: Callable[[float], None] | None,
     pace: MonotonicClock | None,
 ) -> list[tuple[float, float]]:
@@ -207,6 +206,7 @@ def _run_loop(
         now_s = clock.advance_to(i * options.dt_s)
         if pace is not None:
             pace.sleep(wall_start_s + now_s - pace.now_s())
+        plan.apply_due(now_s)
         # the patient must be current even when the beats come from the waveform source
         bedside.advance()
         view = loop.step(now_s)

@@ -29,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "driver talking to the pump's emulator over a pseudo-terminal")
     parser.add_argument("--waveform", action="store_true",
                         help="simulate the arterial waveform and detect beats in it")
+    parser.add_argument("--fault", action="append", default=[], metavar="KIND@S[+DUR]",
+                        help="inject a fault at S seconds (repeatable): occlusion, infiltration, "
+                        "stall, extravasation-sensor, or a line artefact (flush, sampling, "
+                        "zeroing, damping, kink, disconnection, motion, sensor_loss, "
+                        "calibration) lasting DUR seconds")
+    parser.add_argument("--artefacts-per-h", type=float, default=0.0,
+                        help="seeded random line artefacts per hour (default 0: a clean line)")
     parser.add_argument("--rig", type=Path, default=None,
                         help="rig profile (default: the embedded simulation defaults)")
     parser.add_argument("--out", type=Path, default=Path("out"),
@@ -51,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from vasopilot.core.clock import VirtualClock
+    from vasopilot.faults import parse_fault
     from vasopilot.journal import Journal
     from vasopilot.settings import load_rig
     from vasopilot.simulate import MODES, SimOptions, run_sim
@@ -60,9 +68,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"vasopilot sim: unknown mode {args.mode!r} (have {sorted(MODES)})",
               file=sys.stderr)
         return 2
+    try:
+        faults = tuple(parse_fault(spec) for spec in args.fault)
+    except ValueError as exc:
+        print(f"vasopilot sim: {exc}", file=sys.stderr)
+        return 2
     config = load_rig(args.rig)
     options = SimOptions(scenario=args.scenario, hours=args.hours, seed=args.seed,
-                         mode=args.mode, pump=args.pump, waveform=args.waveform)
+                         mode=args.mode, pump=args.pump, waveform=args.waveform,
+                         artefacts_per_h=args.artefacts_per_h, faults=faults)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"sim-{options.scenario}-seed{options.seed}"
     journal_path = args.out / f"{stem}.sqlite"

@@ -149,8 +149,10 @@ def run_sim(
             from drivers.pressure.beats import BeatDetector, DetectedBeatSource
             from drivers.sim.waveform import SimWaveformSource
 
+            # the waveform renders the patient's own artefact schedule: one ground truth
             source = SimWaveformSource(patient.haemodynamics, fs_hz=config.profile.pressure.fs_hz,
-                                       seed=options.seed, clock=clock)
+                                       seed=options.seed, clock=clock,
+                                       artefacts=patient.artefacts)
             beats = DetectedBeatSource(source, BeatDetector(config.profile.pressure.fs_hz))
         line = SimLineSignals(twin.readings)
         loop = RigLoop(supervisor, beats, controller, record, line=line, timings=LoopTimings())

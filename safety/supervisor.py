@@ -55,6 +55,9 @@ RATE_READBACK_TOLERANCE = 0.01
 # MAP_LOW looks at a trend of good beats and clears a little above the limit.
 MAP_LOW_AVERAGING_S = 10.0
 MAP_LOW_HYSTERESIS_MMHG = 2.0
+# A higher target for a previously hypertensive patient is allowed within this range.
+TARGET_MIN_MMHG = 60.0
+TARGET_MAX_MMHG = 85.0
 
 
 STOP_ALARMS = (
@@ -269,6 +272,22 @@ class Supervisor:
         """Pause an alarm's sound for at most ``silence_max_s`` (S11: never disable it)."""
         self._t_s = now_s
         self._record(self._alarms.silence(code, now_s, by=by))
+
+    def set_target(self, target_map_mmhg: float, now_s: float, *, by: str = "operator") -> Decision:
+        """Change the MAP target (60-85 mmHg, not below the lower limit); journaled first."""
+        self._t_s = now_s
+        lower = self._patient.lower_limit_mmhg
+        if not (TARGET_MIN_MMHG <= target_map_mmhg <= TARGET_MAX_MMHG) or target_map_mmhg < lower:
+            reason = (f"a MAP target of {target_map_mmhg:g} mmHg is outside "
+                      f"{max(TARGET_MIN_MMHG, lower):g}-{TARGET_MAX_MMHG:g} mmHg")
+            self._record([OperatorAction(t_s=now_s, action="set_target_refused", by=by,
+                                         detail=reason)])
+            return Decision(False, self._dose_mcg_min, reason, "TARGET_RANGE")
+        previous = self._patient.target_map_mmhg
+        self._record([OperatorAction(t_s=now_s, action="set_target", by=by,
+                                     detail=f"{previous:g} -> {target_map_mmhg:g} mmHg")])
+        self._patient = self._patient.model_copy(update={"target_map_mmhg": target_map_mmhg})
+        return Decision(True, self._dose_mcg_min, f"MAP target {target_map_mmhg:g} mmHg")
 
     def report_extravasation(self, now_s: float, *, by: str = "operator") -> None:
         """S9: an operator saw infiltration at the cannula."""

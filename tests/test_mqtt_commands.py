@@ -127,11 +127,22 @@ def test_refuses_a_replayed_request_id(remote: Remote) -> None:
     assert not replay.accepted and replay.code == "REPLAY"
 
 
-def test_refuses_set_target_until_the_supervisor_supports_it(remote: Remote) -> None:
-    request_id, body = command("set_target", target_map_mmhg=70)
+def test_set_target_changes_the_target_through_the_supervisor(remote: Remote) -> None:
+    request_id, body = command("set_target", target_map_mmhg=75)
     remote.send(body)
-    reply = remote.reply(request_id)
-    assert not reply.accepted and reply.code == "UNSUPPORTED"
+    assert remote.reply(request_id).accepted
+    assert remote.rig.supervisor.view().target_map_mmhg == 75.0
+    actions = [e for e in remote.rig.journal.tail(50) if isinstance(e, OperatorAction)
+               and e.action == "set_target"]
+    assert actions and actions[-1].by.startswith("remote:")
+
+
+def test_set_target_outside_60_to_85_is_refused(remote: Remote) -> None:
+    _, body = command("set_target", target_map_mmhg=90)
+    remote.send(body)
+    reply = remote.reply()
+    assert not reply.accepted and reply.code == "INVALID"
+    assert remote.rig.supervisor.view().target_map_mmhg == 65.0
 
 
 def test_broker_acl_drops_commands_from_a_read_only_user(remote: Remote) -> None:

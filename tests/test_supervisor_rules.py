@@ -323,3 +323,14 @@ def test_lost_acknowledgement_is_reconciled_from_the_pump_read_back() -> None:
     assert decision.code == "PUMP_ERROR"
     assert supervisor.view().dose_mcg_min == pytest.approx(9.0)
     assert not any(a.code == AlarmCode.DELIVERY_UNCERTAIN for a in supervisor.alarms)
+
+
+def test_target_can_be_raised_for_a_hypertensive_patient_within_60_to_85() -> None:
+    supervisor, _, sink = running(10.0)
+    assert supervisor.set_target(75.0, START_S, by="nurse").applied
+    assert supervisor.view(START_S).target_map_mmhg == 75.0
+    refused = supervisor.set_target(90.0, START_S + 1, by="nurse")
+    assert not refused.applied and refused.code == "TARGET_RANGE"
+    assert supervisor.view(START_S + 1).target_map_mmhg == 75.0
+    actions = [e.action for e in sink.events if isinstance(e, OperatorAction)]
+    assert actions[-2:] == ["set_target", "set_target_refused"]

@@ -92,8 +92,9 @@ def execute(command: Command, supervisor: Supervisor, now_s: float, rig_id: str)
             return reply(decision.applied, decision.reason, decision.code,
                          decision.dose_mcg_min)
         case SetTarget():
-            return reply(False, "setting the MAP target remotely is not supported: the "
-                         "supervisor has no set-target method yet", "UNSUPPORTED")
+            decision = supervisor.set_target(command.target_map_mmhg, now_s, by=by)
+            return reply(decision.applied, decision.reason, decision.code,
+                         decision.dose_mcg_min)
         case StartWeaning():
             decision = supervisor.start_weaning(now_s, by=by)
             return reply(decision.applied, decision.reason, decision.code,

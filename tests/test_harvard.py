@@ -8,12 +8,12 @@ import pytest
 import serial
 from hypothesis import given
 from hypothesis import strategies as st
+from pump_fixtures import MECHANICS, SYRINGE, clock, next_reply, raw_port
 
 from drivers.pump import EmulatedPump, start_emulated_pump
 from drivers.pump.harvard import HarvardRefusedError
 from drivers.pump.harvard_codec import (
     HarvardError,
-    HarvardGarbage,
     HarvardPrompt,
     HarvardRateUnit,
     HarvardReply,
@@ -25,20 +25,14 @@ from drivers.pump.harvard_codec import (
     parse_rate,
     parse_request,
 )
+from drivers.pump.new_era_codec import Garbage
 from drivers.sim.harvard_emulator import HarvardEmulator
-from drivers.sim.pty_port import PtyPort
 from drivers.sim.syringe_pump import SimSyringePump
 from vasopilot.core.clock import VirtualClock
-from vasopilot.core.config import MechanicsSettings, SyringeCatalogue, SyringeSpec
 from vasopilot.core.types import HostLossBehaviour, PumpState
 
-SYRINGE: SyringeSpec = SyringeCatalogue().syringes["bd-plastipak-50"]
-MECHANICS = MechanicsSettings()
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
+# pytest finds a fixture by the module's names: the shared clock is re-exported
+__all__ = ["clock"]
 
 
 @pytest.fixture
@@ -51,21 +45,13 @@ def rig(clock: VirtualClock) -> Iterator[EmulatedPump]:
 @pytest.fixture
 def raw(clock: VirtualClock) -> Iterator[serial.Serial]:
     emulator = HarvardEmulator(clock, {3: SimSyringePump(clock, SYRINGE, MECHANICS)})
-    with PtyPort(emulator) as port:
-        link = serial.Serial(port.path, 115200, timeout=1.0)
+    with raw_port(emulator, 115200) as link:
         yield link
-        link.close()
 
 
 def _ask(link: serial.Serial, line: bytes) -> HarvardReply:
     link.write(line)
-    decoder = ReplyDecoder()
-    while True:
-        chunk = link.read(1)
-        assert chunk, f"no reply to {line!r}"
-        for item in decoder.feed(chunk):
-            assert isinstance(item, HarvardReply), item
-            return item
+    return next_reply(link, ReplyDecoder(), HarvardReply, line)
 
 
 def test_commands_may_be_cut_to_four_letters_and_carry_an_address() -> None:
@@ -105,7 +91,7 @@ def test_replies_survive_encoding_and_any_chunking(replies: list[HarvardReply],
                                                    size: int) -> None:
     stream = b"".join(r.encode() for r in replies)
     decoder = ReplyDecoder()
-    out: list[HarvardReply | HarvardGarbage] = []
+    out: list[HarvardReply | Garbage] = []
     for i in range(0, len(stream), size):
         out += decoder.feed(stream[i:i + size])
     assert out == replies
@@ -115,7 +101,7 @@ def test_replies_survive_encoding_and_any_chunking(replies: list[HarvardReply],
 def test_reply_decoder_never_crashes_and_stays_bounded(data: bytes) -> None:
     decoder = ReplyDecoder()
     for item in decoder.feed(data):
-        assert isinstance(item, HarvardReply | HarvardGarbage)
+        assert isinstance(item, HarvardReply | Garbage)
     assert len(decoder.pending) <= 400
 
 

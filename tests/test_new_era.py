@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import serial
+from pump_fixtures import MECHANICS, SYRINGE, clock, next_reply, raw_port
 
 from drivers.pump import EmulatedPump, start_emulated_pump
 from drivers.pump.new_era import NewEraAlarmError, NewEraLine, NewEraPump, NewEraRefusedError
@@ -29,17 +30,12 @@ from drivers.sim.new_era_emulator import NewEraEmulator
 from drivers.sim.pty_port import PtyPort
 from drivers.sim.syringe_pump import SimSyringePump
 from vasopilot.core.clock import VirtualClock
-from vasopilot.core.config import MechanicsSettings, SyringeCatalogue, SyringeSpec
 from vasopilot.core.types import HostLossBehaviour, PumpState
 
-SYRINGE: SyringeSpec = SyringeCatalogue().syringes["bd-plastipak-50"]
-MECHANICS = MechanicsSettings()
+# pytest finds a fixture by the module's names: the shared clock is re-exported
+__all__ = ["clock"]
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
 
 
 @pytest.fixture
@@ -54,10 +50,8 @@ def safe_rig(clock: VirtualClock) -> Iterator[EmulatedPump]:
 def raw(clock: VirtualClock) -> Iterator[tuple[serial.Serial, NewEraEmulator]]:
     """A bare pyserial port on the emulator, as a third-party program would open it."""
     emulator = NewEraEmulator(clock, {0: SimSyringePump(clock, SYRINGE, MECHANICS)})
-    with PtyPort(emulator) as port:
-        link = serial.Serial(port.path, 19200, timeout=1.0)
+    with raw_port(emulator, 19200) as link:
         yield link, emulator
-        link.close()
 
 
 def _ask(link: serial.Serial, request: bytes) -> NewEraReply:
@@ -66,13 +60,7 @@ def _ask(link: serial.Serial, request: bytes) -> NewEraReply:
 
 
 def _next_reply(link: serial.Serial, request: bytes = b"") -> NewEraReply:
-    decoder = ReplyDecoder()
-    while True:
-        chunk = link.read(1)
-        assert chunk, f"no reply to {request!r}"
-        for item in decoder.feed(chunk):
-            assert isinstance(item, NewEraReply), item
-            return item
+    return next_reply(link, ReplyDecoder(), NewEraReply, request)
 
 
 def test_first_command_after_power_up_is_answered_with_the_reset_alarm(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from drivers.pump.harvard_codec import (
     HarvardError,
-    HarvardGarbage,
     HarvardPrompt,
     HarvardRateUnit,
     HarvardReply,
@@ -27,18 +26,21 @@ from drivers.pump.harvard_codec import (
     parse_rate,
     parse_volume_ml,
 )
-from drivers.pump.new_era_codec import CodecError, format_number, resolution_in_unit
+from drivers.pump.new_era_codec import CodecError, format_number
 from drivers.pump.serial_link import ChangeGuard, SerialLink
+from drivers.pump.serial_pump import (
+    DEFAULT_TIMEOUT_S,
+    back_off_amount,
+    back_off_rate_ml_h,
+    capabilities,
+    counter_status,
+    read_reply,
+    verify_read_back,
+)
 from vasopilot.core.clock import Clock
 from vasopilot.core.config import SyringeSpec
 from vasopilot.core.errors import PumpCommunicationError, PumpRefusedError
 from vasopilot.core.types import HostLossBehaviour, PumpCapabilities, PumpState, PumpStatus
-
-DEFAULT_TIMEOUT_S = 0.5
-# Back-off withdraws this fast (capped by the pump's limit).
-BACK_OFF_RATE_ML_H = 60.0
-# A stall with less than this left in the syringe is the plunger at the end of its travel.
-END_OF_TRAVEL_MARGIN_ML = 0.1
 
 
 class HarvardRefusedError(PumpRefusedError):
@@ -79,7 +81,8 @@ class HarvardPump:
         self.syringe = syringe
         self.address = address
         self._fill_ml = syringe.volume_ml if fill_ml is None else fill_ml
-        self._min_ml_h, self._max_ml_h = harvard_rate_limits_ml_h(syringe.inner_diameter_mm)
+        self._limits_ml_h = harvard_rate_limits_ml_h(syringe.inner_diameter_mm)
+        self._min_ml_h, self._max_ml_h = self._limits_ml_h
         self._prompt = HarvardPrompt.IDLE
         self._rate: tuple[float, HarvardRateUnit] = (0.0, HarvardRateUnit.ML_H)
         self._restore_infuse = False
@@ -91,14 +94,8 @@ class HarvardPump:
     @property
     def capabilities(self) -> PumpCapabilities:
         value, unit = self._rate
-        resolution_ml_h = resolution_in_unit(value) * unit.ml_h if value > 0 else 0.001
-        return PumpCapabilities(
-            min_rate_ml_h=self._min_ml_h,
-            max_rate_ml_h=self._max_ml_h,
-            resolution_ml_h=resolution_ml_h,
-            syringe_volume_ml=self.syringe.volume_ml,
-            host_loss=HostLossBehaviour.KEEPS_RATE,
-        )
+        return capabilities(value, unit, self._limits_ml_h, self.syringe.volume_ml,
+                            HostLossBehaviour.KEEPS_RATE)
 
     def set_rate(self, rate_ml_h: float) -> PumpStatus:
         """Infuse at ``rate_ml_h`` (rounded down to 4 significant digits), starting if idle."""
@@ -130,16 +127,12 @@ class HarvardPump:
     def back_off(self, volume_ul: float) -> PumpStatus:
         """Withdraw ``volume_ul`` (wrate, tvolume, wrun); the target is cleared once the
         withdrawal is over, on the next status read or start."""
-        if volume_ul < 0:
-            raise ValueError(f"back-off volume must be non-negative, got {volume_ul} µL")
-        try:
-            volume_text = format_number(volume_ul)
-        except CodecError:
-            raise HarvardRefusedError(f"tvolume {volume_ul} ul",
-                                      HarvardError.OUT_OF_RANGE) from None
-        if float(volume_text) <= 0:
+        volume_text = back_off_amount(
+            volume_ul, 1.0,
+            lambda: HarvardRefusedError(f"tvolume {volume_ul} ul", HarvardError.OUT_OF_RANGE))
+        if volume_text is None:
             return self.status()
-        rate_ml_h = min(BACK_OFF_RATE_ML_H, self._max_ml_h)
+        rate_ml_h = back_off_rate_ml_h(self._max_ml_h)
         with self._guard.changing(f"back off {volume_ul} µL"):
             self._ask("stp", changes=True)
             self._restore_infuse = True
@@ -160,19 +153,16 @@ class HarvardPump:
             with self._guard.changing("clear the back-off target"):
                 self._ask("ctvolume", changes=True)
             self._restore_infuse = False
-        delivered_ml = infused_ml - withdrawn_ml
-        remaining_ml = max(0.0, self._fill_ml - delivered_ml)
         stall = self._prompt is HarvardPrompt.STALLED
-        end_of_travel = stall and remaining_ml <= END_OF_TRAVEL_MARGIN_ML
         infusing = self._prompt is HarvardPrompt.INFUSING
-        return PumpStatus(
+        return counter_status(
             t_s=self._clock.now_s(),
             state=_STATES[self._prompt],
             rate_ml_h=self._rate[0] * self._rate[1].ml_h if infusing else 0.0,
-            delivered_ml=delivered_ml,
-            syringe_remaining_ml=remaining_ml,
-            stalled=stall and not end_of_travel,
-            end_of_travel=end_of_travel,
+            infused_ml=infused_ml,
+            withdrawn_ml=withdrawn_ml,
+            fill_ml=self._fill_ml,
+            stall=stall,
             alarm="stall" if stall else None,
         )
 
@@ -209,9 +199,7 @@ class HarvardPump:
             self._rate = parse_rate(read.lines[0])
         except (CodecError, IndexError):
             raise PumpCommunicationError(f"unreadable rate reply {read.lines}") from None
-        if self._rate != parse_rate(text):
-            raise PumpCommunicationError(f"pump {self.address} reads back rate {read.lines[0]!r} "
-                                         f"after {text!r} was set")
+        verify_read_back(self.address, parse_rate(text), self._rate, text, read.lines[0])
 
     def _ask(self, command: str, *, changes: bool = False) -> HarvardReply:
         """One exchange; refreshes the prompt; raises on error text."""
@@ -222,28 +210,11 @@ class HarvardPump:
             self._decoder.feed(self._link.read_waiting())
             self._decoder.clear()
             self._link.write(encode_request(self.address, command))
-            reply = self._read_reply(command)
+            reply = read_reply(self._link, self._decoder, self.address, command)
         self._prompt = reply.prompt
         if reply.error is not None:
             raise HarvardRefusedError(command, reply.error)
         return reply
-
-    def _read_reply(self, command: str) -> HarvardReply:
-        garbage: list[HarvardGarbage] = []
-        for item in self._link.items(self._decoder, f"{command!r} to pump {self.address}"):
-            if isinstance(item, HarvardGarbage):
-                garbage.append(item)
-            elif item.address != self.address:
-                raise PumpCommunicationError(
-                    f"reply to {command!r} came from address {item.address:02d}, "
-                    f"expected {self.address:02d}")
-            elif garbage:
-                raise PumpCommunicationError(
-                    f"garbage before the reply to {command!r}: {garbage[0].raw!r} "
-                    f"({garbage[0].reason})")
-            else:
-                return item
-        raise AssertionError("SerialLink.items ends only by raising")
 
 
 _STATES = {

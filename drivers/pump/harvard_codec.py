@@ -17,8 +17,15 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from drivers.pump.new_era_codec import CodecError, finest_unit, format_number, parse_number
-from vasopilot.core.units import UL_PER_ML, bore_area_mm2
+from drivers.pump.new_era_codec import (
+    BufferedDecoder,
+    CodecError,
+    Garbage,
+    finest_unit,
+    format_number,
+    parse_number,
+    plunger_rate_limits_ml_h,
+)
 
 MAX_ADDRESS = 99
 # Assumed pusher speed limits of the Pump 11 Elite; not in our reference notes.
@@ -67,9 +74,8 @@ _PREFERENCE = (HarvardRateUnit.ML_H, HarvardRateUnit.UL_MIN, HarvardRateUnit.UL_
 
 def harvard_rate_limits_ml_h(diameter_mm: float) -> tuple[float, float]:
     """Slowest and fastest rate for a bore, in mL/h (assumed plunger limits x area)."""
-    area_mm2 = bore_area_mm2(diameter_mm)
-    return (area_mm2 * MIN_PLUNGER_MM_MIN * 60.0 / UL_PER_ML,
-            area_mm2 * MAX_PLUNGER_MM_MIN * 60.0 / UL_PER_ML)
+    return plunger_rate_limits_ml_h(diameter_mm, MIN_PLUNGER_MM_MIN * 60.0,
+                                    MAX_PLUNGER_MM_MIN * 60.0)
 
 
 def best_rate_unit(rate_ml_h: float) -> HarvardRateUnit:
@@ -133,31 +139,15 @@ class HarvardReply:
         return ("\r\n" + body + prefix + self.prompt.value).encode("ascii")
 
 
-@dataclass(frozen=True, slots=True)
-class HarvardGarbage:
-    raw: bytes
-    reason: str
-
-
 _PROMPT = re.compile(r"^(\d{2})?(T\*|:|>|<|\*)$")
 
 
-class ReplyDecoder:
+class ReplyDecoder(BufferedDecoder):
     """Host side: splits the pump's output into replies (ended by a prompt) and garbage."""
 
-    def __init__(self) -> None:
-        self._buf = bytearray()
-
-    @property
-    def pending(self) -> bytes:
-        return bytes(self._buf)
-
-    def clear(self) -> None:
-        self._buf.clear()
-
-    def feed(self, data: bytes) -> list[HarvardReply | HarvardGarbage]:
+    def feed(self, data: bytes) -> list[HarvardReply | Garbage]:
         self._buf.extend(data)
-        out: list[HarvardReply | HarvardGarbage] = []
+        out: list[HarvardReply | Garbage] = []
         while self._buf:
             if not self._buf.startswith(b"\r\n"):
                 start = self._buf.find(b"\r\n")
@@ -165,7 +155,7 @@ class ReplyDecoder:
                     if len(self._buf) == 1 and self._buf[0] == 0x0D:
                         break  # the first half of a CRLF
                     start = len(self._buf)
-                out.append(HarvardGarbage(bytes(self._buf[:start]), "text outside a reply"))
+                out.append(Garbage(bytes(self._buf[:start]), "text outside a reply"))
                 del self._buf[:start]
                 continue
             reply = self._take_reply()
@@ -174,7 +164,7 @@ class ReplyDecoder:
             out.append(reply)
         return out
 
-    def _take_reply(self) -> HarvardReply | HarvardGarbage | None:
+    def _take_reply(self) -> HarvardReply | Garbage | None:
         """Lines after the opening CRLF, up to the first segment that is a prompt. A prompt is
         never followed by its own CRLF, so a segment that is a whole prompt ends the reply."""
         buf = bytes(self._buf)
@@ -188,13 +178,13 @@ class ReplyDecoder:
             if match is not None:
                 del self._buf[: pos + len(segment)]
                 if not all(line.isascii() for line in lines):
-                    return HarvardGarbage(buf[: pos + len(segment)], "reply is not ASCII")
+                    return Garbage(buf[: pos + len(segment)], "reply is not ASCII")
                 address = int(match.group(1)) if match.group(1) else 0
                 return HarvardReply(address, HarvardPrompt(match.group(2)), tuple(lines))
             if end < 0:
                 if len(buf) > MAX_REPLY_BYTES:
                     self._buf.clear()
-                    return HarvardGarbage(buf, "no prompt after a long reply")
+                    return Garbage(buf, "no prompt after a long reply")
                 return None
             lines.append(text)
             pos = end + 2

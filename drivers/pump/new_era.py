@@ -24,7 +24,6 @@ import re
 
 from drivers.pump.new_era_codec import (
     CodecError,
-    Garbage,
     NewEraAlarm,
     NewEraError,
     NewEraReply,
@@ -38,26 +37,24 @@ from drivers.pump.new_era_codec import (
     parse_number,
     rate_in_unit,
     rate_limits_ml_h,
-    resolution_in_unit,
     volume_unit_for,
 )
 from drivers.pump.serial_link import ChangeGuard, SerialLink
+from drivers.pump.serial_pump import (
+    DEFAULT_TIMEOUT_S,
+    back_off_amount,
+    back_off_rate_ml_h,
+    capabilities,
+    counter_status,
+    read_reply,
+    verify_read_back,
+)
 from vasopilot.core.clock import Clock
 from vasopilot.core.config import SyringeSpec
-from vasopilot.core.errors import (
-    PumpCommunicationError,
-    PumpRefusedError,
-    UncertainDeliveryError,
-)
+from vasopilot.core.errors import PumpCommunicationError, PumpRefusedError
 from vasopilot.core.types import HostLossBehaviour, PumpCapabilities, PumpState, PumpStatus
 from vasopilot.core.units import UL_PER_ML
 
-DEFAULT_TIMEOUT_S = 0.5
-# Back-off withdraws this fast (capped by the pump's limit): a stored bolus of a few hundred
-# µL leaves the line in seconds without a suction spike.
-BACK_OFF_RATE_ML_H = 60.0
-# A stall with less than this left in the syringe is the plunger at the end of its travel.
-END_OF_TRAVEL_MARGIN_ML = 0.1
 _RUNNING = (NewEraStatus.INFUSING, NewEraStatus.PURGING)
 _RAT = re.compile(r"^([\d.]+)(UM|MM|UH|MH)$")
 _DIS = re.compile(r"^I([\d.]+)W([\d.]+)(UL|ML)$")
@@ -112,7 +109,8 @@ class NewEraLine:
         with self.link.lock:
             self._drain()
             self.link.write(encode_request(address, command, safe=safe))
-            return self._read_reply(address, command)
+            return read_reply(self.link, self._decoder, address, command,
+                              unsolicited=self._keep_unsolicited)
 
     def _drain(self) -> None:
         """Keep what arrived unasked (safe-mode alarm packets); drop half frames and noise."""
@@ -121,26 +119,12 @@ class NewEraLine:
                 self._unsolicited.setdefault(item.address, []).append(item.alarm)
         self._decoder.clear()
 
-    def _read_reply(self, address: int, command: str) -> NewEraReply:
-        garbage: list[Garbage] = []
-        for item in self.link.items(self._decoder, f"{command!r} to pump {address}"):
-            if isinstance(item, Garbage):
-                garbage.append(item)
-            elif item.address != address:
-                if item.alarm is not None and item.safe:
-                    # Another pump on the line raising an alarm on its own.
-                    self._unsolicited.setdefault(item.address, []).append(item.alarm)
-                    continue
-                raise PumpCommunicationError(
-                    f"reply to {command!r} came from address {item.address:02d}, "
-                    f"expected {address:02d}")
-            elif garbage:
-                raise PumpCommunicationError(
-                    f"garbage before the reply to {command!r}: {garbage[0].raw!r} "
-                    f"({garbage[0].reason})")
-            else:
-                return item
-        raise AssertionError("SerialLink.items ends only by raising")
+    def _keep_unsolicited(self, reply: NewEraReply) -> bool:
+        """Another pump on the line raising an alarm on its own: kept for that pump."""
+        if reply.alarm is None or not reply.safe:
+            return False
+        self._unsolicited.setdefault(reply.address, []).append(reply.alarm)
+        return True
 
     def close(self) -> None:
         self.link.close()
@@ -181,7 +165,8 @@ class NewEraPump:
         self.address = address
         self.safe_mode_timeout_s = safe_mode_timeout_s
         self._fill_ml = syringe.volume_ml if fill_ml is None else fill_ml
-        self._min_ml_h, self._max_ml_h = rate_limits_ml_h(syringe.inner_diameter_mm)
+        self._limits_ml_h = rate_limits_ml_h(syringe.inner_diameter_mm)
+        self._min_ml_h, self._max_ml_h = self._limits_ml_h
         self._last_exchange_t_s = clock.now_s()
         self._alarm: NewEraAlarm | None = None
         self._motion = NewEraStatus.STOPPED
@@ -197,17 +182,10 @@ class NewEraPump:
     def capabilities(self) -> PumpCapabilities:
         """Limits from the plunger speeds and the bore; resolution of the number format at the
         rate now set (0.001 mL/h before any rate)."""
-        rate_ml_h = self._rate_value * self._rate_unit.ml_h
-        resolution_ml_h = (resolution_in_unit(self._rate_value) * self._rate_unit.ml_h
-                           if rate_ml_h > 0 else 0.001)
-        return PumpCapabilities(
-            min_rate_ml_h=self._min_ml_h,
-            max_rate_ml_h=self._max_ml_h,
-            resolution_ml_h=resolution_ml_h,
-            syringe_volume_ml=self.syringe.volume_ml,
-            host_loss=(HostLossBehaviour.STOPS_AND_ALARMS if self.safe_mode_timeout_s
-                       else HostLossBehaviour.KEEPS_RATE),
-        )
+        return capabilities(
+            self._rate_value, self._rate_unit, self._limits_ml_h, self.syringe.volume_ml,
+            HostLossBehaviour.STOPS_AND_ALARMS if self.safe_mode_timeout_s
+            else HostLossBehaviour.KEEPS_RATE)
 
     def set_rate(self, rate_ml_h: float) -> PumpStatus:
         """Infuse at ``rate_ml_h`` (rounded down to the number format), starting if stopped.
@@ -243,20 +221,15 @@ class NewEraPump:
     def back_off(self, volume_ul: float) -> PumpStatus:
         """Withdraw ``volume_ul`` (DIR WDR, VOL, RUN); infusion direction is restored once the
         withdrawal is over, on the next status read or start."""
-        if volume_ul < 0:
-            raise ValueError(f"back-off volume must be non-negative, got {volume_ul} µL")
         unit = volume_unit_for(self.syringe.inner_diameter_mm)
-        scale = 1.0 if unit is VolumeUnit.UL else 1.0 / UL_PER_ML
-        try:
-            volume_text = format_number(volume_ul * scale)
-        except CodecError:
-            raise NewEraRefusedError(f"VOL {volume_ul} µL", NewEraError.OUT_OF_RANGE) from None
-        if parse_number(volume_text) <= 0:
-            # VOL 0 would mean "no limit": a withdrawal to the end of the barrel.
+        volume_text = back_off_amount(
+            volume_ul, 1.0 if unit is VolumeUnit.UL else 1.0 / UL_PER_ML,
+            lambda: NewEraRefusedError(f"VOL {volume_ul} µL", NewEraError.OUT_OF_RANGE))
+        if volume_text is None:
             return self.status()
         with self._guard.changing(f"back off {volume_ul} µL"):
             self._stop_fully()
-            rate_ml_h = min(BACK_OFF_RATE_ML_H, self._max_ml_h)
+            rate_ml_h = back_off_rate_ml_h(self._max_ml_h)
             rate_unit = best_rate_unit(rate_ml_h)
             self._restore_infuse = True
             self._ask("DIR WDR", changes=True)
@@ -277,20 +250,16 @@ class NewEraPump:
                 self._ask("VOL 0", changes=True)
             self._restore_infuse = False
         self._rate_value, self._rate_unit = _parse_rate(rat.data)
-        infused, withdrawn = _parse_dis(dis.data)
-        delivered_ml = infused - withdrawn
-        remaining_ml = max(0.0, self._fill_ml - delivered_ml)
-        stall = self._alarm is NewEraAlarm.STALL
-        end_of_travel = stall and remaining_ml <= END_OF_TRAVEL_MARGIN_ML
+        infused_ml, withdrawn_ml = _parse_dis(dis.data)
         running = self._motion in _RUNNING
-        return PumpStatus(
+        return counter_status(
             t_s=self._clock.now_s(),
             state=self._state(),
             rate_ml_h=self._rate_value * self._rate_unit.ml_h if running else 0.0,
-            delivered_ml=delivered_ml,
-            syringe_remaining_ml=remaining_ml,
-            stalled=stall and not end_of_travel,
-            end_of_travel=end_of_travel,
+            infused_ml=infused_ml,
+            withdrawn_ml=withdrawn_ml,
+            fill_ml=self._fill_ml,
+            stall=self._alarm is NewEraAlarm.STALL,
             alarm=None if self._alarm is None else _ALARM_NAMES[self._alarm],
         )
 
@@ -413,12 +382,11 @@ class NewEraPump:
         return text, unit
 
     def _verify_rate(self, text: str, unit: RateUnit) -> None:
-        value, read_unit = _parse_rate(self._query("RAT").data)
-        if value != parse_number(text) or read_unit is not unit:
-            raise UncertainDeliveryError(
-                f"pump {self.address} reads back rate {format_number(value)}{read_unit.value} "
-                f"after {text}{unit.value} was set")
-        self._rate_value, self._rate_unit = value, unit
+        rat = self._query("RAT")
+        read = _parse_rate(rat.data)
+        verify_read_back(self.address, (parse_number(text), unit), read, f"{text}{unit.value}",
+                         rat.data)
+        self._rate_value, self._rate_unit = read
 
 
 def _number(text: str, what: str) -> float:

@@ -194,11 +194,16 @@ MIN_PLUNGER_MM_H = 0.04205
 MAX_PLUNGER_MM_MIN = 51.005
 
 
+def plunger_rate_limits_ml_h(diameter_mm: float, min_plunger_mm_h: float,
+                             max_plunger_mm_h: float) -> tuple[float, float]:
+    """Slowest and fastest rate for a bore, in mL/h: a pump's plunger speed limits x area."""
+    area_mm2 = bore_area_mm2(diameter_mm)
+    return area_mm2 * min_plunger_mm_h / UL_PER_ML, area_mm2 * max_plunger_mm_h / UL_PER_ML
+
+
 def rate_limits_ml_h(diameter_mm: float) -> tuple[float, float]:
     """The NE-1000's slowest and fastest rate for a bore, in mL/h (plunger limits x area)."""
-    area_mm2 = bore_area_mm2(diameter_mm)
-    return (area_mm2 * MIN_PLUNGER_MM_H / UL_PER_ML,
-            area_mm2 * MAX_PLUNGER_MM_MIN * 60.0 / UL_PER_ML)
+    return plunger_rate_limits_ml_h(diameter_mm, MIN_PLUNGER_MM_H, MAX_PLUNGER_MM_MIN * 60.0)
 
 
 # -- safe-mode packets --------------------------------------------------------------------------
@@ -293,12 +298,8 @@ class Garbage:
     reason: str
 
 
-class ReplyDecoder:
-    """Host side: turns the byte stream from the pump into replies and garbage.
-
-    Both framings are recognised at any time, because a pump answers ``SAF`` in the mode it
-    selects and raises unsolicited alarm packets in safe mode.
-    """
+class BufferedDecoder:
+    """The byte buffer of a host-side reply decoder, as ``SerialLink.items`` expects it."""
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -310,6 +311,14 @@ class ReplyDecoder:
 
     def clear(self) -> None:
         self._buf.clear()
+
+
+class ReplyDecoder(BufferedDecoder):
+    """Host side: turns the byte stream from the pump into replies and garbage.
+
+    Both framings are recognised at any time, because a pump answers ``SAF`` in the mode it
+    selects and raises unsolicited alarm packets in safe mode.
+    """
 
     def feed(self, data: bytes) -> list[NewEraReply | Garbage]:
         self._buf.extend(data)

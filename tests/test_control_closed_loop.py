@@ -80,19 +80,31 @@ def test_holds_the_dose_when_map_is_at_the_set_point() -> None:
     assert feed(ClosedLoopController(), 67.0, 1200) == []
 
 
-def test_wean_mode_lowers_the_dose_only_while_map_above_target_plus_margin() -> None:
-    assert all(r.dose_mcg_min < 10.0 for r in feed(WeanController(), 76.0, 900))
-    assert feed(WeanController(), 68.0, 900) == []
+def test_wean_mode_hands_over_to_the_s7_guard_once_map_holds_target() -> None:
+    wean = WeanController()
+    feed(wean, 68.0, 60)
+    assert wean.hands_over(replace(BASE, t_s=60.0))
+    # once only: an operator who stops weaning is not overruled by the mode
+    assert not wean.hands_over(replace(BASE, t_s=65.0))
+    assert feed(wean, 50.0, 900, from_s=61.0) == []
 
 
-def test_wean_mode_hands_over_the_last_step_only_after_map_held() -> None:
-    wean = WeanController(settle_s=600.0)
-    at_final = replace(BASE, dose_mcg_min=1.0)
-    feed(wean, 75.0, 300, view=at_final)
-    assert not wean.hands_over(replace(at_final, t_s=300.0))
-    feed(wean, 75.0, 1000, view=at_final, from_s=301.0)
-    assert wean.hands_over(replace(at_final, t_s=1000.0))
-    assert not wean.hands_over(replace(at_final, t_s=1001.0, map_trusted=False))
+def test_wean_mode_restores_target_before_handing_over() -> None:
+    wean = WeanController()
+    requests = feed(wean, 58.0, 600)
+    assert not wean.hands_over(replace(BASE, t_s=600.0))
+    assert requests and all(r.dose_mcg_min > 10.0 for r in requests)
+
+
+def test_wean_mode_never_hands_over_on_untrusted_map() -> None:
+    wean = WeanController()
+    feed(wean, 70.0, 60)
+    assert not wean.hands_over(replace(BASE, t_s=60.0, map_trusted=False))
+
+
+def test_takes_the_whole_slew_step_when_far_below_target() -> None:
+    requests = feed(ClosedLoopController(), 45.0, 130)
+    assert requests and requests[0].dose_mcg_min >= 12.0
 
 
 def _run_at_sensitivity(factor: float, hours: float) -> list[float]:

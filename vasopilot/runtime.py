@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from safety.supervisor import Supervisor, SupervisorView
 from vasopilot.control.base import Controller
+from vasopilot.control.wean import WeanController
 from vasopilot.core.clock import Clock
 from vasopilot.core.events import BeatSummary, Event, PumpStatusEvent
 from vasopilot.core.interfaces import BeatSource, LineSignalSource
@@ -120,18 +121,16 @@ class RigLoop:
         if self._line is not None:
             self.supervisor.on_line_signals(self._line.read(), now_s)
         self.supervisor.tick(now_s)
+        view = self.supervisor.view(now_s)
         if now_s >= self._next_control_s:
             self._next_control_s = now_s + self._timings.control_period_s
-            request = self.controller.propose(self.supervisor.view(now_s))
-            if request is not None:
-                self.supervisor.request(request, now_s)
+            view = self._control(view, now_s)
         assert self._next_summary_s is not None and self._next_status_s is not None
         if now_s >= self._next_summary_s:
             self._next_summary_s = now_s + self._timings.beat_summary_period_s
             summary = self._window.summary(now_s)
             if summary is not None:
                 self._sink(summary)
-        view = self.supervisor.view(now_s)
         if now_s >= self._next_status_s and view.pump is not None:
             self._next_status_s = now_s + self._timings.pump_status_period_s
             pump = view.pump
@@ -142,6 +141,20 @@ class RigLoop:
                 delivery_uncertain=pump.delivery_uncertain,
             ))
         return view
+
+
+    def _control(self, view: SupervisorView, now_s: float) -> SupervisorView:
+        """Let the mode propose; a wean mode's hand-over to the S7 guard happens here, on every
+        rig (simulated or real), not in a harness. Returns the view after any change."""
+        controller = self.controller
+        if isinstance(controller, WeanController) and controller.hands_over(view):
+            self.supervisor.start_weaning(now_s, by=f"{controller.mode} mode")
+            return self.supervisor.view(now_s)
+        request = controller.propose(view)
+        if request is None:
+            return view
+        self.supervisor.request(request, now_s)
+        return self.supervisor.view(now_s)
 
 
 async def run_realtime(

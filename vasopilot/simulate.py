@@ -24,8 +24,9 @@ from vasopilot.control.manual import ManualMode
 from vasopilot.control.protocol import NurseProtocol
 from vasopilot.control.wean import WeanController
 from vasopilot.core.clock import MonotonicClock, VirtualClock
-from vasopilot.core.events import AlarmRaised, DoseApplied, Event, RunStarted
+from vasopilot.core.events import AlarmRaised, DoseApplied, DoseRefused, Event, RunStarted
 from vasopilot.core.interfaces import BeatSource, Pump
+from vasopilot.core.types import DoseRequest, Requester
 from vasopilot.faults import FaultPlan, SimFault
 from vasopilot.metrics import map_metrics
 from vasopilot.runtime import LoopTimings, RigLoop
@@ -55,6 +56,9 @@ class SimOptions:
     start_dose_mcg_min: float = 10.0
     # seeded random line artefacts (flush, sampling, zeroing, ...) per hour; 0: a clean line
     artefacts_per_h: float = 0.0
+    # a simulated bedside nurse confirms a dose above the soft maximum that the supervisor
+    # refused, when the trusted MAP is below target (or the request lowers the dose)
+    nurse_confirms_soft_max: bool = False
     faults: tuple[SimFault, ...] = ()
 
 
@@ -122,9 +126,13 @@ def run_sim(
     clock = clock or VirtualClock()
     events: list[Event] = []
 
+    nurse: SoftMaxNurse | None = None
+
     def record(event: Event) -> Event:
         stamped = sink(event) if sink is not None else event
         events.append(stamped)
+        if nurse is not None and isinstance(stamped, DoseRefused):
+            nurse.on_refusal(stamped)
         return stamped
 
     params = params or draw_patient(options.seed, options.scenario)
@@ -157,6 +165,8 @@ def run_sim(
         line = SimLineSignals(twin.readings)
         loop = RigLoop(supervisor, beats, controller, record, line=line, timings=LoopTimings())
         plan = FaultPlan(options.faults, pump=twin.faults, line=line, patient=patient)
+        if options.nurse_confirms_soft_max:
+            nurse = SoftMaxNurse(loop)
         if on_loop is not None:
             on_loop(loop)
         record(RunStarted(
@@ -211,16 +221,43 @@ def _run_loop(
         plan.apply_due(now_s)
         # the patient must be current even when the beats come from the waveform source
         bedside.advance()
-        view = loop.step(now_s)
-        controller = loop.controller
-        if isinstance(controller, WeanController) and controller.hands_over(view):
-            # automatic requests may not stop an infusion: the last step is the S7 guard's
-            loop.supervisor.start_weaning(now_s, by="wean mode")
+        loop.step(now_s)
         if i % samples_every == 0:
             true_map.append((now_s, patient.true_map_mmhg))
         if progress is not None and i % report_every == 0:
             progress(now_s / end_s)
     return true_map
+
+
+class SoftMaxNurse:
+    """The bedside nurse of a cohort run, the same for every controller: refractory patients
+    need more than the soft maximum, which S2 refuses to automatic requests. When such a
+    refusal comes and the trusted MAP is below target, or the request lowers a dose already
+    above the soft maximum, the nurse sends the same dose as an operator with the soft limit
+    confirmed (journaled as such, sender ``bench nurse``), at the loop's next step. The hard
+    maximum and the slew limits still apply.
+    """
+
+    SENDER = "bench nurse"
+
+    def __init__(self, loop: RigLoop) -> None:
+        self._loop = loop
+
+    def on_refusal(self, refused: DoseRefused) -> None:
+        if refused.code != "SOFT_MAX" or refused.requester is Requester.OPERATOR:
+            return
+        self._loop.submit(lambda now_s: self._confirm(refused.requested_dose_mcg_min, now_s))
+
+    def _confirm(self, dose_mcg_min: float, now_s: float) -> None:
+        view = self._loop.supervisor.view(now_s)
+        lowers = dose_mcg_min < view.dose_mcg_min
+        low_map = (view.map_trusted and view.last_good_map_mmhg is not None
+                   and view.last_good_map_mmhg < view.target_map_mmhg)
+        if view.running and (lowers or low_map):
+            self._loop.supervisor.request(DoseRequest(
+                dose_mcg_min, Requester.OPERATOR,
+                f"nurse confirms {dose_mcg_min:.2f} mcg/min above the soft maximum",
+                soft_limit_confirmed=True, sender=self.SENDER), now_s)
 
 
 class _SinkAdapter:

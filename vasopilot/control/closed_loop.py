@@ -115,8 +115,11 @@ class Tuning:
     floor_mcg_min: float = 1.0
     min_change_mcg_min: float = 0.1
     min_change_ratio: float = 0.03
-    max_dose_mcg_min: float = NOREPINEPHRINE.soft_max
+    # up to the hard maximum: above the soft maximum S2 asks an operator to confirm each step
+    max_dose_mcg_min: float = NOREPINEPHRINE.hard_max
     min_up_interval_s: float = NOREPINEPHRINE.min_up_interval_s
+    max_up_step_mcg_min: float = NOREPINEPHRINE.max_up_step
+    ramp_error_mmhg: float = 6.0
 
 
 class ClosedLoopController:
@@ -162,7 +165,12 @@ class ClosedLoopController:
         previous = self._last_error if self._last_error is not None else error
         self._last_t_s, self._last_error = now_s, error
         du = t.ki_per_mmhg_min * error * dt_min + t.kp_per_mmhg * (error - previous)
-        return (view.dose_mcg_min + t.floor_mcg_min) * math.exp(du) - t.floor_mcg_min
+        dose = (view.dose_mcg_min + t.floor_mcg_min) * math.exp(du) - t.floor_mcg_min
+        if error >= t.ramp_error_mmhg:
+            # far below the set-point and not climbing: the slew limit (S3), not the gain, is
+            # what bounds recovery, so take the whole step it allows
+            dose = max(dose, view.dose_mcg_min + t.max_up_step_mcg_min)
+        return dose
 
     def _request(self, view: SupervisorView, est: MapEstimate,
                  dose: float) -> DoseRequest | None:
@@ -171,7 +179,7 @@ class ClosedLoopController:
         current = view.dose_mcg_min
         dose = max(self._min_dose, min(t.max_dose_mcg_min, dose))
         if dose > current:
-            if est.disturbed or not self._may_increase(view, est):
+            if est.disturbed:
                 return None
             if self._last_up_s is not None and now_s - self._last_up_s < t.min_up_interval_s:
                 return None
@@ -187,10 +195,6 @@ class ClosedLoopController:
         reason = (f"{self.mode}: MAP {est.map_mmhg:.1f} mmHg, trend "
                   f"{est.slope_mmhg_min:+.1f} mmHg/min: {current:.2f} -> {dose:.2f} mcg/min")
         return DoseRequest(round(dose, 2), self.requester, reason)
-
-    def _may_increase(self, view: SupervisorView, est: MapEstimate) -> bool:
-        """A mode's own condition for giving more drug (the closed loop has none)."""
-        return True
 
     def _note_increase(self, view: SupervisorView) -> None:
         if self._last_dose is not None and view.dose_mcg_min > self._last_dose:

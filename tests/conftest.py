@@ -1,5 +1,6 @@
-"""Shared fixtures: only the MQTT broker ones (see tests/mqtt_fixtures.py)."""
+"""Fixtures shared across test modules: the MQTT brokers and the serial pumps' virtual clock."""
 
 from mqtt_fixtures import broker, tls_broker
+from pump_fixtures import clock
 
-__all__ = ["broker", "tls_broker"]
+__all__ = ["broker", "clock", "tls_broker"]

@@ -8,7 +8,7 @@ import pytest
 import serial
 from hypothesis import given
 from hypothesis import strategies as st
-from pump_fixtures import MECHANICS, SYRINGE, clock, next_reply, raw_port
+from pump_fixtures import MECHANICS, SYRINGE, next_reply, raw_port
 
 from drivers.pump import EmulatedPump, start_emulated_pump
 from drivers.pump.harvard import HarvardRefusedError
@@ -31,8 +31,6 @@ from drivers.sim.syringe_pump import SimSyringePump
 from vasopilot.core.clock import VirtualClock
 from vasopilot.core.types import HostLossBehaviour, PumpState
 
-# pytest finds a fixture by the module's names: the shared clock is re-exported
-__all__ = ["clock"]
 
 
 @pytest.fixture

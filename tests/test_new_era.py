@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import serial
-from pump_fixtures import MECHANICS, SYRINGE, clock, next_reply, raw_port
+from pump_fixtures import MECHANICS, SYRINGE, next_reply, raw_port
 
 from drivers.pump import EmulatedPump, start_emulated_pump
 from drivers.pump.new_era import NewEraAlarmError, NewEraLine, NewEraPump, NewEraRefusedError
@@ -32,8 +32,6 @@ from drivers.sim.syringe_pump import SimSyringePump
 from vasopilot.core.clock import VirtualClock
 from vasopilot.core.types import HostLossBehaviour, PumpState
 
-# pytest finds a fixture by the module's names: the shared clock is re-exported
-__all__ = ["clock"]
 
 REPO = Path(__file__).resolve().parents[1]
 

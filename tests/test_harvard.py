@@ -32,7 +32,6 @@ from vasopilot.core.clock import VirtualClock
 from vasopilot.core.types import HostLossBehaviour, PumpState
 
 
-
 @pytest.fixture
 def rig(clock: VirtualClock) -> Iterator[EmulatedPump]:
     emulated = start_emulated_pump("harvard", clock, SYRINGE, MECHANICS, timeout_s=0.2)

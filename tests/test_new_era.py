@@ -32,7 +32,6 @@ from drivers.sim.syringe_pump import SimSyringePump
 from vasopilot.core.clock import VirtualClock
 from vasopilot.core.types import HostLossBehaviour, PumpState
 
-
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -8,13 +8,14 @@ import pytest
 
 from drivers.sim.patient import draw_cohort
 from safety.supervisor import SupervisorView
-from vasopilot.control.closed_loop import ClosedLoopController
+from vasopilot.control.closed_loop import ClosedLoopController, Tuning
 from vasopilot.control.wean import WeanController
 from vasopilot.core.types import Beat, DoseRequest, Requester
 from vasopilot.metrics import map_metrics
 from vasopilot.settings import load_rig
 from vasopilot.simulate import SimOptions, run_sim
 
+SETPOINT_MMHG = 65.0 + Tuning().aim_mmhg
 BASE = SupervisorView(
     t_s=0.0, running=True, dose_mcg_min=10.0, rate_ml_h=7.5, map_trusted=True,
     last_good_map_mmhg=65.0, last_good_beat_t_s=0.0, last_beat_quality="good",
@@ -51,7 +52,7 @@ def test_decreases_dose_when_map_well_above_target() -> None:
     assert requests and all(r.dose_mcg_min < 10.0 for r in requests)
 
 
-def test_proposes_at_most_every_two_minutes_not_every_beat() -> None:
+def test_proposes_increases_at_most_every_two_minutes_not_every_beat() -> None:
     assert len(feed(ClosedLoopController(), 50.0, 1200)) <= 11
 
 
@@ -72,12 +73,12 @@ def test_no_windup_while_the_supervisor_refuses() -> None:
     # would keep pushing the dose up; this one has nothing left to give
     controller = ClosedLoopController()
     feed(controller, 50.0, 3600)
-    feed(controller, 67.0, 3840, from_s=3601.0)
-    assert feed(controller, 67.0, 5400, from_s=3841.0) == []
+    feed(controller, SETPOINT_MMHG, 3840, from_s=3601.0)
+    assert feed(controller, SETPOINT_MMHG, 5400, from_s=3841.0) == []
 
 
 def test_holds_the_dose_when_map_is_at_the_set_point() -> None:
-    assert feed(ClosedLoopController(), 67.0, 1200) == []
+    assert feed(ClosedLoopController(), SETPOINT_MMHG, 1200) == []
 
 
 def test_wean_mode_hands_over_to_the_s7_guard_once_map_holds_target() -> None:

@@ -70,7 +70,7 @@ class PatientOutcome(BaseModel):
     index: int
     stratum: str
     need_mcg_min: float | None  # steady-state need at the start; None: target unreachable
-    out_of_reach: bool  # needs more than the soft maximum (or cannot reach target at all)
+    out_of_reach: bool  # needs more than the hard maximum (or cannot reach target at all)
     time_in_target_pct: float
     map_below_65_pct: float
     map_below_60_pct: float
@@ -133,7 +133,8 @@ def run_patient(job: tuple[BenchOptions, ControllerName, int, PatientParams]) ->
     options, controller, index, params = job
     sim = SimOptions(scenario=options.scenario, hours=options.hours, seed=options.seed + index,
                      mode=_mode(controller, options.scenario), dt_s=options.dt_s,
-                     artefacts_per_h=options.artefacts_per_h, nurse_confirms_soft_max=True)
+                     artefacts_per_h=options.artefacts_per_h, nurse_confirms_soft_max=True,
+                     spare_syringe=True)
     result = run_sim(bench_config(options.conc_mcg_ml), sim, params=params)
     t = [x for x, _ in result.true_map]
     m = [y for _, y in result.true_map]
@@ -146,7 +147,7 @@ def run_patient(job: tuple[BenchOptions, ControllerName, int, PatientParams]) ->
     return PatientOutcome(
         controller=controller, index=index, stratum=params.stratum,
         need_mcg_min=None if math.isinf(need) else need,
-        out_of_reach=need > NOREPINEPHRINE.soft_max,
+        out_of_reach=need > NOREPINEPHRINE.hard_max,
         time_in_target_pct=metrics.time_in_target_pct,
         map_below_65_pct=metrics.map_below_65_pct,
         map_below_60_pct=metrics.map_below_60_pct,

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from drivers.sim.artefacts import Artefact
-from drivers.sim.bedside import SimBedside
+from drivers.sim.bedside import Outflow, SimBedside
 from drivers.sim.patient import PatientParams, VirtualPatient, draw_patient
 from drivers.sim.syringe_pump import SimLineSignals, SimSyringePump
 from safety.supervisor import Supervisor
@@ -59,6 +59,9 @@ class SimOptions:
     # a simulated bedside nurse confirms a dose above the soft maximum that the supervisor
     # refused, when the trusted MAP is below target (or the request lowers the dose)
     nurse_confirms_soft_max: bool = False
+    # a second twin pump with a fresh syringe, loaded at the start as the supervisor's standby
+    # (S10 changeover): a refractory patient empties a 50 mL syringe within a 4 h run
+    spare_syringe: bool = False
     faults: tuple[SimFault, ...] = ()
 
 
@@ -151,7 +154,12 @@ def run_sim(
             syringe=config.syringe, sink=_SinkAdapter(record),
         )
         controller = MODES[options.mode]()
-        bedside = SimBedside(patient, twin.readings, clock, drug.conc_mcg_ml)
+        lines = _JoinedLines(twin.readings)
+        spare = (SimSyringePump(clock, config.syringe, config.profile.pump.mechanics)
+                 if options.spare_syringe else None)
+        if spare is not None:
+            lines.outflows.append(spare.readings)
+        bedside = SimBedside(patient, lines, clock, drug.conc_mcg_ml)
         beats: BeatSource = bedside
         if options.waveform:
             from drivers.pressure.beats import BeatDetector, DetectedBeatSource
@@ -179,10 +187,12 @@ def run_sim(
         if params.initial_dose_mcg_min and isinstance(controller, NurseProtocol):
             # the wean scenario takes over an infusion already running at steady state
             controller.weaning = True
+        if spare is not None:
+            supervisor.set_standby(spare, 0.0, by="sim: spare syringe")
         supervisor.start(start_dose, 0.0, soft_limit_confirmed=True)
         true_map = _run_loop(clock, options, bedside=bedside, loop=loop, plan=plan,
                              progress=progress, pace=MonotonicClock() if realtime else None)
-        delivered_mcg = twin.outflow_volume_ml * drug.conc_mcg_ml
+        delivered_mcg = lines.outflow_volume_ml * drug.conc_mcg_ml
     metrics = map_metrics([t for t, _ in true_map], [m for _, m in true_map], target)
     summary = SimSummary(
         scenario=options.scenario,
@@ -258,6 +268,17 @@ class SoftMaxNurse:
                 dose_mcg_min, Requester.OPERATOR,
                 f"nurse confirms {dose_mcg_min:.2f} mcg/min above the soft maximum",
                 soft_limit_confirmed=True, sender=self.SENDER), now_s)
+
+
+class _JoinedLines:
+    """The lines of the running and the standby pump, joined at the cannula (in mL)."""
+
+    def __init__(self, first: Outflow) -> None:
+        self.outflows = [first]
+
+    @property
+    def outflow_volume_ml(self) -> float:
+        return sum(o.outflow_volume_ml for o in self.outflows)
 
 
 class _SinkAdapter:

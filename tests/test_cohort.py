@@ -8,7 +8,13 @@ import pytest
 
 from vasopilot.cli import main
 from vasopilot.cohort import BenchOptions, run_cohort, summarize
-from vasopilot.metrics import DoseChange, artefact_increases, episodes_below, wean_metrics
+from vasopilot.metrics import (
+    DoseChange,
+    artefact_increases,
+    episodes_below,
+    map_metrics,
+    wean_metrics,
+)
 
 
 def test_counts_only_increases_made_during_an_artefact() -> None:
@@ -62,3 +68,11 @@ def test_json_prints_one_line_per_controller_with_the_contract_keys(
     assert {"scenario", "patients", "time_in_target_pct", "wean_hours", "rebound_episodes",
             "artefact_increases", "diverged"} <= set(lines[0])
     assert lines[0]["wean_hours"] is None
+
+
+def test_minutes_below_65_after_target_ignore_the_initial_climb() -> None:
+    t = list(range(400))
+    m = [50.0] * 100 + [66.0] * 200 + [63.0] * 100
+    metrics = map_metrics(t, m, 65.0)
+    assert metrics.map_below_65_pct == pytest.approx(50.0)
+    assert metrics.map_below_65_after_target_pct == pytest.approx(100.0 / 3.0)

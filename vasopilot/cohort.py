@@ -73,6 +73,7 @@ class PatientOutcome(BaseModel):
     out_of_reach: bool  # needs more than the hard maximum (or cannot reach target at all)
     time_in_target_pct: float
     map_below_65_pct: float
+    map_below_65_after_target_pct: float
     map_below_60_pct: float
     hypertension_pct: float
     mdpe_pct: float
@@ -150,6 +151,7 @@ def run_patient(job: tuple[BenchOptions, ControllerName, int, PatientParams]) ->
         out_of_reach=need > NOREPINEPHRINE.hard_max,
         time_in_target_pct=metrics.time_in_target_pct,
         map_below_65_pct=metrics.map_below_65_pct,
+        map_below_65_after_target_pct=metrics.map_below_65_after_target_pct,
         map_below_60_pct=metrics.map_below_60_pct,
         hypertension_pct=metrics.hypertension_pct,
         mdpe_pct=metrics.mdpe_pct, mdape_pct=metrics.mdape_pct, wobble_pct=metrics.wobble_pct,
@@ -215,7 +217,7 @@ def table_rows(outcomes: Sequence[PatientOutcome],
     """Rows of (metric, closed-loop median [IQR], protocol median [IQR])."""
     chosen = [o for o in outcomes if select(o)]
     rows = []
-    for key in (*METRICS, "decrements_followed_by_low_pct"):
+    for key in (*METRICS, "map_below_65_after_target_pct", "decrements_followed_by_low_pct"):
         cells = [median_iqr(_values([o for o in chosen if o.controller == c], key))
                  for c in CONTROLLERS]
         if any(cell != "-" for cell in cells):

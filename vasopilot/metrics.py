@@ -20,6 +20,9 @@ class MapMetrics:
     time_in_target_pct: float
     time_in_target_from_start_pct: float
     map_below_65_pct: float
+    # the same, counted only from the first minute in the target band on: what the
+    # resuscitation (a start at MAP0 45-55 under the slew limit) cannot contribute
+    map_below_65_after_target_pct: float
     map_below_60_pct: float
     hypertension_pct: float
     mdpe_pct: float
@@ -46,10 +49,12 @@ def map_metrics(
     spans_time = t.size > 1 and np.ptp(t) > 0
     divergence = float(np.polyfit(t / 3600.0, ape, 1)[0]) if spans_time else 0.0
     reached = np.flatnonzero(in_band)
+    after_target = m[reached[0]:] if reached.size else m[:0]
     return MapMetrics(
         time_in_target_pct=_pct(in_band[settled]) if settled.any() else _pct(in_band),
         time_in_target_from_start_pct=_pct(in_band),
         map_below_65_pct=_pct(m < 65.0),
+        map_below_65_after_target_pct=_pct(after_target < 65.0),
         map_below_60_pct=_pct(m < 60.0),
         hypertension_pct=_pct(m > target_mmhg + 15.0),
         mdpe_pct=mdpe,

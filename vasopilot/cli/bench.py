@@ -78,6 +78,8 @@ def print_tables(outcomes: list[PatientOutcome], scenario: str, caption: str) ->
     ):
         rows = table_rows(outcomes, select)
         n = sum(select(o) for o in outcomes) // 2
+        if n == 0:
+            continue
         table = Table(title=f"{scenario}: {title}, n={n} ({caption})")
         for column in ("metric", "closed-loop median [IQR]", "protocol median [IQR]"):
             table.add_column(column)

@@ -6,10 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from drivers.sim.patient import draw_cohort
+from drivers.sim.patient import PatientParams, draw_cohort
 from safety.supervisor import SupervisorView
 from vasopilot.control.closed_loop import ClosedLoopController, Tuning
 from vasopilot.control.wean import WeanController
+from vasopilot.core.events import DoseApplied, DoseRequested, Event, OperatorAction
 from vasopilot.core.types import Beat, DoseRequest, Requester
 from vasopilot.metrics import map_metrics
 from vasopilot.settings import load_rig
@@ -132,3 +133,38 @@ def test_reaches_target_at_a_tenth_of_the_sensitivity() -> None:
     trace = _run_at_sensitivity(0.1, 2.0)
     metrics = map_metrics(range(len(trace)), trace, 65.0)
     assert metrics.time_to_target_min is not None and metrics.time_to_target_min < 60.0
+
+
+def _rig_run(params: PatientParams, options: SimOptions) -> list[Event]:
+    config = load_rig(None)
+    config = replace(config, drug=config.drug.model_copy(update={"conc_mcg_ml": 160.0}))
+    return run_sim(config, options, params=params).events
+
+
+@pytest.mark.timeout(60)
+def test_rig_hands_a_wean_to_the_s7_guard_and_the_mode_then_proposes_nothing() -> None:
+    params = draw_cohort(1, 5, "wean")[0]
+    events = _rig_run(params, SimOptions(scenario="wean", mode="wean", hours=1.0, dt_s=2.0))
+    handed = [e for e in events if isinstance(e, OperatorAction) and e.action == "wean"]
+    assert len(handed) == 1 and handed[0].by == "wean mode"
+    after = [e for e in events if e.t_s > handed[0].t_s]
+    assert not any(isinstance(e, DoseRequested) and e.requester is Requester.CONTROLLER
+                   for e in after)
+    assert any(isinstance(e, DoseApplied) and e.requester is Requester.SUPERVISOR
+               and e.dose_mcg_min < e.previous_dose_mcg_min for e in after)
+
+
+@pytest.mark.timeout(60)
+def test_sim_nurse_confirms_doses_above_the_soft_max_only_when_asked_to() -> None:
+    params = next(p for p in draw_cohort(40, 1, "resuscitate")
+                  if 35.0 < p.need_mcg_min() < 50.0)
+    options = SimOptions(mode="closed-loop", hours=1.5, dt_s=2.0, spare_syringe=True)
+    alone = _rig_run(params, options)
+    assert max(e.dose_mcg_min for e in alone if isinstance(e, DoseApplied)) <= 30.0
+    nursed = _rig_run(params, replace(options, nurse_confirms_soft_max=True))
+    above = [e for e in nursed if isinstance(e, DoseApplied) and e.dose_mcg_min > 30.0
+             and e.dose_mcg_min != e.previous_dose_mcg_min]  # a changeover keeps the dose
+    assert above and all(e.requester is Requester.OPERATOR for e in above)
+    confirmations = [e for e in nursed if isinstance(e, DoseRequested) and e.soft_limit_confirmed
+                     and e.t_s > 0]
+    assert confirmations and all(e.sender == "bench nurse" for e in confirmations)

@@ -78,6 +78,12 @@ def test_no_windup_while_the_supervisor_refuses() -> None:
     assert feed(controller, SETPOINT_MMHG, 5400, from_s=3841.0) == []
 
 
+def test_small_corrections_add_up_instead_of_being_dropped() -> None:
+    # 2 mmHg short: each look alone is under the smallest change worth making
+    requests = feed(ClosedLoopController(), SETPOINT_MMHG - 2.0, 600)
+    assert requests and all(r.dose_mcg_min > 10.0 for r in requests)
+
+
 def test_holds_the_dose_when_map_is_at_the_set_point() -> None:
     assert feed(ClosedLoopController(), SETPOINT_MMHG, 1200) == []
 

@@ -222,4 +222,9 @@ def table_rows(outcomes: Sequence[PatientOutcome],
                  for c in CONTROLLERS]
         if any(cell != "-" for cell in cells):
             rows.append((key, *cells))
+    if any(o.rebound_episodes is not None for o in chosen):
+        # the wean_hours medians are over the patients weaned within the run only
+        rows.append(("not_weaned_in_run (patients)", *(
+            str(sum(o.wean_hours is None for o in chosen if o.controller == c))
+            for c in CONTROLLERS)))
     return rows

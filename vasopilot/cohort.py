@@ -165,7 +165,7 @@ def run_patient(job: tuple[BenchOptions, ControllerName, int, PatientParams]) ->
         rebound_episodes=weaning.rebound_episodes if weaning else None,
         decrements_followed_by_low_pct=(weaning.decrements_followed_by_low_pct
                                         if weaning else None),
-        trace_mmhg=m[::TRACE_EVERY_S],
+        trace_mmhg=m[::max(1, round(TRACE_EVERY_S / (t[1] - t[0])))] if len(t) > 1 else m,
     )
 
 

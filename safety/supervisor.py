@@ -124,6 +124,7 @@ class SupervisorView:
     stop_reason: str | None
     needs_operator: bool
     time_left_min: float | None
+    limits: DoseLimits
     weaning: bool = False
 
 
@@ -217,6 +218,7 @@ class Supervisor:
             stop_reason=self._stop_reason,
             needs_operator=self._needs_operator,
             time_left_min=self._time_left_min(),
+            limits=self._limits,
             weaning=self._weaning.active,
         )
 

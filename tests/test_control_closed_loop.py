@@ -7,9 +7,11 @@ from dataclasses import replace
 import pytest
 
 from drivers.sim.patient import PatientParams, draw_cohort
+from safety.limits import DoseLimits
 from safety.supervisor import SupervisorView
 from vasopilot.control.closed_loop import ClosedLoopController, Tuning
 from vasopilot.control.wean import WeanController
+from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import DoseApplied, DoseRequested, Event, OperatorAction
 from vasopilot.core.types import Beat, DoseRequest, Requester
 from vasopilot.metrics import map_metrics
@@ -22,6 +24,7 @@ BASE = SupervisorView(
     last_good_map_mmhg=65.0, last_good_beat_t_s=0.0, last_beat_quality="good",
     target_map_mmhg=65.0, lower_limit_mmhg=60.0, pump=None, alarms=(), stop_reason=None,
     needs_operator=False, time_left_min=None,
+    limits=DoseLimits.from_entry(NOREPINEPHRINE, 70.0),
 )
 
 

@@ -23,7 +23,6 @@ from collections import deque
 from dataclasses import dataclass
 
 from safety.supervisor import SupervisorView
-from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.types import Beat, DoseRequest, Requester
 
 
@@ -121,10 +120,6 @@ class Tuning:
     floor_mcg_min: float = 1.0
     min_change_mcg_min: float = 0.1
     min_change_ratio: float = 0.03
-    # up to the hard maximum: above the soft maximum S2 asks an operator to confirm each step
-    max_dose_mcg_min: float = NOREPINEPHRINE.hard_max
-    min_up_interval_s: float = NOREPINEPHRINE.min_up_interval_s
-    max_up_step_mcg_min: float = NOREPINEPHRINE.max_up_step
     ramp_error_mmhg: float = 4.0
     max_owed_log: float = 0.3
 
@@ -167,7 +162,7 @@ class ClosedLoopController:
         if self._last_error is not None and self._last_error >= t.ramp_error_mmhg:
             # far below the set-point and not climbing: the slew limit (S3), not the gain, is
             # what bounds recovery, so take the whole step it allows
-            dose = max(dose, view.dose_mcg_min + t.max_up_step_mcg_min)
+            dose = max(dose, view.dose_mcg_min + view.limits.max_up_step)
         request = self._request(view, est, dose)
         # Increases may come only every 2 min (S3) while decreases may come at every look: a
         # velocity law that dropped the correction of every look it could not act on would
@@ -196,11 +191,13 @@ class ClosedLoopController:
         t = self.tuning
         now_s = view.t_s
         current = view.dose_mcg_min
-        dose = max(self._min_dose, min(t.max_dose_mcg_min, dose))
+        # up to the hard maximum: above the soft maximum S2 asks an operator to confirm each step
+        dose = max(self._min_dose, min(view.limits.hard_max, dose))
         if dose > current:
             if est.disturbed:
                 return None
-            if self._last_up_s is not None and now_s - self._last_up_s < t.min_up_interval_s:
+            if (self._last_up_s is not None
+                    and now_s - self._last_up_s < view.limits.min_up_interval_s):
                 return None
             # the trend may promise a fall, but a MAP already above the set-point is no reason
             # to push harder (S6 refuses from target + 10 anyway)

@@ -89,3 +89,26 @@ def test_serial_pump_through_its_emulator_matches_the_physics_twin() -> None:
     assert emulated.summary.total_drug_mcg == pytest.approx(direct.summary.total_drug_mcg,
                                                             rel=0.01)
     assert emulated.summary.dose_changes == direct.summary.dose_changes
+
+
+def test_the_nurse_keeps_a_high_dose_infusion_going_across_syringe_changes() -> None:
+    # seed 4 needs about 50 mcg/min: a 50 mL syringe at 80 mcg/mL lasts about 80 minutes
+    result = run_sim(load_rig(None), SimOptions(hours=3.0, seed=4, spare_syringe=True,
+                                                nurse_confirms_soft_max=True))
+    codes = [e.code for e in result.events if e.kind == "alarm.raised"]
+    assert "CHANGEOVER" in codes
+    assert "SYRINGE_EMPTY" not in codes
+    loaded = [e for e in result.events if e.kind == "operator.action" and e.action == "standby"]
+    assert len(loaded) >= 2  # the first spare, and a fresh one after the changeover
+    stops = [e for e in result.events if isinstance(e, DoseApplied) and e.dose_mcg_min == 0.0]
+    assert stops == []
+    confirmed = [e for e in result.events if e.kind == "dose.requested"
+                 and e.soft_limit_confirmed and e.sender == "bench nurse"]
+    assert confirmed
+
+
+def test_without_a_nurse_the_syringe_runs_dry_and_the_supervisor_stops_with_a_high_alarm(
+) -> None:
+    result = run_sim(load_rig(None), SimOptions(hours=3.0, seed=4))
+    empty = [e for e in result.events if e.kind == "alarm.raised" and e.code == "SYRINGE_EMPTY"]
+    assert empty and empty[0].priority == "high"

@@ -17,7 +17,8 @@ from drivers.sim.artefacts import Artefact
 from drivers.sim.bedside import Outflow, SimBedside
 from drivers.sim.patient import PatientParams, VirtualPatient, draw_patient
 from drivers.sim.syringe_pump import SimLineSignals, SimSyringePump
-from safety.supervisor import Supervisor
+from safety.alarms import AlarmCode
+from safety.supervisor import Supervisor, SupervisorView
 from vasopilot.control.base import Controller
 from vasopilot.control.closed_loop import ClosedLoopController
 from vasopilot.control.manual import ManualMode
@@ -155,10 +156,8 @@ def run_sim(
         )
         controller = MODES[options.mode]()
         lines = _JoinedLines(twin.readings)
-        spare = (SimSyringePump(clock, config.syringe, config.profile.pump.mechanics)
-                 if options.spare_syringe else None)
-        if spare is not None:
-            lines.outflows.append(spare.readings)
+        spares = _SpareSyringes(clock, config, lines, supervisor) if options.spare_syringe \
+            else None
         bedside = SimBedside(patient, lines, clock, drug.conc_mcg_ml)
         beats: BeatSource = bedside
         if options.waveform:
@@ -187,11 +186,12 @@ def run_sim(
         if params.initial_dose_mcg_min and isinstance(controller, NurseProtocol):
             # the wean scenario takes over an infusion already running at steady state
             controller.weaning = True
-        if spare is not None:
-            supervisor.set_standby(spare, 0.0, by="sim: spare syringe")
+        if spares is not None:
+            spares.load(0.0)
         supervisor.start(start_dose, 0.0, soft_limit_confirmed=True)
         true_map = _run_loop(clock, options, bedside=bedside, loop=loop, plan=plan,
-                             progress=progress, pace=MonotonicClock() if realtime else None)
+                             spares=spares, progress=progress,
+                             pace=MonotonicClock() if realtime else None)
         delivered_mcg = lines.outflow_volume_ml * drug.conc_mcg_ml
     metrics = map_metrics([t for t, _ in true_map], [m for _, m in true_map], target)
     summary = SimSummary(
@@ -214,6 +214,7 @@ def _run_loop(
     bedside: SimBedside,
     loop: RigLoop,
     plan: FaultPlan,
+    spares: _SpareSyringes | None,
     progress: Callable[[float], None] | None,
     pace: MonotonicClock | None,
 ) -> list[tuple[float, float]]:
@@ -231,7 +232,9 @@ def _run_loop(
         plan.apply_due(now_s)
         # the patient must be current even when the beats come from the waveform source
         bedside.advance()
-        loop.step(now_s)
+        view = loop.step(now_s)
+        if spares is not None:
+            spares.tick(view, now_s)
         if i % samples_every == 0:
             true_map.append((now_s, patient.true_map_mmhg))
         if progress is not None and i % report_every == 0:
@@ -268,6 +271,36 @@ class SoftMaxNurse:
                 dose_mcg_min, Requester.OPERATOR,
                 f"nurse confirms {dose_mcg_min:.2f} mcg/min above the soft maximum",
                 soft_limit_confirmed=True, sender=self.SENDER), now_s)
+
+
+class _SpareSyringes:
+    """The nurse's syringe round: a spare pump is loaded as the supervisor's standby; after each
+    changeover she acknowledges its alarm and, ``reload_delay_s`` later, loads a fresh spare.
+    She keeps only each pump's read-only readings; the pump itself goes to the supervisor."""
+
+    def __init__(self, clock: VirtualClock, config: RigConfig, lines: _JoinedLines,
+                 supervisor: Supervisor, *, reload_delay_s: float = 300.0) -> None:
+        self._clock = clock
+        self._config = config
+        self._lines = lines
+        self._supervisor = supervisor
+        self._reload_delay_s = reload_delay_s
+        self._reload_at_s: float | None = None
+
+    def load(self, now_s: float) -> None:
+        spare = SimSyringePump(self._clock, self._config.syringe,
+                               self._config.profile.pump.mechanics)
+        self._lines.outflows.append(spare.readings)
+        self._supervisor.set_standby(spare, now_s, by="sim: spare syringe")
+
+    def tick(self, view: SupervisorView, now_s: float) -> None:
+        if self._reload_at_s is None:
+            if any(a.code == AlarmCode.CHANGEOVER for a in view.alarms):
+                self._supervisor.acknowledge(AlarmCode.CHANGEOVER, now_s, by="sim: nurse")
+                self._reload_at_s = now_s + self._reload_delay_s
+        elif now_s >= self._reload_at_s:
+            self._reload_at_s = None
+            self.load(now_s)
 
 
 class _JoinedLines:

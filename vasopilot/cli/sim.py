@@ -36,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "calibration) lasting DUR seconds")
     parser.add_argument("--artefacts-per-h", type=float, default=0.0,
                         help="seeded random line artefacts per hour (default 0: a clean line)")
+    parser.add_argument("--nurse", action="store_true",
+                        help="a simulated bedside nurse keeps a spare syringe pump loaded "
+                        "(changeover, S10) and confirms doses above the soft maximum while MAP "
+                        "is below target (S2)")
     parser.add_argument("--rig", type=Path, default=None,
                         help="rig profile (default: the embedded simulation defaults)")
     parser.add_argument("--out", type=Path, default=Path("out"),
@@ -76,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_rig(args.rig)
     options = SimOptions(scenario=args.scenario, hours=args.hours, seed=args.seed,
                          mode=args.mode, pump=args.pump, waveform=args.waveform,
-                         artefacts_per_h=args.artefacts_per_h, faults=faults)
+                         artefacts_per_h=args.artefacts_per_h, faults=faults,
+                         spare_syringe=args.nurse, nurse_confirms_soft_max=args.nurse)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"sim-{options.scenario}-seed{options.seed}"
     journal_path = args.out / f"{stem}.sqlite"

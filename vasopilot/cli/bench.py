@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,14 +42,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from vasopilot.cohort import CONTROLLERS, BenchOptions, run_cohort, summarize
+    from vasopilot.core.clock import MonotonicClock
 
     hours = args.hours if args.hours is not None else (10.0 if args.scenario == "wean" else 4.0)
     options = BenchOptions(scenario=args.scenario, patients=args.cohort, seed=args.seed,
                            hours=hours, dt_s=args.dt, artefacts_per_h=args.artefacts_per_h,
                            workers=args.workers, calibration_error=args.calibration_error)
-    started = time.perf_counter()
+    clock = MonotonicClock()
+    started_s = clock.now_s()
     outcomes = run_cohort(options)
-    elapsed_s = time.perf_counter() - started
+    elapsed_s = clock.now_s() - started_s
     if args.plot is not None:
         plot(outcomes, args.plot, args.scenario)
     if args.json:

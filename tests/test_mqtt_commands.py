@@ -12,7 +12,7 @@ import pytest
 from mqtt_fixtures import MOSQUITTO, NO_BROKER, Broker, Received, Subscriber
 from mqtt_rig import TestRig
 
-from vasopilot.core.events import DoseRequested, OperatorAction
+from vasopilot.core.events import DoseRefused, DoseRequested, OperatorAction
 from vasopilot.telemetry import Telemetry
 from vasopilot.telemetry.payloads import CommandReply
 
@@ -116,6 +116,18 @@ def test_refuses_bad_payloads_and_changes_nothing(remote: Remote, payload: bytes
         (before.dose_mcg_min, before.running, before.weaning)
     assert not [e for e in remote.rig.journal.since(seq)
                 if isinstance(e, DoseRequested | OperatorAction)]
+
+
+def test_dose_over_the_hard_maximum_is_refused_and_journaled_by_the_supervisor(
+        remote: Remote) -> None:
+    seq = remote.rig.journal.last_seq()
+    request_id, body = command("set_dose", dose_mcg_min=75.0)
+    remote.send(body)
+    reply = remote.reply(request_id)
+    assert not reply.accepted and reply.code == "HARD_MAX"
+    refused = [e for e in remote.rig.journal.since(seq) if isinstance(e, DoseRefused)]
+    assert refused and refused[-1].code == "HARD_MAX"
+    assert refused[-1].sender is not None and refused[-1].sender.startswith("remote:")
 
 
 def test_refuses_a_replayed_request_id(remote: Remote) -> None:

@@ -81,11 +81,8 @@ def execute(command: Command, supervisor: Supervisor, now_s: float, rig_id: str)
 
     match command:
         case SetDose():
-            hard_max = supervisor.limits.hard_max
-            if command.dose_mcg_min > hard_max:
-                # Same refusal as the supervisor's, but said before the request is journaled.
-                return reply(False, f"{command.dose_mcg_min:g} mcg/min is over the hard limit "
-                             f"of {hard_max:g} mcg/min", "HARD_MAX")
+            # Even a dose over the hard maximum goes to the supervisor: S2 wants its refusal
+            # journaled with the reason, like a local one.
             decision = supervisor.request(DoseRequest(
                 command.dose_mcg_min, Requester.REMOTE, f"remote command {command.request_id}",
                 command.confirm_soft_limit, by), now_s)

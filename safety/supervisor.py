@@ -35,6 +35,7 @@ from vasopilot.core.events import (
     Event,
     Fault,
     OperatorAction,
+    PumpContract,
 )
 from vasopilot.core.interfaces import Pump
 from vasopilot.core.types import (
@@ -234,11 +235,10 @@ class Supervisor:
     ) -> Decision:
         """Start (or restart after a latched stop) at a starting dose: an operator's act."""
         self._t_s = now_s
-        host_loss = self._pump.capabilities.host_loss
-        self._record([OperatorAction(
-            t_s=now_s, action="start", by=by,
-            detail=f"{dose_mcg_min:.2f} mcg/min; if the host dies the pump {host_loss}",
-        )])
+        self._record([
+            OperatorAction(t_s=now_s, action="start", by=by, detail=f"{dose_mcg_min:.2f} mcg/min"),
+            PumpContract(t_s=now_s, role="active", host_loss=self._pump.capabilities.host_loss),
+        ])
         if self._running:
             return self.request(
                 DoseRequest(dose_mcg_min, Requester.OPERATOR, "start while running",
@@ -316,9 +316,10 @@ class Supervisor:
     def set_standby(self, pump: Pump, now_s: float, *, by: str = "operator") -> None:
         """An operator loads a second pump (with a fresh syringe) to take over later (S10)."""
         self._t_s = now_s
-        self._record([OperatorAction(t_s=now_s, action="standby", by=by,
-                                     detail=f"spare pump loaded; if the host dies it "
-                                            f"{pump.capabilities.host_loss}")])
+        self._record([
+            OperatorAction(t_s=now_s, action="standby", by=by, detail="spare pump loaded"),
+            PumpContract(t_s=now_s, role="standby", host_loss=pump.capabilities.host_loss),
+        ])
         self._standby = pump
         self._record(self._alarms.cause_gone(AlarmCode.CHANGEOVER, now_s))
 

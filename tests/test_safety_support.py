@@ -55,12 +55,13 @@ class MockPump:
     rate_ml_h: float = 0.0
     state: PumpState = PumpState.STOPPED
     t_s: float = 0.0
+    host_loss: HostLossBehaviour = HostLossBehaviour.KEEPS_RATE
 
     @property
     def capabilities(self) -> PumpCapabilities:
         return PumpCapabilities(
             min_rate_ml_h=0.01, max_rate_ml_h=150.0, resolution_ml_h=0.001,
-            syringe_volume_ml=50.0, host_loss=HostLossBehaviour.KEEPS_RATE,
+            syringe_volume_ml=50.0, host_loss=self.host_loss,
         )
 
     def _answer(self) -> PumpStatus:

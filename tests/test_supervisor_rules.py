@@ -13,8 +13,14 @@ from safety.alarms import AlarmCode
 from safety.resume import ResumeState
 from safety.supervisor import StopReason, Supervisor
 from vasopilot.core.config import NOREPINEPHRINE
-from vasopilot.core.events import DoseApplied, DoseRefused, OperatorAction
-from vasopilot.core.types import DoseRequest, LineSignals, Priority, Requester
+from vasopilot.core.events import DoseApplied, DoseRefused, OperatorAction, PumpContract
+from vasopilot.core.types import (
+    DoseRequest,
+    HostLossBehaviour,
+    LineSignals,
+    Priority,
+    Requester,
+)
 from vasopilot.core.units import DoseUnit, rate_ml_h_from_dose
 
 START_S = 1000.0
@@ -274,8 +280,14 @@ def test_tick_heartbeats_the_pump_and_start_journals_its_host_loss_behaviour() -
     supervisor, pump, sink = running(10.0)
     supervisor.tick(START_S + 1)
     assert ("heartbeat", None) in pump.calls
-    start = next(e for e in sink.events if isinstance(e, OperatorAction))
-    assert "keeps_rate" in start.detail
+    contract = next(e for e in sink.events if isinstance(e, PumpContract))
+    assert (contract.role, contract.host_loss) == ("active", HostLossBehaviour.KEEPS_RATE)
+    spare = MockPump()
+    spare.host_loss = HostLossBehaviour.STOPS_AND_ALARMS
+    supervisor.set_standby(spare, START_S + 2, by="nurse")
+    contracts = [e for e in sink.events if isinstance(e, PumpContract)]
+    assert (contracts[-1].role, contracts[-1].host_loss) == \
+        ("standby", HostLossBehaviour.STOPS_AND_ALARMS)
 
 
 def test_pump_that_stops_by_itself_on_host_timeout_raises_high_alarm() -> None:

@@ -52,6 +52,7 @@ from vasopilot.core.events import (
     Fault,
     ModeChanged,
     OperatorAction,
+    PumpContract,
     PumpStatusEvent,
     RunStarted,
 )
@@ -410,6 +411,8 @@ def summary_line(event: Event) -> str:
                     f"given, {event.syringe_remaining_ml:.2f} mL left{line}{uncertain}")
         case OperatorAction():
             return f"{event.action} by {event.by}" + (f": {event.detail}" if event.detail else "")
+        case PumpContract():
+            return f"{event.role} pump, if this process dies: {event.host_loss}"
         case Fault():
             return f"{event.code}: {event.message}" + (f" ({event.detail})" if event.detail else "")
         case ModeChanged():

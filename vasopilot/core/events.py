@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from vasopilot.core.types import Priority, PumpState, Requester
+from vasopilot.core.types import HostLossBehaviour, Priority, PumpState, Requester
 
 SCHEMA_VERSION = 1
 
@@ -115,6 +115,17 @@ class PumpStatusEvent(EventBase):
         return False
 
 
+class PumpContract(EventBase):
+    """S12: what a pump does if this process dies, recorded when it is put to use.
+
+    ``role`` is ``active`` (the pump infusing) or ``standby`` (the changeover spare).
+    """
+
+    kind: Literal["pump.contract"] = "pump.contract"
+    role: Literal["active", "standby"]
+    host_loss: HostLossBehaviour
+
+
 class OperatorAction(EventBase):
     kind: Literal["operator.action"] = "operator.action"
     action: str
@@ -161,6 +172,7 @@ Event = Annotated[
     | BeatSummary
     | PumpStatusEvent
     | OperatorAction
+    | PumpContract
     | Fault
     | ModeChanged
     | RunStarted,

@@ -39,6 +39,9 @@ MMHG_PER_CM = 0.74  # transducer level error: hydrostatic column of blood per cm
 REBOUND_HALF_MCG_MIN = 5.0
 _NOISE_BLOCK = 4096
 
+# line drug mass (mcg), plasma and effect-site level (ng/mL), own-tone suppression (0..1)
+_DrugState = tuple[float, float, float, float]
+
 
 @dataclass(frozen=True, slots=True)
 class PatientParams:
@@ -266,6 +269,11 @@ class VirtualPatient:
             if self._acc_s >= STEP_S - 1e-9:
                 self._grid_step()
 
+    def prime_line(self, conc_mcg_ml: float) -> None:
+        """Fill the line's dead volume with the syringe's solution (it starts drug-free unless
+        the patient starts on a dose)."""
+        self._m_mcg = conc_mcg_ml * self.params.dead_volume_ml
+
     def inject(self, kind: ArtefactKind | str, start_t_s: float, duration_s: float) -> Artefact:
         return self.artefacts.add(kind, start_t_s, duration_s)
 
@@ -307,6 +315,45 @@ class VirtualPatient:
         """Drug rate leaving the dead volume into the vein now (before the input lag)."""
         return self._history[self._k % len(self._history)]
 
+    def forecast_map(self, inflow_ml_h: float, conc_mcg_ml: float, horizon_s: float,
+                     step_s: float = 10.0) -> list[float]:
+        """True MAP every ``step_s`` over ``horizon_s`` if ``inflow_ml_h`` entered the line from
+        now on, without noise: the wander decays to its mean, the disturbance events keep their
+        present shift, the recovery trend goes on. What a controller that knew this patient
+        exactly could foresee: the benchmark's perfect-information bound uses it, never a rig.
+        ``step_s`` must not exceed the input lag (10 s at least in any drawn patient)."""
+        p = self.params
+        h = step_s / SECONDS_PER_MIN
+        q_ml_min = inflow_ml_h / MINUTES_PER_HOUR
+        mass_in = q_ml_min * conc_mcg_ml
+        washout = (q_ml_min + self.carrier_ml_h / MINUTES_PER_HOUR) / p.dead_volume_ml
+        state: _DrugState = (self._m_mcg, self._c, self._ce, self._s)
+        rates = [washout * self._m_mcg]  # leaving the line, every step_s from now
+
+        def delayed(t_rel_s: float) -> float:
+            at_s = t_rel_s - p.input_lag_s
+            if at_s <= 0.0:  # left the line before now: the recorded history
+                return self._delayed_rate(t_rel_s / STEP_S)
+            j = min(at_s / step_s, len(rates) - 1.0)
+            i = min(int(j), len(rates) - 2) if len(rates) > 1 else 0
+            frac = j - i
+            return rates[i] * (1.0 - frac) + rates[min(i + 1, len(rates) - 1)] * frac
+
+        events_now = self._events_mmhg(self._t_s)
+        tau_s = p.ou_tau_min * SECONDS_PER_MIN
+        out = []
+        for j in range(int(horizon_s / step_s)):
+            t_rel = j * step_s
+            state = self._rk4(state, h, washout=washout, mass_in=mass_in,
+                              rates_in=(delayed(t_rel), delayed(t_rel + 0.5 * step_s),
+                                        delayed(t_rel + step_s)))
+            rates.append(washout * state[0])
+            t_rel += step_s
+            map0 = (p.map0_mmhg + self._trend_mmhg(self._t_s + t_rel) + events_now
+                    + self._ou * math.exp(-t_rel / tau_s) - p.rebound_mmhg * state[3])
+            out.append(map0 + self._effect_mmhg(state[2]))
+        return out
+
     def haemodynamics(self, t_s: float | None = None) -> Haemodynamics:
         """The state at the last grid point; the respiratory phase at ``t_s`` if given, so a
         waveform renderer sampling between grid points still breathes smoothly."""
@@ -325,15 +372,24 @@ class VirtualPatient:
 
     def _map0(self, t_s: float) -> float:
         p = self.params
+        return (p.map0_mmhg + self._trend_mmhg(t_s) + self._ou + self._events_mmhg(t_s)
+                - p.rebound_mmhg * self._s)
+
+    def _trend_mmhg(self, t_s: float) -> float:
+        p = self.params
         x = min(1.0, max(0.0, (t_s - self._t0_s) / (p.recovery_h * 3600.0)))
-        trend = p.recovery_mmhg * x * x * (3.0 - 2.0 * x)
-        events = sum(e.shift_mmhg(t_s) for e in self.events) if self.events else 0.0
-        return p.map0_mmhg + trend + self._ou + events - p.rebound_mmhg * self._s
+        return p.recovery_mmhg * x * x * (3.0 - 2.0 * x)
+
+    def _events_mmhg(self, t_s: float) -> float:
+        return sum(e.shift_mmhg(t_s) for e in self.events) if self.events else 0.0
+
+    def _effect_mmhg(self, ce_ng_ml: float) -> float:
+        p = self.params
+        x = (ce_ng_ml / p.ec50_effective_ng_ml) ** p.gamma if ce_ng_ml > 0 else 0.0
+        return p.emax_mmhg * (x / (1.0 + x) - self._h_base)
 
     def _map_now(self) -> float:
-        p = self.params
-        x = (self._ce / p.ec50_effective_ng_ml) ** p.gamma if self._ce > 0 else 0.0
-        return self._map0(self._t_s) + p.emax_mmhg * (x / (1.0 + x) - self._h_base)
+        return self._map0(self._t_s) + self._effect_mmhg(self._ce)
 
     def _resp_phase(self, t_s: float) -> float:
         cycles = self.params.resp_rate_per_min * (t_s - self._t0_s) / SECONDS_PER_MIN
@@ -348,6 +404,36 @@ class VirtualPatient:
         n = len(hist)
         return hist[i % n] * (1.0 - frac) + hist[(i + 1) % n] * frac
 
+    def _derivatives(self, washout: float, mass_in: float, state: _DrugState,
+                     r_in: float) -> _DrugState:
+        """d/dt (per minute) of line mass, plasma and effect-site level and suppression."""
+        p = self.params
+        m, c, ce, s = state
+        rate = washout * m
+        ds = (((rate / (rate + REBOUND_HALF_MCG_MIN) - s) / p.rebound_tau_min)
+              if p.rebound_mmhg > 0 else 0.0)
+        return (mass_in - rate, (r_in + p.q_endo_mcg_min - p.cl_l_min * c) / p.v_l,
+                p.ke0_per_min * (c - ce), ds)
+
+    def _rk4(self, state: _DrugState, h_min: float, *, washout: float, mass_in: float,
+             rates_in: tuple[float, float, float]) -> _DrugState:
+        """One step; ``rates_in``: the drug rate entering the vein at the step's start, middle
+        and end."""
+        r0, r_half, r1 = rates_in
+        def shifted(k: _DrugState, by: float) -> _DrugState:
+            return (state[0] + by * k[0], state[1] + by * k[1], state[2] + by * k[2],
+                    state[3] + by * k[3])
+
+        k1 = self._derivatives(washout, mass_in, state, r0)
+        k2 = self._derivatives(washout, mass_in, shifted(k1, 0.5 * h_min), r_half)
+        k3 = self._derivatives(washout, mass_in, shifted(k2, 0.5 * h_min), r_half)
+        k4 = self._derivatives(washout, mass_in, shifted(k3, h_min), r1)
+        w = h_min / 6.0
+        return (state[0] + w * (k1[0] + 2.0 * k2[0] + 2.0 * k3[0] + k4[0]),
+                state[1] + w * (k1[1] + 2.0 * k2[1] + 2.0 * k3[1] + k4[1]),
+                state[2] + w * (k1[2] + 2.0 * k2[2] + 2.0 * k3[2] + k4[2]),
+                state[3] + w * (k1[3] + 2.0 * k2[3] + 2.0 * k3[3] + k4[3]))
+
     def _grid_step(self) -> None:
         p = self.params
         h = STEP_S / SECONDS_PER_MIN  # the ODEs are per minute
@@ -355,30 +441,9 @@ class VirtualPatient:
         mass_in = self._acc_mcg / h
         self._acc_s = self._acc_ml = self._acc_mcg = 0.0
         washout = (q + self.carrier_ml_h / MINUTES_PER_HOUR) / p.dead_volume_ml  # 1/min
-        r0 = self._delayed_rate(0.0)
-        r_half = self._delayed_rate(0.5)
-        r1 = self._delayed_rate(1.0)
-        cl, v, ke0, qe = p.cl_l_min, p.v_l, p.ke0_per_min, p.q_endo_mcg_min
-        rebound = p.rebound_mmhg > 0
-        tau_min = p.rebound_tau_min
-
-        def f(m: float, c: float, ce: float, s: float, r_in: float) -> tuple[float, ...]:
-            rate = washout * m
-            ds = ((rate / (rate + REBOUND_HALF_MCG_MIN) - s) / tau_min) if rebound else 0.0
-            return (mass_in - rate, (r_in + qe - cl * c) / v, ke0 * (c - ce), ds)
-
-        m, c, ce, s = self._m_mcg, self._c, self._ce, self._s
-        k1 = f(m, c, ce, s, r0)
-        k2 = f(m + 0.5 * h * k1[0], c + 0.5 * h * k1[1], ce + 0.5 * h * k1[2],
-               s + 0.5 * h * k1[3], r_half)
-        k3 = f(m + 0.5 * h * k2[0], c + 0.5 * h * k2[1], ce + 0.5 * h * k2[2],
-               s + 0.5 * h * k2[3], r_half)
-        k4 = f(m + h * k3[0], c + h * k3[1], ce + h * k3[2], s + h * k3[3], r1)
-        w = h / 6.0
-        self._m_mcg = m + w * (k1[0] + 2.0 * k2[0] + 2.0 * k3[0] + k4[0])
-        self._c = c + w * (k1[1] + 2.0 * k2[1] + 2.0 * k3[1] + k4[1])
-        self._ce = ce + w * (k1[2] + 2.0 * k2[2] + 2.0 * k3[2] + k4[2])
-        self._s = s + w * (k1[3] + 2.0 * k2[3] + 2.0 * k3[3] + k4[3])
+        self._m_mcg, self._c, self._ce, self._s = self._rk4(
+            (self._m_mcg, self._c, self._ce, self._s), h, washout=washout, mass_in=mass_in,
+            rates_in=(self._delayed_rate(0.0), self._delayed_rate(0.5), self._delayed_rate(1.0)))
         self._k += 1
         self._history[self._k % len(self._history)] = washout * self._m_mcg
         self._t_s = self._t0_s + self._k * STEP_S

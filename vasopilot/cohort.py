@@ -21,7 +21,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from drivers.sim.patient import PatientParams, Scenario, draw_cohort
+from drivers.sim.patient import PatientParams, Scenario, VirtualPatient, draw_cohort
+from vasopilot.bounds import PerfectInformationController, hard_max_bound
+from vasopilot.control.base import Controller
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import DoseApplied, Event
 from vasopilot.metrics import (
@@ -34,7 +36,8 @@ from vasopilot.metrics import (
 from vasopilot.settings import RigConfig, load_rig
 from vasopilot.simulate import SimOptions, run_sim
 
-ControllerName = Literal["closed-loop", "protocol"]
+ControllerName = Literal["closed-loop", "protocol", "oracle"]
+# the controllers the --json contract reports; "oracle" is the perfect-information bound
 CONTROLLERS: tuple[ControllerName, ...] = ("closed-loop", "protocol")
 BENCH_CONC_MCG_ML = 160.0
 TRACE_EVERY_S = 60
@@ -61,6 +64,12 @@ class BenchOptions:
     # patient.md's optional ±10 % transducer calibration error (30 % of patients); off by
     # default so the headline scores the controllers, on for the robustness run
     calibration_error: bool = False
+    # also run the perfect-information controller and the hard-maximum bound (vasopilot.bounds)
+    bound: bool = False
+
+    @property
+    def controllers(self) -> tuple[ControllerName, ...]:
+        return (*CONTROLLERS, "oracle") if self.bound else CONTROLLERS
 
 
 class PatientOutcome(BaseModel):
@@ -87,6 +96,9 @@ class PatientOutcome(BaseModel):
     wean_hours: float | None
     rebound_episodes: int | None
     decrements_followed_by_low_pct: float | None
+    # lower bounds for every controller (hard_max_bound), filled in on the oracle's outcome
+    floor_map_below_65_pct: float | None = None
+    floor_map_below_60_pct: float | None = None
     trace_mmhg: list[float]
 
 
@@ -120,7 +132,7 @@ def bench_config(conc_mcg_ml: float) -> RigConfig:
 
 
 def _mode(controller: ControllerName, scenario: Scenario) -> str:
-    return "wean" if controller == "closed-loop" and scenario == "wean" else controller
+    return "wean" if controller != "protocol" and scenario == "wean" else controller
 
 
 def _dose_changes(events: Sequence[Event]) -> list[DoseChange]:
@@ -136,7 +148,12 @@ def run_patient(job: tuple[BenchOptions, ControllerName, int, PatientParams]) ->
                      mode=_mode(controller, options.scenario), dt_s=options.dt_s,
                      artefacts_per_h=options.artefacts_per_h, nurse_confirms_soft_max=True,
                      spare_syringe=True)
-    result = run_sim(bench_config(options.conc_mcg_ml), sim, params=params)
+    oracle = None
+    if controller == "oracle":
+        def oracle(patient: VirtualPatient) -> Controller:
+            return PerfectInformationController(patient, options.conc_mcg_ml)
+    result = run_sim(bench_config(options.conc_mcg_ml), sim, params=params,
+                     controller_for=oracle)
     t = [x for x, _ in result.true_map]
     m = [y for _, y in result.true_map]
     metrics = map_metrics(t, m, result.target_map_mmhg)
@@ -145,6 +162,10 @@ def run_patient(job: tuple[BenchOptions, ControllerName, int, PatientParams]) ->
                             final_dose_mcg_min=NOREPINEPHRINE.wean_step)
                if options.scenario == "wean" else None)
     need = params.need_mcg_min()
+    floor = (hard_max_bound(params, options.scenario, sim.seed, hours=options.hours,
+                            hard_max_mcg_min=NOREPINEPHRINE.hard_max,
+                            conc_mcg_ml=options.conc_mcg_ml)
+             if controller == "oracle" else None)
     return PatientOutcome(
         controller=controller, index=index, stratum=params.stratum,
         need_mcg_min=None if math.isinf(need) else need,
@@ -165,17 +186,20 @@ def run_patient(job: tuple[BenchOptions, ControllerName, int, PatientParams]) ->
         rebound_episodes=weaning.rebound_episodes if weaning else None,
         decrements_followed_by_low_pct=(weaning.decrements_followed_by_low_pct
                                         if weaning else None),
+        floor_map_below_65_pct=floor.map_below_65_pct if floor else None,
+        floor_map_below_60_pct=floor.map_below_60_pct if floor else None,
         trace_mmhg=m[::max(1, round(TRACE_EVERY_S / (t[1] - t[0])))] if len(t) > 1 else m,
     )
 
 
 def run_cohort(options: BenchOptions,
-               controllers: Sequence[ControllerName] = CONTROLLERS) -> list[PatientOutcome]:
+               controllers: Sequence[ControllerName] | None = None) -> list[PatientOutcome]:
     cohort = draw_cohort(options.patients, options.seed, options.scenario)
     if not options.calibration_error:
         # the same draws (the same patients) with the gain error taken out
         cohort = [dataclasses.replace(p, calibration_gain=1.0) for p in cohort]
-    jobs = [(options, c, i, p) for c in controllers for i, p in enumerate(cohort)]
+    jobs = [(options, c, i, p) for c in controllers or options.controllers
+            for i, p in enumerate(cohort)]
     if options.workers <= 1:
         return [run_patient(job) for job in jobs]
     with ProcessPoolExecutor(options.workers) as pool:
@@ -213,18 +237,20 @@ def median_iqr(values: Sequence[float]) -> str:
 
 def table_rows(outcomes: Sequence[PatientOutcome],
                select: Callable[[PatientOutcome], bool] = lambda o: True,
+               controllers: Sequence[ControllerName] = CONTROLLERS,
                ) -> list[tuple[str, ...]]:
-    """Rows of (metric, closed-loop median [IQR], protocol median [IQR])."""
+    """Rows of (metric, then median [IQR] for each controller)."""
     chosen = [o for o in outcomes if select(o)]
     rows = []
-    for key in (*METRICS, "map_below_65_after_target_pct", "decrements_followed_by_low_pct"):
+    for key in (*METRICS, "map_below_65_after_target_pct", "decrements_followed_by_low_pct",
+                "floor_map_below_65_pct", "floor_map_below_60_pct"):
         cells = [median_iqr(_values([o for o in chosen if o.controller == c], key))
-                 for c in CONTROLLERS]
+                 for c in controllers]
         if any(cell != "-" for cell in cells):
             rows.append((key, *cells))
     if any(o.rebound_episodes is not None for o in chosen):
         # the wean_hours medians are over the patients weaned within the run only
         rows.append(("not_weaned_in_run (patients)", *(
             str(sum(o.wean_hours is None for o in chosen if o.controller == c))
-            for c in CONTROLLERS)))
+            for c in controllers)))
     return rows

@@ -119,6 +119,7 @@ def run_sim(
     realtime: bool = False,
     params: PatientParams | None = None,
     on_loop: Callable[[RigLoop], None] | None = None,
+    controller_for: Callable[[VirtualPatient], Controller] | None = None,
 ) -> SimResult:
     """Run one scenario; ``sink`` (default: none) also receives every event, in order.
 
@@ -126,6 +127,8 @@ def run_sim(
     terminal monitor can be watched as on a real rig. ``params`` replaces the patient that
     ``options.seed`` draws (cohort runs draw their own). ``on_loop`` receives the rig loop once
     it is built, before the first step (telemetry binds to it to take views and commands).
+    ``controller_for`` builds the controller from the virtual patient instead of
+    ``options.mode`` (the benchmark's perfect-information bound, which reads the model).
     """
     clock = clock or VirtualClock()
     events: list[Event] = []
@@ -154,7 +157,8 @@ def run_sim(
             pump, drug=drug, patient=patient_settings, safety=config.profile.safety,
             syringe=config.syringe, sink=_SinkAdapter(record),
         )
-        controller = MODES[options.mode]()
+        controller = (controller_for(patient) if controller_for is not None
+                      else MODES[options.mode]())
         lines = _JoinedLines(twin.readings)
         spares = _SpareSyringes(clock, config, lines, supervisor) if options.spare_syringe \
             else None

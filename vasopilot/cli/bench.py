@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vasopilot.cohort import PatientOutcome
+    from vasopilot.cohort import BenchOptions, PatientOutcome
+
+COLUMN_NAMES = {"oracle": "perfect information"}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,6 +34,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cohort.add_argument("--calibration-error", action="store_true",
                         help="robustness run: give 30%% of patients patient.md's optional "
                         "+-10%% transducer calibration error (off by default)")
+    cohort.add_argument("--bound", action="store_true",
+                        help="also run the perfect-information controller (reads the virtual "
+                        "patient) and the hard-maximum bound: what no controller can beat; "
+                        "table only, --json keeps its two lines")
     cohort.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     cohort.add_argument("--json", action="store_true",
                         help="one JSON object per controller instead of the table")
@@ -47,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     hours = args.hours if args.hours is not None else (10.0 if args.scenario == "wean" else 4.0)
     options = BenchOptions(scenario=args.scenario, patients=args.cohort, seed=args.seed,
                            hours=hours, dt_s=args.dt, artefacts_per_h=args.artefacts_per_h,
-                           workers=args.workers, calibration_error=args.calibration_error)
+                           workers=args.workers, calibration_error=args.calibration_error,
+                           bound=args.bound)
     clock = MonotonicClock()
     started_s = clock.now_s()
     outcomes = run_cohort(options)
@@ -59,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
             print(summarize(outcomes, controller, args.scenario).model_dump_json())
         return 0
     calibration = ", calibration error on" if args.calibration_error else ""
-    print_tables(outcomes, options.scenario, f"{args.cohort} patients, seed {args.seed}, "
+    print_tables(outcomes, options, f"{args.cohort} patients, seed {args.seed}, "
                  f"{hours:g} h{calibration}, {elapsed_s:.0f} s on {args.workers} workers")
     return 0
 
 
-def print_tables(outcomes: list[PatientOutcome], scenario: str, caption: str) -> None:
+def print_tables(outcomes: list[PatientOutcome], options: BenchOptions, caption: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -77,13 +84,15 @@ def print_tables(outcomes: list[PatientOutcome], scenario: str, caption: str) ->
         ("other strata", lambda o: o.stratum != "refractory"),
         ("out of reach (need > hard max or never)", lambda o: o.out_of_reach),
     ):
-        rows = table_rows(outcomes, select)
-        n = sum(select(o) for o in outcomes) // 2
+        controllers = options.controllers
+        rows = table_rows(outcomes, select, controllers)
+        n = sum(select(o) for o in outcomes) // len(controllers)
         if n == 0:
             continue
-        table = Table(title=f"{scenario}: {title}, n={n} ({caption})")
-        for column in ("metric", "closed-loop median [IQR]", "protocol median [IQR]"):
-            table.add_column(column)
+        table = Table(title=f"{options.scenario}: {title}, n={n} ({caption})")
+        table.add_column("metric")
+        for controller in controllers:
+            table.add_column(f"{COLUMN_NAMES.get(controller, controller)} median [IQR]")
         for row in rows:
             table.add_row(*row)
         console.print(table)
@@ -95,10 +104,12 @@ def plot(outcomes: list[PatientOutcome], path: Path, scenario: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from vasopilot.cohort import CONTROLLERS, TRACE_EVERY_S
+    from vasopilot.cohort import TRACE_EVERY_S
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for ax, controller in zip(axes, CONTROLLERS, strict=True):
+    controllers = list(dict.fromkeys(o.controller for o in outcomes))
+    fig, axes = plt.subplots(1, len(controllers), figsize=(6 * len(controllers), 4.5),
+                             sharey=True, squeeze=False)
+    for ax, controller in zip(axes[0], controllers, strict=True):
         for o in outcomes:
             if o.controller == controller:
                 minutes = [i * TRACE_EVERY_S / 60.0 for i in range(len(o.trace_mmhg))]
@@ -106,10 +117,11 @@ def plot(outcomes: list[PatientOutcome], path: Path, scenario: str) -> None:
                         color="tab:red" if o.out_of_reach else "tab:blue")
         ax.axhspan(60.0, 70.0, color="tab:green", alpha=0.12)
         ax.axhline(65.0, color="k", lw=0.8, ls="--")
-        ax.set_title(f"{controller} ({scenario}); red: need above the hard max")
+        name = COLUMN_NAMES.get(controller, controller)
+        ax.set_title(f"{name} ({scenario}); red: need above the hard max")
         ax.set_xlabel("time (min)")
         ax.set_ylim(30, 110)
-    axes[0].set_ylabel("true MAP (mmHg)")
+    axes[0][0].set_ylabel("true MAP (mmHg)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

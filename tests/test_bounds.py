@@ -1,0 +1,86 @@
+"""The benchmark's bounds: the patient's forecast, the hard-maximum proof, the oracle."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drivers.sim.patient import VirtualPatient, draw_cohort
+from vasopilot.bounds import PerfectInformationController, hard_max_bound
+from vasopilot.cohort import bench_config
+from vasopilot.core.config import NOREPINEPHRINE
+from vasopilot.core.events import DoseApplied
+from vasopilot.metrics import map_metrics
+from vasopilot.simulate import SimOptions, run_sim
+
+CONC = 160.0
+PATIENTS = draw_cohort(12, 3, "disturbance")
+
+
+def _ml_h(mcg_min: float) -> float:
+    return mcg_min / CONC * 60.0
+
+
+def test_forecast_follows_the_noise_free_patient_through_a_dose_change() -> None:
+    params = replace(PATIENTS[1], ou_sigma_mmhg=1e-9)
+    patient = VirtualPatient(params, "resuscitate", 5, conc_mcg_ml=CONC)
+    for k in range(1, 601):  # 20 min on 4 mcg/min
+        patient.step(k * 2.0, _ml_h(4.0), CONC)
+    forecast = patient.forecast_map(_ml_h(9.0), CONC, 900.0, 10.0)
+    actual = []
+    for k in range(601, 601 + 450):
+        patient.step(k * 2.0, _ml_h(9.0), CONC)
+        if (k - 600) % 5 == 0:
+            actual.append(patient.true_map_mmhg)
+    assert max(actual) - actual[0] > 3.0  # the change does act within the horizon
+    assert np.max(np.abs(np.array(forecast) - np.array(actual))) < 0.1
+
+
+@settings(max_examples=15, deadline=None)
+@given(index=st.integers(0, len(PATIENTS) - 1),
+       doses=st.lists(st.floats(0.0, NOREPINEPHRINE.hard_max), min_size=1, max_size=12))
+def test_no_permitted_dosing_raises_map_above_the_hard_max_bound(
+        index: int, doses: list[float]) -> None:
+    # the same patient (rebound knob on, line starting drug-free) on any piecewise-constant
+    # dosing up to the hard maximum, against the bound's patient: never a higher MAP
+    params, seed, hours = PATIENTS[index], 11 + index, 1.0
+    bound = VirtualPatient(replace(params, rebound_mmhg=0.0), "disturbance", seed,
+                           conc_mcg_ml=CONC)
+    bound.prime_line(CONC)
+    anyone = VirtualPatient(params, "disturbance", seed, conc_mcg_ml=CONC)
+    steps = round(hours * 1800)
+    for k in range(1, steps + 1):
+        dose = doses[min(len(doses) - 1, k * len(doses) // steps)]
+        bound.step(k * 2.0, _ml_h(NOREPINEPHRINE.hard_max), CONC)
+        anyone.step(k * 2.0, _ml_h(dose), CONC)
+        assert anyone.true_map_mmhg <= bound.true_map_mmhg + 1e-9
+
+
+def test_hard_max_bound_counts_the_climb_every_controller_must_make() -> None:
+    params = PATIENTS[0]
+    floor = hard_max_bound(params, "resuscitate", 7, hours=1.0,
+                           hard_max_mcg_min=NOREPINEPHRINE.hard_max, conc_mcg_ml=CONC)
+    assert params.map0_mmhg < 60.0
+    # the patient starts below 60 and cannot be above it at once, however it is dosed
+    assert floor.map_below_60_pct > 0.0
+    assert floor.map_below_65_pct >= floor.map_below_60_pct
+
+
+def test_perfect_information_controller_doses_only_through_the_supervisor() -> None:
+    params = replace(draw_cohort(4, 1, "resuscitate")[3], calibration_gain=1.0)
+    result = run_sim(
+        bench_config(CONC),
+        SimOptions(scenario="resuscitate", hours=2.0, seed=4, dt_s=2.0),
+        params=params,
+        controller_for=lambda patient: PerfectInformationController(patient, CONC))
+    applied = [e for e in result.events if isinstance(e, DoseApplied)][1:]
+    assert applied
+    ups = [e for e in applied if e.dose_mcg_min > e.previous_dose_mcg_min]
+    assert all(e.dose_mcg_min - e.previous_dose_mcg_min <= 2.0 + 1e-9 for e in ups)
+    assert all(b.t_s - a.t_s >= 120.0 - 1e-9 for a, b in zip(ups, ups[1:], strict=False))
+    t = [x for x, _ in result.true_map]
+    m = [y for _, y in result.true_map]
+    assert map_metrics(t, m, params.target_map_mmhg).time_in_target_pct > 60.0

@@ -177,3 +177,22 @@ def test_sim_nurse_confirms_doses_above_the_soft_max_only_when_asked_to() -> Non
     confirmations = [e for e in nursed if isinstance(e, DoseRequested) and e.soft_limit_confirmed
                      and e.t_s > 0]
     assert confirmations and all(e.sender == "bench nurse" for e in confirmations)
+
+
+def test_lowers_the_dose_no_faster_than_s3_lets_it_climb_back() -> None:
+    # MAP far above the set-point: a dose the supervisor applies at once may fall only by
+    # the up-step (2 mcg/min) per up-interval (2 min), so a passing high cannot dig a hole
+    controller = ClosedLoopController()
+    view = replace(BASE, dose_mcg_min=20.0)
+    doses = []
+    for t in range(0, 601):
+        controller.on_beat(Beat(float(t), 110.0, 80.0, 90.0, 80.0, "good"))
+        if t % 5 == 0:
+            request = controller.propose(replace(view, t_s=float(t)))
+            if request is not None:
+                view = replace(view, dose_mcg_min=request.dose_mcg_min)
+                doses.append((t, request.dose_mcg_min))
+    assert doses
+    for t, dose in doses:
+        assert dose >= 20.0 - 2.0 * (1 + t / 120.0) - 1e-9
+    assert view.dose_mcg_min <= 20.0 - 8.0

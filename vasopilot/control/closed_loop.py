@@ -141,6 +141,7 @@ class ClosedLoopController:
         self._last_error: float | None = None
         self._last_dose: float | None = None
         self._last_up_s: float | None = None
+        self._last_down_s: float | None = None
         self._pending_du = 0.0
 
     def on_beat(self, beat: Beat) -> None:
@@ -206,8 +207,20 @@ class ClosedLoopController:
         # nor is a rising trend a reason to cut the dose of a patient still below target
         elif dose < current and est.map_mmhg < view.target_map_mmhg:
             return None
+        elif dose < current:
+            # never lower faster than S3 lets the dose climb back: a cut made on a passing
+            # high (a hypertensive event, a wander) otherwise leaves a hole that takes three
+            # times as long to refill (seed 1, 24 patients, disturbance: MAP < 65 for 54 %
+            # of the time with cuts of 2 mcg/min every look, 46 % with this bound)
+            interval_s = view.limits.min_up_interval_s
+            since_s = interval_s if self._last_down_s is None else now_s - self._last_down_s
+            drop = view.limits.max_up_step * (min(1.0, since_s / interval_s) if interval_s
+                                              else 1.0)
+            dose = max(dose, current - drop)
         if abs(dose - current) < max(t.min_change_mcg_min, t.min_change_ratio * current):
             return None
+        if dose < current:
+            self._last_down_s = now_s
         if dose > current:
             # the supervisor refuses a second increase within its interval (S3): do not ask
             self._last_up_s = now_s

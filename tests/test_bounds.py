@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.sim.patient import VirtualPatient, draw_cohort
-from vasopilot.bounds import PerfectInformationController, hard_max_bound
+from vasopilot.bounds import PerfectInformationController, hard_max_bound, s7_wean_hours
 from vasopilot.cohort import bench_config
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import DoseApplied
@@ -80,7 +81,15 @@ def test_perfect_information_controller_doses_only_through_the_supervisor() -> N
     assert applied
     ups = [e for e in applied if e.dose_mcg_min > e.previous_dose_mcg_min]
     assert all(e.dose_mcg_min - e.previous_dose_mcg_min <= 2.0 + 1e-9 for e in ups)
-    assert all(b.t_s - a.t_s >= 120.0 - 1e-9 for a, b in zip(ups, ups[1:], strict=False))
+    assert all(b.t_s - a.t_s >= 120.0 - 1e-9 for a, b in pairwise(ups))
     t = [x for x, _ in result.true_map]
     m = [y for _, y in result.true_map]
     assert map_metrics(t, m, params.target_map_mmhg).time_in_target_pct > 60.0
+
+
+def test_s7_pace_counts_whole_steps_down_to_the_final_one() -> None:
+    # the wean ends at the final step (1 mcg/min), one step per 15 min
+    assert s7_wean_hours(14.5) == 14 * 0.25
+    assert s7_wean_hours(2.0) == 0.25
+    assert s7_wean_hours(1.0) == 0.0
+    assert s7_wean_hours(0.5) == 0.0

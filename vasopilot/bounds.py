@@ -9,6 +9,8 @@
   primed with the syringe's solution, with no pump start-up lag and no rebound, has at every
   moment a MAP at least as high as under any dosing the drug library allows. Every moment
   that MAP is below 65 mmHg is below 65 under every controller.
+* :func:`s7_wean_hours`, a rule: the weaning guard (S7) takes one step per interval at most,
+  so no wean through it ends sooner than that pace allows.
 * :class:`PerfectInformationController`, a measurement. It reads the virtual patient itself
   (parameters, drug levels, MAP0's present wander and disturbance shift; not the future noise),
   sees no transducer error, and every 30 s picks the dose whose noise-free forecast over the
@@ -26,6 +28,7 @@ import numpy as np
 
 from drivers.sim.patient import PatientParams, Scenario, VirtualPatient
 from safety.supervisor import SupervisorView
+from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.types import Beat, DoseRequest, Requester
 from vasopilot.core.units import MINUTES_PER_HOUR
 from vasopilot.metrics import MapMetrics, map_metrics
@@ -51,6 +54,12 @@ def hard_max_bound(params: PatientParams, scenario: Scenario, seed: int, *, hour
         patient.step(float(t[i]), inflow_ml_h, conc_mcg_ml)
         map_mmhg[i] = patient.true_map_mmhg
     return map_metrics(t, map_mmhg, params.target_map_mmhg)
+
+
+def s7_wean_hours(dose_mcg_min: float) -> float:
+    """Hours from ``dose_mcg_min`` down to the final step at S7's pace, never paused."""
+    steps = max(0, math.ceil(dose_mcg_min / NOREPINEPHRINE.wean_step - 1e-9) - 1)
+    return steps * NOREPINEPHRINE.wean_interval_s / 3600.0
 
 
 @dataclasses.dataclass(frozen=True)

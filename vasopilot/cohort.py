@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from drivers.sim.patient import PatientParams, Scenario, VirtualPatient, draw_cohort
-from vasopilot.bounds import PerfectInformationController, hard_max_bound
+from vasopilot.bounds import PerfectInformationController, hard_max_bound, s7_wean_hours
 from vasopilot.control.base import Controller
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import DoseApplied, Event
@@ -99,6 +99,8 @@ class PatientOutcome(BaseModel):
     # lower bounds for every controller (hard_max_bound), filled in on the oracle's outcome
     floor_map_below_65_pct: float | None = None
     floor_map_below_60_pct: float | None = None
+    # the fastest wean the S7 guard allows: one step per interval, never paused
+    floor_wean_hours: float | None = None
     trace_mmhg: list[float]
 
 
@@ -188,6 +190,8 @@ def run_patient(job: tuple[BenchOptions, ControllerName, int, PatientParams]) ->
                                         if weaning else None),
         floor_map_below_65_pct=floor.map_below_65_pct if floor else None,
         floor_map_below_60_pct=floor.map_below_60_pct if floor else None,
+        floor_wean_hours=(s7_wean_hours(params.initial_dose_mcg_min)
+                          if floor and options.scenario == "wean" else None),
         trace_mmhg=m[::max(1, round(TRACE_EVERY_S / (t[1] - t[0])))] if len(t) > 1 else m,
     )
 
@@ -243,7 +247,7 @@ def table_rows(outcomes: Sequence[PatientOutcome],
     chosen = [o for o in outcomes if select(o)]
     rows = []
     for key in (*METRICS, "map_below_65_after_target_pct", "decrements_followed_by_low_pct",
-                "floor_map_below_65_pct", "floor_map_below_60_pct"):
+                "floor_map_below_65_pct", "floor_map_below_60_pct", "floor_wean_hours"):
         cells = [median_iqr(_values([o for o in chosen if o.controller == c], key))
                  for c in controllers]
         if any(cell != "-" for cell in cells):

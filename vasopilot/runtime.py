@@ -144,12 +144,17 @@ class RigLoop:
 
 
     def _control(self, view: SupervisorView, now_s: float) -> SupervisorView:
-        """Let the mode propose; a wean mode's hand-over to the S7 guard happens here, on every
-        rig (simulated or real), not in a harness. Returns the view after any change."""
+        """Let the mode propose; a wean mode's hand-over to the S7 guard (and its taking the
+        infusion back to descend faster) happens here, on every rig (simulated or real), not
+        in a harness. Returns the view after any change."""
         controller = self.controller
-        if isinstance(controller, WeanController) and controller.hands_over(view):
-            self.supervisor.start_weaning(now_s, by=f"{controller.mode} mode")
-            return self.supervisor.view(now_s)
+        if isinstance(controller, WeanController):
+            if controller.hands_over(view):
+                self.supervisor.start_weaning(now_s, by=f"{controller.mode} mode")
+                return self.supervisor.view(now_s)
+            if controller.takes_back(view):
+                self.supervisor.stop_weaning(now_s, by=f"{controller.mode} mode")
+                view = self.supervisor.view(now_s)
         request = controller.propose(view)
         if request is None:
             return view

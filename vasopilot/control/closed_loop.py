@@ -233,6 +233,11 @@ class ClosedLoopController:
             self._last_up_s = view.t_s
         self._last_dose = view.dose_mcg_min
 
+    def _restart(self) -> None:
+        """Look at once, with no memory of the errors before a pause (a hand-back from S7)."""
+        self._reset_memory()
+        self._next_s = None
+
     def _reset_memory(self) -> None:
         # after a hold the proportional term must not act on an error from before the gap
         self._last_t_s = None

@@ -76,3 +76,17 @@ def test_minutes_below_65_after_target_ignore_the_initial_climb() -> None:
     metrics = map_metrics(t, m, 65.0)
     assert metrics.map_below_65_pct == pytest.approx(50.0)
     assert metrics.map_below_65_after_target_pct == pytest.approx(100.0 / 3.0)
+
+
+@pytest.mark.timeout(120)
+def test_bound_adds_a_table_column_and_floors_but_keeps_the_json_contract(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["bench", "closed-loop", "--cohort", "1", "--hours", "0.25", "--workers", "1",
+            "--bound"]
+    assert main([*args, "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["controller"] for line in lines] == ["closed-loop", "protocol"]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert "perfect" in table and "information" in table  # the column header, wrapped
+    assert "floor_map_below_65_pct" in table

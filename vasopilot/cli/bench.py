@@ -90,7 +90,7 @@ def print_tables(outcomes: list[PatientOutcome], options: BenchOptions, caption:
         if n == 0:
             continue
         table = Table(title=f"{options.scenario}: {title}, n={n} ({caption})")
-        table.add_column("metric")
+        table.add_column("metric", no_wrap=True, min_width=max(len(row[0]) for row in rows))
         for controller in controllers:
             table.add_column(f"{COLUMN_NAMES.get(controller, controller)} median [IQR]")
         for row in rows:

@@ -28,6 +28,8 @@ from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import DoseApplied, Event
 from vasopilot.metrics import (
     DoseChange,
+    MapMetrics,
+    WeanMetrics,
     artefact_increases,
     dose_changes_per_h,
     map_metrics,
@@ -73,35 +75,36 @@ class BenchOptions:
 
 
 class PatientOutcome(BaseModel):
-    """One patient under one controller; ``trace_mmhg`` is true MAP every minute."""
+    """One patient under one controller; ``trace_mmhg`` is true MAP every minute.
+
+    ``floor`` (the oracle's outcome only): metrics of the hard-maximum trajectory, whose time
+    below 65 / 60 mmHg bounds every controller's; ``floor_wean_hours``: S7's fastest wean.
+    """
 
     controller: ControllerName
     index: int
     stratum: str
     need_mcg_min: float | None  # steady-state need at the start; None: target unreachable
     out_of_reach: bool  # needs more than the hard maximum (or cannot reach target at all)
-    time_in_target_pct: float
-    map_below_65_pct: float
-    map_below_65_after_target_pct: float
-    map_below_60_pct: float
-    hypertension_pct: float
-    mdpe_pct: float
-    mdape_pct: float
-    wobble_pct: float
-    divergence_pct_per_h: float
-    time_to_target_min: float | None
+    map: MapMetrics
     total_drug_mcg: float
     dose_changes_per_h: float
     artefact_increases: int
-    wean_hours: float | None
-    rebound_episodes: int | None
-    decrements_followed_by_low_pct: float | None
-    # lower bounds for every controller (hard_max_bound), filled in on the oracle's outcome
-    floor_map_below_65_pct: float | None = None
-    floor_map_below_60_pct: float | None = None
-    # the fastest wean the S7 guard allows: one step per interval, never paused
+    wean: WeanMetrics | None  # the wean scenario only
+    floor: MapMetrics | None = None
     floor_wean_hours: float | None = None
     trace_mmhg: list[float]
+
+    def metric(self, key: str) -> float | None:
+        """A metric by its table name: the outcome's own, its MAP or weaning metrics', or
+        ``floor_`` and a MAP metric's name for the hard-maximum bound."""
+        if key.startswith("floor_map"):
+            return None if self.floor is None else getattr(self.floor, key[len("floor_"):])
+        for source in (self, self.map, self.wean):
+            if source is not None and hasattr(source, key):
+                value = getattr(source, key)
+                return None if value is None else float(value)
+        return None
 
 
 class CohortSummary(BaseModel):
@@ -172,24 +175,13 @@ def run_patient(job: tuple[BenchOptions, ControllerName, int, PatientParams]) ->
         controller=controller, index=index, stratum=params.stratum,
         need_mcg_min=None if math.isinf(need) else need,
         out_of_reach=need > NOREPINEPHRINE.hard_max,
-        time_in_target_pct=metrics.time_in_target_pct,
-        map_below_65_pct=metrics.map_below_65_pct,
-        map_below_65_after_target_pct=metrics.map_below_65_after_target_pct,
-        map_below_60_pct=metrics.map_below_60_pct,
-        hypertension_pct=metrics.hypertension_pct,
-        mdpe_pct=metrics.mdpe_pct, mdape_pct=metrics.mdape_pct, wobble_pct=metrics.wobble_pct,
-        divergence_pct_per_h=metrics.divergence_pct_per_h,
-        time_to_target_min=metrics.time_to_target_min,
+        map=metrics,
         total_drug_mcg=result.summary.total_drug_mcg,
         dose_changes_per_h=dose_changes_per_h(changes, options.hours),
         artefact_increases=artefact_increases(
             changes, [(a.start_t_s, a.end_t_s) for a in result.artefacts]),
-        wean_hours=weaning.wean_hours if weaning else None,
-        rebound_episodes=weaning.rebound_episodes if weaning else None,
-        decrements_followed_by_low_pct=(weaning.decrements_followed_by_low_pct
-                                        if weaning else None),
-        floor_map_below_65_pct=floor.map_below_65_pct if floor else None,
-        floor_map_below_60_pct=floor.map_below_60_pct if floor else None,
+        wean=weaning,
+        floor=floor,
         floor_wean_hours=(s7_wean_hours(params.initial_dose_mcg_min)
                           if floor and options.scenario == "wean" else None),
         trace_mmhg=m[::max(1, round(TRACE_EVERY_S / (t[1] - t[0])))] if len(t) > 1 else m,
@@ -212,8 +204,7 @@ def run_cohort(options: BenchOptions,
 
 
 def _values(outcomes: Sequence[PatientOutcome], key: str) -> list[float]:
-    values = [getattr(o, key) for o in outcomes]
-    return [float(v) for v in values if v is not None]
+    return [v for v in (o.metric(key) for o in outcomes) if v is not None]
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -227,7 +218,7 @@ def summarize(outcomes: Sequence[PatientOutcome], controller: ControllerName,
     if scenario != "wean":
         medians["wean_hours"] = medians["rebound_episodes"] = None
     return CohortSummary(controller=controller, scenario=scenario, patients=len(mine),
-                         diverged=sum(o.divergence_pct_per_h > 0 for o in mine), **medians)
+                         diverged=sum(o.map.divergence_pct_per_h > 0 for o in mine), **medians)
 
 
 def median_iqr(values: Sequence[float]) -> str:
@@ -252,9 +243,10 @@ def table_rows(outcomes: Sequence[PatientOutcome],
                  for c in controllers]
         if any(cell != "-" for cell in cells):
             rows.append((key, *cells))
-    if any(o.rebound_episodes is not None for o in chosen):
+    if any(o.wean is not None for o in chosen):
         # the wean_hours medians are over the patients weaned within the run only
         rows.append(("not_weaned_in_run (patients)", *(
-            str(sum(o.wean_hours is None for o in chosen if o.controller == c))
+            str(sum(o.wean is not None and o.wean.wean_hours is None
+                    for o in chosen if o.controller == c))
             for c in controllers)))
     return rows

@@ -1,4 +1,4 @@
-"""What no controller can beat: the closed-loop benchmark's two bounds.
+"""What no controller can beat: the closed-loop benchmark's three bounds.
 
 * :func:`hard_max_bound`, a proof. Every stage of the virtual patient is monotone in the pump's
   rate: line concentration and delivered drug rise with the inflow (the line starts at most as

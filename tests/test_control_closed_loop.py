@@ -6,13 +6,12 @@ from dataclasses import replace
 from itertools import pairwise
 
 import pytest
+from control_fixtures import RUNNING_VIEW as BASE
 
 from drivers.sim.patient import PatientParams, draw_cohort
-from safety.limits import DoseLimits
 from safety.supervisor import SupervisorView
 from vasopilot.control.closed_loop import ClosedLoopController, Tuning
 from vasopilot.control.wean import WeanController
-from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import DoseApplied, DoseRequested, Event, OperatorAction
 from vasopilot.core.types import Beat, DoseRequest, Requester
 from vasopilot.metrics import map_metrics
@@ -20,13 +19,6 @@ from vasopilot.settings import load_rig
 from vasopilot.simulate import SimOptions, run_sim
 
 SETPOINT_MMHG = 65.0 + Tuning().aim_mmhg
-BASE = SupervisorView(
-    t_s=0.0, running=True, dose_mcg_min=10.0, rate_ml_h=7.5, map_trusted=True,
-    last_good_map_mmhg=65.0, last_good_beat_t_s=0.0, last_beat_quality="good",
-    target_map_mmhg=65.0, lower_limit_mmhg=60.0, pump=None, alarms=(), stop_reason=None,
-    needs_operator=False, time_left_min=None,
-    limits=DoseLimits.from_entry(NOREPINEPHRINE, 70.0),
-)
 
 
 def feed(controller: ClosedLoopController, map_mmhg: float, until_s: float, *,

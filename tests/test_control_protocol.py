@@ -3,21 +3,12 @@
 from dataclasses import replace
 
 import pytest
+from control_fixtures import RUNNING_VIEW as BASE
 
-from safety.limits import DoseLimits
 from safety.supervisor import SupervisorView
 from vasopilot.control.manual import ManualMode
 from vasopilot.control.protocol import NurseProtocol
-from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.types import Beat, Requester
-
-BASE = SupervisorView(
-    t_s=0.0, running=True, dose_mcg_min=10.0, rate_ml_h=7.5, map_trusted=True,
-    last_good_map_mmhg=65.0, last_good_beat_t_s=0.0, last_beat_quality="good",
-    target_map_mmhg=65.0, lower_limit_mmhg=60.0, pump=None, alarms=(), stop_reason=None,
-    needs_operator=False, time_left_min=None,
-    limits=DoseLimits.from_entry(NOREPINEPHRINE, 70.0),
-)
 
 
 def run_protocol(protocol: NurseProtocol, map_mmhg: float, until_s: float,

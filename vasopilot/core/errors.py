@@ -35,3 +35,11 @@ class SensorError(VasopilotError):
 
 class JournalError(VasopilotError):
     """The journal could not durably record an event."""
+
+
+class JournalUnavailable(JournalError):
+    """An event could not be made durable now (disk full, I/O error).
+
+    The sink that raises it has kept the event, in order, in its bounded pending buffer and
+    writes it when space returns (``flush_pending``); the caller must not act on that event.
+    """

@@ -37,7 +37,7 @@ class JournalError(VasopilotError):
     """The journal could not durably record an event."""
 
 
-class JournalUnavailable(JournalError):
+class JournalUnavailable(JournalError):  # noqa: N818 (a state the caller reacts to, like TimeoutError)
     """An event could not be made durable now (disk full, I/O error).
 
     The sink that raises it has kept the event, in order, in its bounded pending buffer and

@@ -17,6 +17,7 @@ from pump_fixtures import MECHANICS, SYRINGE, next_reply, raw_port
 from drivers.pump import EmulatedPump, start_emulated_pump
 from drivers.pump.new_era import NewEraAlarmError, NewEraLine, NewEraPump, NewEraRefusedError
 from drivers.pump.new_era_codec import (
+    Framing,
     NewEraAlarm,
     NewEraError,
     NewEraReply,
@@ -57,7 +58,7 @@ def _ask(link: serial.Serial, request: bytes) -> NewEraReply:
 
 
 def _next_reply(link: serial.Serial, request: bytes = b"") -> NewEraReply:
-    return next_reply(link, ReplyDecoder(), NewEraReply, request)
+    return next_reply(link, ReplyDecoder(framing=Framing.EITHER), NewEraReply, request)
 
 
 def test_first_command_after_power_up_is_answered_with_the_reset_alarm(

@@ -83,10 +83,11 @@ class NoiseTally:
     frames: int = 0
     accepted: int = 0  # corrupted frames that yielded at least one reply
     unchecked: int = 0  # ...as a basic frame, with no CRC at all
+    changed: int = 0  # replies with any change of meaning (address, status, data, error, alarm)
     changed_status: int = 0  # ...with a status (or alarm) other than the one sent
-    changed: int = 0  # ...with any change of meaning (address, status, data, error, alarm)
-    genuine_crc: int = 0  # accepted replies whose packet, CRC included, is really in the bytes
-    unchanged: int = 0  # accepted replies equal to the one sent
+    changed_genuine_crc: int = 0  # ...whose packet, CRC included, really is in the bytes
+    unchanged: int = 0  # replies meaning what was sent
+    unchanged_intact: int = 0  # ...because the frame sent is whole in the bytes, beside noise
 
 
 def _meaning(reply: NewEraReply) -> tuple[object, ...]:
@@ -109,8 +110,9 @@ def tally(decode: Callable[[bytes], Iterable[object]], frames: int, seed: int) -
             out.unchecked += not reply.safe
             if _meaning(reply) == _meaning(sent):
                 out.unchanged += 1
+                out.unchanged_intact += sent.encode() in raw
                 continue
             out.changed += 1
             out.changed_status += (reply.status, reply.alarm) != (sent.status, sent.alarm)
-            out.genuine_crc += reply.safe and holds_valid_packet(raw, reply)
+            out.changed_genuine_crc += reply.safe and holds_valid_packet(raw, reply)
     return out

@@ -45,8 +45,8 @@ def test_basic_request_carries_the_address_and_ends_in_cr() -> None:
 
 
 def test_replies_parse_status_data_alarms_and_errors() -> None:
-    items = ReplyDecoder(framing=Framing.BASIC).feed(b"\x0200S\x03\x0201I7.500MH\x03\x0200A?S\x03\x0203P?OOR\x03"
-                                b"\x0200S?\x03")
+    items = ReplyDecoder(framing=Framing.BASIC).feed(
+        b"\x0200S\x03\x0201I7.500MH\x03\x0200A?S\x03\x0203P?OOR\x03\x0200S?\x03")
     assert items == [
         NewEraReply(0, NewEraStatus.STOPPED),
         NewEraReply(1, NewEraStatus.INFUSING, "7.500MH"),
@@ -64,6 +64,26 @@ def test_decoder_reports_noise_and_a_bad_crc_as_garbage() -> None:
     assert isinstance(items[1], Garbage)
     assert items[1].fault is FrameFault.BAD_CRC
     assert items[2] == NewEraReply(0, NewEraStatus.STOPPED, safe=True)
+
+
+def test_each_framing_takes_only_its_own_frames() -> None:
+    basic = b"\x0200A?S\x03"
+    safe = NewEraReply(0, NewEraStatus.INFUSING, safe=True).encode()
+    on_safe = ReplyDecoder(framing=Framing.SAFE).feed(basic + safe)
+    assert [getattr(i, "fault", i) for i in on_safe] == [
+        FrameFault.UNCHECKED_FRAME, NewEraReply(0, NewEraStatus.INFUSING, safe=True)]
+    on_basic = ReplyDecoder(framing=Framing.BASIC).feed(safe + basic)
+    assert [getattr(i, "fault", i) for i in on_basic] == [
+        FrameFault.NOT_BASIC, NewEraReply(0, NewEraStatus.ALARM, alarm=NewEraAlarm.STALL)]
+    either = ReplyDecoder(framing=Framing.EITHER).feed(basic + safe)
+    assert all(isinstance(i, NewEraReply) for i in either)
+
+
+def test_a_basic_frame_cut_short_or_with_a_control_byte_is_garbage() -> None:
+    items = ReplyDecoder(framing=Framing.BASIC).feed(
+        b"\x0200I7.5\x0200S\x03\x0200S7.\x005MH\x03")
+    assert [getattr(i, "fault", i) for i in items] == [
+        FrameFault.CUT_SHORT, NewEraReply(0, NewEraStatus.STOPPED), FrameFault.MALFORMED]
 
 
 def test_half_frame_stays_pending_until_the_rest_arrives() -> None:

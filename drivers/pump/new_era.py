@@ -372,6 +372,10 @@ class NewEraPump:
                 self._ask("STP", changes=True)
             except NewEraAlarmError:
                 continue  # the alarm stopped the motor; the next STP gets a plain reply
+            except NewEraRefusedError as exc:
+                if exc.error is NewEraError.IGNORED:
+                    continue  # a phase began at that instant: the stop did not happen, again
+                raise
             if self._motion is NewEraStatus.STOPPED:
                 return
         if self._motion is not NewEraStatus.STOPPED:

@@ -4,10 +4,11 @@ lost), fed alone to a fresh decoder, and what the decoder accepted counted by ki
 
 from __future__ import annotations
 
-import binascii
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from protocol_script import safe
 
 from drivers.pump.new_era_codec import NewEraAlarm, NewEraError, NewEraReply, NewEraStatus
 
@@ -63,17 +64,9 @@ def corrupt(frame: bytes, rng: random.Random) -> bytes:
 
 def holds_valid_packet(raw: bytes, reply: NewEraReply) -> bool:
     """``raw`` contains ``reply`` as a safe-mode packet whose CRC really matches its data,
-    checked here with ``binascii`` as the manual states it, not with the codec."""
-    body = f"{reply.address:02d}{reply.status.value}"
-    if reply.alarm is not None:
-        body += f"?{reply.alarm.value}"
-    elif reply.error is not None:
-        body += f"?{reply.error.value}"
-    else:
-        body += reply.data
-    data = body.encode("ascii")
-    crc = binascii.crc_hqx(data, 0)
-    return bytes([2, len(data) + 4]) + data + bytes([crc >> 8, crc & 0xFF, 3]) in raw
+    the CRC computed with ``binascii`` as the manual states it, not with the codec."""
+    body = replace(reply, safe=False).encode()[1:-1]  # the basic frame's body is the data
+    return safe(body) in raw
 
 
 @dataclass

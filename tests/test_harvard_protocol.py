@@ -60,6 +60,16 @@ def _status(infused: bytes, withdrawn: bytes, rate: bytes, prompt: bytes) -> lis
     ]
 
 
+# Back off 300 µL from idle, and the status read while withdrawing.
+BACK_OFF = [
+    Exchange(b"stp\r", _reply(), RUN),
+    Exchange(b"wrate 60.00 ml/hr\r", _reply(), WRATE),
+    Exchange(b"tvolume 300.0 ul\r", _reply(), VOLUME),
+    Exchange(b"wrun\r", _reply(prompt=b"<"), RUN),
+    *_status(b"2.000 ml", b"100.0 ul", b"7.500 ml/hr", b"<"),
+]
+
+
 def _harvard(clock: VirtualClock, address: int = 0) -> HarvardPump:
     return HarvardPump(SCRIPT_URL, clock=clock, syringe=SYRINGE, address=address)
 
@@ -228,11 +238,7 @@ def test_back_off_withdraws_to_a_target_then_clears_it(
 ) -> None:
     with scripted(monkeypatch, [
         *CONNECT,
-        Exchange(b"stp\r", _reply(), RUN),
-        Exchange(b"wrate 60.00 ml/hr\r", _reply(), WRATE),
-        Exchange(b"tvolume 300.0 ul\r", _reply(), VOLUME),
-        Exchange(b"wrun\r", _reply(prompt=b"<"), RUN),
-        *_status(b"2.000 ml", b"100.0 ul", b"7.500 ml/hr", b"<"),
+        *BACK_OFF,
         *_status(b"2.000 ml", b"300.0 ul", b"7.500 ml/hr", b"T*"),
         Exchange(b"ctvolume\r", _reply(), VOLUME),
     ]):
@@ -248,11 +254,7 @@ def test_a_start_after_a_back_off_clears_the_target_first(
 ) -> None:
     with scripted(monkeypatch, [
         *CONNECT,
-        Exchange(b"stp\r", _reply(), RUN),
-        Exchange(b"wrate 60.00 ml/hr\r", _reply(), WRATE),
-        Exchange(b"tvolume 300.0 ul\r", _reply(), VOLUME),
-        Exchange(b"wrun\r", _reply(prompt=b"<"), RUN),
-        *_status(b"2.000 ml", b"100.0 ul", b"7.500 ml/hr", b"<"),
+        *BACK_OFF,
         Exchange(b"\r", _reply(prompt=b"T*"), PROMPT),
         Exchange(b"stp\r", _reply(), RUN),
         Exchange(b"ctvolume\r", _reply(), VOLUME),

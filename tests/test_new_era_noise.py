@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import random
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from line_noise import corrupt, holds_valid_packet, pump_reply, tally
 
@@ -64,6 +64,7 @@ def _noisy_stream(draw: st.DrawFn) -> bytes:
     return draw(st.binary(max_size=8)) + b"".join(frames)
 
 
+@settings(max_examples=1000)
 @given(_noisy_stream())
 def test_every_reply_taken_on_a_safe_link_is_a_packet_whose_crc_really_matches(
     raw: bytes,
@@ -74,6 +75,7 @@ def test_every_reply_taken_on_a_safe_link_is_a_packet_whose_crc_really_matches(
             assert holds_valid_packet(raw, item)
 
 
+@settings(max_examples=1000)
 @given(st.randoms(use_true_random=False), st.data())
 def test_one_changed_byte_outside_len_is_never_taken(rng: random.Random, data: st.DataObject,
                                                      ) -> None:

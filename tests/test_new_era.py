@@ -15,8 +15,10 @@ import serial
 from pump_fixtures import MECHANICS, SYRINGE, next_reply, raw_port
 
 from drivers.pump import EmulatedPump, start_emulated_pump
+from drivers.pump.frames import FrameError, FrameFault
 from drivers.pump.new_era import NewEraAlarmError, NewEraLine, NewEraPump, NewEraRefusedError
 from drivers.pump.new_era_codec import (
+    Framing,
     NewEraAlarm,
     NewEraError,
     NewEraReply,
@@ -57,7 +59,7 @@ def _ask(link: serial.Serial, request: bytes) -> NewEraReply:
 
 
 def _next_reply(link: serial.Serial, request: bytes = b"") -> NewEraReply:
-    return next_reply(link, ReplyDecoder(), NewEraReply, request)
+    return next_reply(link, ReplyDecoder(framing=Framing.EITHER), NewEraReply, request)
 
 
 def test_first_command_after_power_up_is_answered_with_the_reset_alarm(
@@ -120,6 +122,22 @@ def test_safe_mode_timeout_stops_the_pump_and_sends_an_unsolicited_alarm(
     # The unsolicited packet did not acknowledge: the next reply carries the alarm.
     assert _ask(link, encode_safe(b"DIS")).alarm is NewEraAlarm.SAFE_MODE_TIMEOUT
     assert _ask(link, encode_safe(b"DIS")).alarm is None
+
+
+def test_a_forged_basic_stall_on_the_safe_link_is_a_link_error_and_the_pump_runs_on(
+    safe_rig: EmulatedPump,
+) -> None:
+    """Issue 11, case 5, on the pty: a CRC-less ``A?S`` slipped in before the real reply made
+    the driver report a stall (and the supervisor stop the pump); now it is a link error."""
+    safe_rig.pump.set_rate(7.5)
+    safe_rig.emulator.faults.garbage_before_reply = b"\x0200A?S\x03"
+    with pytest.raises(FrameError) as raised:
+        safe_rig.pump.status()
+    assert raised.value.fault is FrameFault.UNCHECKED_FRAME
+    status = safe_rig.pump.status()
+    assert status.state is PumpState.INFUSING
+    assert not status.stalled
+    assert status.alarm is None
 
 
 def test_heartbeat_keeps_a_safe_mode_pump_running_at_half_the_timeout(

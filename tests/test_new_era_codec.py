@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from drivers.pump.frames import FrameFault, Garbage
 from drivers.pump.new_era_codec import (
     BadPacket,
     CodecError,
-    Garbage,
+    Framing,
     NewEraAlarm,
     NewEraError,
     NewEraReply,
@@ -42,8 +45,8 @@ def test_basic_request_carries_the_address_and_ends_in_cr() -> None:
 
 
 def test_replies_parse_status_data_alarms_and_errors() -> None:
-    items = ReplyDecoder().feed(b"\x0200S\x03\x0201I7.500MH\x03\x0200A?S\x03\x0203P?OOR\x03"
-                                b"\x0200S?\x03")
+    items = ReplyDecoder(framing=Framing.BASIC).feed(
+        b"\x0200S\x03\x0201I7.500MH\x03\x0200A?S\x03\x0203P?OOR\x03\x0200S?\x03")
     assert items == [
         NewEraReply(0, NewEraStatus.STOPPED),
         NewEraReply(1, NewEraStatus.INFUSING, "7.500MH"),
@@ -56,15 +59,35 @@ def test_replies_parse_status_data_alarms_and_errors() -> None:
 def test_decoder_reports_noise_and_a_bad_crc_as_garbage() -> None:
     good = NewEraReply(0, NewEraStatus.STOPPED, safe=True).encode()
     bad = good[:-3] + bytes([good[-3] ^ 0xFF]) + good[-2:]
-    items = ReplyDecoder().feed(b"noise" + bad + good)
+    items = ReplyDecoder(framing=Framing.SAFE).feed(b"noise" + bad + good)
     assert isinstance(items[0], Garbage)
     assert isinstance(items[1], Garbage)
-    assert "CRC" in items[1].reason
+    assert items[1].fault is FrameFault.BAD_CRC
     assert items[2] == NewEraReply(0, NewEraStatus.STOPPED, safe=True)
 
 
+def test_each_framing_takes_only_its_own_frames() -> None:
+    basic = b"\x0200A?S\x03"
+    safe = NewEraReply(0, NewEraStatus.INFUSING, safe=True).encode()
+    on_safe = ReplyDecoder(framing=Framing.SAFE).feed(basic + safe)
+    assert [getattr(i, "fault", i) for i in on_safe] == [
+        FrameFault.UNCHECKED_FRAME, NewEraReply(0, NewEraStatus.INFUSING, safe=True)]
+    on_basic = ReplyDecoder(framing=Framing.BASIC).feed(safe + basic)
+    assert [getattr(i, "fault", i) for i in on_basic] == [
+        FrameFault.NOT_BASIC, NewEraReply(0, NewEraStatus.ALARM, alarm=NewEraAlarm.STALL)]
+    either = ReplyDecoder(framing=Framing.EITHER).feed(basic + safe)
+    assert all(isinstance(i, NewEraReply) for i in either)
+
+
+def test_a_basic_frame_cut_short_or_with_a_control_byte_is_garbage() -> None:
+    items = ReplyDecoder(framing=Framing.BASIC).feed(
+        b"\x0200I7.5\x0200S\x03\x0200S7.\x005MH\x03")
+    assert [getattr(i, "fault", i) for i in items] == [
+        FrameFault.CUT_SHORT, NewEraReply(0, NewEraStatus.STOPPED), FrameFault.MALFORMED]
+
+
 def test_half_frame_stays_pending_until_the_rest_arrives() -> None:
-    decoder = ReplyDecoder()
+    decoder = ReplyDecoder(framing=Framing.SAFE)
     frame = NewEraReply(0, NewEraStatus.INFUSING, "I1.000W0.000ML", safe=True).encode()
     assert decoder.feed(frame[:5]) == []
     assert decoder.pending == frame[:5]
@@ -155,10 +178,13 @@ _REPLIES = st.builds(
 )
 
 
-@given(st.lists(_REPLIES, max_size=5), st.integers(1, 7))
-def test_replies_survive_encoding_and_any_chunking(replies: list[NewEraReply], size: int) -> None:
+@given(st.lists(_REPLIES, max_size=5), st.integers(1, 7), st.sampled_from(list(Framing)))
+def test_replies_survive_encoding_and_any_chunking(replies: list[NewEraReply], size: int,
+                                                   framing: Framing) -> None:
+    if framing is not Framing.EITHER:
+        replies = [replace(r, safe=framing is Framing.SAFE) for r in replies]
     stream = b"".join(r.encode() for r in replies)
-    decoder = ReplyDecoder()
+    decoder = ReplyDecoder(framing=framing)
     out: list[NewEraReply | Garbage] = []
     for i in range(0, len(stream), size):
         out += decoder.feed(stream[i:i + size])
@@ -166,9 +192,10 @@ def test_replies_survive_encoding_and_any_chunking(replies: list[NewEraReply], s
     assert decoder.pending == b""
 
 
-@given(st.binary(max_size=300))
-def test_reply_decoder_never_crashes_and_never_grows_without_bound(data: bytes) -> None:
-    decoder = ReplyDecoder()
+@given(st.binary(max_size=300), st.sampled_from(list(Framing)))
+def test_reply_decoder_never_crashes_and_never_grows_without_bound(data: bytes,
+                                                                   framing: Framing) -> None:
+    decoder = ReplyDecoder(framing=framing)
     for item in decoder.feed(data):
         assert isinstance(item, NewEraReply | Garbage)
     assert len(decoder.pending) <= 300

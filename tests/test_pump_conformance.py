@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivers.pump import SERIAL_PUMP_KINDS, EmulatedPump, open_emulated_pump, start_emulated_pump
+from drivers.pump.frames import FrameError, FrameFault
 from drivers.pump.harvard_codec import HarvardRequest
 from drivers.pump.new_era_codec import NewEraRequest
 from drivers.sim.syringe_pump import SimSyringePump
 from vasopilot.core.clock import VirtualClock
 from vasopilot.core.config import MechanicsSettings, SyringeCatalogue, SyringeSpec
 from vasopilot.core.errors import (
-    PumpCommunicationError,
     PumpConnectionError,
     PumpError,
     PumpRefusedError,
@@ -171,23 +171,26 @@ def test_back_off_withdraws_the_volume_then_infuses_again(rig: Rig) -> None:
 def test_garbage_before_a_reply_is_a_communication_error_and_the_link_recovers(rig: Rig) -> None:
     rig.pump.set_rate(7.5)
     rig.emulated.emulator.faults.garbage_before_reply = b"\xff\x00junk"
-    with pytest.raises(PumpCommunicationError, match="garbage"):
+    with pytest.raises(FrameError) as raised:
         rig.pump.status()
+    assert raised.value.fault is FrameFault.OUTSIDE_FRAME
     assert rig.pump.status().rate_ml_h == pytest.approx(7.5)
 
 
 def test_half_a_reply_is_a_communication_error_and_the_link_recovers(rig: Rig) -> None:
     rig.pump.set_rate(7.5)
     rig.emulated.emulator.faults.truncate_next_replies = 1
-    with pytest.raises(PumpCommunicationError, match="half a reply"):
+    with pytest.raises(FrameError) as raised:
         rig.pump.status()
+    assert raised.value.fault is FrameFault.HALF_FRAME
     assert rig.pump.status().rate_ml_h == pytest.approx(7.5)
 
 
 def test_reply_from_another_address_is_a_communication_error(rig: Rig) -> None:
     rig.emulated.emulator.faults.wrong_address_next_replies = 1
-    with pytest.raises(PumpCommunicationError, match="address"):
+    with pytest.raises(FrameError) as raised:
         rig.pump.status()
+    assert raised.value.fault is FrameFault.OTHER_ADDRESS
     assert rig.pump.status().state is PumpState.STOPPED
 
 

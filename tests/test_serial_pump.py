@@ -7,8 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from drivers.pump.frames import FrameError, FrameFault
 from drivers.pump.harvard_codec import HarvardRateUnit
 from drivers.pump.new_era_codec import (
+    Framing,
     NewEraAlarm,
     NewEraReply,
     NewEraStatus,
@@ -24,7 +26,7 @@ from drivers.pump.serial_pump import (
     read_reply,
     verify_read_back,
 )
-from vasopilot.core.errors import PumpCommunicationError, PumpRefusedError, UncertainDeliveryError
+from vasopilot.core.errors import PumpRefusedError, UncertainDeliveryError
 from vasopilot.core.types import HostLossBehaviour, PumpState
 
 
@@ -76,7 +78,7 @@ def loop() -> Iterator[SerialLink]:
 
 def test_another_pumps_reply_is_an_error_unless_taken_as_unsolicited(loop: SerialLink) -> None:
     alarm = NewEraReply(7, NewEraStatus.ALARM, alarm=NewEraAlarm.STALL, safe=True)
-    ours = NewEraReply(3, NewEraStatus.STOPPED, "7.500MH")
+    ours = NewEraReply(3, NewEraStatus.STOPPED, "7.500MH", safe=True)
     taken: list[NewEraReply] = []
 
     def unsolicited(reply: NewEraReply) -> bool:
@@ -84,14 +86,35 @@ def test_another_pumps_reply_is_an_error_unless_taken_as_unsolicited(loop: Seria
         return True
 
     loop.write(alarm.encode() + ours.encode())
-    assert read_reply(loop, ReplyDecoder(), 3, "RAT", unsolicited=unsolicited) == ours
+    assert read_reply(loop, _safe(), 3, "RAT", unsolicited=unsolicited) == ours
     assert taken == [alarm]
     loop.write(alarm.encode() + ours.encode())
-    with pytest.raises(PumpCommunicationError, match="from address 07, expected 03"):
-        read_reply(loop, ReplyDecoder(), 3, "RAT")
+    with pytest.raises(FrameError) as raised:
+        read_reply(loop, _safe(), 3, "RAT")
+    assert raised.value.fault is FrameFault.OTHER_ADDRESS
+
+
+def _safe() -> ReplyDecoder:
+    return ReplyDecoder(framing=Framing.SAFE)
 
 
 def test_garbage_before_the_reply_is_an_error(loop: SerialLink) -> None:
-    loop.write(b"noise" + NewEraReply(3, NewEraStatus.STOPPED).encode())
-    with pytest.raises(PumpCommunicationError, match="garbage before the reply"):
-        read_reply(loop, ReplyDecoder(), 3, "DIS")
+    loop.write(b"noise" + NewEraReply(3, NewEraStatus.STOPPED, safe=True).encode())
+    with pytest.raises(FrameError) as raised:
+        read_reply(loop, _safe(), 3, "DIS")
+    assert raised.value.fault is FrameFault.OUTSIDE_FRAME
+
+
+def test_a_forged_basic_frame_on_a_safe_link_is_a_link_error_not_a_status(
+    loop: SerialLink,
+) -> None:
+    """The forged stall alarm that made the supervisor stop the pump (issue 11, case 5): on a
+    safe-mode link it is garbage, and with no real reply after it a link error naming it."""
+    loop.write(b"\x0200A?S\x03")
+    with pytest.raises(FrameError) as raised:
+        read_reply(loop, _safe(), 0, "DIS")
+    assert raised.value.fault is FrameFault.UNCHECKED_FRAME
+    loop.write(b"\x0200A?S\x03" + NewEraReply(0, NewEraStatus.INFUSING, safe=True).encode())
+    with pytest.raises(FrameError) as raised:
+        read_reply(loop, _safe(), 0, "DIS")
+    assert raised.value.fault is FrameFault.UNCHECKED_FRAME

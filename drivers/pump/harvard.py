@@ -6,13 +6,19 @@ state. A stall persists until it is cleared at the pump: until then the driver r
 ``stalled`` and starts are refused. The pump has no communication watchdog: if the host dies it
 keeps its last rate (S12: ``KEEPS_RATE``), so :meth:`HarvardPump.heartbeat` has nothing to feed.
 
-Errors as for :mod:`drivers.pump.new_era`: no port or no reply -> PumpConnectionError; garbage,
-half a reply or another address -> PumpCommunicationError; error text -> HarvardRefusedError;
-a lost reply after a state-changing command -> UncertainDeliveryError.
+Errors as for :mod:`drivers.pump.new_era`: no port or no reply -> PumpConnectionError;
+garbage, half a reply, another address, text that is not printable ASCII or text where the
+command has none -> FrameError (a PumpCommunicationError with its FrameFault); error text ->
+HarvardRefusedError; a lost reply after a state-changing command -> UncertainDeliveryError.
+
+The protocol has no checksum: a digit or a prompt changed by line noise into another valid one
+cannot be told from the truth. The rate read back after every change and the status polls are
+the only defence; the NE-1000 in safe mode is the pump to use where the line is noisy.
 """
 
 from __future__ import annotations
 
+from drivers.pump.frames import FrameError, FrameFault
 from drivers.pump.harvard_codec import (
     HarvardError,
     HarvardPrompt,
@@ -86,7 +92,7 @@ class HarvardPump:
         self._prompt = HarvardPrompt.IDLE
         self._rate: tuple[float, HarvardRateUnit] = (0.0, HarvardRateUnit.ML_H)
         self._restore_infuse = False
-        self.firmware = " ".join(self._ask("ver").lines)
+        self.firmware = " ".join(self._ask("ver", lines=None).lines)
         self._set_diameter()
 
     # -- Pump protocol ---------------------------------------------------------------------------
@@ -145,8 +151,8 @@ class HarvardPump:
         infused_ml = self._volume("ivolume")
         withdrawn_ml = self._volume("wvolume")
         try:
-            self._rate = parse_rate(self._ask("irate").lines[0])
-        except (CodecError, IndexError):
+            self._rate = parse_rate(self._ask("irate", lines=1).lines[0])
+        except CodecError:
             raise PumpCommunicationError("unreadable rate reply to 'irate'") from None
         if self._restore_infuse and self._prompt not in (HarvardPrompt.WITHDRAWING,
                                                           HarvardPrompt.INFUSING):
@@ -175,9 +181,9 @@ class HarvardPump:
     # -- what it takes ---------------------------------------------------------------------------
 
     def _set_diameter(self) -> None:
-        reply = self._ask("diameter")
+        reply = self._ask("diameter", lines=1)
         wanted = format_number(self.syringe.inner_diameter_mm)
-        if reply.lines and reply.lines[0] == f"{wanted} mm":
+        if reply.lines[0] == f"{wanted} mm":
             return
         if self._prompt in (HarvardPrompt.INFUSING, HarvardPrompt.WITHDRAWING):
             raise PumpRefusedError(
@@ -186,23 +192,27 @@ class HarvardPump:
         self._ask(f"diameter {wanted}")
 
     def _volume(self, command: str) -> float:
-        reply = self._ask(command)
+        reply = self._ask(command, lines=1)
         try:
             return parse_volume_ml(reply.lines[0])
-        except (CodecError, IndexError):
+        except CodecError:
             raise PumpCommunicationError(f"unreadable volume reply to {command!r}: "
                                          f"{reply.lines}") from None
 
     def _verify_rate(self, text: str) -> None:
-        read = self._ask("irate")
+        read = self._ask("irate", lines=1)
         try:
             self._rate = parse_rate(read.lines[0])
-        except (CodecError, IndexError):
+        except CodecError:
             raise PumpCommunicationError(f"unreadable rate reply {read.lines}") from None
         verify_read_back(self.address, parse_rate(text), self._rate, text, read.lines[0])
 
-    def _ask(self, command: str, *, changes: bool = False) -> HarvardReply:
-        """One exchange; refreshes the prompt; raises on error text."""
+    def _ask(self, command: str, *, changes: bool = False,
+             lines: int | None = 0) -> HarvardReply:
+        """One exchange; refreshes the prompt; raises on error text. ``lines``: how many text
+        lines the command's reply carries (None: one or more). Without a checksum, text
+        where none belongs (an error line bent by noise, say) is all that tells a damaged
+        reply from a good one, so it is a link error, not a success."""
         if changes:
             self._guard.sent()
         with self._link.lock:
@@ -214,6 +224,10 @@ class HarvardPump:
         self._prompt = reply.prompt
         if reply.error is not None:
             raise HarvardRefusedError(command, reply.error)
+        expected = len(reply.lines) == lines if lines is not None else bool(reply.lines)
+        if not expected:
+            raise FrameError(FrameFault.UNEXPECTED_TEXT,
+                             f"pump {self.address} answered {command!r} with {reply.lines}")
         return reply
 
 

@@ -17,10 +17,9 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from drivers.pump.frames import BufferedDecoder, FrameFault, Garbage
 from drivers.pump.new_era_codec import (
-    BufferedDecoder,
     CodecError,
-    Garbage,
     finest_unit,
     format_number,
     parse_number,
@@ -155,7 +154,7 @@ class ReplyDecoder(BufferedDecoder):
                     if len(self._buf) == 1 and self._buf[0] == 0x0D:
                         break  # the first half of a CRLF
                     start = len(self._buf)
-                out.append(Garbage(bytes(self._buf[:start]), "text outside a reply"))
+                out.append(Garbage(bytes(self._buf[:start]), FrameFault.OUTSIDE_FRAME))
                 del self._buf[:start]
                 continue
             reply = self._take_reply()
@@ -177,14 +176,16 @@ class ReplyDecoder(BufferedDecoder):
             match = _PROMPT.match(text)
             if match is not None:
                 del self._buf[: pos + len(segment)]
-                if not all(line.isascii() for line in lines):
-                    return Garbage(buf[: pos + len(segment)], "reply is not ASCII")
+                if not all(line.isascii() and line.isprintable() for line in lines):
+                    # The pump writes printable ASCII: a control byte is noise in its text.
+                    return Garbage(buf[: pos + len(segment)], FrameFault.MALFORMED,
+                                   "reply text is not printable ASCII")
                 address = int(match.group(1)) if match.group(1) else 0
                 return HarvardReply(address, HarvardPrompt(match.group(2)), tuple(lines))
             if end < 0:
                 if len(buf) > MAX_REPLY_BYTES:
                     self._buf.clear()
-                    return Garbage(buf, "no prompt after a long reply")
+                    return Garbage(buf, FrameFault.NO_END, "no prompt after a long reply")
                 return None
             lines.append(text)
             pos = end + 2

@@ -12,18 +12,23 @@ status query once half the timeout has passed without an exchange (S12: host los
 pump and alarms). In basic mode the pump keeps its last rate if the host dies.
 
 Errors: a port that cannot be opened or a pump that does not answer raises
-:class:`PumpConnectionError`; garbage, a half reply or a reply from the wrong address raises
-:class:`PumpCommunicationError`; ``?``-errors raise :class:`NewEraRefusedError` and alarm
-replies :class:`NewEraAlarmError` (both :class:`PumpRefusedError`). When a command that changes
-the pump's state was sent but its reply was lost, :class:`UncertainDeliveryError` is raised.
+:class:`PumpConnectionError`; garbage, a half reply, a reply from the wrong address, a frame
+that fails its mode's checks (in safe mode: any frame without a valid CRC) or a reply carrying
+data its command does not produce raises :class:`FrameError` (a
+:class:`PumpCommunicationError` with its :class:`FrameFault`), never a status; ``?``-errors
+raise :class:`NewEraRefusedError` and alarm replies :class:`NewEraAlarmError` (both
+:class:`PumpRefusedError`). When a command that changes the pump's state was sent but its
+reply was lost, :class:`UncertainDeliveryError` is raised.
 """
 
 from __future__ import annotations
 
 import re
 
+from drivers.pump.frames import FrameError, FrameFault
 from drivers.pump.new_era_codec import (
     CodecError,
+    Framing,
     NewEraAlarm,
     NewEraError,
     NewEraReply,
@@ -93,7 +98,7 @@ class NewEraLine:
     def __init__(self, port_url: str, *, baud: int = 19200,
                  timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.link = SerialLink(port_url, baud=baud, timeout_s=timeout_s)
-        self._decoder = ReplyDecoder()
+        self._decoder = ReplyDecoder(framing=Framing.SAFE)
         self._unsolicited: dict[int, list[NewEraAlarm]] = {}
 
     @property
@@ -104,16 +109,21 @@ class NewEraLine:
         """Alarm packets the pump at ``address`` sent on its own since the last call."""
         return self._unsolicited.pop(address, [])
 
-    def exchange(self, address: int, command: str, *, safe: bool) -> NewEraReply:
-        """Send ``command`` to ``address`` and return its reply (which may be an alarm)."""
+    def exchange(self, address: int, command: str, *, safe: bool,
+                 reply_framing: Framing) -> NewEraReply:
+        """Send ``command`` to ``address`` (CRC-framed if ``safe``) and return its reply (which
+        may be an alarm); only a reply that passes ``reply_framing``'s checks counts."""
         with self.link.lock:
             self._drain()
             self.link.write(encode_request(address, command, safe=safe))
+            self._decoder.framing = reply_framing
             return read_reply(self.link, self._decoder, address, command,
                               unsolicited=self._keep_unsolicited)
 
     def _drain(self) -> None:
-        """Keep what arrived unasked (safe-mode alarm packets); drop half frames and noise."""
+        """Keep what arrived unasked (safe-mode alarm packets, which carry a CRC); drop half
+        frames and noise."""
+        self._decoder.framing = Framing.SAFE
         for item in self._decoder.feed(self.link.read_waiting()):
             if isinstance(item, NewEraReply) and item.alarm is not None:
                 self._unsolicited.setdefault(item.address, []).append(item.alarm)
@@ -289,15 +299,12 @@ class NewEraPump:
             return PumpState.BACKING_OFF
         return PumpState.STOPPED
 
+    @property
+    def _framing(self) -> Framing:
+        return Framing.SAFE if self.safe_mode_timeout_s else Framing.BASIC
+
     def _connect(self) -> None:
-        try:
-            self._ask(f"SAF{self.safe_mode_timeout_s}", framed=True)
-        except NewEraAlarmError as exc:
-            # The first command after power-up meets A?R; answering it acknowledged it, and
-            # a pump just switched on is not an alarm to report. Any other alarm stays.
-            if exc.alarm is NewEraAlarm.RESET:
-                self._alarm = None
-            self._ask(f"SAF{self.safe_mode_timeout_s}", framed=True)
+        self._select_mode()
         diameter_mm = _number(self._query("DIA").data, "diameter")
         wanted = format_number(self.syringe.inner_diameter_mm)
         if parse_number(wanted) != diameter_mm:
@@ -308,12 +315,33 @@ class NewEraPump:
             self._ask(f"DIA {wanted}", changes=True)
         self._rate_value, self._rate_unit = _parse_rate(self._query("RAT").data)
 
-    def _ask(self, command: str, *, changes: bool = False, framed: bool = False) -> NewEraReply:
-        """One exchange; raises on alarm and error replies."""
+    def _select_mode(self) -> None:
+        """``SAF`` framed, as a pump in either mode accepts it. Its answer comes in the mode it
+        selects, unless it met an alarm: then the command was not carried out and the alarm
+        comes in the mode the pump was in, which a host that just connected cannot know."""
+        command = f"SAF{self.safe_mode_timeout_s}"
+        try:
+            reply = self._ask(command, framed=True, reply_framing=Framing.EITHER)
+        except NewEraAlarmError as exc:
+            # The first command after power-up meets A?R; answering it acknowledged it, and
+            # a pump just switched on is not an alarm to report. Any other alarm stays.
+            if exc.alarm is NewEraAlarm.RESET:
+                self._alarm = None
+            reply = self._ask(command, framed=True)
+        if reply.safe != bool(self.safe_mode_timeout_s):
+            raise FrameError(FrameFault.WRONG_MODE,
+                             f"pump {self.address} answered {command!r} "
+                             f"{'CRC-framed' if reply.safe else 'unframed'}")
+
+    def _ask(self, command: str, *, changes: bool = False, framed: bool = False,
+             reply_framing: Framing | None = None, answers: bool = False) -> NewEraReply:
+        """One exchange; raises on alarm and error replies. ``answers``: the command is a
+        query whose reply carries data; any other successful reply is the status alone."""
         if changes:
             self._guard.sent()
         safe = framed or self.safe_mode_timeout_s > 0
-        reply = self._line.exchange(self.address, command, safe=safe)
+        reply = self._line.exchange(self.address, command, safe=safe,
+                                    reply_framing=reply_framing or self._framing)
         self._last_exchange_t_s = self._clock.now_s()
         for alarm in self._line.take_unsolicited(self.address):
             # Unsolicited packets do not acknowledge; the next reply will carry the alarm too.
@@ -325,15 +353,18 @@ class NewEraPump:
         self._motion = reply.status
         if reply.error is not None:
             raise NewEraRefusedError(command, reply.error)
+        if reply.data and not answers:
+            raise FrameError(FrameFault.UNEXPECTED_TEXT,
+                             f"pump {self.address} answered {command!r} with {reply.data!r}")
         return reply
 
     def _query(self, command: str) -> NewEraReply:
-        """A query; an alarm reply is noted and the query asked again (the alarm is now
-        acknowledged)."""
+        """A query (``""`` asks the status alone); an alarm reply is noted and the query asked
+        again (the alarm is now acknowledged)."""
         try:
-            return self._ask(command)
+            return self._ask(command, answers=bool(command))
         except NewEraAlarmError:
-            return self._ask(command)
+            return self._ask(command, answers=bool(command))
 
     def _stop_fully(self) -> None:
         for _ in range(3):
@@ -341,6 +372,10 @@ class NewEraPump:
                 self._ask("STP", changes=True)
             except NewEraAlarmError:
                 continue  # the alarm stopped the motor; the next STP gets a plain reply
+            except NewEraRefusedError as exc:
+                if exc.error is NewEraError.IGNORED:
+                    continue  # a phase began at that instant: the stop did not happen, again
+                raise
             if self._motion is NewEraStatus.STOPPED:
                 return
         if self._motion is not NewEraStatus.STOPPED:

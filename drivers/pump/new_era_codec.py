@@ -3,7 +3,9 @@
 Everything here is fed bytes and returns values; no port, no clock. Facts follow the NE-1000
 user manual (RS-232 protocol chapter): basic-mode requests ``[addr]CMD[params]\\r``, replies
 ``STX addr(2) status [data] ETX``; safe-mode packets ``STX LEN data CRC_hi CRC_lo ETX`` with
-``LEN = len(data) + 4`` and CRC-16/XMODEM over the data bytes.
+``LEN = len(data) + 4`` and CRC-16/XMODEM over the data bytes. The host-side decoder takes a
+frame only in the framing of the link's mode (:class:`Framing`): on a safe-mode link a basic
+frame, which has no CRC, is garbage and never a status.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
+from drivers.pump.frames import BufferedDecoder, FrameFault, Garbage
 from vasopilot.core.units import UL_PER_ML, bore_area_mm2
 
 STX = 0x02
@@ -263,10 +266,10 @@ class NewEraReply:
 
 def parse_reply_body(body: bytes, *, safe: bool) -> NewEraReply:
     """``addr(2) status [data]`` as found inside either frame."""
-    try:
-        text = body.decode("ascii")
-    except UnicodeDecodeError:
-        raise CodecError(f"reply is not ASCII: {body!r}") from None
+    text = body.decode("latin-1")
+    if not (text.isascii() and text.isprintable()):
+        # The pump writes printable ASCII only: a control byte is noise inside the frame.
+        raise CodecError(f"reply is not printable ASCII: {body!r}")
     if len(text) < 3 or not text[:2].isdigit():
         raise CodecError(f"reply too short or without address: {body!r}")
     address = int(text[:2])
@@ -290,35 +293,30 @@ def parse_reply_body(body: bytes, *, safe: bool) -> NewEraReply:
     return NewEraReply(address, status, data=rest, safe=safe)
 
 
-@dataclass(frozen=True, slots=True)
-class Garbage:
-    """Bytes that were not part of any frame, or a frame that failed its checks."""
+class Framing(StrEnum):
+    """The framing a host-side decoder accepts replies in: the link's mode.
 
-    raw: bytes
-    reason: str
+    ``EITHER`` is only for the answer to ``SAF``, which comes in the mode it selects, or, when
+    the command met an alarm and was not carried out, in the mode the pump was already in (kept
+    in its non-volatile memory, so unknown to a host that just connected).
+    """
 
-
-class BufferedDecoder:
-    """The byte buffer of a host-side reply decoder, as ``SerialLink.items`` expects it."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-
-    @property
-    def pending(self) -> bytes:
-        """Bytes of a frame begun but not finished (a half frame, if nothing more comes)."""
-        return bytes(self._buf)
-
-    def clear(self) -> None:
-        self._buf.clear()
+    BASIC = "basic"
+    SAFE = "safe"
+    EITHER = "either"
 
 
 class ReplyDecoder(BufferedDecoder):
     """Host side: turns the byte stream from the pump into replies and garbage.
 
-    Both framings are recognised at any time, because a pump answers ``SAF`` in the mode it
-    selects and raises unsolicited alarm packets in safe mode.
+    A frame counts only when it passes the checks of ``framing``: in safe mode STX, LEN, CRC
+    and ETX (a basic frame, which has no CRC, is garbage); in basic mode STX, a two-digit
+    address and ETX with printable text between. Set ``framing`` before each exchange.
     """
+
+    def __init__(self, *, framing: Framing) -> None:
+        super().__init__()
+        self.framing = framing
 
     def feed(self, data: bytes) -> list[NewEraReply | Garbage]:
         self._buf.extend(data)
@@ -327,7 +325,7 @@ class ReplyDecoder(BufferedDecoder):
             if self._buf[0] != STX:
                 end = self._buf.find(STX)
                 end = len(self._buf) if end < 0 else end
-                out.append(Garbage(bytes(self._buf[:end]), "bytes outside a frame"))
+                out.append(Garbage(bytes(self._buf[:end]), FrameFault.OUTSIDE_FRAME))
                 del self._buf[:end]
                 continue
             item = self._take_frame()
@@ -340,42 +338,57 @@ class ReplyDecoder(BufferedDecoder):
         buf = self._buf
         if len(buf) < 2:
             return None
-        if buf[1] in _DIGITS:
-            end = buf.find(ETX)
-            if end < 0:
-                if len(buf) > MAX_FRAME_BYTES:
-                    return self._drop_to_next_stx("basic frame without ETX")
-                return None
-            frame = bytes(buf[: end + 1])
-            del buf[: end + 1]
-            try:
-                return parse_reply_body(frame[1:-1], safe=False)
-            except CodecError as exc:
-                return Garbage(frame, str(exc))
+        basic = buf[1] in _DIGITS
+        if basic and self.framing is Framing.SAFE:
+            return self._drop_to_next_stx(FrameFault.UNCHECKED_FRAME)
+        if not basic and self.framing is Framing.BASIC:
+            return self._drop_to_next_stx(FrameFault.NOT_BASIC)
+        return self._take_basic() if basic else self._take_safe()
+
+    def _take_basic(self) -> NewEraReply | Garbage | None:
+        buf = self._buf
+        end = buf.find(ETX)
+        cut = buf.find(STX, 1)
+        if cut > 0 and (end < 0 or cut < end):
+            return self._drop_to_next_stx(FrameFault.CUT_SHORT)
+        if end < 0:
+            if len(buf) > MAX_FRAME_BYTES:
+                return self._drop_to_next_stx(FrameFault.NO_END)
+            return None
+        frame = bytes(buf[: end + 1])
+        del buf[: end + 1]
+        return _parsed(frame, frame[1:-1], safe=False)
+
+    def _take_safe(self) -> NewEraReply | Garbage | None:
+        buf = self._buf
         length = buf[1]
         if length < SAFE_OVERHEAD:
-            return self._drop_to_next_stx(f"safe-mode LEN {length} is below {SAFE_OVERHEAD}")
+            return self._drop_to_next_stx(FrameFault.BAD_LENGTH, f"LEN {length}")
         total = 1 + length
         if len(buf) < total:
             return None
         frame = bytes(buf[:total])
         data, crc_bytes, tail = frame[2:-3], frame[-3:-1], frame[-1]
         if tail != ETX:
-            return self._drop_to_next_stx("safe-mode packet does not end in ETX")
+            return self._drop_to_next_stx(FrameFault.NO_END, "no ETX where LEN puts it")
         del buf[:total]
         if int.from_bytes(crc_bytes, "big") != crc16_xmodem(data):
-            return Garbage(frame, "safe-mode packet with a bad CRC")
-        try:
-            return parse_reply_body(data, safe=True)
-        except CodecError as exc:
-            return Garbage(frame, str(exc))
+            return Garbage(frame, FrameFault.BAD_CRC)
+        return _parsed(frame, data, safe=True)
 
-    def _drop_to_next_stx(self, reason: str) -> Garbage:
+    def _drop_to_next_stx(self, fault: FrameFault, detail: str = "") -> Garbage:
         nxt = self._buf.find(STX, 1)
         end = len(self._buf) if nxt < 0 else nxt
         dropped = bytes(self._buf[:end])
         del self._buf[:end]
-        return Garbage(dropped, reason)
+        return Garbage(dropped, fault, detail)
+
+
+def _parsed(frame: bytes, body: bytes, *, safe: bool) -> NewEraReply | Garbage:
+    try:
+        return parse_reply_body(body, safe=safe)
+    except CodecError as exc:
+        return Garbage(frame, FrameFault.MALFORMED, str(exc))
 
 
 # -- requests (pump side, used by the emulator) -------------------------------------------------

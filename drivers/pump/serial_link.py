@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 
 import serial
 
+from drivers.pump.frames import FrameError, FrameFault
 from vasopilot.core.errors import (
     PumpCommunicationError,
     PumpConnectionError,
@@ -127,9 +128,9 @@ class SerialLink:
     def items(self, decoder: FrameDecoder[T], what: str) -> Iterator[T]:
         """Decoded items as they arrive, until the caller has its reply and stops iterating.
 
-        Silence for ``timeout_s`` raises :class:`PumpCommunicationError` if a frame was begun
-        (a half reply) or :class:`PumpConnectionError` if nothing came; an endless stream
-        without a reply raises :class:`PumpCommunicationError`.
+        Silence for ``timeout_s`` raises :class:`FrameError` if a frame was begun (a half
+        reply) or :class:`PumpConnectionError` if nothing came; an endless stream without a
+        reply raises :class:`FrameError`.
         """
         received = 0
         while received <= MAX_REPLY_BYTES:
@@ -138,15 +139,16 @@ class SerialLink:
                 pending = decoder.pending
                 decoder.clear()
                 if pending:
-                    raise PumpCommunicationError(
-                        f"half a reply to {what} on {self.url}: {pending!r}, then silence for "
-                        f"{self.timeout_s} s")
+                    raise FrameError(FrameFault.HALF_FRAME,
+                                     f"reply to {what} on {self.url}: {pending!r}, then "
+                                     f"silence for {self.timeout_s} s")
                 raise PumpConnectionError(
                     f"no reply to {what} on {self.url} within {self.timeout_s} s")
             received += len(chunk)
             yield from decoder.feed(chunk)
-        raise PumpCommunicationError(
-            f"more than {MAX_REPLY_BYTES} bytes without a reply to {what} on {self.url}")
+        raise FrameError(FrameFault.BABBLE,
+                         f"more than {MAX_REPLY_BYTES} bytes without a reply to {what} on "
+                         f"{self.url}")
 
 
 class ChangeGuard:

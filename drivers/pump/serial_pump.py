@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+from drivers.pump.frames import FrameError, FrameFault, Garbage
 from drivers.pump.new_era_codec import (
     CodecError,
-    Garbage,
     format_number,
     parse_number,
     resolution_in_unit,
 )
 from drivers.pump.serial_link import FrameDecoder, SerialLink
 from vasopilot.core.errors import (
-    PumpCommunicationError,
+    PumpConnectionError,
     PumpRefusedError,
     UncertainDeliveryError,
 )
@@ -137,21 +137,31 @@ def read_reply(
 ) -> R:
     """The reply to ``command`` from the pump at ``address``. A reply from another address
     is an error unless ``unsolicited`` takes it (another pump's alarm raised on its own);
-    garbage before the reply is an error."""
+    garbage before the reply, or garbage and then silence, is a :class:`FrameError` naming
+    the first fault: bytes that failed the checks are a link error, never a reply."""
     garbage: list[Garbage] = []
-    for item in link.items(decoder, f"{command!r} to pump {address}"):
-        if isinstance(item, Garbage):
-            garbage.append(item)
-        elif item.address != address:
-            if unsolicited(item):
-                continue
-            raise PumpCommunicationError(
-                f"reply to {command!r} came from address {item.address:02d}, "
-                f"expected {address:02d}")
-        elif garbage:
-            raise PumpCommunicationError(
-                f"garbage before the reply to {command!r}: {garbage[0].raw!r} "
-                f"({garbage[0].reason})")
-        else:
-            return item
+    try:
+        for item in link.items(decoder, f"{command!r} to pump {address}"):
+            if isinstance(item, Garbage):
+                garbage.append(item)
+            elif item.address != address:
+                if unsolicited(item):
+                    continue
+                raise FrameError(FrameFault.OTHER_ADDRESS,
+                                 f"reply to {command!r} came from address {item.address:02d}, "
+                                 f"expected {address:02d}")
+            elif garbage:
+                raise _garbage_error("before the reply", command, garbage[0])
+            else:
+                return item
+    except PumpConnectionError:
+        if garbage:
+            raise _garbage_error("and no reply", command, garbage[0]) from None
+        raise
     raise AssertionError("SerialLink.items ends only by raising")
+
+
+def _garbage_error(where: str, command: str, first: Garbage) -> FrameError:
+    detail = f", {first.detail}" if first.detail else ""
+    return FrameError(first.fault,
+                      f"garbage {where} to {command!r}: {first.raw!r}{detail}")

@@ -1,13 +1,18 @@
-"""A real Mosquitto per test on a free loopback port, with users, an ACL and optional TLS.
+"""A real Mosquitto per test on a free loopback port, with users, the shipped ACL and TLS.
 
 The broker runs with a generated config in the test's temporary folder (``user root`` when we
 are root, because Mosquitto started as root drops to its own user and could not read the
-files). Users: ``rig`` (publishes its rig), ``operator`` (may command), ``viewer`` (may only
-read). Tests skip only when the mosquitto binary is missing, and say so.
+files) and the ACL that deploy/ ships, word for word. Its accounts: ``rig-01`` and ``rig-02``
+(each publishes its own rig), ``alice`` (commands rig-01), ``bob`` (commands rig-02) and
+``viewer`` (reads state). The password file is made with ``mosquitto_passwd`` if installed,
+else written here in its salted SHA-512 format. Tests skip only when the mosquitto binary is
+missing, and say so.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import queue
 import shutil
@@ -20,6 +25,8 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from vasopilot.core.config import MqttSettings
 
@@ -29,16 +36,28 @@ MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
 NO_BROKER = ("MQTT TESTS SKIPPED: no mosquitto binary on this machine; run "
              "scripts/ensure-mosquitto.sh (or apt-get install mosquitto) to test telemetry")
 
-USERS = {"rig": "rig-secret", "operator": "op-secret", "viewer": "view-secret"}
-ACL = """\
-user rig
-topic readwrite vasopilot/#
-user operator
-topic read vasopilot/#
-topic write vasopilot/+/cmd
-user viewer
-topic read vasopilot/#
-"""
+USERS = {"rig-01": "rig1-secret", "rig-02": "rig2-secret", "alice": "alice-secret",
+         "bob": "bob-secret", "viewer": "view-secret"}
+RIG = "rig-01"
+DEPLOY_ACL = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "vasopilot.acl"
+
+
+def write_passwd(path: Path, users: dict[str, str]) -> None:
+    """A Mosquitto password file: ``mosquitto_passwd`` if installed, else its ``$6$`` format
+    (base64 salt, base64 SHA-512 of password + salt), which Mosquitto 2.0 reads."""
+    if MOSQUITTO_PASSWD is not None:
+        for i, (user, password) in enumerate(users.items()):
+            flags = ["-c", "-b"] if i == 0 else ["-b"]
+            subprocess.run([MOSQUITTO_PASSWD, *flags, str(path), user, password], check=True,
+                           capture_output=True)
+        return
+    lines = []
+    for user, password in users.items():
+        salt = os.urandom(12)
+        digest = hashlib.sha512(password.encode() + salt).digest()
+        lines.append(f"{user}:$6${base64.b64encode(salt).decode()}$"
+                     f"{base64.b64encode(digest).decode()}")
+    path.write_text("\n".join(lines) + "\n")
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
@@ -88,14 +107,11 @@ class Broker:
         self.ca: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         passwd = folder / "passwd"
-        for i, (user, password) in enumerate(USERS.items()):
-            flags = ["-c", "-b"] if i == 0 else ["-b"]
-            subprocess.run([MOSQUITTO_PASSWD or "mosquitto_passwd", *flags, str(passwd), user,
-                            password], check=True, capture_output=True)
-        (folder / "acl").write_text(ACL)
+        write_passwd(passwd, USERS)
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous false",
-                 f"password_file {passwd}", f"acl_file {folder / 'acl'}",
+                 f"password_file {passwd}", f"acl_file {DEPLOY_ACL}",
                  "persistence true", f"persistence_location {folder}/",
+                 "max_queued_messages 20000", "max_inflight_messages 100",
                  f"log_dest file {folder / 'mosquitto.log'}"]
         if os.geteuid() == 0:
             lines.insert(0, "user root")
@@ -139,7 +155,7 @@ class Broker:
         self.stop()
         self.start()
 
-    def settings(self, user: str = "rig", *, remote_commands: bool = False,
+    def settings(self, user: str = RIG, *, remote_commands: bool = False,
                  password: str | None = None) -> MqttSettings:
         return MqttSettings(
             enabled=True, host="127.0.0.1", port=self.port, username=user,
@@ -150,7 +166,7 @@ class Broker:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
-    if MOSQUITTO is None or MOSQUITTO_PASSWD is None:
+    if MOSQUITTO is None:
         pytest.skip(NO_BROKER)
     folder = tmp_path / "broker"
     folder.mkdir()
@@ -162,7 +178,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 @pytest.fixture
 def tls_broker(tmp_path: Path) -> Iterator[Broker]:
-    if MOSQUITTO is None or MOSQUITTO_PASSWD is None:
+    if MOSQUITTO is None:
         pytest.skip(NO_BROKER)
     if shutil.which("openssl") is None:
         pytest.skip("TLS MQTT TEST SKIPPED: no openssl to make a test CA")
@@ -179,24 +195,33 @@ class Received:
     topic: str
     payload: bytes
     retain: bool
+    correlation: bytes | None = None
 
 
 @dataclass
 class Subscriber:
-    """A paho client collecting messages of ``topics`` in a queue (it reconnects by itself)."""
+    """A paho client collecting messages of ``topics`` in a queue (it reconnects by itself).
+
+    ``v5`` speaks MQTT v5 (needed to send Correlation Data and a message expiry).
+    """
 
     broker: Broker
     topics: list[str]
     user: str = "viewer"
     client_id: str | None = None
     persistent: bool = False
+    v5: bool = False
     messages: queue.Queue[Received] = field(default_factory=queue.Queue)
     connects: int = 0
 
     def __post_init__(self) -> None:
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2,
-                                  client_id=self.client_id or "",
-                                  clean_session=not self.persistent)
+        if self.v5:
+            self.client = paho.Client(paho.CallbackAPIVersion.VERSION2,
+                                      client_id=self.client_id or "", protocol=paho.MQTTv5)
+        else:
+            self.client = paho.Client(paho.CallbackAPIVersion.VERSION2,
+                                      client_id=self.client_id or "",
+                                      clean_session=not self.persistent)
         self.client.username_pw_set(self.user, USERS[self.user])
         if self.broker.tls:
             self.client.tls_set(ca_certs=str(self.broker.ca))
@@ -205,7 +230,8 @@ class Subscriber:
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = lambda _c, _u, m: self.messages.put(
-            Received(m.topic, m.payload, bool(m.retain)))
+            Received(m.topic, m.payload, bool(m.retain),
+                     getattr(m.properties, "CorrelationData", None)))
         self.client.connect("127.0.0.1", self.broker.port, keepalive=5)
         self.client.loop_start()
         assert self.subscribed.wait(5), "subscriber never got its subscription acknowledged"
@@ -214,9 +240,21 @@ class Subscriber:
         self.connects += 1
         for t in self.topics:
             client.subscribe(t, qos=1)
+        if not self.topics:
+            self.subscribed.set()  # a publisher only
 
-    def publish(self, topic: str, payload: bytes | str, *, retain: bool = False) -> None:
-        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+    def publish(self, topic: str, payload: bytes | str, *, retain: bool = False,
+                correlation: bytes | None = None, expiry_s: int | None = None) -> None:
+        properties = None
+        if correlation is not None or expiry_s is not None:
+            assert self.v5, "properties need an MQTT v5 client"
+            properties = Properties(PacketTypes.PUBLISH)
+            if correlation is not None:
+                properties.CorrelationData = correlation
+            if expiry_s is not None:
+                properties.MessageExpiryInterval = expiry_s
+        self.client.publish(topic, payload, qos=1, retain=retain,
+                            properties=properties).wait_for_publish(5)
 
     def next(self, match: Callable[[Received], bool], timeout_s: float = 5.0,
              pump: Callable[[], None] | None = None) -> Received:

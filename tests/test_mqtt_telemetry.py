@@ -32,15 +32,15 @@ def is_topic(leaf: str):  # type: ignore[no-untyped-def]
 
 def test_publishes_retained_online_and_state_for_late_subscribers(broker: Broker,
                                                                   rig: TestRig) -> None:
-    with Telemetry(broker.settings(), "rig-a", rig.journal.path, weight_kg=70.0,
+    with Telemetry(broker.settings(), "rig-01", rig.journal.path, weight_kg=70.0,
                    after_seq=0) as telemetry:
         telemetry.bind_loop(rig.loop)
         assert telemetry.connected.wait(5)
-        first = Subscriber(broker, ["vasopilot/rig-a/state"])
+        first = Subscriber(broker, ["vasopilot/v1/rig-01/state"])
         first.next(is_topic("state"), pump=rig.step)
         first.close()
-        late = Subscriber(broker, ["vasopilot/rig-a/status", "vasopilot/rig-a/state",
-                                   "vasopilot/rig-a/alarms"])
+        late = Subscriber(broker, ["vasopilot/v1/rig-01/status", "vasopilot/v1/rig-01/state",
+                                   "vasopilot/v1/rig-01/alarms"])
         status = late.next(is_topic("status"))
         state_msg = late.next(is_topic("state"))
         alarms = late.next(is_topic("alarms"))
@@ -48,7 +48,7 @@ def test_publishes_retained_online_and_state_for_late_subscribers(broker: Broker
     assert status.retain and status.payload == b"online"
     assert state_msg.retain and alarms.retain
     state = StatePayload.model_validate_json(state_msg.payload)
-    assert state.rig_id == "rig-a" and state.running and state.mode == "manual"
+    assert state.rig_id == "rig-01" and state.running and state.mode == "manual"
     assert state.dose_mcg_min == pytest.approx(10.0)
     assert state.dose_mcg_kg_min == pytest.approx(10.0 / 70.0)
     assert state.rate_ml_h == pytest.approx(7.5, rel=1e-3)  # read back, resolution-rounded
@@ -56,13 +56,13 @@ def test_publishes_retained_online_and_state_for_late_subscribers(broker: Broker
 
 
 def test_clean_exit_publishes_offline(broker: Broker, rig: TestRig) -> None:
-    watcher = Subscriber(broker, ["vasopilot/rig-b/status"])
-    with Telemetry(broker.settings(), "rig-b", rig.journal.path) as telemetry:
+    watcher = Subscriber(broker, ["vasopilot/v1/rig-01/status"])
+    with Telemetry(broker.settings(), "rig-01", rig.journal.path) as telemetry:
         assert telemetry.connected.wait(5)
         watcher.next(lambda m: m.payload == b"online")
     watcher.next(lambda m: m.payload == b"offline")
     watcher.close()
-    late = Subscriber(broker, ["vasopilot/rig-b/status"])
+    late = Subscriber(broker, ["vasopilot/v1/rig-01/status"])
     kept = late.next(is_topic("status"))
     late.close()
     assert kept.retain and kept.payload == b"offline"
@@ -74,12 +74,12 @@ def test_killed_process_leaves_offline_as_last_will(broker: Broker, rig: TestRig
         from vasopilot.core.config import MqttSettings
         from vasopilot.telemetry import Telemetry
         settings = MqttSettings.model_validate_json({broker.settings().model_dump_json()!r})
-        t = Telemetry(settings, "rig-k", {str(rig.journal.path)!r}).start()
+        t = Telemetry(settings, "rig-01", {str(rig.journal.path)!r}).start()
         t.connected.wait(5)
         print("connected", flush=True)
         sys.stdin.read()
     """)
-    watcher = Subscriber(broker, ["vasopilot/rig-k/status"])
+    watcher = Subscriber(broker, ["vasopilot/v1/rig-01/status"])
     proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE)
     try:
@@ -99,8 +99,8 @@ def test_killed_process_leaves_offline_as_last_will(broker: Broker, rig: TestRig
 
 def test_replays_every_event_once_in_order_after_broker_restart(broker: Broker,
                                                                 rig: TestRig) -> None:
-    sub = Subscriber(broker, ["vasopilot/rig-r/events"], client_id="watch-r", persistent=True)
-    telemetry = Telemetry(broker.settings(), "rig-r", rig.journal.path, after_seq=0,
+    sub = Subscriber(broker, ["vasopilot/v1/rig-01/events"], client_id="watch-r", persistent=True)
+    telemetry = Telemetry(broker.settings(), "rig-01", rig.journal.path, after_seq=0,
                           backoff_s=(0.05, 0.2)).start()
     try:
         telemetry.bind_loop(rig.loop)
@@ -136,18 +136,18 @@ def test_replays_every_event_once_in_order_after_broker_restart(broker: Broker,
 
 
 def test_connects_over_tls_with_a_test_ca(tls_broker: Broker, rig: TestRig) -> None:
-    with Telemetry(tls_broker.settings(), "rig-t", rig.journal.path) as telemetry:
+    with Telemetry(tls_broker.settings(), "rig-01", rig.journal.path) as telemetry:
         telemetry.bind_loop(rig.loop)
         assert telemetry.connected.wait(5), telemetry.last_error
-        sub = Subscriber(tls_broker, ["vasopilot/rig-t/state"])
+        sub = Subscriber(tls_broker, ["vasopilot/v1/rig-01/state"])
         msg = sub.next(is_topic("state"), pump=rig.step)
         sub.close()
-    assert StatePayload.model_validate_json(msg.payload).rig_id == "rig-t"
+    assert StatePayload.model_validate_json(msg.payload).rig_id == "rig-01"
 
 
 def test_refuses_to_connect_with_bad_credentials(broker: Broker, rig: TestRig) -> None:
-    watcher = Subscriber(broker, ["vasopilot/rig-x/#"])
-    telemetry = Telemetry(broker.settings(password="wrong"), "rig-x", rig.journal.path,
+    watcher = Subscriber(broker, ["vasopilot/v1/rig-01/#"])
+    telemetry = Telemetry(broker.settings(password="wrong"), "rig-01", rig.journal.path,
                           backoff_s=(0.05, 0.1)).start()
     try:
         assert wait_until(lambda: telemetry.last_error is not None)

@@ -19,7 +19,7 @@ from vasopilot.telemetry.url import settings_from_url
 def test_schema_command_prints_every_topic(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     found = json.loads(capsys.readouterr().out)
-    assert set(found) == {"state", "alarms", "events", "beats", "cmd", "cmd/reply"}
+    assert set(found) == {"state", "alarms", "events", "beats", "cmd", "reply"}
     assert "dose_mcg_kg_min" in found["state"]["properties"]
     assert "schema_version" in found["events"]["properties"]
 

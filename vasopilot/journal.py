@@ -54,6 +54,8 @@ from vasopilot.core.events import (
     OperatorAction,
     PumpContract,
     PumpStatusEvent,
+    RemoteCommand,
+    RemoteRefused,
     RunStarted,
 )
 from vasopilot.core.types import Priority
@@ -189,6 +191,13 @@ class JournalReader:
             seq = batch[-1].seq
             assert seq is not None
             after_seq = seq
+
+    def has_request_id(self, request_id: str) -> bool:
+        """Whether a remote command with ``request_id`` was ever acted on (S15 replay guard)."""
+        rows = self._query(
+            "SELECT 1 FROM events WHERE kind = 'remote.command' "
+            "AND json_extract(payload, '$.request_id') = ? LIMIT 1", [request_id])
+        return bool(rows)
 
     def current_run_seq(self) -> int:
         """The seq of the last ``RunStarted`` that is not a restart (0 if there is none)."""
@@ -417,6 +426,12 @@ def summary_line(event: Event) -> str:
             return f"{event.code}: {event.message}" + (f" ({event.detail})" if event.detail else "")
         case ModeChanged():
             return f"mode {event.mode} (by {event.by})"
+        case RemoteCommand():
+            return f"remote {event.command} {event.request_id} from {event.sender}"
+        case RemoteRefused():
+            times = f" ({event.count} times)" if event.count > 1 else ""
+            return (f"refused remote {event.command or 'command'} from {event.sender} "
+                    f"[{event.code}]{times}: {event.reason}")
         case RunStarted():
             extra = "".join(
                 f", {label} {value}" for label, value in

@@ -13,20 +13,22 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "monitor", help="live terminal dashboard of rigs publishing over MQTT",
-        description="Subscribe to vasopilot/<rig>/{status,state,alarms} and show dose, rate, "
-        "MAP trend, alarms and link state. Ctrl-C to quit.")
+        description="Subscribe to vasopilot/v1/<rig>/{status,state,alarms} and show dose, "
+        "rate, MAP trend, alarms and link state. The password comes from --password-file or "
+        "VASOPILOT_MQTT_PASSWORD. Ctrl-C to quit.")
     parser.add_argument("--broker", required=True, metavar="URL",
-                        help="mqtts://user:pass@host:8883 (mqtt:// for loopback or with "
+                        help="mqtts://user@host:8883?ca=ca.pem (mqtt:// for loopback or with "
                         "?insecure=true)")
+    parser.add_argument("--password-file", metavar="FILE", help="file holding the password")
     parser.add_argument("--rig", default="+", help="one rig id (default: all)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from vasopilot.telemetry.url import settings_from_url
+    from vasopilot.telemetry.url import settings_from_url, with_password
 
-    settings = settings_from_url(args.broker)
-    asyncio.run(_watch(settings, args.rig, args.broker.split("@")[-1]))
+    settings = with_password(settings_from_url(args.broker), password_file=args.password_file)
+    asyncio.run(_watch(settings, args.rig, f"{settings.host}:{settings.port}"))
     return 0
 
 
@@ -36,6 +38,7 @@ async def _watch(settings: MqttSettings, rig: str, label: str) -> None:
 
     from vasopilot.core.clock import MonotonicClock
     from vasopilot.telemetry.dashboard import RigBoard, render
+    from vasopilot.telemetry.payloads import topic
     from vasopilot.telemetry.publisher import client_kwargs
 
     clock = MonotonicClock()
@@ -48,10 +51,10 @@ async def _watch(settings: MqttSettings, rig: str, label: str) -> None:
                 async with aiomqtt.Client(**client_kwargs(settings, None)) as client:
                     connected, wait_s = True, 0.5
                     for leaf in ("status", "state", "alarms"):
-                        await client.subscribe(f"vasopilot/{rig}/{leaf}", qos=1)
+                        await client.subscribe(topic(rig, leaf), qos=1)
                     live.update(render(boards, label, connected))
                     async for message in client.messages:
-                        _, rig_id, leaf = str(message.topic).split("/", 2)
+                        *_, rig_id, leaf = str(message.topic).split("/")
                         raw = message.payload
                         data = raw if isinstance(raw, bytes) else str(raw).encode()
                         boards.setdefault(rig_id, RigBoard(rig_id)).on_message(leaf, data)

@@ -38,11 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from vasopilot.serve import ServeOptions, open_rig, serve
     from vasopilot.settings import load_rig
     from vasopilot.simulate import MODES
-    from vasopilot.telemetry import telemetry_for
+    from vasopilot.telemetry import telemetry_for, with_rig_id
 
     if args.mode not in MODES:
         raise SystemExit(f"vasopilot run: unknown mode {args.mode!r} (have {sorted(MODES)})")
-    config = load_rig(args.rig)
+    config = with_rig_id(load_rig(args.rig), args.rig_id)
     if config.profile.pump.driver == "gpio-stepper":
         # The step thread shares the interpreter lock with the rest of the runtime; a short
         # switch interval keeps its p99 lateness near 6-13 ms instead of 20-35 ms

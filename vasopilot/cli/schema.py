@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-TOPICS = ["state", "alarms", "events", "beats", "cmd", "cmd/reply"]
+TOPICS = ["state", "alarms", "events", "beats", "cmd", "reply"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "schema", help="print the JSON Schemas of the MQTT payloads",
         description="Print the JSON Schema of every payload published under "
-        "vasopilot/<rig_id>/ (or of one topic), as one JSON object keyed by topic.")
+        "vasopilot/v1/<rig_id>/ (or of one topic), as one JSON object keyed by topic.")
     parser.add_argument("topic", nargs="?", choices=TOPICS, help="only this topic")
     parser.set_defaults(func=run)
 

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from vasopilot.journal import Journal
     from vasopilot.settings import load_rig
     from vasopilot.simulate import MODES, SimOptions, run_sim
-    from vasopilot.telemetry import telemetry_for
+    from vasopilot.telemetry import telemetry_for, with_rig_id
+    from vasopilot.telemetry.commands import utc_now
 
     if args.mode not in MODES:
         print(f"vasopilot sim: unknown mode {args.mode!r} (have {sorted(MODES)})",
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"vasopilot sim: {exc}", file=sys.stderr)
         return 2
-    config = load_rig(args.rig)
+    config = with_rig_id(load_rig(args.rig), args.rig_id)
     options = SimOptions(scenario=args.scenario, hours=args.hours, seed=args.seed,
                          mode=args.mode, pump=args.pump, waveform=args.waveform,
                          artefacts_per_h=args.artefacts_per_h, faults=faults,
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     journal_path = args.out / f"{stem}.sqlite"
     journal_path.unlink(missing_ok=True)
     err = Console(stderr=True)
-    clock = VirtualClock()
+    # Published events carry wall-clock labels: anchor the simulated time line at now.
+    clock = VirtualClock(epoch=utc_now() if args.mqtt or config.profile.mqtt.enabled else None)
     with Journal(journal_path, clock) as journal, \
             telemetry_for(config, journal, url=args.mqtt, rig_id=args.rig_id,
                           after_seq=0) as telemetry, \

@@ -207,18 +207,26 @@ class MqttSettings(Model):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=1883, gt=0, lt=65536)
-    rig_id: str | None = None
-    client_id: str | None = None
+    # Topic levels and client ids: [a-z0-9-], at most 32 (no "/", "+" or "#"; CVE-2017-7650).
+    rig_id: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,32}$")
+    client_id: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,32}$")
     username: str | None = None
     password: str | None = None
+    # Where the broker password is read from (a file of mode 0600/0640), so it never sits in a
+    # command line; relative to the profile's folder.
+    password_file: str | None = None
     tls: bool = False
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
     insecure: bool = False
     remote_commands: bool = False
+    # Commands per second per sender; the excess is refused (S15). A person types a few a minute.
+    command_rate_per_s: float = Field(default=5.0, gt=0, le=50)
     state_interval_s: float = Field(default=1.0, gt=0)
     publish_beats: bool = False
+    # Home Assistant MQTT discovery of read-only sensors (dose, rate, MAP, active alarms).
+    home_assistant: bool = False
 
     @model_validator(mode="after")
     def _plain_tcp_is_explicit(self) -> Self:

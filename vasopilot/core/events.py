@@ -10,7 +10,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from vasopilot.core.types import HostLossBehaviour, Priority, PumpState, Requester
+from vasopilot.core.types import (
+    CommandRefusal,
+    HostLossBehaviour,
+    Priority,
+    PumpState,
+    Requester,
+)
 
 SCHEMA_VERSION = 1
 
@@ -161,6 +167,37 @@ class RunStarted(EventBase):
     restarted: bool = False
 
 
+class RemoteCommand(EventBase):
+    """A remote command the rig acts on now (S15), journaled before it acts.
+
+    ``sender`` is the broker-authenticated username (the command topic's last level); its
+    ``request_id`` is never acted on again, however long the journal is. ``issued_at`` is the
+    sender's wall-clock label.
+    """
+
+    kind: Literal["remote.command"] = "remote.command"
+    request_id: str
+    sender: str
+    command: str
+    issued_at: str
+
+
+class RemoteRefused(EventBase):
+    """Remote commands refused before the supervisor decided (S15).
+
+    One row stands for ``count`` refusals of one ``code`` from one ``sender`` in a burst (a flood
+    is one row, not thousands); ``request_id`` and ``command`` are the first one's, if parsed.
+    """
+
+    kind: Literal["remote.refused"] = "remote.refused"
+    sender: str
+    code: CommandRefusal
+    reason: str
+    command: str | None = None
+    request_id: str | None = None
+    count: int = Field(default=1, ge=1)
+
+
 Event = Annotated[
     DoseRequested
     | DoseApplied
@@ -175,7 +212,9 @@ Event = Annotated[
     | PumpContract
     | Fault
     | ModeChanged
-    | RunStarted,
+    | RunStarted
+    | RemoteCommand
+    | RemoteRefused,
     Field(discriminator="kind"),
 ]
 

@@ -22,6 +22,26 @@ class Requester(StrEnum):
     SUPERVISOR = "supervisor"
 
 
+class CommandRefusal(StrEnum):
+    """Why a remote command was refused before the supervisor decided (S15)."""
+
+    OVERSIZE = "OVERSIZE"
+    RETAINED = "RETAINED"
+    RATE_LIMITED = "RATE_LIMITED"
+    MALFORMED = "MALFORMED"
+    DUPLICATE_KEY = "DUPLICATE_KEY"
+    INVALID = "INVALID"
+    STALE = "STALE"
+    FUTURE = "FUTURE"
+    EXPIRED = "EXPIRED"
+    REPLAY = "REPLAY"
+    BAD_SENDER = "BAD_SENDER"
+    SELF = "SELF"
+    NOT_READY = "NOT_READY"
+    NO_SUCH_ALARM = "NO_SUCH_ALARM"
+    JOURNAL = "JOURNAL"
+
+
 class Priority(StrEnum):
     LOW = "low"
     MEDIUM = "medium"

@@ -1,24 +1,32 @@
 """What vasopilot says on MQTT: one pydantic model per topic, each with a schema version.
 
-Topics live under ``vasopilot/<rig_id>/``: ``status`` (retained ``online``; ``offline`` is the
-last will), ``state`` (retained :class:`StatePayload`), ``alarms`` (retained
+Topics live under ``vasopilot/v1/<rig_id>/``: ``status`` (retained ``online``; ``offline`` is
+the last will), ``state`` (retained :class:`StatePayload`), ``alarms`` (retained
 :class:`AlarmsPayload`), ``events`` (:class:`EventPayload`, QoS 1, in journal order), ``beats``
-(:class:`BeatPayload`, optional), ``cmd`` (:class:`Command`, only if remote commands are on) and
-``cmd/reply`` (:class:`CommandReply`). ``vasopilot schema`` prints their JSON Schemas.
+(:class:`BeatPayload`, optional), ``cmd/<username>`` (:class:`Command`, only if remote commands
+are on) and ``reply/<username>`` (:class:`CommandReply`). The username level of a command topic
+is the sender: the broker's ACL lets each account write only under its own name (S15).
+``vasopilot schema`` prints the JSON Schemas.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from vasopilot.core.events import Event
 from vasopilot.core.types import Priority
 
 PAYLOAD_SCHEMA_VERSION = 1
-TOPIC_ROOT = "vasopilot"
+TOPIC_ROOT = "vasopilot/v1"
+# Rig ids, client ids and the username level of command topics: never "/", "+" or "#" (a
+# Mosquitto ACL denies such client ids since CVE-2017-7650, and a topic level must stay one).
+NAME_PATTERN = r"^[a-z0-9-]{1,32}$"
+NAME_RE = re.compile(NAME_PATTERN)
 ONLINE = "online"
 OFFLINE = "offline"
 # A command is a few hundred bytes; anything much larger is an attack or a mistake.
@@ -112,13 +120,24 @@ class BeatPayload(Payload):
 
 
 class _CommandBase(BaseModel):
-    """Fields of every remote command: a request id never seen before, and who sends it."""
+    """Fields of every remote command: a request id never used before, and when it was issued.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Strict: a string is not a number and "yes" is not true. There is no sender field: the
+    sender is the command topic's last level, which the broker authenticated.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     schema_version: Literal[1] = 1
     request_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
-    sender: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@:-]+$")
+    issued_at: AwareDatetime
+
+    @field_validator("issued_at")
+    @classmethod
+    def _utc(cls, value: AwareDatetime) -> AwareDatetime:
+        if value.utcoffset() != timedelta(0):
+            raise ValueError("issued_at must be UTC (end in Z or +00:00)")
+        return value
 
 
 class SetDose(_CommandBase):
@@ -145,8 +164,17 @@ class StartWeaning(_CommandBase):
     command: Literal["start_weaning"]
 
 
+class StopWeaning(_CommandBase):
+    command: Literal["stop_weaning"]
+
+
 class AcknowledgeAlarm(_CommandBase):
     command: Literal["acknowledge"]
+    code: str = Field(min_length=1, max_length=64)
+
+
+class SilenceAlarm(_CommandBase):
+    command: Literal["silence"]
     code: str = Field(min_length=1, max_length=64)
 
 
@@ -156,14 +184,18 @@ class Stop(_CommandBase):
 
 
 Command = Annotated[
-    SetDose | SetTarget | StartWeaning | AcknowledgeAlarm | Stop,
+    SetDose | SetTarget | StartWeaning | StopWeaning | AcknowledgeAlarm | SilenceAlarm | Stop,
     Field(discriminator="command"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 
 
 class CommandReply(Payload):
-    """The answer to one command: accepted, or the reason it was refused (S15)."""
+    """The answer to one command: accepted, or the reason it was refused (S15).
+
+    ``code`` is a :class:`~vasopilot.core.types.CommandRefusal` for refusals made by the
+    command gate, or the supervisor's own code (``HARD_MAX``, ``SOFT_LIMIT``…) when it decided.
+    """
 
     rig_id: str
     request_id: str | None
@@ -175,6 +207,7 @@ class CommandReply(Payload):
 
 
 def topic(rig_id: str, leaf: str) -> str:
+    """``vasopilot/v1/<rig_id>/<leaf>``; ``leaf`` may have levels (``cmd/alice``)."""
     return f"{TOPIC_ROOT}/{rig_id}/{leaf}"
 
 
@@ -186,5 +219,5 @@ def schemas() -> dict[str, dict[str, Any]]:
         "events": EventPayload.model_json_schema(),
         "beats": BeatPayload.model_json_schema(),
         "cmd": COMMAND_ADAPTER.json_schema(),
-        "cmd/reply": CommandReply.model_json_schema(),
+        "reply": CommandReply.model_json_schema(),
     }

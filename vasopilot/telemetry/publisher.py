@@ -8,8 +8,10 @@ retained topics are published again and events resume after the last one the bro
 acknowledged: at-least-once on the wire, and every payload carries its ``seq`` so a subscriber
 keeps each event exactly once (:class:`SeqFilter`).
 
-Commands: the client session is clean, so commands sent while the rig was offline are dropped
-by the broker rather than acted on late.
+Commands (MQTT v5, see :mod:`.commands`): the rig subscribes to ``cmd/+`` with *retain as
+published* and a clean session, so commands sent while it was offline are dropped by the broker
+rather than acted on late, and a retained one is recognised however it is delivered. Replies go
+to ``reply/<sender>`` with the request's Correlation Data.
 """
 
 from __future__ import annotations
@@ -18,26 +20,44 @@ import asyncio
 import contextlib
 import functools
 import queue
+import sys
 import threading
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from safety.supervisor import Supervisor
 from vasopilot.core.clock import Clock, MonotonicClock
 from vasopilot.core.config import MqttSettings
+from vasopilot.core.errors import ConfigError, JournalError
 from vasopilot.core.events import BeatSummary, Event, ModeChanged, RunStarted
-from vasopilot.core.types import Beat
+from vasopilot.core.types import Beat, CommandRefusal
 from vasopilot.journal import JournalReader
 from vasopilot.runtime import RigLoop
-from vasopilot.telemetry.commands import CommandGate, execute
+from vasopilot.telemetry.commands import (
+    UNKNOWN_SENDER,
+    Burst,
+    Checked,
+    CommandGate,
+    Incoming,
+    RefusalLog,
+    Refused,
+    act,
+    utc_now,
+)
+from vasopilot.telemetry.homeassistant import DISCOVERY_PREFIX, discovery
 from vasopilot.telemetry.payloads import (
+    NAME_RE,
     OFFLINE,
     ONLINE,
     BeatPayload,
-    Command,
     CommandReply,
     EventPayload,
     StatePayload,
@@ -54,6 +74,7 @@ def client_kwargs(settings: MqttSettings, client_id: str | None) -> dict[str, An
         "hostname": settings.host, "port": settings.port,
         "username": settings.username, "password": settings.password,
         "identifier": client_id, "timeout": 5.0, "keepalive": 10,
+        "protocol": aiomqtt.ProtocolVersion.V5,
     }
     if settings.tls:
         kwargs["tls_params"] = aiomqtt.TLSParameters(
@@ -80,7 +101,11 @@ class Telemetry:
     ``journal`` is the rig's journal file; events after ``after_seq`` (default: the journal's
     end at start) are published. ``weight_kg`` gives mcg/kg/min. ``backoff_s`` is the first and
     the largest wait between reconnection attempts, ``poll_s`` how often the journal and the
-    rig loop are looked at (seconds of ``clock``, real time).
+    rig loop are looked at (seconds of ``clock``, real time). ``sink`` journals remote commands
+    and their refusals (the journal's ``append``; commands are refused without one); ``wall``
+    is the wall clock commands' ``issued_at`` is checked against; ``warn`` reports a broker
+    that cannot be reached (default: a line on stderr); ``refusals`` batches refusals into
+    journal rows.
     """
 
     def __init__(
@@ -94,7 +119,15 @@ class Telemetry:
         clock: Clock | None = None,
         backoff_s: tuple[float, float] = (0.2, 5.0),
         poll_s: float = 0.1,
+        sink: Callable[[Event], Event] | None = None,
+        wall: Callable[[], datetime] = utc_now,
+        warn: Callable[[str], None] | None = None,
+        refusals: RefusalLog | None = None,
     ) -> None:
+        client_id = settings.client_id or f"vasopilot-{rig_id}"[:32]
+        for what, name in (("rig id", rig_id), ("client id", client_id)):
+            if not NAME_RE.match(name):
+                raise ConfigError(f"MQTT {what} {name!r}: use a-z, 0-9 and -, at most 32")
         self.settings = settings
         self.rig_id = rig_id
         self._reader = JournalReader(journal)
@@ -102,11 +135,17 @@ class Telemetry:
         self._clock = clock or MonotonicClock()
         self._backoff_s = backoff_s
         self._poll_s = poll_s
-        self._client_id = settings.client_id or f"vasopilot-{rig_id}"
-        self._gate = CommandGate(rig_id)
+        self._client_id = client_id
+        self._sink = sink
+        self._warn = warn or _stderr
+        self._gate = CommandGate(rig_id, own_username=settings.username, clock=self._clock,
+                                 wall=wall, rate_per_s=settings.command_rate_per_s)
+        self._refusals = refusals or RefusalLog()
+        self._refusals_lock = threading.Lock()  # the MQTT and the rig loop threads both add
         self._loop: RigLoop | None = None
         self._snapshots: queue.SimpleQueue[StatePayload] = queue.SimpleQueue()
-        self._replies: queue.SimpleQueue[CommandReply] = queue.SimpleQueue()
+        self._replies: queue.SimpleQueue[tuple[str, CommandReply, bytes | None]] = \
+            queue.SimpleQueue()
         self._beats: queue.SimpleQueue[Beat] = queue.SimpleQueue()
         self._snapshot_pending = threading.Event()
         self._stop = threading.Event()
@@ -170,8 +209,13 @@ class Telemetry:
                 await self._session()
                 return
             except aiomqtt.MqttError as exc:
+                if self.connected.is_set() or self.last_error is None:
+                    self._warn(f"telemetry: cannot reach the MQTT broker {self.settings.host}:"
+                               f"{self.settings.port} ({exc}); events wait in the journal, "
+                               "retrying")
                 self.connected.clear()
                 self.last_error = str(exc)
+            self._journal_refusals()
             await self._clock.sleep_async(wait_s)
             wait_s = min(wait_s * 2, self._backoff_s[1])
 
@@ -179,16 +223,26 @@ class Telemetry:
         status = topic(self.rig_id, "status")
         will = aiomqtt.Will(status, OFFLINE, qos=1, retain=True)
         async with aiomqtt.Client(**client_kwargs(self.settings, self._client_id),
-                                  will=will, clean_session=True) as client:
+                                  will=will, clean_start=True) as client:
             await client.publish(status, ONLINE, qos=1, retain=True)
+            if self.settings.home_assistant:
+                await client.publish(f"{DISCOVERY_PREFIX}/device/{self.rig_id}/config",
+                                     discovery(self.rig_id, self.settings.state_interval_s),
+                                     qos=1, retain=True)
             if self._state is not None:
                 await self._publish_state(client, self._state)
+            if self.last_error is not None:
+                self._warn(f"telemetry: connected to the MQTT broker {self.settings.host}:"
+                           f"{self.settings.port}")
             self.connections += 1
-            self.connected.set()
             listener = None
             if self.settings.remote_commands:
-                await client.subscribe(topic(self.rig_id, "cmd"), qos=1)
+                # Retain as published: a retained command keeps its flag even when the broker
+                # forwards it live, so it is refused however it arrives.
+                await client.subscribe(topic(self.rig_id, "cmd/+"), options=SubscribeOptions(
+                    qos=1, retainAsPublished=True))
                 listener = asyncio.create_task(self._listen(client))
+            self.connected.set()
             try:
                 await self._publish_until_stopped(client, listener)
                 await self._drain(client)
@@ -206,6 +260,7 @@ class Telemetry:
                 listener.result()
             await self._publish_events(client)
             await self._publish_pending(client)
+            self._journal_refusals()
             self._request_snapshot()
             await self._clock.sleep_async(self._poll_s)
 
@@ -214,6 +269,7 @@ class Telemetry:
         while self._clock.now_s() < deadline_s and await self._publish_events(client):
             pass
         await self._publish_pending(client)
+        self._journal_refusals(everything=True)
 
     async def _publish_events(self, client: aiomqtt.Client) -> int:
         events = self._reader.since(self.acked_seq, EVENT_PAGE)
@@ -236,8 +292,13 @@ class Telemetry:
 
     async def _publish_pending(self, client: aiomqtt.Client) -> None:
         while not self._replies.empty():
-            reply = self._replies.get_nowait()
-            await client.publish(topic(self.rig_id, "cmd/reply"), reply.model_dump_json(), qos=1)
+            sender, reply, correlation = self._replies.get_nowait()
+            properties = None
+            if correlation is not None:
+                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                properties.CorrelationData = correlation
+            await client.publish(topic(self.rig_id, f"reply/{sender}"), reply.model_dump_json(),
+                                 qos=1, properties=properties)
         while not self._beats.empty():
             beat = self._beats.get_nowait()
             self._last_vitals = beat
@@ -286,19 +347,64 @@ class Telemetry:
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             raw = message.payload
-            data = raw if isinstance(raw, bytes) else str(raw).encode()
-            checked = self._gate.check(data, retained=message.retain)
-            if isinstance(checked, CommandReply):
-                self._replies.put(checked)
-                continue
+            props = message.properties
+            expiry = getattr(props, "MessageExpiryInterval", None)
+            correlation = getattr(props, "CorrelationData", None)
+            checked = self._gate.check(Incoming(
+                topic=str(message.topic),
+                payload=raw if isinstance(raw, bytes) else str(raw).encode(),
+                retained=bool(message.retain),
+                expiry_s=None if expiry is None else float(expiry),
+                correlation=None if correlation is None else bytes(correlation)))
             loop = self._loop
-            if loop is None:
-                self._replies.put(CommandReply(
-                    rig_id=self.rig_id, request_id=checked.request_id, command=checked.command,
-                    accepted=False, reason="the rig loop is not running", code="NOT_READY"))
+            if isinstance(checked, Checked) and (loop is None or self._sink is None):
+                checked = Refused(checked.sender, CommandRefusal.NOT_READY, CommandReply(
+                    rig_id=self.rig_id, request_id=checked.command.request_id,
+                    command=checked.command.command, accepted=False,
+                    reason="the rig loop is not running", code=CommandRefusal.NOT_READY),
+                    checked.correlation)
+            if isinstance(checked, Refused):
+                self._refused(checked)
                 continue
-            loop.submit(functools.partial(self._execute, checked, loop.supervisor))
+            assert loop is not None
+            loop.submit(functools.partial(self._act, checked, loop.supervisor))
 
-    def _execute(self, command: Command, supervisor: Supervisor, now_s: float) -> None:
+    def _refused(self, refused: Refused) -> None:
+        with self._refusals_lock:
+            self._refusals.add(refused, self._clock.now_s())
+        if refused.sender != UNKNOWN_SENDER:
+            self._replies.put((refused.sender, refused.reply, refused.correlation))
+
+    def _act(self, checked: Checked, supervisor: Supervisor, now_s: float) -> None:
         """Runs on the rig loop's thread."""
-        self._replies.put(execute(command, supervisor, now_s, self.rig_id))
+        assert self._sink is not None
+        reply = act(checked, supervisor, now_s, rig_id=self.rig_id, gate_clock=self._clock,
+                    seen=self._reader.has_request_id, sink=self._sink)
+        if not reply.accepted and reply.code in set(CommandRefusal):
+            self._refused(Refused(checked.sender, CommandRefusal(reply.code), reply,
+                                  checked.correlation))
+        else:
+            self._replies.put((checked.sender, reply, checked.correlation))
+
+    def _journal_refusals(self, *, everything: bool = False) -> None:
+        """Hand closed refusal bursts to the rig loop, which journals them at its time."""
+        loop, sink = self._loop, self._sink
+        if loop is None or sink is None:
+            return
+        with self._refusals_lock:
+            closed = self._refusals.due(self._clock.now_s(), everything=everything)
+        for burst in closed:
+            loop.submit(functools.partial(self._journal_burst, sink, burst))
+
+    def _journal_burst(self, sink: Callable[[Event], Event], burst: Burst, now_s: float) -> None:
+        """Runs on the rig loop's thread; a journal that fails is the supervisor's alarm, not
+        a reason to stop the loop."""
+        try:
+            sink(burst.event(now_s))
+        except JournalError as exc:
+            self._warn(f"telemetry: {burst.count} refused command(s) from {burst.sender} "
+                       f"not journaled: {exc}")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)

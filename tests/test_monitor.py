@@ -19,10 +19,20 @@ RECORDED_STATE = StatePayload(
 )
 
 
-def shown(boards: dict[str, RigBoard], connected: bool = True) -> str:
-    console = Console(record=True, width=200, color_system=None)
-    console.print(render(boards, "broker:8883", connected))
+def shown(boards: dict[str, RigBoard], connected: bool = True, width: int = 200) -> str:
+    console = Console(record=True, width=width, color_system=None)
+    console.print(render(boards, "broker:8883", connected, width=width))
     return console.export_text()
+
+
+def board_of(rig_id: str, *maps_mmhg: float) -> RigBoard:
+    board = RigBoard(rig_id)
+    board.on_message("status", b"online")
+    for map_mmhg in maps_mmhg:
+        vitals = Vitals(t_s=0.0, map_mmhg=map_mmhg, quality="good")
+        board.on_message("state", RECORDED_STATE.model_copy(
+            update={"rig_id": rig_id, "vitals": vitals}).model_dump_json().encode())
+    return board
 
 
 def test_sparkline_scales_to_the_range() -> None:
@@ -33,13 +43,7 @@ def test_sparkline_scales_to_the_range() -> None:
 
 
 def test_shows_dose_rate_map_trend_and_alarm_of_a_rig() -> None:
-    board = RigBoard("rig-01")
-    board.on_message("status", b"online")
-    for map_mmhg in (58.0, 60.0, 62.0):
-        vitals = Vitals(t_s=0.0, map_mmhg=map_mmhg, quality="good")
-        board.on_message("state", RECORDED_STATE.model_copy(
-            update={"vitals": vitals}).model_dump_json().encode())
-    text = shown({"rig-01": board})
+    text = shown({"rig-01": board_of("rig-01", 58.0, 60.0, 62.0)})
     row = next(line for line in text.splitlines() if "rig-01" in line)
     for expected in ("online", "protocol", "10.00", "0.143", "7.50", "62", "▁▅█",
                      "49.8 mL / 398 min", "MAP_LOW"):
@@ -57,3 +61,17 @@ def test_a_rig_gone_offline_and_a_lost_broker_are_shown() -> None:
 def test_high_priority_alarms_are_styled_loudest() -> None:
     assert "red" in PRIORITY_STYLE[Priority.HIGH]
     assert set(PRIORITY_STYLE) == set(Priority)
+
+
+def test_readable_at_80_columns_one_unbroken_line_per_rig() -> None:
+    boards = {rig: board_of(rig, 58.0, 60.0, 62.0) for rig in ("rig-01", "bench-long-name-07")}
+    text = shown(boards, width=80)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for rig in boards:
+        row = next(line for line in lines if rig in line)
+        for expected in ("online", "protocol", "10.00", "7.50", "62", "▁▅█", "MAP_LOW"):
+            assert expected in row, (rig, expected)
+    header = next(line for line in lines if "mcg/min" in line)
+    for label in ("rig", "link", "mode", "mcg/min", "mL/h", "MAP", "trend", "alarms"):
+        assert label in header, label

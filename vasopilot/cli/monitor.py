@@ -52,15 +52,15 @@ async def _watch(settings: MqttSettings, rig: str, label: str) -> None:
                     connected, wait_s = True, 0.5
                     for leaf in ("status", "state", "alarms"):
                         await client.subscribe(topic(rig, leaf), qos=1)
-                    live.update(render(boards, label, connected))
+                    live.update(render(boards, label, connected, width=live.console.width))
                     async for message in client.messages:
                         *_, rig_id, leaf = str(message.topic).split("/")
                         raw = message.payload
                         data = raw if isinstance(raw, bytes) else str(raw).encode()
                         boards.setdefault(rig_id, RigBoard(rig_id)).on_message(leaf, data)
-                        live.update(render(boards, label, connected))
+                        live.update(render(boards, label, connected, width=live.console.width))
             except aiomqtt.MqttError:
                 connected = False
-                live.update(render(boards, label, connected))
+                live.update(render(boards, label, connected, width=live.console.width))
                 await clock.sleep_async(wait_s)
                 wait_s = min(wait_s * 2, 10.0)

@@ -60,32 +60,50 @@ def _alarm_text(alarms: tuple[AlarmState, ...]) -> Text:
     return text or Text("none", style="green")
 
 
-def render(boards: dict[str, RigBoard], broker: str, connected: bool) -> RenderableType:
-    table = Table(title=f"vasopilot monitor — {broker}", expand=True)
-    for name, justify in (("rig", "left"), ("link", "left"), ("mode", "left"),
-                          ("dose mcg/min", "right"), ("mcg/kg/min", "right"),
-                          ("rate mL/h", "right"), ("MAP mmHg", "right"), ("MAP trend", "left"),
-                          ("syringe", "right"), ("alarms", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+# Below this many columns the table drops the per-kg dose and the syringe, and shortens the
+# trend, so an 80-column terminal shows every rig on one unbroken line.
+WIDE_COLUMNS = 120
+
+
+def render(boards: dict[str, RigBoard], broker: str, connected: bool, *,
+           width: int = WIDE_COLUMNS) -> RenderableType:
+    """The dashboard for a terminal ``width`` columns wide."""
+    wide = width >= WIDE_COLUMNS
+    columns = [("rig", "left"), ("link", "left"), ("mode", "left"),
+               ("dose mcg/min" if wide else "mcg/min", "right")]
+    if wide:
+        columns.append(("mcg/kg/min", "right"))
+    columns += [("rate mL/h" if wide else "mL/h", "right"),
+                ("MAP mmHg" if wide else "MAP", "right"),
+                ("MAP trend" if wide else "trend", "left")]
+    if wide:
+        columns.append(("syringe", "right"))
+    table = Table(title=f"vasopilot monitor — {broker}", expand=True,
+                  padding=(0, 1) if wide else (0, 1, 0, 0))
+    for name, justify in columns:
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    table.add_column("alarms", justify="left", overflow="fold")
     for rig_id in sorted(boards):
         board = boards[rig_id]
         s = board.state
         link = Text(board.status, style="green" if board.status == ONLINE else "bold red")
         if s is None:
-            table.add_row(rig_id, link, *["-"] * 7, _alarm_text(board.alarms))
+            table.add_row(rig_id, link, *["-"] * (len(columns) - 2), _alarm_text(board.alarms))
             continue
         vitals = s.vitals
         map_text = "-" if vitals is None or vitals.map_mmhg is None else \
             f"{vitals.map_mmhg:.0f}" + ("" if s.map_trusted else " ?")
-        syringe = "-" if s.syringe_remaining_ml is None else \
-            f"{s.syringe_remaining_ml:.1f} mL" + (
-                "" if s.time_left_min is None else f" / {s.time_left_min:.0f} min")
-        mode = s.mode + (" wean" if s.weaning else "") + ("" if s.running else " STOPPED")
-        table.add_row(
-            rig_id, link, mode, f"{s.dose_mcg_min:.2f}",
-            "-" if s.dose_mcg_kg_min is None else f"{s.dose_mcg_kg_min:.3f}",
-            f"{s.rate_ml_h:.2f}", map_text, sparkline(list(board.map_history)), syringe,
-            _alarm_text(board.alarms))
+        mode = s.mode + (" wean" if s.weaning else "") + ("" if s.running else " STOP")
+        cells: list[str | Text] = [rig_id, link, mode, f"{s.dose_mcg_min:.2f}"]
+        if wide:
+            cells.append("-" if s.dose_mcg_kg_min is None else f"{s.dose_mcg_kg_min:.3f}")
+        cells += [f"{s.rate_ml_h:.2f}", map_text,
+                  sparkline(list(board.map_history), width=30 if wide else 10)]
+        if wide:
+            cells.append("-" if s.syringe_remaining_ml is None else
+                         f"{s.syringe_remaining_ml:.1f} mL" + (
+                             "" if s.time_left_min is None else f" / {s.time_left_min:.0f} min"))
+        table.add_row(*cells, _alarm_text(board.alarms))
     footer = Text("broker connected" if connected else "broker unreachable: reconnecting…",
                   style="green" if connected else "bold red")
     return Group(table, footer)

@@ -7,6 +7,10 @@ that every rig's events arrive gap-free in ``seq`` order (against the journal at
 measures publish-to-receive latency on beats: from the moment a beat is handed to telemetry to
 its arrival (this includes telemetry's poll period).
 
+With its own broker it also restarts the broker ``--restarts`` times (default 2) during the run
+(persistence on, the counter on a persistent QoS 1 session): events journaled must still equal
+events received.
+
     .venv/bin/python bench/mqtt_load.py --minutes 5
     .venv/bin/python bench/mqtt_load.py --minutes 0.5 --rigs 5 --broker mqtt://127.0.0.1:1883
 
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -41,7 +46,7 @@ from vasopilot.runtime import RigLoop
 from vasopilot.settings import load_rig
 from vasopilot.telemetry import Telemetry
 from vasopilot.telemetry.payloads import BeatPayload, EventPayload
-from vasopilot.telemetry.url import settings_from_url
+from vasopilot.telemetry.url import settings_from_url, with_password
 
 STEP_S = 0.5
 
@@ -86,8 +91,11 @@ class Counter:
         self._timeline = timeline
         self._t0_s = t0_s
         self._lock = threading.Lock()
+        # A persistent session: what is published while the counter reconnects after a broker
+        # restart waits for it in the broker.
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="load-counter",
-                                  clean_session=True)
+                                  clean_session=False)
+        self.client.reconnect_delay_set(1, 2)
         if settings.username:
             self.client.username_pw_set(settings.username, settings.password)
         if settings.tls:
@@ -102,12 +110,14 @@ class Counter:
             raise SystemExit("mqtt_load: the counting subscriber could not subscribe")
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
-        leaf = msg.topic.split("/", 2)[2]
+        leaf = msg.topic.rsplit("/", 1)[1]
         with self._lock:
             if leaf == "events":
                 event = EventPayload.model_validate_json(msg.payload)
                 seqs = self.seqs[event.rig_id]
-                if seqs and event.seq <= seqs[-1]:
+                # A repeat after a reconnection is at-least-once delivery; a new event below
+                # one already seen is out of order.
+                if seqs and event.seq < max(seqs) and event.seq not in seqs:
                     self.out_of_order += 1
                 seqs.append(event.seq)
             elif leaf == "beats":
@@ -126,13 +136,15 @@ def request_dose(supervisor: Supervisor, dose_mcg_min: float, now_s: float) -> N
     supervisor.request(DoseRequest(dose_mcg_min, Requester.OPERATOR, "load test"), now_s)
 
 
-def start_broker(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_broker(folder: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
     conf = folder / "mosquitto.conf"
     conf.write_text(f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
+                    f"persistence true\npersistence_location {folder}/\n"
                     "max_queued_messages 100000\n")
     proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
     pause = threading.Event()
@@ -150,26 +162,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--rigs", type=int, default=20)
-    parser.add_argument("--broker", help="mqtt[s]://user:pass@host:port (default: own broker)")
+    parser.add_argument("--broker", help="mqtt[s]://user@host:port, password in "
+                        "$VASOPILOT_MQTT_PASSWORD (default: own broker)")
+    parser.add_argument("--restarts", type=int, default=2,
+                        help="broker restarts during the run (own broker only; default 2)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mqtt-load-") as tmp:
         folder = Path(tmp)
-        broker = None
+        broker: list[subprocess.Popen[bytes]] = []
+        restart = None
         if args.broker:
-            settings = settings_from_url(args.broker)
+            settings = with_password(settings_from_url(args.broker))
         else:
-            broker, port = start_broker(folder)
+            proc, port = start_broker(folder)
+            broker.append(proc)
             settings = MqttSettings(enabled=True, port=port, insecure=True)
+
+            def restart() -> None:
+                broker[-1].terminate()  # a clean stop saves the persisted sessions
+                broker[-1].wait(10)
+                broker.append(start_broker(folder, port)[0])
         settings = settings.model_copy(update={"publish_beats": True, "state_interval_s": 1.0})
         try:
-            return run(args, folder, settings)
+            return run(args, folder, settings, restart)
         finally:
-            if broker is not None:
-                broker.terminate()
-                broker.wait(5)
+            if broker:
+                broker[-1].terminate()
+                broker[-1].wait(5)
 
 
-def run(args: argparse.Namespace, folder: Path, settings: MqttSettings) -> int:
+def run(args: argparse.Namespace, folder: Path, settings: MqttSettings,
+        restart: Callable[[], None] | None) -> int:
     timeline = MonotonicClock()
     t0_s = timeline.now_s()
     counter = Counter(settings, timeline, t0_s)
@@ -179,8 +202,13 @@ def run(args: argparse.Namespace, folder: Path, settings: MqttSettings) -> int:
         rig.telemetry.bind_loop(rig.loop)
         rig.telemetry.start()
     end_s = args.minutes * 60.0
+    restarts = args.restarts if restart is not None else 0
+    restart_at_s = [end_s * (i + 1) / (restarts + 1) for i in range(restarts)]
     step = 0
     while clock.now_s() < end_s:
+        if restart is not None and restart_at_s and clock.now_s() >= restart_at_s[0]:
+            restart_at_s.pop(0)
+            restart()
         step += 1
         timeline.sleep(t0_s + step * STEP_S - timeline.now_s())
         now_s = clock.advance_to(timeline.now_s() - t0_s)
@@ -197,16 +225,20 @@ def run(args: argparse.Namespace, folder: Path, settings: MqttSettings) -> int:
     timeline.sleep(1.0)
     counter.close()
     lost = 0
+    journaled = sum(rig.journal.last_seq() for rig in rigs)
     for rig in rigs:
         expected = list(range(1, rig.journal.last_seq() + 1))
         got = sorted(set(counter.seqs[rig.rig_id]))
         lost += len(set(expected) - set(got))
         rig.journal.close()
     total = sum(len(s) for s in counter.seqs.values())
+    unique = sum(len(set(s)) for s in counter.seqs.values())
     lat = sorted(counter.latencies_s)
     p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan")
-    print(f"rigs {args.rigs}, {args.minutes:g} min real time, state 1 Hz, beats 2 Hz")
-    print(f"events received {total}, lost {lost}, out of order {counter.out_of_order}, "
+    print(f"rigs {args.rigs}, {args.minutes:g} min real time, state 1 Hz, beats 2 Hz, "
+          f"broker restarts {restarts}")
+    print(f"events journaled {journaled}, received {unique} (with {total - unique} repeats "
+          f"after reconnections), lost {lost}, out of order {counter.out_of_order}, "
           f"state messages {counter.states}, beats {len(lat)}")
     if lat:
         print(f"beat publish-to-receive latency: median {statistics.median(lat) * 1e3:.1f} ms, "

@@ -330,7 +330,7 @@ def test_an_accepted_id_is_refused_after_a_restart(tls_broker: Broker, tmp_path:
     finally:
         alice.close()
     reply = CommandReply.model_validate_json(again.payload)
-    assert not reply.accepted and reply.code == CommandRefusal.REPLAY
+    assert reply.request_id == request_id and reply.code == CommandRefusal.REPLAY
 
 
 def test_an_accepted_id_is_refused_after_thousands_of_others(

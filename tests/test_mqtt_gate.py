@@ -46,7 +46,7 @@ def message(user: str = "alice", *, issued_at: datetime = WALL, request_id: str 
 def test_the_sender_is_the_topics_last_level_and_nothing_else() -> None:
     assert sender_of(f"vasopilot/v1/{RIG}/cmd/alice", RIG) == "alice"
     assert sender_of(f"vasopilot/v1/{RIG}/cmd/a/b", RIG) is None
-    assert sender_of(f"vasopilot/v1/rig-02/cmd/alice", RIG) is None
+    assert sender_of("vasopilot/v1/rig-02/cmd/alice", RIG) is None
     assert sender_of(f"vasopilot/v1/{RIG}/cmd/", RIG) is None
 
 

@@ -44,10 +44,9 @@ def test_state_names_dose_rate_volume_and_vitals(tmp_path: Path) -> None:
 
 
 def test_mqtts_url_sets_broker_credentials_and_tls() -> None:
-    s = settings_from_url("mqtts://op%40lab:p%3Ass@broker.example:8884?ca=ca.pem",
-                          rig_id="rig-9")
+    s = settings_from_url("mqtts://op%40lab@broker.example:8884?ca=ca.pem", rig_id="rig-9")
     assert (s.host, s.port, s.username, s.password, s.tls, s.ca_file, s.rig_id) == \
-        ("broker.example", 8884, "op@lab", "p:ss", True, "ca.pem", "rig-9")
+        ("broker.example", 8884, "op@lab", None, True, "ca.pem", "rig-9")
 
 
 def test_plain_mqtt_to_another_host_needs_insecure() -> None:
@@ -57,6 +56,7 @@ def test_plain_mqtt_to_another_host_needs_insecure() -> None:
     assert settings_from_url("mqtt://127.0.0.1").port == 1883
 
 
-def test_plain_url_turns_remote_commands_off() -> None:
+def test_plain_url_over_a_tls_profile_is_refused() -> None:
     base = MqttSettings(tls=True, remote_commands=True)
-    assert not settings_from_url("mqtt://localhost", base).remote_commands
+    with pytest.raises(ConfigError, match="never weakens"):
+        settings_from_url("mqtt://localhost", base)

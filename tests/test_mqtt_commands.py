@@ -300,6 +300,12 @@ def test_stop_and_weaning_reach_the_supervisor(remote: Remote) -> None:
     assert stops[-1].by == "remote:alice"
 
 
+def ask(alice: Subscriber, rig: TestRig, body: str) -> CommandReply:
+    """Send ``body`` as alice and return the rig's reply (stepping the rig meanwhile)."""
+    alice.publish(cmd_topic("alice"), body)
+    return CommandReply.model_validate_json(alice.next(lambda _m: True, pump=rig.step).payload)
+
+
 @pytest.fixture
 def tls_rig(tls_broker: Broker, tmp_path: Path) -> Iterator[tuple[Broker, TestRig]]:
     rig = TestRig(tmp_path / "journal.sqlite")
@@ -317,19 +323,15 @@ def test_an_accepted_id_is_refused_after_a_restart(tls_broker: Broker, tmp_path:
     request_id, body = command("set_target", target_map_mmhg=70)
     try:
         with start_telemetry(broker, rig):
-            alice.publish(cmd_topic("alice"), body)
-            first = alice.next(lambda _m: True, pump=rig.step)
-        assert CommandReply.model_validate_json(first.payload).accepted
+            assert ask(alice, rig, body).accepted
         rig.close()
         # A new process: new rig objects and telemetry, nothing in RAM, the same journal.
         restarted = TestRig(rig.journal.path)
         with start_telemetry(broker, restarted):
-            alice.publish(cmd_topic("alice"), body)
-            again = alice.next(lambda _m: True, pump=restarted.step)
+            reply = ask(alice, restarted, body)
         restarted.close()
     finally:
         alice.close()
-    reply = CommandReply.model_validate_json(again.payload)
     assert reply.request_id == request_id and reply.code == CommandRefusal.REPLAY
 
 
@@ -340,18 +342,14 @@ def test_an_accepted_id_is_refused_after_thousands_of_others(
     first_id, first = command("set_target", target_map_mmhg=70)
     try:
         with start_telemetry(broker, rig):
-            alice.publish(cmd_topic("alice"), first)
-            assert CommandReply.model_validate_json(
-                alice.next(lambda _m: True, pump=rig.step).payload).accepted
+            assert ask(alice, rig, first).accepted
             for i in range(5000):  # ids acted on since, as the journal holds them
                 rig.journal.append(RemoteCommand(t_s=rig.clock.now_s(), request_id=f"o-{i}",
                                                  sender="alice", command="set_target",
                                                  issued_at=WALL.isoformat()))
-            alice.publish(cmd_topic("alice"), first)
-            again = alice.next(lambda _m: True, pump=rig.step)
+            reply = ask(alice, rig, first)
     finally:
         alice.close()
-    reply = CommandReply.model_validate_json(again.payload)
     assert reply.request_id == first_id and reply.code == CommandRefusal.REPLAY
 
 

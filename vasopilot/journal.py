@@ -29,15 +29,16 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from vasopilot.core.clock import Clock
-from vasopilot.core.errors import JournalError
+from vasopilot.core.errors import JournalError, JournalUnavailable
 from vasopilot.core.events import (
     EVENT_ADAPTER,
     AlarmAcknowledged,
@@ -50,6 +51,7 @@ from vasopilot.core.events import (
     DoseRequested,
     Event,
     Fault,
+    JournalGap,
     ModeChanged,
     OperatorAction,
     PumpContract,
@@ -59,6 +61,7 @@ from vasopilot.core.events import (
 from vasopilot.core.types import Priority
 
 JOURNAL_VERSION = 1
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -277,11 +280,24 @@ def _replay_alarms(events: Iterable[Event]) -> tuple[ActiveAlarm, ...]:
     return tuple(active.values())
 
 
+# What may be shed from a full pending buffer, least important first; anything else (doses,
+# requests, refusals, alarms, operator acts, faults) is never shed.
+SHEDDABLE_KINDS = ("beat.summary", "pump.status")
+DEFAULT_MAX_PENDING = 10_000
+
+
 class Journal(JournalReader):
     """The writer: one per journal file, shared by the threads of one process.
 
     ``clock`` stamps the wall label of events that have none and times the batching of
     non-durable events (``flush_interval_s``, in clock seconds).
+
+    A write that fails (disk full, I/O error) is not fatal: the event, and every event of the
+    open transaction that the failure rolled back, waits in order in a pending buffer and
+    :class:`JournalUnavailable` is raised; each later :meth:`append` or :meth:`flush_pending`
+    first writes what is pending. The buffer holds ``max_pending`` events; past that the oldest
+    beat summaries, then pump status readings are shed (never a dose, alarm or operator event)
+    and, once the journal catches up, a :class:`JournalGap` records how many.
     """
 
     def __init__(
@@ -291,11 +307,18 @@ class Journal(JournalReader):
         *,
         flush_interval_s: float = 5.0,
         busy_timeout_s: float = 5.0,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
         super().__init__(path, busy_timeout_s=busy_timeout_s, _writable=True)
         self._clock = clock
         self._flush_interval_s = flush_interval_s
+        self._max_pending = max_pending
         self._pending_since_s: float | None = None
+        # Written into the open transaction, not yet committed: back to pending if it fails.
+        self._uncommitted: list[Event] = []
+        self._pending: deque[Event] = deque()
+        self._shed: Counter[str] = Counter()
+        self._shed_t_s: tuple[float, float] | None = None
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
@@ -305,49 +328,103 @@ class Journal(JournalReader):
             self._conn.close()
             raise JournalError(f"{self.path}: cannot prepare the journal: {exc}") from exc
 
+    @property
+    def pending_count(self) -> int:
+        """Events waiting to be written (the failed ones and any rolled back with them)."""
+        with self._lock:
+            return len(self._pending)
+
+    @property
+    def shed_count(self) -> int:
+        """Events shed from a full pending buffer and not yet recorded by a gap event."""
+        with self._lock:
+            return sum(self._shed.values())
+
     def append(self, event: Event) -> Event:
         """Record ``event``; return it stamped with ``seq`` (and ``wall`` if it had none).
 
-        A durable event is on disk when this returns; if it cannot be, :class:`JournalError` is
-        raised and the caller must not act on the event.
+        A durable event is on disk when this returns. If it cannot be written now the event is
+        kept pending and :class:`JournalUnavailable` is raised: the caller must not act on it.
         """
         if event.wall is None:
             event = event.model_copy(update={"wall": self._clock.wall_label()})
-        payload = event.model_dump_json(exclude={"seq"})
         with self._lock:
-            try:
-                if not self._conn.in_transaction:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                cursor = self._conn.execute(
-                    "INSERT INTO events (t_s, wall, kind, payload) VALUES (?, ?, ?, ?)",
-                    (event.t_s, event.wall, event.kind, payload))
-                seq = cursor.lastrowid
-                if event.durable:
-                    self._commit()
-                else:
-                    self._flush_if_due()
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise JournalError(f"{self.path}: could not record {event.kind}: {exc}") from exc
+            self._pending.append(event)
+            seq = self._write_pending(f"could not record {event.kind}")
         return event.model_copy(update={"seq": seq})
 
-    def flush(self) -> None:
-        """Commit any batched non-durable events now."""
+    def flush_pending(self) -> bool:
+        """Write what is pending, if anything; ``True`` when nothing is pending any more."""
         with self._lock:
+            if not self._pending:
+                return True
             try:
-                self._commit()
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise JournalError(f"{self.path}: could not flush: {exc}") from exc
+                self._write_pending("could not catch up")
+            except JournalUnavailable:
+                return False
+            return True
+
+    def flush(self) -> None:
+        """Write anything pending and commit any batched non-durable events now."""
+        with self._lock:
+            if self._pending:
+                self._write_pending("could not flush")
+            self._guarded(self._commit, "could not flush")
 
     def flush_if_due(self) -> None:
         """Commit batched events if the oldest is ``flush_interval_s`` old (call on a tick)."""
         with self._lock:
-            try:
+            self._guarded(self._flush_if_due, "could not flush")
+
+    def _write_pending(self, what: str) -> int:
+        """Insert every pending event in order (a gap record first if events were shed) and
+        commit if any is durable; return the last one's seq."""
+        def write() -> int:
+            if not self._conn.in_transaction:
+                self._conn.execute("BEGIN IMMEDIATE")
+            durable = bool(self._shed)
+            if durable:
+                self._insert(self._gap_event())
+            seq = 0
+            while self._pending:
+                event = self._pending[0]
+                seq = self._insert(event)
+                self._pending.popleft()
+                durable = durable or event.durable
+            if durable:
+                self._commit()
+            else:
                 self._flush_if_due()
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise JournalError(f"{self.path}: could not flush: {exc}") from exc
+            return seq
+
+        return self._guarded(write, what)
+
+    def _gap_event(self) -> JournalGap:
+        assert self._shed_t_s is not None
+        from_t_s, to_t_s = self._shed_t_s
+        gap = JournalGap(t_s=from_t_s, wall=self._clock.wall_label(), shed=dict(self._shed),
+                         from_t_s=from_t_s, to_t_s=to_t_s)
+        self._shed.clear()
+        self._shed_t_s = None
+        return gap
+
+    def _insert(self, event: Event) -> int:
+        payload = event.model_dump_json(exclude={"seq"})
+        cursor = self._conn.execute(
+            "INSERT INTO events (t_s, wall, kind, payload) VALUES (?, ?, ?, ?)",
+            (event.t_s, event.wall, event.kind, payload))
+        self._uncommitted.append(event)
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def _guarded(self, action: Callable[[], _T], what: str) -> _T:
+        try:
+            return action()
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise JournalUnavailable(
+                f"{self.path}: {what}: {exc}; {len(self._pending)} event(s) kept pending"
+            ) from exc
 
     def _flush_if_due(self) -> None:
         if not self._conn.in_transaction:
@@ -361,6 +438,7 @@ class Journal(JournalReader):
     def _commit(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("COMMIT")
+        self._uncommitted.clear()
         self._pending_since_s = None
 
     def _rollback(self) -> None:
@@ -369,8 +447,48 @@ class Journal(JournalReader):
         with contextlib.suppress(sqlite3.Error):
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+        # What the rollback undid comes before what was still waiting.
+        rolled_back = [e for e in self._uncommitted if not isinstance(e, JournalGap)]
+        self._restore_shed(self._uncommitted)
+        self._uncommitted.clear()
+        self._pending.extendleft(reversed(rolled_back))
+        self._shed_down()
+
+    def _restore_shed(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, JournalGap):
+                self._shed.update(event.shed)
+                self._note_shed_range(event.from_t_s, event.to_t_s)
+
+    def _note_shed_range(self, from_t_s: float, to_t_s: float) -> None:
+        if self._shed_t_s is not None:
+            from_t_s = min(from_t_s, self._shed_t_s[0])
+            to_t_s = max(to_t_s, self._shed_t_s[1])
+        self._shed_t_s = (from_t_s, to_t_s)
+
+    def _shed_down(self) -> None:
+        """Keep the buffer within ``max_pending`` by dropping the least important, oldest first.
+
+        Durable events are never dropped: if only they remain the buffer may exceed the bound
+        (they come at human pace: dose changes, alarms, operator acts).
+        """
+        excess = len(self._pending) - self._max_pending
+        for kind in SHEDDABLE_KINDS:
+            if excess <= 0:
+                return
+            kept: deque[Event] = deque()
+            for event in self._pending:
+                if excess > 0 and event.kind == kind:
+                    self._shed[kind] += 1
+                    self._note_shed_range(event.t_s, event.t_s)
+                    excess -= 1
+                else:
+                    kept.append(event)
+            self._pending = kept
 
     def close(self) -> None:
+        """Write what is pending and close; events that still cannot be written are lost, and
+        :class:`JournalUnavailable` says how many."""
         with self._lock:
             try:
                 self.flush()
@@ -417,6 +535,10 @@ def summary_line(event: Event) -> str:
             return f"{event.code}: {event.message}" + (f" ({event.detail})" if event.detail else "")
         case ModeChanged():
             return f"mode {event.mode} (by {event.by})"
+        case JournalGap():
+            shed = ", ".join(f"{n} {kind}" for kind, n in sorted(event.shed.items()))
+            return (f"{shed} not journaled (disk full or I/O error) between "
+                    f"t={event.from_t_s:.0f} s and t={event.to_t_s:.0f} s")
         case RunStarted():
             extra = "".join(
                 f", {label} {value}" for label, value in

@@ -146,6 +146,19 @@ class ModeChanged(EventBase):
     by: str = "operator"
 
 
+class JournalGap(EventBase):
+    """Events the journal had to shed while it could not write (disk full, I/O error).
+
+    Only beat summaries and pump status readings are ever shed, oldest first; ``shed`` counts
+    them by kind, between the clock times ``from_t_s`` and ``to_t_s``.
+    """
+
+    kind: Literal["journal.gap"] = "journal.gap"
+    shed: dict[str, int]
+    from_t_s: float
+    to_t_s: float
+
+
 class RunStarted(EventBase):
     """Opens a run in the journal: what was run, with which settings, on what."""
 
@@ -175,6 +188,7 @@ Event = Annotated[
     | PumpContract
     | Fault
     | ModeChanged
+    | JournalGap
     | RunStarted,
     Field(discriminator="kind"),
 ]

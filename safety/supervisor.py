@@ -82,9 +82,15 @@ class StopReason(StrEnum):
 
 
 class EventSink(Protocol):
-    """Where the supervisor records what it decides; ``append`` returns once it is durable."""
+    """Where the supervisor records what it decides; ``append`` returns once it is durable.
+
+    ``append`` raises ``JournalUnavailable`` when the event could not be made durable (it is
+    then kept pending); ``flush_pending`` writes what is pending and says whether all of it is.
+    """
 
     def append(self, event: Event) -> Event: ...
+
+    def flush_pending(self) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pump_fixtures import MECHANICS, SYRINGE, next_reply, raw_port
 
-from drivers.pump import EmulatedPump, start_emulated_pump
+from drivers.sim.emulated import EmulatedPump, start_emulated_pump
 from drivers.pump.harvard import HarvardRefusedError
 from drivers.pump.harvard_codec import (
     HarvardError,

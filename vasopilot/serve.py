@@ -41,7 +41,7 @@ def open_rig(
     options: ServeOptions,
 ) -> Rig:
     """Build the rig and either resume the journal's run or open a new one."""
-    rig = build_rig(config, clock=clock, sink=journal.append, controller=controller,
+    rig = build_rig(config, clock=clock, sink=journal, controller=controller,
                     patient_seed=options.patient_seed)
     previous = journal.recovery()
     resuming = previous is not None and previous.run is not None and \

@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from vasopilot.core.clock import VirtualClock
-    from vasopilot.faults import parse_fault
     from vasopilot.journal import Journal
+    from vasopilot.rig.faults import parse_fault
     from vasopilot.settings import load_rig
     from vasopilot.simulate import MODES, SimOptions, run_sim
     from vasopilot.telemetry import telemetry_for
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         console=err, transient=True, disable=args.json or not err.is_terminal,
     ) as bar:
         task = bar.add_task(f"{options.scenario}, {options.hours:g} h", total=1.0)
-        result = run_sim(config, options, clock=clock, sink=journal.append,
+        result = run_sim(config, options, clock=clock, sink=journal,
                          progress=lambda fraction: bar.update(task, completed=fraction),
                          realtime=args.realtime,
                          on_loop=telemetry.bind_loop if telemetry is not None else None)

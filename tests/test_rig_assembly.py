@@ -7,11 +7,11 @@ twin's read-only readings.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
 import functools
+import math
 import types
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any

@@ -138,9 +138,14 @@ class JournalReader:
     ) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        if _writable:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise JournalError(f"{self.path}: cannot make the journal's folder "
+                                   f"{self.path.parent}: {exc.strerror or exc}") from exc
         try:
             if _writable:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
                                        check_same_thread=False)
             else:
@@ -349,8 +354,10 @@ class Journal(JournalReader):
         if event.wall is None:
             event = event.model_copy(update={"wall": self._clock.wall_label()})
         with self._lock:
+            # Catching up after a failure commits at once: what was kept waits no longer.
+            commit = event.durable or bool(self._pending)
             self._pending.append(event)
-            seq = self._write_pending(f"could not record {event.kind}")
+            seq = self._write_pending(f"could not record {event.kind}", commit=commit)
         return event.model_copy(update={"seq": seq})
 
     def flush_pending(self) -> bool:
@@ -359,7 +366,7 @@ class Journal(JournalReader):
             if not self._pending:
                 return True
             try:
-                self._write_pending("could not catch up")
+                self._write_pending("could not catch up", commit=True)
             except JournalUnavailable:
                 return False
             return True
@@ -368,7 +375,7 @@ class Journal(JournalReader):
         """Write anything pending and commit any batched non-durable events now."""
         with self._lock:
             if self._pending:
-                self._write_pending("could not flush")
+                self._write_pending("could not flush", commit=True)
             self._guarded(self._commit, "could not flush")
 
     def flush_if_due(self) -> None:
@@ -376,22 +383,19 @@ class Journal(JournalReader):
         with self._lock:
             self._guarded(self._flush_if_due, "could not flush")
 
-    def _write_pending(self, what: str) -> int:
+    def _write_pending(self, what: str, *, commit: bool) -> int:
         """Insert every pending event in order (a gap record first if events were shed) and
-        commit if any is durable; return the last one's seq."""
+        commit if asked; return the last one's seq."""
         def write() -> int:
             if not self._conn.in_transaction:
                 self._conn.execute("BEGIN IMMEDIATE")
-            durable = bool(self._shed)
-            if durable:
+            if self._shed:
                 self._insert(self._gap_event())
             seq = 0
             while self._pending:
-                event = self._pending[0]
-                seq = self._insert(event)
+                seq = self._insert(self._pending[0])
                 self._pending.popleft()
-                durable = durable or event.durable
-            if durable:
+            if commit or any(e.durable for e in self._uncommitted):
                 self._commit()
             else:
                 self._flush_if_due()
@@ -492,6 +496,10 @@ class Journal(JournalReader):
         with self._lock:
             try:
                 self.flush()
+            except JournalUnavailable as exc:
+                raise JournalUnavailable(
+                    f"{self.path}: {len(self._pending)} event(s) could not be written and are "
+                    f"lost: {exc.__cause__}") from exc
             finally:
                 self._conn.close()
 

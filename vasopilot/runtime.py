@@ -125,10 +125,10 @@ class RigLoop:
             self._next_status_s = now_s
         while not self._inbox.empty():
             action = self._inbox.get_nowait()
-            with self._journal_guard():
+            with self.journal_guard():
                 action(now_s)
         for beat in self._beats.read_beats():
-            with self._journal_guard():
+            with self.journal_guard():
                 self.supervisor.on_beat(beat, now_s)
             self.controller.on_beat(beat)
             self._window.beats.append(beat)
@@ -136,26 +136,26 @@ class RigLoop:
                 self._on_beat(beat)
         if self._line is not None:
             signals = self._line.read()
-            with self._journal_guard():
+            with self.journal_guard():
                 self.supervisor.on_line_signals(signals, now_s)
-        with self._journal_guard():
+        with self.journal_guard():
             self.supervisor.tick(now_s)
         view = self.supervisor.view(now_s)
         if now_s >= self._next_control_s:
             self._next_control_s = now_s + self._timings.control_period_s
-            with self._journal_guard():
+            with self.journal_guard():
                 view = self._control(view, now_s)
         assert self._next_summary_s is not None and self._next_status_s is not None
         if now_s >= self._next_summary_s:
             self._next_summary_s = now_s + self._timings.beat_summary_period_s
             summary = self._window.summary(now_s)
             if summary is not None:
-                with self._journal_guard():
+                with self.journal_guard():
                     self._sink.append(summary)
         if now_s >= self._next_status_s and view.pump is not None:
             self._next_status_s = now_s + self._timings.pump_status_period_s
             pump = view.pump
-            with self._journal_guard():
+            with self.journal_guard():
                 self._sink.append(PumpStatusEvent(
                     t_s=now_s, state=pump.state, rate_ml_h=pump.rate_ml_h,
                     delivered_ml=pump.delivered_ml,
@@ -169,8 +169,9 @@ class RigLoop:
         return view
 
     @contextmanager
-    def _journal_guard(self) -> Iterator[None]:
-        """What could not be journaled was not done, and is pending in the sink: go on."""
+    def journal_guard(self) -> Iterator[None]:
+        """What could not be journaled was not done, and is pending in the sink: say so once
+        and go on (the loop's own writes and the runtime's periodic commit run inside it)."""
         try:
             yield
         except JournalUnavailable as exc:

@@ -38,11 +38,12 @@ class ServeOptions:
 
 def open_rig(
     config: RigConfig, journal: Journal, clock: Clock, controller: Controller,
-    options: ServeOptions,
+    options: ServeOptions, *, console: Callable[[str], None] | None = None,
 ) -> Rig:
-    """Build the rig and either resume the journal's run or open a new one."""
+    """Build the rig and either resume the journal's run or open a new one; ``console``
+    receives the loop's lines for people (a journal fault and its end)."""
     rig = build_rig(config, clock=clock, sink=journal, controller=controller,
-                    patient_seed=options.patient_seed)
+                    patient_seed=options.patient_seed, console=console)
     previous = journal.recovery()
     resuming = previous is not None and previous.run is not None and \
         previous.run.rig_id == config.profile.rig_id
@@ -83,7 +84,8 @@ async def serve(rig: Rig, clock: Clock, journal: Journal, options: ServeOptions,
         if not ready:
             notifier.notify("READY=1")
             ready = True
-        journal.flush_if_due()
+        with loop.journal_guard():
+            journal.flush_if_due()
         return end_s is not None and view.t_s >= end_s
 
     helpers: list[asyncio.Task[None]] = []

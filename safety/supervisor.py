@@ -293,7 +293,8 @@ class Supervisor:
             return Decision(False, self._dose_mcg_min, reason, "TARGET_RANGE")
         previous = self._patient.target_map_mmhg
         self._record([OperatorAction(t_s=now_s, action="set_target", by=by,
-                                     detail=f"{previous:g} -> {target_map_mmhg:g} mmHg")])
+                                     detail=f"{previous:g} -> {target_map_mmhg:g} mmHg",
+                                     target_map_mmhg=target_map_mmhg)])
         self._patient = self._patient.model_copy(update={"target_map_mmhg": target_map_mmhg})
         return Decision(True, self._dose_mcg_min, f"MAP target {target_map_mmhg:g} mmHg")
 

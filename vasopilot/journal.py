@@ -99,7 +99,8 @@ class RecoveryState(BaseModel):
 
     ``dose_mcg_min`` and ``rate_ml_h`` are from the last ``DoseApplied`` of the current run (0 if
     none); ``mode`` the last ``ModeChanged`` or else the run's starting mode; ``t_s`` the clock
-    time of the last event in the journal.
+    time of the last event in the journal; ``target_map_mmhg`` the MAP target an operator last
+    set in the current run (``None``: the profile's is in force).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -114,6 +115,7 @@ class RecoveryState(BaseModel):
     last_dose: DoseApplied | None
     pump: PumpStatusEvent | None
     alarms: tuple[ActiveAlarm, ...]
+    target_map_mmhg: float | None = None
 
     @property
     def latched_alarms(self) -> tuple[ActiveAlarm, ...]:
@@ -221,6 +223,10 @@ class JournalReader:
             dose = self._last_of("dose.applied", run_seq)
             mode_event = self._last_of("mode.changed", run_seq)
             pump = self._last_of("pump.status", run_seq)
+            targets = self._events(
+                "SELECT seq, payload FROM events WHERE kind = 'operator.action' AND seq >= ? "
+                "AND json_extract(payload, '$.target_map_mmhg') IS NOT NULL "
+                "ORDER BY seq DESC LIMIT 1", [run_seq])
             alarm_events = self._events(
                 "SELECT seq, payload FROM events WHERE kind IN (?, ?, ?) AND seq >= ? "
                 "ORDER BY seq", [*_ALARM_KINDS, run_seq])
@@ -228,6 +234,8 @@ class JournalReader:
         assert dose is None or isinstance(dose, DoseApplied)
         assert mode_event is None or isinstance(mode_event, ModeChanged)
         assert pump is None or isinstance(pump, PumpStatusEvent)
+        target = targets[0] if targets else None
+        assert target is None or isinstance(target, OperatorAction)
         # A run start names its mode too; whichever came last is the mode in force.
         mode_sources = [e for e in (run, mode_event) if e is not None]
         mode = max(mode_sources, key=lambda e: e.seq or 0).mode if mode_sources else None
@@ -244,6 +252,7 @@ class JournalReader:
             last_dose=dose,
             pump=pump,
             alarms=_replay_alarms(alarm_events),
+            target_map_mmhg=target.target_map_mmhg if target else None,
         )
 
     def close(self) -> None:

@@ -48,16 +48,24 @@ def open_rig(
     resuming = previous is not None and previous.run is not None and \
         previous.run.rig_id == config.profile.rig_id
     now_s = clock.now_s()
+    target_map_mmhg = config.profile.patient.target_map_mmhg
+    if resuming and previous is not None and previous.target_map_mmhg is not None:
+        target_map_mmhg = previous.target_map_mmhg
     journal.append(RunStarted(
         t_s=now_s, rig_id=config.profile.rig_id, mode=controller.mode,
-        target_map_mmhg=config.profile.patient.target_map_mmhg,
+        target_map_mmhg=target_map_mmhg,
         lower_limit_mmhg=config.profile.patient.lower_limit_mmhg,
         conc_mcg_ml=config.drug.conc_mcg_ml, weight_kg=config.profile.patient.weight_kg,
         restarted=resuming,
     ))
     if resuming:
         events = journal.iter_events(after_seq=journal.current_run_seq() - 1)
-        rig.supervisor.resume(ResumeState.from_events(events), now_s)
+        state = ResumeState.from_events(events)
+        rig.supervisor.resume(state, now_s)
+        restored = state.target_map_mmhg
+        if restored is not None and rig.supervisor.view(now_s).target_map_mmhg != restored:
+            # the operator's target outlives the process, as the dose does (S13)
+            rig.supervisor.set_target(restored, now_s, by="restart: the operator's target")
     return rig
 
 

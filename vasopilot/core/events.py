@@ -131,6 +131,8 @@ class OperatorAction(EventBase):
     action: str
     by: str = "operator"
     detail: str = ""
+    # the MAP target a ``set_target`` put in force (a restart restores it)
+    target_map_mmhg: float | None = None
 
 
 class Fault(EventBase):

@@ -25,6 +25,7 @@ from safety.limits import (
 )
 from safety.occlusion import OcclusionDetector, OcclusionFinding
 from safety.resume import STOPPED_PREFIX, ResumeState
+from safety.view import AlarmSnapshot, SupervisorView
 from safety.weaning import WeaningPolicy, WeanStep
 from vasopilot.core.config import DrugEntry, PatientSettings, SafetySettings, SyringeSpec
 from vasopilot.core.errors import PumpError, PumpRefusedError
@@ -101,38 +102,6 @@ class Decision:
     dose_mcg_min: float
     reason: str
     code: str | None = None
-
-
-@dataclass(frozen=True)
-class AlarmSnapshot:
-    code: str
-    priority: Priority
-    message: str
-    acknowledged: bool
-    silenced: bool
-
-
-@dataclass(frozen=True)
-class SupervisorView:
-    """A read-only picture of the supervisor, for controllers, telemetry and the CLI."""
-
-    t_s: float
-    running: bool
-    dose_mcg_min: float
-    rate_ml_h: float
-    map_trusted: bool
-    last_good_map_mmhg: float | None
-    last_good_beat_t_s: float | None
-    last_beat_quality: str | None
-    target_map_mmhg: float
-    lower_limit_mmhg: float
-    pump: PumpStatus | None
-    alarms: tuple[AlarmSnapshot, ...]
-    stop_reason: str | None
-    needs_operator: bool
-    time_left_min: float | None
-    limits: DoseLimits
-    weaning: bool = False
 
 
 class Supervisor:

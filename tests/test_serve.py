@@ -1,6 +1,7 @@
 """`vasopilot run`'s runtime on a virtual clock: it doses, journals, and resumes after a restart."""
 
 import asyncio
+import functools
 from pathlib import Path
 
 from vasopilot.control.protocol import NurseProtocol
@@ -65,8 +66,7 @@ def test_the_operators_map_target_survives_a_restart(tmp_path: Path) -> None:
         with Journal(path, clock) as journal:
             rig = open_rig(config, journal, clock, NurseProtocol(), options)
             if operator_target is not None:
-                rig.loop.submit(lambda now_s, t=operator_target: rig.supervisor.set_target(
-                    t, now_s, by="operator"))
+                rig.loop.submit(functools.partial(rig.supervisor.set_target, operator_target))
             try:
                 view = asyncio.run(serve(rig, clock, journal, options, SystemdNotifier({})))
             finally:

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from safety.supervisor import EventSink, Supervisor, SupervisorView
+from safety.supervisor import EventSink, Supervisor
+from safety.view import SupervisorView
 from vasopilot.control.base import Controller
 from vasopilot.control.wean import WeanController
 from vasopilot.core.clock import Clock

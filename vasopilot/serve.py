@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from safety.resume import ResumeState
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.control.base import Controller
 from vasopilot.core.clock import Clock
 from vasopilot.core.events import RunStarted

@@ -9,18 +9,22 @@ pump to the supervisor at once, and the fault plan pulls the twin's physical fau
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from drivers.sim.artefacts import Artefact
 from drivers.sim.bedside import Outflow, SimBedside
-from drivers.sim.patient import PatientParams, Scenario, VirtualPatient, draw_patient
+from drivers.sim.patient import PatientParams, Scenario, VirtualPatient, draw_cohort, draw_patient
 from drivers.sim.pty_port import ByteDevice, PtyPort
 from drivers.sim.syringe_pump import SimLineSignals, SimSyringePump
 from safety.alarms import AlarmCode
-from safety.supervisor import Supervisor, SupervisorView
+from safety.supervisor import Supervisor
+from safety.view import SupervisorView
 from vasopilot.core.clock import Clock
 from vasopilot.core.config import MechanicsSettings, SyringeSpec
 from vasopilot.core.interfaces import BeatSource, Pump
@@ -190,3 +194,33 @@ def emulator_port(kind: Literal["new-era", "harvard"], clock: Clock, syringe: Sy
         device = HarvardEmulator(clock, {address: physics}, diameter_mm=syringe.inner_diameter_mm)
     return PtyPort(device, link=link)
 
+
+
+def draw_patients(n: int, seed: int, scenario: Scenario, *,
+                  calibration_error: bool = True) -> list[PatientParams]:
+    """The ``n`` virtual patients of a cohort run; without ``calibration_error`` the same
+    draws (the same patients) with their transducer's gain error taken out."""
+    patients = draw_cohort(n, seed, scenario)
+    if calibration_error:
+        return patients
+    return [dataclasses.replace(p, calibration_gain=1.0) for p in patients]
+
+
+def open_loop_map(params: PatientParams, scenario: Scenario, seed: int, *, hours: float,
+                  inflow_ml_h: float, conc_mcg_ml: float, sample_s: float,
+                  rebound: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The patient's true MAP (times and mmHg, every ``sample_s``) under a constant inflow
+    from the first second, through a line primed with the syringe's solution, with no pump and
+    no supervisor: the model alone (``rebound=False`` leaves out the rebound of tone)."""
+    if not rebound:
+        params = dataclasses.replace(params, rebound_mmhg=0.0)
+    patient = VirtualPatient(params, scenario, seed, conc_mcg_ml=conc_mcg_ml)
+    patient.prime_line(conc_mcg_ml)
+    steps = round(hours * 3600.0 / sample_s)
+    t = np.arange(steps + 1) * sample_s
+    map_mmhg = np.empty(steps + 1)
+    map_mmhg[0] = patient.true_map_mmhg
+    for i in range(1, steps + 1):
+        patient.step(float(t[i]), inflow_ml_h, conc_mcg_ml)
+        map_mmhg[i] = patient.true_map_mmhg
+    return t, map_mmhg

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -167,3 +168,43 @@ def test_a_journal_folder_that_cannot_be_made_is_one_line_and_exit_2(
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err
         assert "cannot make" in err and str(blocker) in err
+
+
+def test_a_remote_command_on_a_full_disk_is_answered_not_done_and_the_loop_goes_on(
+    small_fs: Path,
+) -> None:
+    from vasopilot.core.config import MqttSettings
+    from vasopilot.rig import build_rig
+    from vasopilot.telemetry import Telemetry
+    from vasopilot.telemetry.payloads import COMMAND_ADAPTER
+
+    clock = VirtualClock()
+    console: list[str] = []
+    with Journal(small_fs / "journal.sqlite", clock) as journal:
+        rig = build_rig(load_rig(SIM), clock=clock, sink=journal, controller=ManualMode(),
+                        console=console.append)
+        # never connected: the command goes the way a received one goes, onto the loop
+        telemetry = Telemetry(MqttSettings(enabled=True, insecure=True), "rig", journal.path,
+                              clock=clock)
+        try:
+            rig.supervisor.start(10.0, 0.0, soft_limit_confirmed=True)
+            for t_s in range(1, 60):
+                rig.loop.step(clock.advance_to(float(t_s)))
+            filler = fill(small_fs)
+            command = COMMAND_ADAPTER.validate_python(
+                {"command": "set_dose", "request_id": "r1", "sender": "nurse",
+                 "dose_mcg_min": 12.0})
+            rig.loop.submit(functools.partial(telemetry._execute, command, rig.supervisor))
+            view = rig.loop.step(clock.advance_to(60.0))
+            reply = telemetry._replies.get_nowait()
+            assert (reply.accepted, reply.code) == (False, "JOURNAL_UNAVAILABLE")
+            assert view.dose_mcg_min == 10.0 and view.running
+            assert journal.pending_count > 0
+            filler.unlink()
+            rig.loop.step(clock.advance_to(61.0))
+            assert journal.pending_count == 0
+        finally:
+            telemetry.close()
+            rig.close()
+    assert [line.split(",")[0] for line in console] == [
+        "JOURNAL FAULT", "journal caught up: every pending event is written"]

@@ -28,6 +28,7 @@ import aiomqtt
 from safety.supervisor import Supervisor
 from vasopilot.core.clock import Clock, MonotonicClock
 from vasopilot.core.config import MqttSettings
+from vasopilot.core.errors import JournalUnavailable
 from vasopilot.core.events import BeatSummary, Event, ModeChanged, RunStarted
 from vasopilot.core.types import Beat
 from vasopilot.journal import JournalReader
@@ -300,5 +301,14 @@ class Telemetry:
             loop.submit(functools.partial(self._execute, checked, loop.supervisor))
 
     def _execute(self, command: Command, supervisor: Supervisor, now_s: float) -> None:
-        """Runs on the rig loop's thread."""
-        self._replies.put(execute(command, supervisor, now_s, self.rig_id))
+        """Runs on the rig loop's thread. A command that could not be journaled was not
+        carried out: the sender hears so, and the loop (which catches the error) too."""
+        try:
+            reply = execute(command, supervisor, now_s, self.rig_id)
+        except JournalUnavailable as exc:
+            self._replies.put(CommandReply(
+                rig_id=self.rig_id, request_id=command.request_id, command=command.command,
+                accepted=False, reason=f"not carried out: the journal cannot write ({exc})",
+                code="JOURNAL_UNAVAILABLE"))
+            raise
+        self._replies.put(reply)

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: sim test lint typecheck mosquitto clean
+.PHONY: sim test lint typecheck imports mosquitto clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) mosquitto lint typecheck
+# The import contracts of pyproject.toml [tool.importlinter] (DESIGN.md, "Enforced").
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
+test: $(STAMP) mosquitto lint typecheck imports
 	$(BIN)/python -m pytest
 
 clean:

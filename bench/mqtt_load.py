@@ -75,7 +75,7 @@ class BenchRig:
                                      sink=self.journal)
         self.telemetry = Telemetry(settings, self.rig_id, self.journal.path, after_seq=0)
         self.loop = RigLoop(self.supervisor, PacedBeats(clock), ManualMode(),
-                            self.journal.append, line=SimLineSignals(pump),
+                            self.journal, line=SimLineSignals(pump),
                             on_beat=self.telemetry.offer_beat)
         self.supervisor.start(8.0 + index % 4, 0.0, soft_limit_confirmed=True)
 

@@ -58,6 +58,9 @@ class _Discard:
     def append(self, event: Event) -> Event:
         return event
 
+    def flush_pending(self) -> bool:
+        return True
+
 
 class _WithoutBackOff:
     """The same pump, declaring that it cannot back off (the 'no back-off' arm)."""

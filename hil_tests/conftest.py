@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from drivers.pump import start_emulated_pump
+from drivers.sim.emulated import start_emulated_pump
 from vasopilot.core.clock import MonotonicClock
 from vasopilot.core.interfaces import Pump
 from vasopilot.rig import open_pump

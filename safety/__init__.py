@@ -7,7 +7,8 @@ event sink it writes to before acting, and no clock: time is an argument.
 from safety.alarms import ALARM_PRIORITY, AlarmCode, AlarmManager
 from safety.occlusion import OcclusionDetector, OcclusionFinding
 from safety.resume import ResumeState
-from safety.supervisor import Decision, EventSink, StopReason, Supervisor, SupervisorView
+from safety.supervisor import Decision, EventSink, StopReason, Supervisor
+from safety.view import SupervisorView
 
 __all__ = [
     "ALARM_PRIORITY",

@@ -22,12 +22,14 @@ class OpenAlarm:
 
 @dataclass(frozen=True)
 class ResumeState:
-    """The last dose applied (0 = stopped), why it stopped, and the alarms still open."""
+    """The last dose applied (0 = stopped), why it stopped, the alarms still open, and the
+    MAP target an operator set (``None``: the profile's)."""
 
     dose_mcg_min: float
     stop_reason: str | None
     weaning: bool
     open_alarms: tuple[OpenAlarm, ...]
+    target_map_mmhg: float | None = None
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> ResumeState:
@@ -36,18 +38,21 @@ class ResumeState:
         stop_reason: str | None = None
         weaning = False
         open_alarms: dict[str, OpenAlarm] = {}
+        target_map_mmhg: float | None = None
         for event in events:
             if isinstance(event, DoseApplied):
                 dose_mcg_min = event.dose_mcg_min
                 stop_reason = stop_reason_of(event.reason) if dose_mcg_min == 0 else None
             elif isinstance(event, OperatorAction) and event.action in ("wean", "stop_weaning"):
                 weaning = event.action == "wean"
+            elif isinstance(event, OperatorAction) and event.target_map_mmhg is not None:
+                target_map_mmhg = event.target_map_mmhg
             elif isinstance(event, AlarmRaised):
                 open_alarms[event.code] = OpenAlarm(event.code, event.priority, event.message)
             elif isinstance(event, AlarmCleared):
                 open_alarms.pop(event.code, None)
         return cls(dose_mcg_min, stop_reason, weaning and dose_mcg_min > 0,
-                   tuple(open_alarms.values()))
+                   tuple(open_alarms.values()), target_map_mmhg)
 
 
 STOPPED_PREFIX = "stopped: "

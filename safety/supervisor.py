@@ -25,6 +25,7 @@ from safety.limits import (
 )
 from safety.occlusion import OcclusionDetector, OcclusionFinding
 from safety.resume import STOPPED_PREFIX, ResumeState
+from safety.view import AlarmSnapshot, SupervisorView
 from safety.weaning import WeaningPolicy, WeanStep
 from vasopilot.core.config import DrugEntry, PatientSettings, SafetySettings, SyringeSpec
 from vasopilot.core.errors import PumpError, PumpRefusedError
@@ -82,9 +83,15 @@ class StopReason(StrEnum):
 
 
 class EventSink(Protocol):
-    """Where the supervisor records what it decides; ``append`` returns once it is durable."""
+    """Where the supervisor records what it decides; ``append`` returns once it is durable.
+
+    ``append`` raises ``JournalUnavailable`` when the event could not be made durable (it is
+    then kept pending); ``flush_pending`` writes what is pending and says whether all of it is.
+    """
 
     def append(self, event: Event) -> Event: ...
+
+    def flush_pending(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -95,38 +102,6 @@ class Decision:
     dose_mcg_min: float
     reason: str
     code: str | None = None
-
-
-@dataclass(frozen=True)
-class AlarmSnapshot:
-    code: str
-    priority: Priority
-    message: str
-    acknowledged: bool
-    silenced: bool
-
-
-@dataclass(frozen=True)
-class SupervisorView:
-    """A read-only picture of the supervisor, for controllers, telemetry and the CLI."""
-
-    t_s: float
-    running: bool
-    dose_mcg_min: float
-    rate_ml_h: float
-    map_trusted: bool
-    last_good_map_mmhg: float | None
-    last_good_beat_t_s: float | None
-    last_beat_quality: str | None
-    target_map_mmhg: float
-    lower_limit_mmhg: float
-    pump: PumpStatus | None
-    alarms: tuple[AlarmSnapshot, ...]
-    stop_reason: str | None
-    needs_operator: bool
-    time_left_min: float | None
-    limits: DoseLimits
-    weaning: bool = False
 
 
 class Supervisor:
@@ -287,7 +262,8 @@ class Supervisor:
             return Decision(False, self._dose_mcg_min, reason, "TARGET_RANGE")
         previous = self._patient.target_map_mmhg
         self._record([OperatorAction(t_s=now_s, action="set_target", by=by,
-                                     detail=f"{previous:g} -> {target_map_mmhg:g} mmHg")])
+                                     detail=f"{previous:g} -> {target_map_mmhg:g} mmHg",
+                                     target_map_mmhg=target_map_mmhg)])
         self._patient = self._patient.model_copy(update={"target_map_mmhg": target_map_mmhg})
         return Decision(True, self._dose_mcg_min, f"MAP target {target_map_mmhg:g} mmHg")
 

@@ -1,7 +1,7 @@
 """What the control modes see: a supervisor view of a running norepinephrine infusion."""
 
 from safety.limits import DoseLimits
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.core.config import NOREPINEPHRINE
 
 # 10 mcg/min at 65 mmHg on target, trusted data, a 70 kg patient's limits

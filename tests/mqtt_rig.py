@@ -39,7 +39,7 @@ class TestRig:
         self.supervisor = Supervisor(
             self.pump, drug=config.drug, patient=config.profile.patient,
             safety=config.profile.safety, syringe=config.syringe, sink=self.journal)
-        self.loop = RigLoop(self.supervisor, self.beats, ManualMode(), self.journal.append,
+        self.loop = RigLoop(self.supervisor, self.beats, ManualMode(), self.journal,
                             line=SimLineSignals(self.pump))
         self.supervisor.start(10.0, 0.0, soft_limit_confirmed=True)
 

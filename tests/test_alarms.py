@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from test_safety_support import MockPump, feed, make_supervisor
+from safety_fixtures import MockPump, feed, make_supervisor
 
 from safety.alarms import ALARM_PRIORITY, AlarmCode, AlarmManager
 from safety.resume import ResumeState

@@ -9,7 +9,7 @@ import pytest
 from control_fixtures import RUNNING_VIEW as BASE
 
 from drivers.sim.patient import PatientParams, draw_cohort
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.control.closed_loop import ClosedLoopController, Tuning
 from vasopilot.control.wean import WeanController
 from vasopilot.core.events import DoseApplied, DoseRequested, Event, OperatorAction

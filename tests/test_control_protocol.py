@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 from control_fixtures import RUNNING_VIEW as BASE
 
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.control.manual import ManualMode
 from vasopilot.control.protocol import NurseProtocol
 from vasopilot.core.types import Beat, Requester

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from test_safety_rig import SimRig
+from safety_rig import SimRig
 
 from safety.alarms import AlarmCode
 from safety.resume import ResumeState

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pump_fixtures import MECHANICS, SYRINGE, next_reply, raw_port
 
-from drivers.pump import EmulatedPump, start_emulated_pump
 from drivers.pump.harvard import HarvardRefusedError
 from drivers.pump.harvard_codec import (
     HarvardError,
@@ -26,6 +25,7 @@ from drivers.pump.harvard_codec import (
     parse_request,
 )
 from drivers.pump.new_era_codec import Garbage
+from drivers.sim.emulated import EmulatedPump, start_emulated_pump
 from drivers.sim.harvard_emulator import HarvardEmulator
 from drivers.sim.syringe_pump import SimSyringePump
 from vasopilot.core.clock import VirtualClock

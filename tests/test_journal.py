@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from vasopilot.core.clock import VirtualClock
-from vasopilot.core.errors import JournalError
+from vasopilot.core.errors import JournalError, JournalUnavailable
 from vasopilot.core.events import (
     AlarmAcknowledged,
     AlarmCleared,
@@ -13,6 +13,7 @@ from vasopilot.core.events import (
     BeatSummary,
     DoseApplied,
     Event,
+    JournalGap,
     ModeChanged,
     OperatorAction,
     PumpStatusEvent,
@@ -249,7 +250,7 @@ def test_concurrent_reader_sees_only_whole_committed_prefixes(
     assert observed == sorted(observed)
 
 
-def test_append_raises_when_the_event_cannot_be_made_durable(
+def test_an_event_that_cannot_be_made_durable_is_kept_pending_and_written_first_later(
     path: Path, clock: VirtualClock
 ) -> None:
     with Journal(path, clock, busy_timeout_s=0.0) as journal:
@@ -257,13 +258,79 @@ def test_append_raises_when_the_event_cannot_be_made_durable(
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:
-            with pytest.raises(JournalError, match=r"could not record dose\.applied"):
+            with pytest.raises(JournalUnavailable, match=r"could not record dose\.applied"):
                 journal.append(dose(1.0, 10.0))
+            assert journal.pending_count == 1
+            assert not journal.flush_pending()
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
-        assert journal.append(dose(2.0, 10.0)).seq == 2
-        assert [e.t_s for e in journal.tail()] == [0.0, 2.0]
+        assert journal.append(dose(2.0, 10.0)).seq == 3
+        assert journal.pending_count == 0
+        assert [e.t_s for e in journal.tail()] == [0.0, 1.0, 2.0]
+
+
+def test_a_full_database_keeps_the_batched_events_it_rolled_back_in_order(
+    path: Path, clock: VirtualClock
+) -> None:
+    with Journal(path, clock) as journal:
+        journal.append(run(0.0))
+        pages = journal._conn.execute("PRAGMA page_count").fetchone()[0]
+        # sqlite's own "database or disk is full", at the file's present size
+        journal._conn.execute(f"PRAGMA max_page_count={pages}")
+        written = 0
+        with pytest.raises(JournalUnavailable, match="database or disk is full"):
+            for written in range(1, 200):
+                journal.append(beat(float(written)))  # batched in the open transaction
+        assert journal.pending_count == written
+        assert not journal.flush_pending()
+        journal._conn.execute("PRAGMA max_page_count=1000000")
+        assert journal.flush_pending()
+        assert [e.t_s for e in journal.tail(1000)] == [float(i) for i in range(written + 1)]
+
+
+def test_a_full_buffer_sheds_summaries_then_pump_status_never_doses_and_records_the_gap(
+    path: Path, clock: VirtualClock
+) -> None:
+    with Journal(path, clock, busy_timeout_s=0.0, max_pending=4) as journal:
+        journal.append(run(0.0))
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            for event in (beat(1.0), pump(2.0, 7.5), dose(3.0, 10.0), beat(4.0), beat(5.0),
+                          raised(6.0, "MAP_LOW", Priority.HIGH), pump(7.0, 7.5)):
+                with pytest.raises(JournalUnavailable):
+                    journal.append(event)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        # 7 events for 4 places: the three beat summaries go first
+        assert journal.pending_count == 4
+        assert journal.shed_count == 3
+        assert journal.flush_pending()
+        events = journal.tail()
+    assert [e.kind for e in events] == ["run.started", "journal.gap", "pump.status",
+                                        "dose.applied", "alarm.raised", "pump.status"]
+    gap = events[1]
+    assert isinstance(gap, JournalGap)
+    assert gap.shed == {"beat.summary": 3}
+    assert (gap.from_t_s, gap.to_t_s) == (1.0, 5.0)
+
+
+def test_durable_events_are_never_shed(path: Path, clock: VirtualClock) -> None:
+    with Journal(path, clock, busy_timeout_s=0.0, max_pending=2) as journal:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            for i in range(5):
+                with pytest.raises(JournalUnavailable):
+                    journal.append(dose(float(i), float(i)))
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert journal.pending_count == 5
+        assert journal.flush_pending()
+        assert [e.t_s for e in journal.tail()] == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
 def test_reader_refuses_a_missing_journal(tmp_path: Path) -> None:

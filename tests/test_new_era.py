@@ -14,7 +14,6 @@ import pytest
 import serial
 from pump_fixtures import MECHANICS, SYRINGE, next_reply, raw_port
 
-from drivers.pump import EmulatedPump, start_emulated_pump
 from drivers.pump.frames import FrameError, FrameFault
 from drivers.pump.new_era import NewEraAlarmError, NewEraLine, NewEraPump, NewEraRefusedError
 from drivers.pump.new_era_codec import (
@@ -28,6 +27,7 @@ from drivers.pump.new_era_codec import (
     ReplyDecoder,
     encode_safe,
 )
+from drivers.sim.emulated import EmulatedPump, start_emulated_pump
 from drivers.sim.new_era_emulator import NewEraEmulator
 from drivers.sim.pty_port import PtyPort
 from drivers.sim.syringe_pump import SimSyringePump

@@ -16,10 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.pump import SERIAL_PUMP_KINDS, EmulatedPump, open_emulated_pump, start_emulated_pump
 from drivers.pump.frames import FrameError, FrameFault
 from drivers.pump.harvard_codec import HarvardRequest
 from drivers.pump.new_era_codec import NewEraRequest
+from drivers.sim.emulated import (
+    SERIAL_PUMP_KINDS,
+    EmulatedPump,
+    open_emulated_pump,
+    start_emulated_pump,
+)
 from drivers.sim.syringe_pump import SimSyringePump
 from vasopilot.core.clock import VirtualClock
 from vasopilot.core.config import MechanicsSettings, SyringeCatalogue, SyringeSpec

@@ -7,7 +7,10 @@ twin's read-only readings.
 
 from __future__ import annotations
 
+import functools
 import math
+import types
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,12 +23,14 @@ from drivers.sim.ads1115_emulator import ADS1115Emulator
 from drivers.sim.harvard_emulator import HarvardEmulator
 from drivers.sim.new_era_emulator import NewEraEmulator
 from drivers.sim.pty_port import PtyPort
-from drivers.sim.syringe_pump import SimPumpReadings, SimSyringePump
+from drivers.sim.syringe_pump import PumpFaults, SimPumpReadings, SimSyringePump
 from vasopilot.control.protocol import NurseProtocol
-from vasopilot.core.clock import MonotonicClock
+from vasopilot.core.clock import MonotonicClock, VirtualClock
 from vasopilot.core.errors import ConfigError
 from vasopilot.core.interfaces import Pump
 from vasopilot.rig import Rig, build_rig
+from vasopilot.rig.faults import parse_fault
+from vasopilot.rig.sim import SimPumpKind, SimSetup
 from vasopilot.runtime import MemorySink
 from vasopilot.settings import RigConfig, load_rig
 
@@ -33,30 +38,52 @@ CONFIG = Path(__file__).resolve().parents[1] / "config"
 PROFILES = sorted(p.name for p in CONFIG.glob("*.toml") if p.name.startswith(("sim", "bench")))
 
 
-def reachable(root: object, *, skip: set[int], limit: int = 5000) -> Iterator[object]:
-    """Objects reachable from ``root`` through attributes and containers, minus ``skip``."""
+def reachable(root: object, *, skip: set[int], limit: int = 20000) -> Iterator[object]:
+    """Objects reachable from ``root`` through attributes, containers, bound methods,
+    ``functools.partial`` objects and closures (a lambda's cells, a function's defaults),
+    minus ``skip``."""
     seen = set(skip)
     stack = [root]
-    while stack and len(seen) < limit:
+    while stack:
         obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None), type)):
+        # modules are the program's globals, not the rig's; a pump kept there is no attribute
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None), type,
+                                               types.ModuleType)):
             continue
         seen.add(id(obj))
+        assert len(seen) < limit, "the walk is too big to be a proof: raise the limit"
         yield obj
-        if isinstance(obj, SimPumpReadings):
-            continue  # read-only by construction: it exposes no command
+        if isinstance(obj, (SimPumpReadings, PumpFaults)):
+            continue  # a twin's readings and its physical fault levers: no command
         if isinstance(obj, dict):
             stack.extend(obj.values())
-        elif isinstance(obj, (list, tuple, set, frozenset)):
+        elif isinstance(obj, (list, tuple, set, frozenset, deque)):
             stack.extend(obj)
+        elif isinstance(obj, functools.partial):
+            stack.extend([obj.func, *obj.args, *obj.keywords.values()])
+        elif isinstance(obj, types.FunctionType):
+            stack.extend(cell.cell_contents for cell in obj.__closure__ or ()
+                         if cell.cell_contents is not None)
+            stack.extend([*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()])
+        elif isinstance(obj, types.MethodType):
+            stack.extend([obj.__self__, obj.__func__])
         else:
             stack.extend(getattr(obj, "__dict__", {}).values())
-            for slot in getattr(type(obj), "__slots__", ()):
-                if hasattr(obj, slot):
-                    stack.append(getattr(obj, slot))
+            for klass in type(obj).__mro__:
+                for slot in getattr(klass, "__slots__", ()):
+                    if hasattr(obj, slot):
+                        stack.append(getattr(obj, slot))
             owner = getattr(obj, "__self__", None)
             if owner is not None:
                 stack.append(owner)
+
+
+def assert_only_the_supervisor_reaches_its_pumps(rig: Rig, what: str) -> None:
+    supervisor: Any = rig.supervisor
+    pumps = [p for p in (supervisor._pump, supervisor._standby) if p is not None]
+    assert all(isinstance(p, Pump) for p in pumps)
+    outside = list(reachable(rig, skip={id(rig.supervisor)}))
+    assert not any(obj is p for obj in outside for p in pumps), f"{what}: the pump leaks"
 
 
 @contextmanager
@@ -74,7 +101,7 @@ def built(name: str) -> Iterator[Rig]:
         config = RigConfig(config.profile.model_copy(update={"pump": pump}), config.drug,
                            config.syringe, config.source, config.journal_path)
     bus = ADS1115Emulator(lambda t: 70.0 + 20.0 * math.sin(2 * math.pi * 1.2 * t), clock)
-    rig = build_rig(config, clock=clock, sink=MemorySink().append, controller=NurseProtocol(),
+    rig = build_rig(config, clock=clock, sink=MemorySink(), controller=NurseProtocol(),
                     pin_factory=MockFactory(), i2c_bus=bus)
     try:
         yield rig
@@ -87,10 +114,7 @@ def built(name: str) -> Iterator[Rig]:
 @pytest.mark.parametrize("name", PROFILES)
 def test_profile_builds_and_only_the_supervisor_holds_the_pump(name: str) -> None:
     with built(name) as rig:
-        pump: Any = rig.supervisor._pump
-        assert isinstance(pump, Pump)
-        outside = list(reachable(rig, skip={id(rig.supervisor)}))
-        assert all(obj is not pump for obj in outside), f"{name}: the pump leaks"
+        assert_only_the_supervisor_reaches_its_pumps(rig, name)
         view = rig.loop.step(rig.clock.now_s())
         assert not view.running
 
@@ -104,15 +128,65 @@ def test_bridge_driver_is_refused_with_a_reason(tmp_path: Path) -> None:
     path = tmp_path / "bridge.toml"
     path.write_text("[pump]\ndriver = 'bridge'\nport = 'loop://'\n")
     with pytest.raises(ConfigError, match="firmware-bridge pump is not part of this version"):
-        build_rig(load_rig(path), clock=MonotonicClock(), sink=MemorySink().append,
+        build_rig(load_rig(path), clock=MonotonicClock(), sink=MemorySink(),
                   controller=NurseProtocol())
 
 
-def test_the_reachability_check_can_fail() -> None:
-    # a controller that kept the pump would be caught
+@pytest.mark.parametrize("pump_kind", ["sim", "new-era", "harvard"])
+def test_a_simulated_rig_with_spares_and_faults_holds_its_pumps_only_in_the_supervisor(
+    pump_kind: SimPumpKind,
+) -> None:
+    clock = VirtualClock()
+    setup = SimSetup(seed=3, pump=pump_kind, spare_syringe=True, waveform=True,
+                     artefacts_per_h=2.0, hours=1.0,
+                     faults=(parse_fault("occlusion@600"), parse_fault("flush@300+2")))
+    rig = build_rig(load_rig(None), clock=clock, sink=MemorySink(), controller=NurseProtocol(),
+                    sim=setup)
+    try:
+        assert rig.sim is not None and rig.sim.spares is not None
+        rig.sim.spares.load(0.0)
+        rig.supervisor.start(5.0, 0.0, soft_limit_confirmed=True)
+        rig.loop.step(clock.advance_to(1.0))
+        assert_only_the_supervisor_reaches_its_pumps(rig, f"sim with {pump_kind}")
+    finally:
+        rig.close()
+
+
+class _Holder:
+    __slots__ = ("kept",)
+
+    def __init__(self, kept: object) -> None:
+        self.kept = kept
+
+
+def _leaks(pump: object) -> list[object]:
+    """Every way of keeping the pump that the walk must see through."""
+    def closure() -> object:
+        return pump
+
+    def defaults(kept: object = pump) -> object:
+        return kept
+
+    return [
+        {"pump": pump},
+        functools.partial(print, pump),
+        functools.partial(print, end=pump),
+        lambda: pump,
+        closure,
+        defaults,
+        _Holder(pump).__init__,
+        _Holder(pump),
+        deque([pump]),
+    ]
+
+
+@pytest.mark.parametrize("way", range(len(_leaks(object()))))
+def test_the_reachability_check_sees_attributes_closures_partials_and_bound_methods(
+    way: int,
+) -> None:
     with built("sim.toml") as rig:
         leaky = NurseProtocol()
-        leaky.__dict__["pump"] = rig.supervisor._pump
+        leaky.__dict__["kept"] = _leaks(rig.supervisor._pump)[way]
         rig.loop.set_controller(leaky)
-        outside = list(reachable(rig, skip={id(rig.supervisor)}))
-        assert any(obj is rig.supervisor._pump for obj in outside)
+        with pytest.raises(AssertionError, match="the pump leaks"):
+            assert_only_the_supervisor_reaches_its_pumps(rig, "leaky")

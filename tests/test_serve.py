@@ -1,6 +1,7 @@
 """`vasopilot run`'s runtime on a virtual clock: it doses, journals, and resumes after a restart."""
 
 import asyncio
+import functools
 from pathlib import Path
 
 from vasopilot.control.protocol import NurseProtocol
@@ -50,3 +51,29 @@ def test_restart_resumes_the_journaled_dose_and_says_so(tmp_path: Path) -> None:
     assert resumed and resumed[0].dose_mcg_min == last_dose
     assert resumed[0].t_s - new[0].t_s < 1.0
     assert any(isinstance(e, AlarmRaised) and e.code == "RESTARTED" for e in new)
+
+
+def test_the_operators_map_target_survives_a_restart(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    path = tmp_path / "j.sqlite"
+    config = load_rig(SIM)
+    assert config.profile.patient.target_map_mmhg == 65.0
+    targets = []
+    for options, operator_target in ((ServeOptions(mode="manual", start_dose_mcg_min=10.0,
+                                                   minutes=2.0), 72.0),
+                                     (ServeOptions(mode="manual", minutes=2.0), None),
+                                     (ServeOptions(mode="manual", minutes=2.0), None)):
+        with Journal(path, clock) as journal:
+            rig = open_rig(config, journal, clock, NurseProtocol(), options)
+            if operator_target is not None:
+                rig.loop.submit(functools.partial(rig.supervisor.set_target, operator_target))
+            try:
+                view = asyncio.run(serve(rig, clock, journal, options, SystemdNotifier({})))
+            finally:
+                rig.close()
+            recovered = journal.recovery()
+        assert recovered is not None
+        targets.append((view.target_map_mmhg, recovered.target_map_mmhg,
+                        recovered.run.target_map_mmhg if recovered.run else None))
+    # run 1 sets 72; each restart resumes at 72 and its start says so
+    assert targets == [(72.0, 72.0, 65.0), (72.0, 72.0, 72.0), (72.0, 72.0, 72.0)]

@@ -3,7 +3,7 @@
 import pytest
 
 from vasopilot.core.events import AlarmRaised, DoseApplied, DoseRequested
-from vasopilot.faults import FAULT_KINDS, parse_fault
+from vasopilot.rig.faults import FAULT_KINDS, parse_fault
 from vasopilot.settings import load_rig
 from vasopilot.simulate import SimOptions, SimResult, run_sim
 

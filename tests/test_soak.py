@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from test_safety_rig import SimRig
+from safety_rig import SimRig
 
 from safety.alarms import AlarmCode
 from safety.supervisor import StopReason

@@ -7,7 +7,7 @@ infusion started at 10 mcg/min and running for a while with a good MAP of 70 mmH
 from __future__ import annotations
 
 import pytest
-from test_safety_support import ListSink, MockPump, beat, feed, make_supervisor
+from safety_fixtures import ListSink, MockPump, beat, feed, make_supervisor
 
 from safety.alarms import AlarmCode
 from safety.resume import ResumeState

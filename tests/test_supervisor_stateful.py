@@ -16,7 +16,7 @@ import os
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from test_safety_support import JournalInvariants, ListSink, MockPump, beat, make_supervisor
+from safety_fixtures import JournalInvariants, ListSink, MockPump, beat, make_supervisor
 
 from safety.alarms import AlarmCode
 from safety.supervisor import Decision, Supervisor

@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from drivers.sim.patient import PatientParams, Scenario, VirtualPatient
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.types import Beat, DoseRequest, Requester
 from vasopilot.core.units import MINUTES_PER_HOUR
 from vasopilot.metrics import MapMetrics, map_metrics
+from vasopilot.rig.sim import open_loop_map
+
+if TYPE_CHECKING:
+    from drivers.sim.patient import PatientParams, Scenario, VirtualPatient
 
 HYPOTENSION_MMHG = 65.0
 BOUND_SAMPLE_S = 2.0
@@ -42,17 +44,10 @@ def hard_max_bound(params: PatientParams, scenario: Scenario, seed: int, *, hour
     """Metrics of the highest MAP any permitted dosing can give (see the module docstring).
     Of them, ``map_below_65_pct`` and ``map_below_60_pct`` are lower bounds for every
     controller; the rest describe that (hypertensive) trajectory, not a bound."""
-    patient = VirtualPatient(dataclasses.replace(params, rebound_mmhg=0.0), scenario, seed,
-                             conc_mcg_ml=conc_mcg_ml)
-    patient.prime_line(conc_mcg_ml)
-    inflow_ml_h = hard_max_mcg_min / conc_mcg_ml * MINUTES_PER_HOUR
-    steps = round(hours * 3600.0 / BOUND_SAMPLE_S)
-    t = np.arange(steps + 1) * BOUND_SAMPLE_S
-    map_mmhg = np.empty(steps + 1)
-    map_mmhg[0] = patient.true_map_mmhg
-    for i in range(1, steps + 1):
-        patient.step(float(t[i]), inflow_ml_h, conc_mcg_ml)
-        map_mmhg[i] = patient.true_map_mmhg
+    t, map_mmhg = open_loop_map(params, scenario, seed, hours=hours,
+                                inflow_ml_h=hard_max_mcg_min / conc_mcg_ml * MINUTES_PER_HOUR,
+                                conc_mcg_ml=conc_mcg_ml, sample_s=BOUND_SAMPLE_S,
+                                rebound=False)
     return map_metrics(t, map_mmhg, params.target_map_mmhg)
 
 

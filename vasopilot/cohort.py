@@ -17,11 +17,10 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
-from drivers.sim.patient import PatientParams, Scenario, VirtualPatient, draw_cohort
 from vasopilot.bounds import PerfectInformationController, hard_max_bound, s7_wean_hours
 from vasopilot.control.base import Controller
 from vasopilot.core.config import NOREPINEPHRINE
@@ -35,8 +34,12 @@ from vasopilot.metrics import (
     map_metrics,
     wean_metrics,
 )
+from vasopilot.rig.sim import draw_patients
 from vasopilot.settings import RigConfig, load_rig
-from vasopilot.simulate import SimOptions, run_sim
+from vasopilot.simulate import Scenario, SimOptions, run_sim
+
+if TYPE_CHECKING:
+    from drivers.sim.patient import PatientParams, VirtualPatient
 
 ControllerName = Literal["closed-loop", "protocol", "oracle"]
 # the controllers the --json contract reports; "oracle" is the perfect-information bound
@@ -190,10 +193,8 @@ def run_patient(job: tuple[BenchOptions, ControllerName, int, PatientParams]) ->
 
 def run_cohort(options: BenchOptions,
                controllers: Sequence[ControllerName] | None = None) -> list[PatientOutcome]:
-    cohort = draw_cohort(options.patients, options.seed, options.scenario)
-    if not options.calibration_error:
-        # the same draws (the same patients) with the gain error taken out
-        cohort = [dataclasses.replace(p, calibration_gain=1.0) for p in cohort]
+    cohort = draw_patients(options.patients, options.seed, options.scenario,
+                           calibration_error=options.calibration_error)
     jobs = [(options, c, i, p) for c in controllers or options.controllers
             for i, p in enumerate(cohort)]
     if options.workers <= 1:

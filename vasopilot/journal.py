@@ -29,15 +29,16 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from vasopilot.core.clock import Clock
-from vasopilot.core.errors import JournalError
+from vasopilot.core.errors import JournalError, JournalUnavailable
 from vasopilot.core.events import (
     EVENT_ADAPTER,
     AlarmAcknowledged,
@@ -50,6 +51,7 @@ from vasopilot.core.events import (
     DoseRequested,
     Event,
     Fault,
+    JournalGap,
     ModeChanged,
     OperatorAction,
     PumpContract,
@@ -61,6 +63,7 @@ from vasopilot.core.events import (
 from vasopilot.core.types import Priority
 
 JOURNAL_VERSION = 1
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -98,7 +101,8 @@ class RecoveryState(BaseModel):
 
     ``dose_mcg_min`` and ``rate_ml_h`` are from the last ``DoseApplied`` of the current run (0 if
     none); ``mode`` the last ``ModeChanged`` or else the run's starting mode; ``t_s`` the clock
-    time of the last event in the journal.
+    time of the last event in the journal; ``target_map_mmhg`` the MAP target an operator last
+    set in the current run (``None``: the profile's is in force).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -113,6 +117,7 @@ class RecoveryState(BaseModel):
     last_dose: DoseApplied | None
     pump: PumpStatusEvent | None
     alarms: tuple[ActiveAlarm, ...]
+    target_map_mmhg: float | None = None
 
     @property
     def latched_alarms(self) -> tuple[ActiveAlarm, ...]:
@@ -137,9 +142,14 @@ class JournalReader:
     ) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        if _writable:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise JournalError(f"{self.path}: cannot make the journal's folder "
+                                   f"{self.path.parent}: {exc.strerror or exc}") from exc
         try:
             if _writable:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
                                        check_same_thread=False)
             else:
@@ -222,6 +232,10 @@ class JournalReader:
             dose = self._last_of("dose.applied", run_seq)
             mode_event = self._last_of("mode.changed", run_seq)
             pump = self._last_of("pump.status", run_seq)
+            targets = self._events(
+                "SELECT seq, payload FROM events WHERE kind = 'operator.action' AND seq >= ? "
+                "AND json_extract(payload, '$.target_map_mmhg') IS NOT NULL "
+                "ORDER BY seq DESC LIMIT 1", [run_seq])
             alarm_events = self._events(
                 "SELECT seq, payload FROM events WHERE kind IN (?, ?, ?) AND seq >= ? "
                 "ORDER BY seq", [*_ALARM_KINDS, run_seq])
@@ -229,6 +243,8 @@ class JournalReader:
         assert dose is None or isinstance(dose, DoseApplied)
         assert mode_event is None or isinstance(mode_event, ModeChanged)
         assert pump is None or isinstance(pump, PumpStatusEvent)
+        target = targets[0] if targets else None
+        assert target is None or isinstance(target, OperatorAction)
         # A run start names its mode too; whichever came last is the mode in force.
         mode_sources = [e for e in (run, mode_event) if e is not None]
         mode = max(mode_sources, key=lambda e: e.seq or 0).mode if mode_sources else None
@@ -245,6 +261,7 @@ class JournalReader:
             last_dose=dose,
             pump=pump,
             alarms=_replay_alarms(alarm_events),
+            target_map_mmhg=target.target_map_mmhg if target else None,
         )
 
     def close(self) -> None:
@@ -286,11 +303,24 @@ def _replay_alarms(events: Iterable[Event]) -> tuple[ActiveAlarm, ...]:
     return tuple(active.values())
 
 
+# What may be shed from a full pending buffer, least important first; anything else (doses,
+# requests, refusals, alarms, operator acts, faults) is never shed.
+SHEDDABLE_KINDS = ("beat.summary", "pump.status")
+DEFAULT_MAX_PENDING = 10_000
+
+
 class Journal(JournalReader):
     """The writer: one per journal file, shared by the threads of one process.
 
     ``clock`` stamps the wall label of events that have none and times the batching of
     non-durable events (``flush_interval_s``, in clock seconds).
+
+    A write that fails (disk full, I/O error) is not fatal: the event, and every event of the
+    open transaction that the failure rolled back, waits in order in a pending buffer and
+    :class:`JournalUnavailable` is raised; each later :meth:`append` or :meth:`flush_pending`
+    first writes what is pending. The buffer holds ``max_pending`` events; past that the oldest
+    beat summaries, then pump status readings are shed (never a dose, alarm or operator event)
+    and, once the journal catches up, a :class:`JournalGap` records how many.
     """
 
     def __init__(
@@ -300,11 +330,18 @@ class Journal(JournalReader):
         *,
         flush_interval_s: float = 5.0,
         busy_timeout_s: float = 5.0,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
         super().__init__(path, busy_timeout_s=busy_timeout_s, _writable=True)
         self._clock = clock
         self._flush_interval_s = flush_interval_s
+        self._max_pending = max_pending
         self._pending_since_s: float | None = None
+        # Written into the open transaction, not yet committed: back to pending if it fails.
+        self._uncommitted: list[Event] = []
+        self._pending: deque[Event] = deque()
+        self._shed: Counter[str] = Counter()
+        self._shed_t_s: tuple[float, float] | None = None
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
@@ -314,49 +351,102 @@ class Journal(JournalReader):
             self._conn.close()
             raise JournalError(f"{self.path}: cannot prepare the journal: {exc}") from exc
 
+    @property
+    def pending_count(self) -> int:
+        """Events waiting to be written (the failed ones and any rolled back with them)."""
+        with self._lock:
+            return len(self._pending)
+
+    @property
+    def shed_count(self) -> int:
+        """Events shed from a full pending buffer and not yet recorded by a gap event."""
+        with self._lock:
+            return sum(self._shed.values())
+
     def append(self, event: Event) -> Event:
         """Record ``event``; return it stamped with ``seq`` (and ``wall`` if it had none).
 
-        A durable event is on disk when this returns; if it cannot be, :class:`JournalError` is
-        raised and the caller must not act on the event.
+        A durable event is on disk when this returns. If it cannot be written now the event is
+        kept pending and :class:`JournalUnavailable` is raised: the caller must not act on it.
         """
         if event.wall is None:
             event = event.model_copy(update={"wall": self._clock.wall_label()})
-        payload = event.model_dump_json(exclude={"seq"})
         with self._lock:
-            try:
-                if not self._conn.in_transaction:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                cursor = self._conn.execute(
-                    "INSERT INTO events (t_s, wall, kind, payload) VALUES (?, ?, ?, ?)",
-                    (event.t_s, event.wall, event.kind, payload))
-                seq = cursor.lastrowid
-                if event.durable:
-                    self._commit()
-                else:
-                    self._flush_if_due()
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise JournalError(f"{self.path}: could not record {event.kind}: {exc}") from exc
+            # Catching up after a failure commits at once: what was kept waits no longer.
+            commit = event.durable or bool(self._pending)
+            self._pending.append(event)
+            seq = self._write_pending(f"could not record {event.kind}", commit=commit)
         return event.model_copy(update={"seq": seq})
 
-    def flush(self) -> None:
-        """Commit any batched non-durable events now."""
+    def flush_pending(self) -> bool:
+        """Write what is pending, if anything; ``True`` when nothing is pending any more."""
         with self._lock:
+            if not self._pending:
+                return True
             try:
-                self._commit()
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise JournalError(f"{self.path}: could not flush: {exc}") from exc
+                self._write_pending("could not catch up", commit=True)
+            except JournalUnavailable:
+                return False
+            return True
+
+    def flush(self) -> None:
+        """Write anything pending and commit any batched non-durable events now."""
+        with self._lock:
+            if self._pending:
+                self._write_pending("could not flush", commit=True)
+            self._guarded(self._commit, "could not flush")
 
     def flush_if_due(self) -> None:
         """Commit batched events if the oldest is ``flush_interval_s`` old (call on a tick)."""
         with self._lock:
-            try:
+            self._guarded(self._flush_if_due, "could not flush")
+
+    def _write_pending(self, what: str, *, commit: bool) -> int:
+        """Insert every pending event in order (a gap record first if events were shed) and
+        commit if asked; return the last one's seq."""
+        def write() -> int:
+            if not self._conn.in_transaction:
+                self._conn.execute("BEGIN IMMEDIATE")
+            if self._shed:
+                self._insert(self._gap_event())
+            seq = 0
+            while self._pending:
+                seq = self._insert(self._pending[0])
+                self._pending.popleft()
+            if commit or any(e.durable for e in self._uncommitted):
+                self._commit()
+            else:
                 self._flush_if_due()
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise JournalError(f"{self.path}: could not flush: {exc}") from exc
+            return seq
+
+        return self._guarded(write, what)
+
+    def _gap_event(self) -> JournalGap:
+        assert self._shed_t_s is not None
+        from_t_s, to_t_s = self._shed_t_s
+        gap = JournalGap(t_s=from_t_s, wall=self._clock.wall_label(), shed=dict(self._shed),
+                         from_t_s=from_t_s, to_t_s=to_t_s)
+        self._shed.clear()
+        self._shed_t_s = None
+        return gap
+
+    def _insert(self, event: Event) -> int:
+        payload = event.model_dump_json(exclude={"seq"})
+        cursor = self._conn.execute(
+            "INSERT INTO events (t_s, wall, kind, payload) VALUES (?, ?, ?, ?)",
+            (event.t_s, event.wall, event.kind, payload))
+        self._uncommitted.append(event)
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def _guarded(self, action: Callable[[], _T], what: str) -> _T:
+        try:
+            return action()
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise JournalUnavailable(
+                f"{self.path}: {what}: {exc}; {len(self._pending)} event(s) kept pending"
+            ) from exc
 
     def _flush_if_due(self) -> None:
         if not self._conn.in_transaction:
@@ -370,6 +460,7 @@ class Journal(JournalReader):
     def _commit(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("COMMIT")
+        self._uncommitted.clear()
         self._pending_since_s = None
 
     def _rollback(self) -> None:
@@ -378,11 +469,55 @@ class Journal(JournalReader):
         with contextlib.suppress(sqlite3.Error):
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+        # What the rollback undid comes before what was still waiting.
+        rolled_back = [e for e in self._uncommitted if not isinstance(e, JournalGap)]
+        self._restore_shed(self._uncommitted)
+        self._uncommitted.clear()
+        self._pending.extendleft(reversed(rolled_back))
+        self._shed_down()
+
+    def _restore_shed(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, JournalGap):
+                self._shed.update(event.shed)
+                self._note_shed_range(event.from_t_s, event.to_t_s)
+
+    def _note_shed_range(self, from_t_s: float, to_t_s: float) -> None:
+        if self._shed_t_s is not None:
+            from_t_s = min(from_t_s, self._shed_t_s[0])
+            to_t_s = max(to_t_s, self._shed_t_s[1])
+        self._shed_t_s = (from_t_s, to_t_s)
+
+    def _shed_down(self) -> None:
+        """Keep the buffer within ``max_pending`` by dropping the least important, oldest first.
+
+        Durable events are never dropped: if only they remain the buffer may exceed the bound
+        (they come at human pace: dose changes, alarms, operator acts).
+        """
+        excess = len(self._pending) - self._max_pending
+        for kind in SHEDDABLE_KINDS:
+            if excess <= 0:
+                return
+            kept: deque[Event] = deque()
+            for event in self._pending:
+                if excess > 0 and event.kind == kind:
+                    self._shed[kind] += 1
+                    self._note_shed_range(event.t_s, event.t_s)
+                    excess -= 1
+                else:
+                    kept.append(event)
+            self._pending = kept
 
     def close(self) -> None:
+        """Write what is pending and close; events that still cannot be written are lost, and
+        :class:`JournalUnavailable` says how many."""
         with self._lock:
             try:
                 self.flush()
+            except JournalUnavailable as exc:
+                raise JournalUnavailable(
+                    f"{self.path}: {len(self._pending)} event(s) could not be written and are "
+                    f"lost: {exc.__cause__}") from exc
             finally:
                 self._conn.close()
 
@@ -432,6 +567,10 @@ def summary_line(event: Event) -> str:
             times = f" ({event.count} times)" if event.count > 1 else ""
             return (f"refused remote {event.command or 'command'} from {event.sender} "
                     f"[{event.code}]{times}: {event.reason}")
+        case JournalGap():
+            shed = ", ".join(f"{n} {kind}" for kind, n in sorted(event.shed.items()))
+            return (f"{shed} not journaled (disk full or I/O error) between "
+                    f"t={event.from_t_s:.0f} s and t={event.to_t_s:.0f} s")
         case RunStarted():
             extra = "".join(
                 f", {label} {value}" for label, value in

@@ -3,19 +3,27 @@
 :class:`RigLoop` is the synchronous heart shared by ``vasopilot sim`` (virtual clock, as fast as
 the CPU allows) and ``vasopilot run`` (real time, under asyncio): read beats and line signals,
 let the supervisor tick, let the control mode propose at its cadence, journal summaries.
+
+A journal that cannot write (disk full, I/O error) stops nothing here: the sink keeps the
+events pending and raises ``JournalUnavailable``; the loop says so once on its console, goes
+on stepping (the pump keeps its rate, no dose changes on an unjournaled event), asks the sink
+to catch up at every step and says when it has.
 """
 
 from __future__ import annotations
 
 import asyncio
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from safety.supervisor import Supervisor, SupervisorView
+from safety.supervisor import EventSink, Supervisor
+from safety.view import SupervisorView
 from vasopilot.control.base import Controller
 from vasopilot.control.wean import WeanController
 from vasopilot.core.clock import Clock
+from vasopilot.core.errors import JournalUnavailable
 from vasopilot.core.events import BeatSummary, Event, PumpStatusEvent
 from vasopilot.core.interfaces import BeatSource, LineSignalSource
 from vasopilot.core.types import GOOD, Beat
@@ -31,6 +39,9 @@ class MemorySink:
         stamped = event.model_copy(update={"seq": len(self.events) + 1})
         self.events.append(stamped)
         return stamped
+
+    def flush_pending(self) -> bool:
+        return True
 
 
 @dataclass
@@ -75,11 +86,12 @@ class RigLoop:
         supervisor: Supervisor,
         beats: BeatSource,
         controller: Controller,
-        sink: Callable[[Event], Event],
+        sink: EventSink,
         *,
         line: LineSignalSource | None = None,
         timings: LoopTimings | None = None,
         on_beat: Callable[[Beat], None] | None = None,
+        console: Callable[[str], None] | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.controller = controller
@@ -88,6 +100,8 @@ class RigLoop:
         self._sink = sink
         self._timings = timings or LoopTimings()
         self._on_beat = on_beat
+        self._console = console
+        self.journal_fault: JournalUnavailable | None = None
         self._window = _BeatWindow()
         self._inbox: queue.SimpleQueue[Callable[[float], object]] = queue.SimpleQueue()
         self._next_control_s: float | None = None
@@ -111,37 +125,65 @@ class RigLoop:
             self._next_summary_s = now_s + self._timings.beat_summary_period_s
             self._next_status_s = now_s
         while not self._inbox.empty():
-            self._inbox.get_nowait()(now_s)
+            action = self._inbox.get_nowait()
+            with self.journal_guard():
+                action(now_s)
         for beat in self._beats.read_beats():
-            self.supervisor.on_beat(beat, now_s)
+            with self.journal_guard():
+                self.supervisor.on_beat(beat, now_s)
             self.controller.on_beat(beat)
             self._window.beats.append(beat)
             if self._on_beat is not None:
                 self._on_beat(beat)
         if self._line is not None:
-            self.supervisor.on_line_signals(self._line.read(), now_s)
-        self.supervisor.tick(now_s)
+            signals = self._line.read()
+            with self.journal_guard():
+                self.supervisor.on_line_signals(signals, now_s)
+        with self.journal_guard():
+            self.supervisor.tick(now_s)
         view = self.supervisor.view(now_s)
         if now_s >= self._next_control_s:
             self._next_control_s = now_s + self._timings.control_period_s
-            view = self._control(view, now_s)
+            with self.journal_guard():
+                view = self._control(view, now_s)
         assert self._next_summary_s is not None and self._next_status_s is not None
         if now_s >= self._next_summary_s:
             self._next_summary_s = now_s + self._timings.beat_summary_period_s
             summary = self._window.summary(now_s)
             if summary is not None:
-                self._sink(summary)
+                with self.journal_guard():
+                    self._sink.append(summary)
         if now_s >= self._next_status_s and view.pump is not None:
             self._next_status_s = now_s + self._timings.pump_status_period_s
             pump = view.pump
-            self._sink(PumpStatusEvent(
-                t_s=now_s, state=pump.state, rate_ml_h=pump.rate_ml_h,
-                delivered_ml=pump.delivered_ml, syringe_remaining_ml=pump.syringe_remaining_ml,
-                line_pressure_mmhg=pump.line_pressure_mmhg,
-                delivery_uncertain=pump.delivery_uncertain,
-            ))
+            with self.journal_guard():
+                self._sink.append(PumpStatusEvent(
+                    t_s=now_s, state=pump.state, rate_ml_h=pump.rate_ml_h,
+                    delivered_ml=pump.delivered_ml,
+                    syringe_remaining_ml=pump.syringe_remaining_ml,
+                    line_pressure_mmhg=pump.line_pressure_mmhg,
+                    delivery_uncertain=pump.delivery_uncertain,
+                ))
+        if self.journal_fault is not None and self._sink.flush_pending():
+            self.journal_fault = None
+            self._say("journal caught up: every pending event is written")
         return view
 
+    @contextmanager
+    def journal_guard(self) -> Iterator[None]:
+        """What could not be journaled was not done, and is pending in the sink: say so once
+        and go on (the loop's own writes and the runtime's periodic commit run inside it)."""
+        try:
+            yield
+        except JournalUnavailable as exc:
+            if self.journal_fault is None:
+                self._say(f"JOURNAL FAULT, events kept pending, the infusion goes on "
+                          f"unchanged: {exc}")
+            self.journal_fault = exc
+
+    def _say(self, line: str) -> None:
+        if self._console is not None:
+            self._console(line)
 
     def _control(self, view: SupervisorView, now_s: float) -> SupervisorView:
         """Let the mode propose; a wean mode's hand-over to the S7 guard (and its taking the

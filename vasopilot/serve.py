@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from safety.resume import ResumeState
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.control.base import Controller
 from vasopilot.core.clock import Clock
 from vasopilot.core.events import RunStarted
@@ -38,25 +38,34 @@ class ServeOptions:
 
 def open_rig(
     config: RigConfig, journal: Journal, clock: Clock, controller: Controller,
-    options: ServeOptions,
+    options: ServeOptions, *, console: Callable[[str], None] | None = None,
 ) -> Rig:
-    """Build the rig and either resume the journal's run or open a new one."""
-    rig = build_rig(config, clock=clock, sink=journal.append, controller=controller,
-                    patient_seed=options.patient_seed)
+    """Build the rig and either resume the journal's run or open a new one; ``console``
+    receives the loop's lines for people (a journal fault and its end)."""
+    rig = build_rig(config, clock=clock, sink=journal, controller=controller,
+                    patient_seed=options.patient_seed, console=console)
     previous = journal.recovery()
     resuming = previous is not None and previous.run is not None and \
         previous.run.rig_id == config.profile.rig_id
     now_s = clock.now_s()
+    target_map_mmhg = config.profile.patient.target_map_mmhg
+    if resuming and previous is not None and previous.target_map_mmhg is not None:
+        target_map_mmhg = previous.target_map_mmhg
     journal.append(RunStarted(
         t_s=now_s, rig_id=config.profile.rig_id, mode=controller.mode,
-        target_map_mmhg=config.profile.patient.target_map_mmhg,
+        target_map_mmhg=target_map_mmhg,
         lower_limit_mmhg=config.profile.patient.lower_limit_mmhg,
         conc_mcg_ml=config.drug.conc_mcg_ml, weight_kg=config.profile.patient.weight_kg,
         restarted=resuming,
     ))
     if resuming:
         events = journal.iter_events(after_seq=journal.current_run_seq() - 1)
-        rig.supervisor.resume(ResumeState.from_events(events), now_s)
+        state = ResumeState.from_events(events)
+        rig.supervisor.resume(state, now_s)
+        restored = state.target_map_mmhg
+        if restored is not None and rig.supervisor.view(now_s).target_map_mmhg != restored:
+            # the operator's target outlives the process, as the dose does (S13)
+            rig.supervisor.set_target(restored, now_s, by="restart: the operator's target")
     return rig
 
 
@@ -83,7 +92,8 @@ async def serve(rig: Rig, clock: Clock, journal: Journal, options: ServeOptions,
         if not ready:
             notifier.notify("READY=1")
             ready = True
-        journal.flush_if_due()
+        with loop.journal_guard():
+            journal.flush_if_due()
         return end_s is not None and view.t_s >= end_s
 
     helpers: list[asyncio.Task[None]] = []

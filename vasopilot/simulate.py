@@ -6,19 +6,14 @@ an emulator speaking a real pump's bytes) and the pressure source (the virtual p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
-from drivers.sim.artefacts import Artefact
-from drivers.sim.bedside import Outflow, SimBedside
-from drivers.sim.patient import PatientParams, VirtualPatient, draw_patient
-from drivers.sim.syringe_pump import SimLineSignals, SimSyringePump
-from safety.alarms import AlarmCode
-from safety.supervisor import Supervisor, SupervisorView
+from safety.supervisor import EventSink
 from vasopilot.control.base import Controller
 from vasopilot.control.closed_loop import ClosedLoopController
 from vasopilot.control.manual import ManualMode
@@ -26,16 +21,21 @@ from vasopilot.control.protocol import NurseProtocol
 from vasopilot.control.wean import WeanController
 from vasopilot.core.clock import MonotonicClock, VirtualClock
 from vasopilot.core.events import AlarmRaised, DoseApplied, DoseRefused, Event, RunStarted
-from vasopilot.core.interfaces import BeatSource, Pump
 from vasopilot.core.types import DoseRequest, Requester
-from vasopilot.faults import FaultPlan, SimFault
 from vasopilot.metrics import map_metrics
-from vasopilot.runtime import LoopTimings, RigLoop
+from vasopilot.rig import Rig, build_rig
+from vasopilot.rig.faults import SimFault
+from vasopilot.rig.sim import SimPumpKind, SimSetup, SimWorld
+from vasopilot.runtime import MemorySink, RigLoop
 from vasopilot.settings import RigConfig
+
+if TYPE_CHECKING:
+    from drivers.sim.artefacts import Artefact
+    from drivers.sim.patient import PatientParams, VirtualPatient
 
 Scenario = Literal["resuscitate", "wean", "disturbance"]
 Mode = Literal["protocol", "manual", "closed-loop"]
-PumpKind = Literal["sim", "new-era", "harvard"]
+PumpKind = SimPumpKind
 
 MODES: dict[str, Callable[[], Controller]] = {
     "protocol": NurseProtocol,
@@ -90,38 +90,20 @@ class SimResult:
     artefacts: tuple[Artefact, ...] = ()
 
 
-@contextmanager
-def _open_pump(
-    kind: PumpKind, clock: VirtualClock, config: RigConfig
-) -> Iterator[tuple[Pump, SimSyringePump]]:
-    """The pump the supervisor holds, and the physics twin whose outflow reaches the patient."""
-    mechanics = config.profile.pump.mechanics
-    if kind == "sim":
-        twin = SimSyringePump(clock, config.syringe, mechanics)
-        yield twin, twin
-        return
-    from drivers.pump import start_emulated_pump
-
-    emulated = start_emulated_pump(kind, clock, config.syringe, mechanics)
-    try:
-        yield emulated.pump, emulated.physics
-    finally:
-        emulated.close()
-
-
 def run_sim(
     config: RigConfig,
     options: SimOptions,
     *,
     clock: VirtualClock | None = None,
-    sink: Callable[[Event], Event] | None = None,
+    sink: EventSink | None = None,
     progress: Callable[[float], None] | None = None,
     realtime: bool = False,
     params: PatientParams | None = None,
     on_loop: Callable[[RigLoop], None] | None = None,
     controller_for: Callable[[VirtualPatient], Controller] | None = None,
+    console: Callable[[str], None] | None = None,
 ) -> SimResult:
-    """Run one scenario; ``sink`` (default: none) also receives every event, in order.
+    """Run one scenario; ``sink`` (default: in memory) records every event, in order.
 
     ``realtime`` paces the virtual clock against the monotonic clock, so telemetry and a
     terminal monitor can be watched as on a real rig. ``params`` replaces the patient that
@@ -129,74 +111,54 @@ def run_sim(
     it is built, before the first step (telemetry binds to it to take views and commands).
     ``controller_for`` builds the controller from the virtual patient instead of
     ``options.mode`` (the benchmark's perfect-information bound, which reads the model).
+    ``console`` receives the loop's lines for people (a journal fault and its end).
     """
     clock = clock or VirtualClock()
-    events: list[Event] = []
-
-    nurse: SoftMaxNurse | None = None
-
-    def record(event: Event) -> Event:
-        stamped = sink(event) if sink is not None else event
-        events.append(stamped)
-        if nurse is not None and isinstance(stamped, DoseRefused):
-            nurse.on_refusal(stamped)
-        return stamped
-
-    params = params or draw_patient(options.seed, options.scenario)
-    patient = VirtualPatient(params, options.scenario, options.seed,
-                             conc_mcg_ml=config.drug.conc_mcg_ml)
-    if options.artefacts_per_h > 0:
-        patient.random_artefacts(options.artefacts_per_h, options.seed,
-                                 until_t_s=options.hours * 3600.0)
-    drug = config.drug
-    target = params.target_map_mmhg
+    setup = SimSetup(scenario=options.scenario, seed=options.seed, params=params,
+                     pump=options.pump, waveform=options.waveform,
+                     artefacts_per_h=options.artefacts_per_h, hours=options.hours,
+                     spare_syringe=options.spare_syringe, faults=options.faults)
+    target = setup.patient_params().target_map_mmhg
     patient_settings = config.profile.patient.model_copy(update={"target_map_mmhg": target})
-    with ExitStack() as stack:
-        pump, twin = stack.enter_context(_open_pump(options.pump, clock, config))
-        supervisor = Supervisor(
-            pump, drug=drug, patient=patient_settings, safety=config.profile.safety,
-            syringe=config.syringe, sink=_SinkAdapter(record),
-        )
-        controller = (controller_for(patient) if controller_for is not None
-                      else MODES[options.mode]())
-        lines = _JoinedLines(twin.readings)
-        spares = _SpareSyringes(clock, config, lines, supervisor) if options.spare_syringe \
-            else None
-        bedside = SimBedside(patient, lines, clock, drug.conc_mcg_ml)
-        beats: BeatSource = bedside
-        if options.waveform:
-            from drivers.pressure.beats import BeatDetector, DetectedBeatSource
-            from drivers.sim.waveform import SimWaveformSource
-
-            # the waveform renders the patient's own artefact schedule: one ground truth
-            source = SimWaveformSource(patient.haemodynamics, fs_hz=config.profile.pressure.fs_hz,
-                                       seed=options.seed, clock=clock,
-                                       artefacts=patient.artefacts)
-            beats = DetectedBeatSource(source, BeatDetector(config.profile.pressure.fs_hz))
-        line = SimLineSignals(twin.readings)
-        loop = RigLoop(supervisor, beats, controller, record, line=line, timings=LoopTimings())
-        plan = FaultPlan(options.faults, pump=twin.faults, line=line, patient=patient)
+    config = dataclasses.replace(
+        config, profile=config.profile.model_copy(update={"patient": patient_settings}))
+    recorder = _Recorder(sink if sink is not None else MemorySink())
+    # An oracle needs the patient that the rig builder makes: manual mode holds its place
+    # until then (no step runs in between).
+    first = ManualMode() if controller_for is not None else MODES[options.mode]()
+    rig = build_rig(config, clock=clock, sink=recorder, controller=first, sim=setup,
+                    console=console)
+    try:
+        world = rig.sim
+        assert world is not None
+        if controller_for is not None:
+            rig.loop.set_controller(controller_for(world.patient))
+        controller = rig.loop.controller
         if options.nurse_confirms_soft_max:
-            nurse = SoftMaxNurse(loop)
+            recorder.nurse = SoftMaxNurse(rig.loop)
         if on_loop is not None:
-            on_loop(loop)
-        record(RunStarted(
+            on_loop(rig.loop)
+        drug = config.drug
+        recorder.append(RunStarted(
             t_s=0.0, wall=clock.wall_label(), rig_id=config.profile.rig_id, mode=options.mode,
             scenario=options.scenario, seed=options.seed, target_map_mmhg=target,
             lower_limit_mmhg=patient_settings.lower_limit_mmhg, conc_mcg_ml=drug.conc_mcg_ml,
             weight_kg=patient_settings.weight_kg,
         ))
+        params = setup.patient_params()
         start_dose = params.initial_dose_mcg_min or options.start_dose_mcg_min
         if params.initial_dose_mcg_min and isinstance(controller, NurseProtocol):
             # the wean scenario takes over an infusion already running at steady state
             controller.weaning = True
-        if spares is not None:
-            spares.load(0.0)
-        supervisor.start(start_dose, 0.0, soft_limit_confirmed=True)
-        true_map = _run_loop(clock, options, bedside=bedside, loop=loop, plan=plan,
-                             spares=spares, progress=progress,
+        if world.spares is not None:
+            world.spares.load(0.0)
+        rig.supervisor.start(start_dose, 0.0, soft_limit_confirmed=True)
+        true_map = _run_loop(clock, options, rig=rig, world=world, progress=progress,
                              pace=MonotonicClock() if realtime else None)
-        delivered_mcg = lines.outflow_volume_ml * drug.conc_mcg_ml
+        delivered_mcg = world.lines.outflow_volume_ml * drug.conc_mcg_ml
+    finally:
+        rig.close()
+    events = recorder.events
     metrics = map_metrics([t for t, _ in true_map], [m for _, m in true_map], target)
     summary = SimSummary(
         scenario=options.scenario,
@@ -208,17 +170,35 @@ def run_sim(
         alarms=sum(isinstance(e, AlarmRaised) for e in events),
         dose_changes=sum(isinstance(e, DoseApplied) for e in events),
     )
-    return SimResult(options, summary, target, true_map, events, patient.artefacts.items)
+    return SimResult(options, summary, target, true_map, events, world.artefacts)
+
+
+class _Recorder:
+    """The sink of a simulated run: every event goes to ``sink`` first, then into the run's
+    list, and a refusal to the simulated nurse (if there is one)."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self._sink = sink
+        self.events: list[Event] = []
+        self.nurse: SoftMaxNurse | None = None
+
+    def append(self, event: Event) -> Event:
+        stamped = self._sink.append(event)
+        self.events.append(stamped)
+        if self.nurse is not None and isinstance(stamped, DoseRefused):
+            self.nurse.on_refusal(stamped)
+        return stamped
+
+    def flush_pending(self) -> bool:
+        return self._sink.flush_pending()
 
 
 def _run_loop(
     clock: VirtualClock,
     options: SimOptions,
     *,
-    bedside: SimBedside,
-    loop: RigLoop,
-    plan: FaultPlan,
-    spares: _SpareSyringes | None,
+    rig: Rig,
+    world: SimWorld,
     progress: Callable[[float], None] | None,
     pace: MonotonicClock | None,
 ) -> list[tuple[float, float]]:
@@ -226,19 +206,16 @@ def _run_loop(
     steps = round(end_s / options.dt_s)
     samples_every = max(1, round(1.0 / options.dt_s))
     report_every = max(1, steps // 200)
-    patient = bedside.patient
+    patient = world.patient
     true_map = [(0.0, patient.true_map_mmhg)]
     wall_start_s = pace.now_s() if pace else 0.0
     for i in range(1, steps + 1):
         now_s = clock.advance_to(i * options.dt_s)
         if pace is not None:
             pace.sleep(wall_start_s + now_s - pace.now_s())
-        plan.apply_due(now_s)
-        # the patient must be current even when the beats come from the waveform source
-        bedside.advance()
-        view = loop.step(now_s)
-        if spares is not None:
-            spares.tick(view, now_s)
+        world.before_step(now_s)
+        view = rig.loop.step(now_s)
+        world.after_step(view, now_s)
         if i % samples_every == 0:
             true_map.append((now_s, patient.true_map_mmhg))
         if progress is not None and i % report_every == 0:
@@ -275,54 +252,3 @@ class SoftMaxNurse:
                 dose_mcg_min, Requester.OPERATOR,
                 f"nurse confirms {dose_mcg_min:.2f} mcg/min above the soft maximum",
                 soft_limit_confirmed=True, sender=self.SENDER), now_s)
-
-
-class _SpareSyringes:
-    """The nurse's syringe round: a spare pump is loaded as the supervisor's standby; after each
-    changeover she acknowledges its alarm and, ``reload_delay_s`` later, loads a fresh spare.
-    She keeps only each pump's read-only readings; the pump itself goes to the supervisor."""
-
-    def __init__(self, clock: VirtualClock, config: RigConfig, lines: _JoinedLines,
-                 supervisor: Supervisor, *, reload_delay_s: float = 300.0) -> None:
-        self._clock = clock
-        self._config = config
-        self._lines = lines
-        self._supervisor = supervisor
-        self._reload_delay_s = reload_delay_s
-        self._reload_at_s: float | None = None
-
-    def load(self, now_s: float) -> None:
-        spare = SimSyringePump(self._clock, self._config.syringe,
-                               self._config.profile.pump.mechanics)
-        self._lines.outflows.append(spare.readings)
-        self._supervisor.set_standby(spare, now_s, by="sim: spare syringe")
-
-    def tick(self, view: SupervisorView, now_s: float) -> None:
-        if self._reload_at_s is None:
-            if any(a.code == AlarmCode.CHANGEOVER for a in view.alarms):
-                self._supervisor.acknowledge(AlarmCode.CHANGEOVER, now_s, by="sim: nurse")
-                self._reload_at_s = now_s + self._reload_delay_s
-        elif now_s >= self._reload_at_s:
-            self._reload_at_s = None
-            self.load(now_s)
-
-
-class _JoinedLines:
-    """The lines of the running and the standby pump, joined at the cannula (in mL)."""
-
-    def __init__(self, first: Outflow) -> None:
-        self.outflows = [first]
-
-    @property
-    def outflow_volume_ml(self) -> float:
-        return sum(o.outflow_volume_ml for o in self.outflows)
-
-
-class _SinkAdapter:
-    """Lets a plain callable serve as the supervisor's event sink."""
-
-    def __init__(self, record: Callable[[Event], Event]) -> None:
-        self._record = record
-
-    def append(self, event: Event) -> Event:
-        return self._record(event)

@@ -38,13 +38,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     """Serve until Ctrl-C (or until ``stop`` is set, for tests)."""
-    from drivers.sim.harvard_emulator import HarvardEmulator
-    from drivers.sim.new_era_emulator import NewEraEmulator
-    from drivers.sim.pty_port import ByteDevice, PtyPort
-    from drivers.sim.syringe_pump import SimSyringePump
     from vasopilot.core.clock import MonotonicClock
-    from vasopilot.core.config import MechanicsSettings, SyringeCatalogue
+    from vasopilot.core.config import SyringeCatalogue
     from vasopilot.core.errors import ConfigError
+    from vasopilot.rig.sim import emulator_port
 
     if not 0 <= args.address <= 99:
         raise ConfigError(f"--address must be 0-99, got {args.address}")
@@ -53,18 +50,10 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         raise ConfigError(f"--syringe {args.syringe!r} is not in the catalogue "
                           f"({', '.join(sorted(syringes))})")
     syringe = syringes[args.syringe]
-    clock = MonotonicClock()
-    physics = SimSyringePump(clock, syringe, MechanicsSettings())
-    device: ByteDevice
-    if args.kind == "new-era":
-        device = NewEraEmulator(clock, {args.address: physics},
-                                diameter_mm=syringe.inner_diameter_mm)
-    else:
-        device = HarvardEmulator(clock, {args.address: physics},
-                                 diameter_mm=syringe.inner_diameter_mm)
     baud = args.baud or DEFAULT_BAUD[args.kind]
+    port = emulator_port(args.kind, MonotonicClock(), syringe, args.address, args.link)
     # Ctrl-C is the normal way out, even while the banner is still being printed.
-    with PtyPort(device, link=args.link) as port, contextlib.suppress(KeyboardInterrupt):
+    with port, contextlib.suppress(KeyboardInterrupt):
         print(port.device_path, flush=True)
         where = f" (link {port.path})" if args.link is not None else ""
         print(f"{args.kind} emulator at address {args.address}, nominal {baud} baud, "

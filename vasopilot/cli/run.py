@@ -52,10 +52,9 @@ def run(args: argparse.Namespace) -> int:
     options = ServeOptions(mode=args.mode, start_dose_mcg_min=args.start_dose,
                            soft_limit_confirmed=args.confirm, minutes=args.minutes,
                            patient_seed=args.patient_seed)
-    config.journal_path.parent.mkdir(parents=True, exist_ok=True)
     with Journal(config.journal_path, clock) as journal, \
             telemetry_for(config, journal, url=args.mqtt, rig_id=args.rig_id) as telemetry:
-        rig = open_rig(config, journal, clock, MODES[args.mode](), options)
+        rig = open_rig(config, journal, clock, MODES[args.mode](), options, console=_say)
         if telemetry is not None:
             telemetry.bind_loop(rig.loop)
         try:
@@ -68,3 +67,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"vasopilot run: {view.dose_mcg_min:.2f} mcg/min at the end, "
           f"{len(view.alarms)} active alarm(s); journal {config.journal_path}")
     return 0
+
+
+def _say(line: str) -> None:
+    print(f"vasopilot run: {line}", file=sys.stderr, flush=True)

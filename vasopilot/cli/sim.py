@@ -62,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from vasopilot.core.clock import VirtualClock
-    from vasopilot.faults import parse_fault
+    from vasopilot.core.errors import VasopilotError
     from vasopilot.journal import Journal
+    from vasopilot.rig.faults import parse_fault
     from vasopilot.settings import load_rig
     from vasopilot.simulate import MODES, SimOptions, run_sim
     from vasopilot.telemetry import telemetry_for, with_rig_id
@@ -83,7 +84,11 @@ def run(args: argparse.Namespace) -> int:
                          mode=args.mode, pump=args.pump, waveform=args.waveform,
                          artefacts_per_h=args.artefacts_per_h, faults=faults,
                          spare_syringe=args.nurse, nurse_confirms_soft_max=args.nurse)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VasopilotError(f"--out {args.out}: cannot make the folder: "
+                             f"{exc.strerror or exc}") from exc
     stem = f"sim-{options.scenario}-seed{options.seed}"
     journal_path = args.out / f"{stem}.sqlite"
     journal_path.unlink(missing_ok=True)
@@ -99,9 +104,11 @@ def run(args: argparse.Namespace) -> int:
         console=err, transient=True, disable=args.json or not err.is_terminal,
     ) as bar:
         task = bar.add_task(f"{options.scenario}, {options.hours:g} h", total=1.0)
-        result = run_sim(config, options, clock=clock, sink=journal.append,
+        result = run_sim(config, options, clock=clock, sink=journal,
                          progress=lambda fraction: bar.update(task, completed=fraction),
                          realtime=args.realtime,
+                         console=lambda line: err.print(f"vasopilot sim: {line}", markup=False,
+                                                        highlight=False),
                          on_loop=telemetry.bind_loop if telemetry is not None else None)
     plot_path = None if args.no_plot else _plot(result, args.out / f"{stem}.png")
     if args.json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Protocol
 
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.core.types import Beat, DoseRequest
 
 

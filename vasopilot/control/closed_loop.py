@@ -22,7 +22,7 @@ import statistics
 from collections import deque
 from dataclasses import dataclass
 
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.core.types import Beat, DoseRequest, Requester
 
 

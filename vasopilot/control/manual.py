@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.core.types import Beat, DoseRequest, Requester
 
 

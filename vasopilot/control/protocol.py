@@ -6,7 +6,7 @@ Weaning: -1 mcg/min every 30 minutes while MAP ≥ target.
 
 from __future__ import annotations
 
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.control.base import TrustedMapAverage
 from vasopilot.core.types import Beat, DoseRequest, Requester
 

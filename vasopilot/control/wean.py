@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.control.closed_loop import ClosedLoopController, Tuning
 from vasopilot.core.types import DoseRequest
 

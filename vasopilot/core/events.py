@@ -137,6 +137,8 @@ class OperatorAction(EventBase):
     action: str
     by: str = "operator"
     detail: str = ""
+    # the MAP target a ``set_target`` put in force (a restart restores it)
+    target_map_mmhg: float | None = None
 
 
 class Fault(EventBase):
@@ -150,6 +152,19 @@ class ModeChanged(EventBase):
     kind: Literal["mode.changed"] = "mode.changed"
     mode: str
     by: str = "operator"
+
+
+class JournalGap(EventBase):
+    """Events the journal had to shed while it could not write (disk full, I/O error).
+
+    Only beat summaries and pump status readings are ever shed, oldest first; ``shed`` counts
+    them by kind, between the clock times ``from_t_s`` and ``to_t_s``.
+    """
+
+    kind: Literal["journal.gap"] = "journal.gap"
+    shed: dict[str, int]
+    from_t_s: float
+    to_t_s: float
 
 
 class RunStarted(EventBase):
@@ -212,6 +227,7 @@ Event = Annotated[
     | PumpContract
     | Fault
     | ModeChanged
+    | JournalGap
     | RunStarted
     | RemoteCommand
     | RemoteRefused,

@@ -71,5 +71,7 @@ def telemetry_for(
         yield telemetry
     finally:
         # Commit the tail of batched events so the last of them are published too.
-        journal.flush()
-        telemetry.close()
+        try:
+            journal.flush()
+        finally:
+            telemetry.close()

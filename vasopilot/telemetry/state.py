@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.core.events import BeatSummary
 from vasopilot.core.types import Beat
 from vasopilot.core.units import mcg_kg_min_from_mcg_min

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from test_safety_support import JournalInvariants, ListSink
+from safety_fixtures import JournalInvariants, ListSink
 
 from drivers.sim.bedside import SimBedside
 from drivers.sim.patient import VirtualPatient, draw_patient

@@ -1,8 +1,12 @@
-"""Assembling one rig from a validated profile.
+"""Assembling one rig from a validated profile: the one builder of ``vasopilot run`` and
+``vasopilot sim``.
 
 The pump object goes to the supervisor and nowhere else (DESIGN invariant 1): the rig keeps no
 reference to it, the pressure path and the control mode get read-only views, and
-``tests/test_rig_assembly.py`` builds every profile in ``config/`` and checks it.
+``tests/test_rig_assembly.py`` builds every profile in ``config/`` and every simulated rig and
+checks it. This package is the only part of the application that imports :mod:`drivers.sim`
+(an import contract in ``pyproject.toml``): a simulated patient, pump twin or emulator enters a
+rig here, from a profile or a :class:`~vasopilot.rig.sim.SimSetup`.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from safety.supervisor import Supervisor
+from drivers.sim.syringe_pump import SimSyringePump
+from safety.supervisor import EventSink, Supervisor
 from vasopilot.control.base import Controller
 from vasopilot.core.clock import Clock
 from vasopilot.core.config import GpioSettings, PressureSettings
 from vasopilot.core.errors import ConfigError
-from vasopilot.core.events import Event
-from vasopilot.core.interfaces import BeatSource, LineSignalSource, PressureSource, Pump
+from vasopilot.core.interfaces import BeatSource, PressureSource, Pump
+from vasopilot.rig.sim import SimSetup, SimWorld, build_world, open_sim_pump
 from vasopilot.runtime import LoopTimings, RigLoop
 from vasopilot.settings import RigConfig
 
@@ -31,6 +36,8 @@ class Rig:
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Sources that must be polled at their sample rate from an acquisition thread (ADS1115).
     pollers: list[tuple[Callable[[], object], float]] = field(default_factory=list)
+    # The simulated world (virtual patient, line, spare syringes, fault plan) of a sim rig.
+    sim: SimWorld | None = None
 
     def close(self) -> None:
         while self.closers:
@@ -71,8 +78,6 @@ def open_pump(config: RigConfig, clock: Clock, *, pin_factory: Any = None) -> Pu
     settings = config.profile.pump
     where = config.source or "<embedded defaults>"
     if settings.driver == "sim":
-        from drivers.sim.syringe_pump import SimSyringePump
-
         return SimSyringePump(clock, config.syringe, settings.mechanics)
     if settings.driver == "new-era":
         from drivers.pump.new_era import NewEraPump
@@ -131,41 +136,43 @@ def build_rig(
     config: RigConfig,
     *,
     clock: Clock,
-    sink: Callable[[Event], Event],
+    sink: EventSink,
     controller: Controller,
     patient_seed: int = 1,
     pin_factory: Any = None,
     i2c_bus: Any = None,
     timings: LoopTimings | None = None,
+    sim: SimSetup | None = None,
+    console: Callable[[str], None] | None = None,
 ) -> Rig:
     """Connect the profile's devices and hand the pump to a new supervisor.
 
-    A ``sim`` pressure source is a seeded virtual patient on the pump's line (``patient_seed``);
-    with a real pump it receives the volume the pump reports delivered.
+    A ``sim`` pressure source is a virtual patient on the pump's line: the one ``sim`` sets up,
+    or else the ``resuscitate`` patient of ``patient_seed``; with a real pump it receives the
+    volume the pump reports delivered. ``sim.pump`` may put an emulated serial pump in place of
+    the profile's. ``console`` receives the loop's lines for people (a journal fault).
     """
-    from drivers.sim.syringe_pump import SimLineSignals, SimSyringePump
-
     profile = config.profile
-    pump = open_pump(config, clock, pin_factory=pin_factory)
-    sim_readings = pump.readings if isinstance(pump, SimSyringePump) else None
+    if sim is None and profile.pressure.source == "sim":
+        sim = SimSetup(seed=patient_seed)
+    closers: list[Callable[[], None]] = []
+    twin: SimSyringePump | None
+    if sim is not None and sim.pump is not None:
+        pump, twin, close_port = open_sim_pump(sim.pump, clock, config)
+        closers.append(close_port)
+    else:
+        pump = open_pump(config, clock, pin_factory=pin_factory)
+        twin = pump if isinstance(pump, SimSyringePump) else None
     supervisor = Supervisor(pump, drug=config.drug, patient=profile.patient,
-                            safety=profile.safety, syringe=config.syringe,
-                            sink=_SinkAdapter(sink))
-    del pump
-    closers: list[Callable[[], None]] = [supervisor.close]
+                            safety=profile.safety, syringe=config.syringe, sink=sink)
+    closers.insert(0, supervisor.close)
     beats: BeatSource
-    line: LineSignalSource | None = None
+    world: SimWorld | None = None
     pollers: list[tuple[Callable[[], object], float]] = []
-    if profile.pressure.source == "sim":
-        from drivers.sim.bedside import Outflow, SimBedside
-        from drivers.sim.patient import VirtualPatient, draw_patient
-
-        params = draw_patient(patient_seed)
-        patient = VirtualPatient(params, "resuscitate", patient_seed,
-                                 start_t_s=clock.now_s(), conc_mcg_ml=config.drug.conc_mcg_ml)
-        outflow: Outflow = sim_readings if sim_readings is not None else \
-            _SupervisedDelivery(supervisor)
-        beats = SimBedside(patient, outflow, clock, config.drug.conc_mcg_ml)
+    if sim is not None:
+        world = build_world(sim, config, clock, supervisor,
+                            twin if twin is not None else _SupervisedDelivery(supervisor))
+        beats = world.beats
     else:
         from drivers.pressure.beats import BeatDetector, DetectedBeatSource
 
@@ -175,15 +182,8 @@ def build_rig(
         poll = getattr(source, "poll", None)
         if poll is not None:
             pollers.append((poll, 1.0 / source.fs_hz))
-    if sim_readings is not None:
-        line = SimLineSignals(sim_readings)
-    loop = RigLoop(supervisor, beats, controller, sink, line=line, timings=timings)
-    return Rig(config, clock, supervisor, loop, closers, pollers)
-
-
-class _SinkAdapter:
-    def __init__(self, record: Callable[[Event], Event]) -> None:
-        self._record = record
-
-    def append(self, event: Event) -> Event:
-        return self._record(event)
+    del pump, twin
+    line = world.line if world is not None else None
+    loop = RigLoop(supervisor, beats, controller, sink, line=line, timings=timings,
+                   console=console)
+    return Rig(config, clock, supervisor, loop, closers, pollers, world)

@@ -1,0 +1,45 @@
+"""What a supervisor shows to the rest of the rig: a frozen, read-only picture.
+
+Controllers, telemetry and the CLI import this module, never :mod:`safety.supervisor` (an
+import contract in ``pyproject.toml``): they read the supervisor and send it requests, and
+cannot reach the pump it holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from safety.limits import DoseLimits
+from vasopilot.core.types import Priority, PumpStatus
+
+
+@dataclass(frozen=True)
+class AlarmSnapshot:
+    code: str
+    priority: Priority
+    message: str
+    acknowledged: bool
+    silenced: bool
+
+
+@dataclass(frozen=True)
+class SupervisorView:
+    """A read-only picture of the supervisor, for controllers, telemetry and the CLI."""
+
+    t_s: float
+    running: bool
+    dose_mcg_min: float
+    rate_ml_h: float
+    map_trusted: bool
+    last_good_map_mmhg: float | None
+    last_good_beat_t_s: float | None
+    last_beat_quality: str | None
+    target_map_mmhg: float
+    lower_limit_mmhg: float
+    pump: PumpStatus | None
+    alarms: tuple[AlarmSnapshot, ...]
+    stop_reason: str | None
+    needs_operator: bool
+    time_left_min: float | None
+    limits: DoseLimits
+    weaning: bool = False

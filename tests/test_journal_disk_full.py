@@ -22,7 +22,7 @@ from vasopilot.control.manual import ManualMode
 from vasopilot.core.clock import VirtualClock
 from vasopilot.core.errors import JournalUnavailable
 from vasopilot.core.events import Event, JournalGap, OperatorAction
-from vasopilot.core.types import PumpState
+from vasopilot.core.types import CommandRefusal, PumpState
 from vasopilot.journal import Journal
 from vasopilot.serve import ServeOptions, open_rig, serve
 from vasopilot.service import SystemdNotifier
@@ -176,6 +176,7 @@ def test_a_remote_command_on_a_full_disk_is_answered_not_done_and_the_loop_goes_
     from vasopilot.core.config import MqttSettings
     from vasopilot.rig import build_rig
     from vasopilot.telemetry import Telemetry
+    from vasopilot.telemetry.commands import Checked, utc_now
     from vasopilot.telemetry.payloads import COMMAND_ADAPTER
 
     clock = VirtualClock()
@@ -185,19 +186,21 @@ def test_a_remote_command_on_a_full_disk_is_answered_not_done_and_the_loop_goes_
                         console=console.append)
         # never connected: the command goes the way a received one goes, onto the loop
         telemetry = Telemetry(MqttSettings(enabled=True, insecure=True), "rig", journal.path,
-                              clock=clock)
+                              clock=clock, sink=journal.append)
         try:
             rig.supervisor.start(10.0, 0.0, soft_limit_confirmed=True)
             for t_s in range(1, 60):
                 rig.loop.step(clock.advance_to(float(t_s)))
             filler = fill(small_fs)
             command = COMMAND_ADAPTER.validate_python(
-                {"command": "set_dose", "request_id": "r1", "sender": "nurse",
+                {"command": "set_dose", "request_id": "r1", "issued_at": utc_now(),
                  "dose_mcg_min": 12.0})
-            rig.loop.submit(functools.partial(telemetry._execute, command, rig.supervisor))
+            checked = Checked(command=command, sender="nurse", deadline_s=clock.now_s() + 10.0,
+                              correlation=None)
+            rig.loop.submit(functools.partial(telemetry._act, checked, rig.supervisor))
             view = rig.loop.step(clock.advance_to(60.0))
-            reply = telemetry._replies.get_nowait()
-            assert (reply.accepted, reply.code) == (False, "JOURNAL_UNAVAILABLE")
+            _sender, reply, _correlation = telemetry._replies.get_nowait()
+            assert (reply.accepted, reply.code) == (False, CommandRefusal.JOURNAL)
             assert view.dose_mcg_min == 10.0 and view.running
             assert journal.pending_count > 0
             filler.unlink()

@@ -36,7 +36,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from safety.supervisor import Supervisor
 from vasopilot.core.clock import Clock, MonotonicClock
 from vasopilot.core.config import MqttSettings
-from vasopilot.core.errors import ConfigError, JournalError
+from vasopilot.core.errors import ConfigError, JournalError, JournalUnavailable
 from vasopilot.core.events import BeatSummary, Event, ModeChanged, RunStarted
 from vasopilot.core.types import Beat, CommandRefusal
 from vasopilot.journal import JournalReader
@@ -385,6 +385,9 @@ class Telemetry:
                                   checked.correlation))
         else:
             self._replies.put((checked.sender, reply, checked.correlation))
+        if reply.code == CommandRefusal.JOURNAL:
+            # the sender has its answer; the loop's journal guard must hear of the fault too
+            raise JournalUnavailable(reply.reason)
 
     def _journal_refusals(self, *, everything: bool = False) -> None:
         """Hand closed refusal bursts to the rig loop, which journals them at its time."""

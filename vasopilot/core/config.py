@@ -7,7 +7,7 @@ Every default here is the embedded default that ``vasopilot sim`` runs with.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -237,6 +237,62 @@ class MqttSettings(Model):
         return self
 
 
+# Baud rates an MT-SICS balance menu offers.
+BALANCE_BAUDS = (600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+
+
+class BalanceEmulatorSettings(Model):
+    """The emulated balance of a simulated rig (``vasopilot emulate balance``, ``config/sim.toml``).
+
+    Readability and noise (one standard deviation) in mg, evaporation from the beaker in mg per
+    minute, settling time constant of the weighing cell in s, beaker (tare) and capacity in g.
+    """
+
+    readability_mg: float = Field(default=0.01, ge=0.001, le=1.0)
+    noise_mg: float = Field(default=0.02, ge=0, le=10)
+    evaporation_mg_min: float = Field(default=0.02, ge=0, le=10)
+    settling_s: float = Field(default=1.5, ge=0, le=30)
+    beaker_g: float = Field(default=60.0, ge=0, le=1000)
+    capacity_g: float = Field(default=220.0, gt=0, le=10_000)
+    seed: int = Field(default=1, ge=0)
+
+    @model_validator(mode="after")
+    def _beaker_fits(self) -> Self:
+        if self.beaker_g >= self.capacity_g:
+            raise ValueError(f"beaker_g ({self.beaker_g}) must be below capacity_g "
+                             f"({self.capacity_g})")
+        return self
+
+
+class BalanceSettings(Model):
+    """A gravimetric bench balance speaking MT-SICS, or its emulator.
+
+    The serial settings must match the balance's menu (MT-SICS default 9600 8N1, no handshake);
+    ``timeout_s`` is the longest wait for one reply; ``density_g_ml`` is the test fluid's
+    (water at 20 °C: 0.998).
+    """
+
+    driver: Literal["mt-sics", "emulated"] = "mt-sics"
+    port: str | None = None
+    baud: int = 9600
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    handshake: Literal["none", "xonxoff", "rtscts"] = "none"
+    timeout_s: float = Field(default=2.0, gt=0, le=30)
+    density_g_ml: float = Field(default=0.998, ge=0.5, le=2.0)
+    emulator: BalanceEmulatorSettings = Field(default_factory=BalanceEmulatorSettings)
+
+    @model_validator(mode="after")
+    def _port_and_baud(self) -> Self:
+        if self.driver == "mt-sics" and not self.port:
+            raise ValueError("an MT-SICS balance needs a port (a serial URL)")
+        if self.baud not in BALANCE_BAUDS:
+            raise ValueError(f"baud {self.baud} is not one an MT-SICS balance offers "
+                             f"({', '.join(map(str, BALANCE_BAUDS))})")
+        return self
+
+
 class RigProfile(Model):
     """Everything one rig needs. Paths are relative to the profile file's folder."""
 
@@ -250,3 +306,16 @@ class RigProfile(Model):
     patient: PatientSettings = Field(default_factory=PatientSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    balance: BalanceSettings | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _simulated_pump_is_weighed_by_an_emulated_balance(cls, data: Any) -> Any:
+        """Only an emulated balance can weigh a simulated pump's outflow, so a ``sim`` pump
+        without a ``[balance]`` table gets one; a hardware rig has a balance only if it says."""
+        if not isinstance(data, dict) or "balance" in data:
+            return data
+        pump = data.get("pump", {})
+        driver = pump.get("driver", "sim") if isinstance(pump, dict) else \
+            getattr(pump, "driver", "sim")
+        return {**data, "balance": {"driver": "emulated"}} if driver == "sim" else data

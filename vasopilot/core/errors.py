@@ -43,3 +43,39 @@ class JournalUnavailable(JournalError):  # noqa: N818 (a state the caller reacts
     The sink that raises it has kept the event, in order, in its bounded pending buffer and
     writes it when space returns (``flush_pending``); the caller must not act on that event.
     """
+
+
+class BalanceError(VasopilotError):
+    """A bench balance could not give a weight."""
+
+
+class BalanceConnectionError(BalanceError, ConnectionError):
+    """The link to the balance is down (port missing, unplugged, no reply in time)."""
+
+
+class BalanceCommunicationError(BalanceError):
+    """The balance answered, but not with a reply to the command that was sent."""
+
+
+class BalanceSyntaxError(BalanceCommunicationError):
+    """MT-SICS ``ES``: the balance did not recognise the command."""
+
+
+class BalanceTransmissionError(BalanceCommunicationError):
+    """MT-SICS ``ET``: the balance received the command corrupted (parity, framing, break)."""
+
+
+class BalanceLogicalError(BalanceError):
+    """MT-SICS ``EL`` or status ``L``: the command is understood but cannot be carried out."""
+
+
+class BalanceBusyError(BalanceError):
+    """MT-SICS status ``I`` (``S I``): busy, or no stable weight within the balance's timeout."""
+
+
+class BalanceRangeError(BalanceError):
+    """MT-SICS ``+``/``-``: the load is over the balance's capacity or under its zero range."""
+
+
+class BalanceWeightError(BalanceError):
+    """MT-SICS ``S S Error <code>``: the weighing cell reports a fault."""

@@ -36,13 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from vasopilot.core.clock import MonotonicClock
     from vasopilot.journal import Journal
     from vasopilot.serve import ServeOptions, open_rig, serve
-    from vasopilot.settings import load_rig
+    from vasopilot.settings import load_rig, prepare_journal
     from vasopilot.simulate import MODES
     from vasopilot.telemetry import telemetry_for, with_rig_id
 
     if args.mode not in MODES:
         raise SystemExit(f"vasopilot run: unknown mode {args.mode!r} (have {sorted(MODES)})")
-    config = with_rig_id(load_rig(args.rig), args.rig_id)
+    config = with_rig_id(load_rig(args.rig, hardware=True), args.rig_id)
     if config.profile.pump.driver == "gpio-stepper":
         # The step thread shares the interpreter lock with the rest of the runtime; a short
         # switch interval keeps its p99 lateness near 6-13 ms instead of 20-35 ms
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     options = ServeOptions(mode=args.mode, start_dose_mcg_min=args.start_dose,
                            soft_limit_confirmed=args.confirm, minutes=args.minutes,
                            patient_seed=args.patient_seed)
+    prepare_journal(config)
     with Journal(config.journal_path, clock) as journal, \
             telemetry_for(config, journal, url=args.mqtt, rig_id=args.rig_id) as telemetry:
         rig = open_rig(config, journal, clock, MODES[args.mode](), options, console=_say)

@@ -58,6 +58,9 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in range(32)}
+
+
 @dataclass(frozen=True)
 class Refusal:
     """One refused setting: the file it is in, its dotted key, the value read, and why."""
@@ -68,7 +71,9 @@ class Refusal:
     reason: str
 
     def line(self) -> str:
-        return f"{self.file}: key {self.key} = {self.value!r}: {self.reason}"
+        """One line, whatever the file name or reason hold (control characters escaped)."""
+        return f"{self.file}: key {self.key} = {self.value!r}: {self.reason}".translate(
+            _CONTROL_ESCAPES)
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe: an absent key is null, inf and nan are the strings TOML writes."""
@@ -318,7 +323,7 @@ def _refusals(path: Path | str, exc: ValidationError, data: Any) -> list[Refusal
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         key = (err.get("ctx") or {}).get("key")
         if key:
-            loc = (*loc, key)
+            loc = (*loc, *key.split("."))
         refusals.append(Refusal(str(path), ".".join(str(p) for p in loc) or "<file>",
                                 _lookup(data, loc) if loc else "<whole file>", err["msg"]))
     return refusals
@@ -370,6 +375,9 @@ def _load_named(
     if not isinstance(relative, str):
         return None, "", []  # the profile's own validation refuses the key
     path = Path(relative) if Path(relative).is_absolute() else base / relative
+    if not relative or path.is_dir():
+        return None, str(path), [Refusal(profile_file, key, relative,
+                                         f"{path} is a folder: name the TOML file")]
     if not _exists(path):
         return None, str(path), [Refusal(
             profile_file, key, relative,

@@ -106,12 +106,12 @@ def _relevant(table: str, key: str, profile: RigProfile) -> bool:
     return True
 
 
-def _toml_key(key: str) -> str:
+def toml_key(key: str) -> str:
     return key if key.replace("-", "").replace("_", "").isalnum() and key.isascii() \
         else json.dumps(key)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, enum.Enum):
         value = value.value
     if isinstance(value, bool):
@@ -123,9 +123,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}"
+        return "{ " + ", ".join(f"{toml_key(str(k))} = {toml_value(v)}"
                                 for k, v in value.items()) + " }"
     raise TypeError(f"no TOML form for {value!r}")
 
@@ -156,17 +156,17 @@ def render(model: BaseModel, table: str = "", profile: RigProfile | None = None)
         if profile is not None and not _relevant(table, key, profile):
             continue
         value = getattr(model, key)
-        path = f"{table}.{_toml_key(key)}" if table else _toml_key(key)
+        path = f"{table}.{toml_key(key)}" if table else toml_key(key)
         if isinstance(value, BaseModel):
             later.append((path, value))
             continue
         if isinstance(value, dict) and value and all(isinstance(v, BaseModel)
                                                      for v in value.values()):
-            later += [(f"{path}.{_toml_key(name)}", entry) for name, entry in value.items()]
+            later += [(f"{path}.{toml_key(name)}", entry) for name, entry in value.items()]
             continue
         lines += _wrapped(_comment(cls, key))
         lines.append(f"# {key} is not set" if value is None else
-                     f"{key} = {_hex(value) if key == 'i2c_address' else _toml_value(value)}")
+                     f"{key} = {_hex(value) if key == 'i2c_address' else toml_value(value)}")
     for path, sub in later:
         lines += ["", f"[{path}]", *render(sub, path, profile)]
     return lines

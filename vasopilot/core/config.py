@@ -601,7 +601,7 @@ class SafetySettings(Model):
         levels = [level for level in ("low", "medium", "high") if level in table]
         for below, above in itertools.pairwise(levels):
             if table[below] >= table[above]:
-                raise refuse("occlusion_thresholds_mmhg",
+                raise refuse(f"occlusion_thresholds_mmhg.{below}",
                              f"{below} ({table[below]:g}) must be below {above} "
                              f"({table[above]:g}): levels rise low < medium < high")
         return self

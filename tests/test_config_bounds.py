@@ -1,7 +1,8 @@
-"""Every setting is bounded or says why not; no configuration, however broken, ends in a traceback."""
+"""Every setting is bounded or says why not; no broken configuration ends in a traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import io
 import json
@@ -17,8 +18,14 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from vasopilot.cli import main
-from vasopilot.core.config import Bound, DrugLibrary, Matches, NoBound, RigProfile, \
-    SyringeCatalogue
+from vasopilot.core.config import (
+    Bound,
+    DrugLibrary,
+    Matches,
+    NoBound,
+    RigProfile,
+    SyringeCatalogue,
+)
 from vasopilot.core.errors import ConfigError
 from vasopilot.settings import load_rig
 
@@ -107,10 +114,9 @@ edits = st.lists(st.tuples(st.sampled_from(KEYS), values), min_size=1, max_size=
 def _write(folder: Path, changes: list[tuple[tuple[str, str], Any]]) -> Path:
     files = sim_set()
     for (file, key), value in changes:
-        try:
+        # an earlier change may have made a table a scalar: then this one has nowhere to go
+        with contextlib.suppress(AttributeError, TypeError):
             set_key(files[file], key, value)
-        except (AttributeError, TypeError):
-            pass  # an earlier change made a table a scalar: this one has nowhere to go
     return write_set(folder, files)
 
 

@@ -46,7 +46,7 @@ class Case:
 
 
 def one(file_key: str, bad: Any, good: Any, reason: str, **base: Any) -> Case:
-    file, key = file_key.split(":")
+    key = file_key.split(":")[1]
     return Case(key, {file_key: bad}, {file_key: good}, reason,
                 {"rig:" + k.replace("__", "."): v for k, v in base.items()})
 

@@ -42,6 +42,15 @@ def sim_set() -> dict[str, dict[str, Any]]:
             for short, name in FILES.items()}
 
 
+def edited(edits: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``sim`` set with ``{"file:dotted.key": value}`` edits (file: rig, drugs, syringes)."""
+    files = sim_set()
+    for file_key, value in edits.items():
+        file, key = file_key.split(":")
+        set_key(files[file], key, value)
+    return files
+
+
 def write_set(folder: Path, files: dict[str, dict[str, Any]]) -> Path:
     """Write a set into ``folder``; the profile's path."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from config_fixtures import set_key, sim_set, write_set
+from config_fixtures import edited, sim_set, write_set
 
 from vasopilot.cli import main
 
@@ -28,10 +28,11 @@ def check_json(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dic
 def test_a_valid_profile_prints_what_would_be_opened(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    files = sim_set()
-    set_key(files["rig"], "journal", "runs/journal.sqlite")
-    set_key(files["rig"], "mqtt.enabled", True)
-    set_key(files["rig"], "mqtt.insecure", True)
+    files = edited({
+        "rig:journal": "runs/journal.sqlite",
+        "rig:mqtt.enabled": True,
+        "rig:mqtt.insecure": True,
+    })
     path = write_set(tmp_path, files)
     before = listing(tmp_path)
     code, report = check_json(path, capsys)
@@ -54,11 +55,12 @@ def test_a_valid_profile_prints_what_would_be_opened(
 def test_refusals_from_every_file_are_listed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    files = sim_set()
-    set_key(files["rig"], "safety.stale_high_after_s", 5.0)
-    set_key(files["rig"], "patient.weight_kg", float("inf"))
-    set_key(files["drugs"], f"{NE}min_up_interval_s", 0.0)
-    set_key(files["syringes"], "syringes.bd-plastipak-50.volume_ml", 500.0)
+    files = edited({
+        "rig:safety.stale_high_after_s": 5.0,
+        "rig:patient.weight_kg": float("inf"),
+        f"drugs:{NE}min_up_interval_s": 0.0,
+        "syringes:syringes.bd-plastipak-50.volume_ml": 500.0,
+    })
     path = write_set(tmp_path, files)
     code, report = check_json(path, capsys)
     assert code == 2
@@ -81,8 +83,9 @@ def test_refusals_from_every_file_are_listed(
 
 
 def test_an_absent_key_is_null_in_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    files = sim_set()
-    set_key(files["rig"], "drug", "norepinephrine-weight")
+    files = edited({
+        "rig:drug": "norepinephrine-weight",
+    })
     code, report = check_json(write_set(tmp_path, files), capsys)
     assert code == 2
     assert report["refusals"] == [{
@@ -94,9 +97,10 @@ def test_an_absent_key_is_null_in_json(tmp_path: Path, capsys: pytest.CaptureFix
 def test_text_output_lists_refusals_on_stderr(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    files = sim_set()
-    set_key(files["rig"], "pump.address", 500)
-    set_key(files["rig"], "rig_id", "a rig")
+    files = edited({
+        "rig:pump.address": 500,
+        "rig:rig_id": "a rig",
+    })
     path = write_set(tmp_path, files)
     assert main(["check", "--rig", str(path)]) == 2
     out, err = capsys.readouterr()
@@ -120,13 +124,14 @@ def test_text_output_of_a_valid_profile(tmp_path: Path, capsys: pytest.CaptureFi
 def test_absent_hardware_is_a_warning_not_a_refusal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    files = sim_set()
-    set_key(files["rig"], "pump.driver", "harvard")
-    set_key(files["rig"], "pump.port", str(tmp_path / "no-such-tty"))
-    set_key(files["rig"], "pump.baud", 115200)
-    set_key(files["rig"], "pressure.source", "ads1115")
-    set_key(files["rig"], "pressure.fs_hz", 250.0)
-    set_key(files["rig"], "pressure.i2c_bus", 200)
+    files = edited({
+        "rig:pump.driver": "harvard",
+        "rig:pump.port": str(tmp_path / "no-such-tty"),
+        "rig:pump.baud": 115200,
+        "rig:pressure.source": "ads1115",
+        "rig:pressure.fs_hz": 250.0,
+        "rig:pressure.i2c_bus": 200,
+    })
     code, report = check_json(write_set(tmp_path, files), capsys)
     assert code == 0
     assert report["opens"]["pump"] == {  # type: ignore[index]
@@ -141,10 +146,11 @@ def test_absent_hardware_is_a_warning_not_a_refusal(
 def test_run_refuses_absent_hardware_before_creating_the_journal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    files = sim_set()
-    set_key(files["rig"], "pump.driver", "new-era")
-    set_key(files["rig"], "pump.port", str(tmp_path / "no-such-tty"))
-    set_key(files["rig"], "journal", "runs/journal.sqlite")
+    files = edited({
+        "rig:pump.driver": "new-era",
+        "rig:pump.port": str(tmp_path / "no-such-tty"),
+        "rig:journal": "runs/journal.sqlite",
+    })
     path = write_set(tmp_path, files)
     assert main(["run", "--rig", str(path), "--minutes", "1"]) == 2
     err = capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from config_fixtures import FILES, set_key, sim_set, write_set
+from config_fixtures import FILES, edited, write_set
 
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.errors import ConfigError
@@ -166,11 +166,7 @@ CASES = [
 
 
 def write_case(folder: Path, edits: dict[str, Any]) -> Path:
-    files = sim_set()
-    for file_key, value in edits.items():
-        file, key = file_key.split(":")
-        set_key(files[file], key, value)
-    path = write_set(folder, files)
+    path = write_set(folder, edited(edits))
     for name in ("rec.hea", "ca.pem", "cert.pem", "blocker"):
         (folder / name).write_text("")
     return path

@@ -245,21 +245,10 @@ NOREPINEPHRINE = DrugEntry(
     wean_interval_s=900.0,
 )
 
-NOREPINEPHRINE_WEIGHT_BASED = DrugEntry(
-    name="norepinephrine",
-    conc_mcg_ml=80.0,
-    dose_unit=DoseUnit.MCG_KG_MIN,
-    soft_min=0.0,
-    soft_max=0.4,
-    hard_max=1.0,
-    start_min=0.05,
-    start_max=0.1,
-    max_up_step=0.03,
-    min_up_interval_s=120.0,
-    max_down_step=0.03,
-    wean_step=0.01,
-    wean_interval_s=900.0,
-)
+# S1's weight-based twin: 0.4 and 1.0 mcg/kg/min are the soft and hard maxima at 75 and 60 kg.
+NOREPINEPHRINE_WEIGHT_BASED = DrugEntry.model_validate(NOREPINEPHRINE.model_dump() | {
+    "dose_unit": DoseUnit.MCG_KG_MIN, "soft_max": 0.4, "hard_max": 1.0, "start_min": 0.05,
+    "start_max": 0.1, "max_up_step": 0.03, "max_down_step": 0.03, "wean_step": 0.01})
 
 
 def _default_drugs() -> dict[str, DrugEntry]:

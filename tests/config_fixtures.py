@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from vasopilot.cli.init_rig import CATALOGUE_FILE, LIBRARY_FILE, profile_set, toml_key, toml_value
+from vasopilot.core.config import Bound, Matches, NoBound
 
 PROFILE_FILE = "rig.toml"
 # The three files of a set by the short names the tests use.
@@ -57,3 +61,26 @@ def write_set(folder: Path, files: dict[str, dict[str, Any]]) -> Path:
     for short, data in files.items():
         (folder / FILES[short]).write_text(dump_toml(data) + "\n", encoding="utf-8")
     return folder / PROFILE_FILE
+
+
+def bounds_rows(model: type[BaseModel], table: str = "") -> list[str]:
+    """The rows of docs/configuration.md's bounds table for ``model``: key, range, reason."""
+    rows = []
+    for name, info in model.model_fields.items():
+        nested = [a for a in typing.get_args(info.annotation) or (info.annotation,)
+                  if isinstance(a, type) and issubclass(a, BaseModel)]
+        if nested and not info.metadata:
+            rows += bounds_rows(nested[0], f"{table}.{name}" if table else name)
+            continue
+        key = f"[{table}] {name}" if table else name
+        checks = [m.func for m in info.metadata if isinstance(getattr(m, "func", None),
+                                                              Bound | Matches)]
+        notes = [m.why for m in info.metadata if isinstance(m, NoBound)]
+        if checks and isinstance(checks[0], Bound):
+            rows.append(f"| `{key}` | {checks[0].describe()} | {checks[0].why} |")
+        elif checks:
+            rows.append(f"| `{key}` | matches `{checks[0].pattern}` | {checks[0].why} |")
+        else:
+            rows.append(f"| `{key}` | {'—' if notes else 'a closed set'} | "
+                        f"{notes[0] if notes else info.description} |")
+    return rows

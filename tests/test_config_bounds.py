@@ -12,7 +12,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from config_fixtures import FILES, set_key, sim_set, write_set
+from config_fixtures import FILES, bounds_rows, set_key, sim_set, write_set
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -20,11 +20,13 @@ from pydantic import BaseModel
 from vasopilot.cli import main
 from vasopilot.core.config import (
     Bound,
+    DrugEntry,
     DrugLibrary,
     Matches,
     NoBound,
     RigProfile,
     SyringeCatalogue,
+    SyringeSpec,
 )
 from vasopilot.core.errors import ConfigError
 from vasopilot.settings import load_rig
@@ -145,3 +147,10 @@ def test_no_broken_profile_ends_in_a_traceback(changes: list[tuple[tuple[str, st
 
 def _no_constants(name: str) -> None:
     raise AssertionError(f"{name} is not JSON")
+
+
+def test_the_bounds_tables_in_the_docs_are_the_models() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    for rows in (bounds_rows(RigProfile), bounds_rows(DrugEntry, "drugs.NAME"),
+                 bounds_rows(SyringeSpec, "syringes.NAME")):
+        assert "\n".join(rows) in doc

@@ -77,6 +77,8 @@ CASES = [
     one(f"drugs:{NE}name", "adrenaline", "norepinephrine", "no physical ceiling"),
     one(f"drugs:{NE}dose_unit", "mcg/h", "mcg/min", "Input should be"),
     one(f"drugs:{NE}hard_max", "60", 60.0, "valid number"),
+    one(f"drugs:{NE}start_max", 0.0, 8.0, "must be > 0"),
+    one(f"drugs:{NE}wean_step", 0.0, 0.5, "must be > 0"),
     # syringe catalogue (S4)
     one(f"syringes:{BD50}volume_ml", 61.0, 60.0, "0.5–60 mL"),
     one(f"syringes:{BD50}inner_diameter_mm", 20.5, 21.0, "barrel would be 151 mm"),
@@ -87,6 +89,9 @@ CASES = [
     one("rig:patient.weight_kg", 251.0, 250.0, "30–250 kg"),
     one("rig:patient.weight_kg", "70", 70.0, "valid number"),
     one("rig:patient.target_map_mmhg", 86.0, 85.0, "60–85 mmHg"),
+    one("rig:patient.target_map_mmhg", 59.0, 60.0, "60–85 mmHg",
+        **{"patient__lower_limit_mmhg": 50.0}),
+    one("rig:patient.lower_limit_mmhg", 39.0, 40.0, "40–80 mmHg"),
     one("rig:patient.lower_limit_mmhg", 66.0, 65.0, "must not exceed target_map_mmhg"),
     Case("patient.weight_kg", {"rig:drug": "norepinephrine-weight"},
          {"rig:drug": "norepinephrine-weight", "rig:patient.weight_kg": 70.0},
@@ -120,6 +125,11 @@ CASES = [
     on(STEPPER, one("rig:pump.gpio.ms_pins", [1, 2, 3, 4], [1, 2, 3], "at most 3 items")),
     # pressure (S5)
     one("rig:pressure.fs_hz", 49.0, 50.0, "50–1000 samples/s"),
+    one("rig:pressure.fs_hz", 1001.0, 1000.0, "50–1000 samples/s"),
+    one("rig:pressure.i2c_bus", 256, 255, "0–255"),
+    one("rig:pressure.sensitivity_uv_per_v_mmhg", 51.0, 50.0, "≤ 50 µV/V/mmHg",
+        **{"pressure__adc_full_scale_v": 6.144, "pressure__amplifier_gain": 1.0}),
+    one("rig:pressure.excitation_v", 10.5, 10.0, "≤ 10 V", **{"pressure__amplifier_gain": 50.0}),
     on(ADS, one("rig:pressure.fs_hz", 125.0, 475.0, "250 or 475")),
     on(ADS, one("rig:pressure.amplifier_gain", 1000.0, 100.0, "clip at 41 mmHg")),
     on(ADS, one("rig:pressure.amplifier_gain", 1.0, 2.0, "one ADC step would be")),
@@ -132,6 +142,8 @@ CASES = [
     # safety (S5, S8, S10, S11)
     one("rig:safety.stale_after_s", 1.0, 2.0, "2–60 s"),
     one("rig:safety.stale_high_after_s", 10.0, 11.0, "greater than stale_after_s"),
+    one("rig:safety.stale_high_after_s", 601.0, 600.0, "2–600 s"),
+    one("rig:safety.map_high_margin_mmhg", 41.0, 40.0, "0–40 mmHg"),
     one(f"rig:{THRESHOLDS}.low", -1.0, 100.0, "100–1000 mmHg"),
     one(f"rig:{THRESHOLDS}.high", 1001.0, 1000.0, "100–1000 mmHg"),
     one(f"rig:{THRESHOLDS}.low", 600.0, 400.0, "levels rise low < medium < high"),
@@ -153,6 +165,8 @@ CASES = [
     one("rig:mqtt.port", 0, 1, "1–65535"),
     one("rig:mqtt.rig_id", "a/b", "a-b", "topic level"),
     one("rig:mqtt.state_interval_s", 0.05, 0.1, "0.1–60 s"),
+    one("rig:mqtt.state_interval_s", 61.0, 60.0, "0.1–60 s"),
+    one("rig:mqtt.client_id", "a b", "a-b", "short plain client ids"),
     one("rig:mqtt.host", "", "broker.lab", "host name"),
     # the profile itself
     one("rig:rig_id", "my rig", "my-rig", "names topics and files"),
@@ -222,8 +236,7 @@ def test_every_refusal_is_collected_across_files(tmp_path: Path) -> None:
     keys = {(r.file, r.key) for r in info.value.refusals}
     assert keys == {(str(path), "patient.weight_kg"), (str(path), "safety.stale_after_s"),
                     (str(tmp_path / "drug-library.toml"), f"{NE}hard_max")}
-    assert str(info.value).endswith("(and 2 more: vasopilot check --rig "
-                                    f"{info.value.refusals[0].file} lists them)")
+    assert str(info.value).endswith(f"(and 2 more: vasopilot check --rig {path} lists them)")
 
 
 def test_missing_file_and_broken_toml_are_named(tmp_path: Path) -> None:

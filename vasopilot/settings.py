@@ -98,11 +98,10 @@ def _json_value(value: Any) -> Any:
 class ProfileError(ConfigError):
     """A profile is refused; :attr:`refusals` holds every refusal found, the message the first."""
 
-    def __init__(self, refusals: list[Refusal]) -> None:
+    def __init__(self, refusals: list[Refusal], profile: str) -> None:
         self.refusals = tuple(refusals)
         more = len(refusals) - 1
-        extra = (f" (and {more} more: vasopilot check --rig {refusals[0].file} lists them)"
-                 if more else "")
+        extra = f" (and {more} more: vasopilot check --rig {profile} lists them)" if more else ""
         super().__init__(refusals[0].line() + extra)
 
 
@@ -337,13 +336,6 @@ def _parse(model: type[M], data: dict[str, Any], path: Path | str) -> tuple[M | 
         return None, _refusals(path, exc, data)
 
 
-def validate_data(model: type[M], data: dict[str, Any], path: Path | str) -> M:
-    parsed, refusals = _parse(model, data, path)
-    if parsed is None:
-        raise ProfileError(refusals)
-    return parsed
-
-
 def load_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
@@ -356,10 +348,6 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot be read: {exc}") from None
-
-
-def load_model(model: type[M], path: Path) -> M:
-    return validate_data(model, load_toml(path), path)
 
 
 def _file_refusal(path: Path, exc: ConfigError) -> Refusal:
@@ -454,7 +442,7 @@ def load_rig(path: Path | None, *, hardware: bool = False) -> RigConfig:
     found = inspect_rig(path)
     refusals = found.refusals + (found.warnings if hardware else [])
     if refusals:
-        raise ProfileError(refusals)
+        raise ProfileError(refusals, str(path or EMBEDDED))
     assert found.config is not None
     return found.config
 
@@ -466,11 +454,12 @@ def prepare_journal(config: RigConfig) -> Path:
     except OSError as exc:
         raise ProfileError([Refusal(
             str(config.source or EMBEDDED), "journal", config.profile.journal,
-            f"cannot create {config.journal_path.parent}: {exc.strerror or exc}")]) from None
+            f"cannot create {config.journal_path.parent}: {exc.strerror or exc}")],
+            str(config.source or EMBEDDED)) from None
     return config.journal_path
 
 
 __all__ = [
     "PRESENCE", "RULES", "Inspection", "Named", "ProfileError", "Refusal", "RigConfig",
-    "inspect_rig", "load_model", "load_rig", "load_toml", "prepare_journal", "validate_data",
+    "inspect_rig", "load_rig", "load_toml", "prepare_journal",
 ]

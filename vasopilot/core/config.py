@@ -138,10 +138,11 @@ MAX_STEP_SHARE_OF_HARD_MAX = 0.2
 class DrugEntry(Model):
     """One drug-library entry (S1). Doses are in ``dose_unit``; intervals in seconds."""
 
-    name: Annotated[str, NoBound("must name a drug of DRUG_CEILINGS (checked below)")] = Field(
+    name: Annotated[str, NoBound("a drug whose physical ceilings vasopilot knows "
+                                 "(norepinephrine)")] = Field(
         description="the drug; its physical ceilings come from vasopilot's table")
-    conc_mcg_ml: Annotated[float, _bounded(0, None, "mcg/mL", "a concentration is positive; "
-                                           "the drug's own range is checked below",
+    conc_mcg_ml: Annotated[float, _bounded(0, None, "mcg/mL", "within the drug's range "
+                                           "(norepinephrine: 4–1000 mcg/mL)",
                                            lo_open=True)] = Field(
         description="concentration in the syringe, mcg/mL")
     dose_unit: DoseUnit = Field(default=DoseUnit.MCG_MIN, strict=False,
@@ -151,25 +152,26 @@ class DrugEntry(Model):
         description="soft minimum dose")
     soft_max: Annotated[float, _bounded(0, None, "", _ANY_DOSE, lo_open=True)] = Field(
         description="soft maximum dose: above it needs an operator's confirmation (S2)")
-    hard_max: Annotated[float, _bounded(0, None, "", "the drug's ceiling is checked below",
+    hard_max: Annotated[float, _bounded(0, None, "", "at most the drug's ceiling "
+                                        "(norepinephrine: 200 mcg/min, 3 mcg/kg/min)",
                                         lo_open=True)] = Field(
         description="hard maximum dose: never exceeded (S2)")
     start_min: Annotated[float, _bounded(0, None, "", _ANY_DOSE)] = Field(
         description="lowest start dose without a confirmation")
     start_max: Annotated[float, _bounded(0, None, "", _ANY_DOSE, lo_open=True)] = Field(
         description="highest start dose without a confirmation")
-    max_up_step: Annotated[float, _bounded(0, None, "", "slew limit (S3); at most a fifth "
-                                           "of hard_max, checked below", lo_open=True)] = Field(
+    max_up_step: Annotated[float, _bounded(0, None, "", "S3 slew limit; at most a fifth of "
+                                           "hard_max", lo_open=True)] = Field(
         description="largest up-titration step (S3)")
     min_up_interval_s: Annotated[float, _bounded(
         60, 3600, "s", "norepinephrine takes 1–2 min to act (S3 default 120 s): faster steps "
         "stack before the last one shows; over an hour up-titration is stalled")] = Field(
         description="shortest time between two up-titrations, s (S3)")
-    max_down_step: Annotated[float, _bounded(0, None, "", "slew limit (S3); at most a fifth "
-                                             "of hard_max, checked below",
+    max_down_step: Annotated[float, _bounded(0, None, "", "S3 slew limit; at most a fifth "
+                                             "of hard_max",
                                              lo_open=True)] = Field(
         description="largest down-titration step outside S8-S10 stops (S3)")
-    wean_step: Annotated[float, _bounded(0, None, "", "at most max_down_step, checked below",
+    wean_step: Annotated[float, _bounded(0, None, "", "at most max_down_step",
                                          lo_open=True)] = Field(
         description="weaning step (S7)")
     wean_interval_s: Annotated[float, _bounded(
@@ -358,8 +360,7 @@ class MechanicsSettings(Model):
 
 
 _BCM = "BCM numbers of the Pi's 40-pin header"
-_PIN_OR_NAME = ("a BCM number 0–27 or a gpiozero pin name; the pins must differ, "
-                "checked below")
+_PIN_OR_NAME = "a BCM number 0–27 or a gpiozero pin name; the pins must all differ"
 
 
 def _pin_bound(value: int | str) -> int | str:
@@ -497,8 +498,8 @@ class PressureSettings(Model):
     i2c_address: Annotated[int, _bounded(0x48, 0x4B, "", "the ADS1115's ADDR pin selects "
                                          "0x48–0x4B")] = Field(
         default=0x48, description="ADS1115: I2C address")
-    adc_full_scale_v: Annotated[float, NoBound("one of the ADS1115 PGA ranges, checked "
-                                               "below")] = Field(
+    adc_full_scale_v: Annotated[float, NoBound("one of the ADS1115 PGA ranges, "
+                                               "0.256–6.144 V")] = Field(
         default=1.024, description="ADS1115: PGA full-scale range, V")
     sensitivity_uv_per_v_mmhg: Annotated[float, _bounded(
         0, 50, "µV/V/mmHg", "disposable transducers are 5 µV/V/mmHg (AAMI BP22)",
@@ -552,7 +553,7 @@ class SafetySettings(Model):
         2, 60, "s", "S5 holds at 10 s; under 2 s one missed beat at 40 bpm is 'stale'")] = Field(
         default=10.0, description="no trusted MAP this long: hold and a medium alarm (S5)")
     stale_high_after_s: Annotated[float, _bounded(
-        2, 600, "s", "S5 escalates at 60 s; after stale_after_s, checked below")] = Field(
+        2, 600, "s", "S5 escalates at 60 s; must exceed stale_after_s")] = Field(
         default=60.0, description="no trusted MAP this long: a high alarm (S5)")
     occlusion_level: OcclusionLevel = Field(
         default="low", description="selected occlusion threshold (S8)")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from vasopilot.cli import main
-from vasopilot.cli.init_rig import CATALOGUE_FILE, KINDS, LIBRARY_FILE, profile_set
+from vasopilot.cli.init_rig import CATALOGUE_FILE, KINDS, LIBRARY_FILE, profile_for, profile_set
 from vasopilot.core.config import DrugLibrary, RigProfile, SyringeCatalogue
-from vasopilot.settings import load_rig
+from vasopilot.settings import KIND_OF_DRIVER, load_rig
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 # What check may warn about on a machine without the rig: the devices, never the settings.
@@ -71,6 +71,12 @@ def test_the_profiles_in_config_are_what_init_rig_writes(kind: str, file: str) -
         assert (CONFIG / name).read_text() == text, f"regenerate: vasopilot init-rig {kind} config"
     assert load_rig(CONFIG / file).journal_path.resolve() == \
         CONFIG.parent / "out" / f"{stem}-journal.sqlite"
+
+
+def test_each_drivers_hint_names_the_kind_that_writes_its_set() -> None:
+    for kind in KINDS:
+        profile = profile_for(kind)
+        assert KIND_OF_DRIVER[profile.pump.driver] == kind
 
 
 def test_existing_files_are_never_overwritten_without_force(

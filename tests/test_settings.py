@@ -8,15 +8,17 @@ writes, edited one key (or a few) at a time.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from config_fixtures import FILES, edited, write_set
 
+from vasopilot import settings
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.errors import ConfigError
-from vasopilot.settings import ProfileError, RigConfig, load_rig, prepare_journal
+from vasopilot.settings import Named, ProfileError, Refusal, RigConfig, load_rig, prepare_journal
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 NE = "drugs.norepinephrine."
@@ -264,7 +266,7 @@ def test_a_copied_profile_without_its_set_says_how_to_get_it(tmp_path: Path) -> 
     assert (first.file, first.key, first.value) == (str(copy), "drug_library",
                                                     "drug-library.toml")
     assert str(tmp_path / "drug-library.toml") in first.reason
-    assert "vasopilot init-rig" in first.reason
+    assert "`vasopilot init-rig newera DIR` writes a profile" in first.reason
     assert [r.key for r in info.value.refusals] == ["drug_library", "syringe_catalogue"]
 
 
@@ -297,3 +299,19 @@ def test_a_journal_folder_that_cannot_be_made_is_refused(tmp_path: Path) -> None
     with pytest.raises(ProfileError, match=r"rig\.toml: key journal = 'journal\.sqlite': "
                                            "cannot create"):
         prepare_journal(blocked)
+
+
+def test_a_cross_field_rule_is_one_function_in_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_concentrate_on_a_light_patient(named: Named) -> Iterator[Refusal]:
+        weight_kg = named.profile.patient.weight_kg
+        if named.drug and weight_kg is not None and weight_kg < 40 \
+                and named.drug.conc_mcg_ml > 64:
+            yield named.refusal("patient.weight_kg", weight_kg, "use a dilute entry")
+
+    monkeypatch.setattr("vasopilot.settings.RULES",
+                        [*settings.RULES, no_concentrate_on_a_light_patient])
+    with pytest.raises(ProfileError, match=r"key patient\.weight_kg = 35\.0: use a dilute"):
+        load_rig(write_case(tmp_path, {"rig:patient.weight_kg": 35.0}))
+    assert load_rig(write_case(tmp_path, {"rig:patient.weight_kg": 40.0}))

@@ -46,8 +46,17 @@ from vasopilot.core.units import DoseUnit
 M = TypeVar("M", bound=BaseModel)
 
 EMBEDDED = "<embedded defaults>"
-INIT_RIG_HINT = "`vasopilot init-rig KIND DIR` writes a profile with its drug library and " \
-    "syringe catalogue (KIND: newera, harvard, stepper, bridge, sim)"
+# The `vasopilot init-rig` kind that writes a profile set for each pump driver.
+KIND_OF_DRIVER = {"sim": "sim", "new-era": "newera", "harvard": "harvard",
+                  "gpio-stepper": "stepper", "bridge": "bridge"}
+
+
+def _init_rig_hint(data: dict[str, Any]) -> str:
+    pump = data.get("pump")
+    driver = pump.get("driver") if isinstance(pump, dict) else "sim"
+    kind = KIND_OF_DRIVER.get(driver, "KIND") if isinstance(driver, str) else "KIND"
+    return (f"`vasopilot init-rig {kind} DIR` writes a profile with its drug library and "
+            "syringe catalogue")
 
 
 class _Missing:
@@ -355,9 +364,10 @@ def _file_refusal(path: Path, exc: ConfigError) -> Refusal:
 
 
 def _load_named(
-    model: type[M], key: str, relative: Any, base: Path, profile_file: str
+    model: type[M], key: str, data: dict[str, Any], base: Path, profile_file: str
 ) -> tuple[M | None, str, list[Refusal]]:
     """An included file (``key`` of the profile), or the embedded default when not named."""
+    relative = data.get(key)
     if relative is None:
         return model(), EMBEDDED, []
     if not isinstance(relative, str):
@@ -370,7 +380,7 @@ def _load_named(
         return None, str(path), [Refusal(
             profile_file, key, relative,
             f"file not found: {path} (paths resolve relative to the profile's folder; "
-            f"keep it beside the profile, or {INIT_RIG_HINT})")]
+            f"keep it beside the profile, or {_init_rig_hint(data)})")]
     try:
         data = load_toml(path)
     except ConfigError as exc:
@@ -418,11 +428,10 @@ def inspect_rig(path: Path | None) -> Inspection:
         except ConfigError as exc:
             return Inspection(None, [_file_refusal(path, exc)])
     profile, refusals = _parse(RigProfile, data, where)
-    library, library_file, found = _load_named(
-        DrugLibrary, "drug_library", data.get("drug_library"), base, where)
+    library, library_file, found = _load_named(DrugLibrary, "drug_library", data, base, where)
     refusals += found
     catalogue, catalogue_file, found = _load_named(
-        SyringeCatalogue, "syringe_catalogue", data.get("syringe_catalogue"), base, where)
+        SyringeCatalogue, "syringe_catalogue", data, base, where)
     refusals += found
     if profile is None or library is None or catalogue is None:
         return Inspection(None, refusals)

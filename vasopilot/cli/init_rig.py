@@ -88,12 +88,15 @@ def _relevant(table: str, key: str, profile: RigProfile) -> bool:
     """Keys of the other kinds stay out of a profile (their defaults apply and are unused)."""
     driver, source = profile.pump.driver, profile.pressure.source
     if table == "pump":
-        if key in ("port", "address", "baud"):
+        if key in ("port", "baud"):
             return driver in SERIAL_DRIVERS
+        if key == "address":
+            return driver in ("new-era", "harvard")
         if key == "safe_mode_timeout_s":
             return driver == "new-era"
         if key == "mechanics":
-            return driver in ("sim", "gpio-stepper")
+            # the bridge's microcontroller steps the same lead screw
+            return driver in ("sim", "gpio-stepper", "bridge")
         if key == "gpio":
             return driver == "gpio-stepper"
     if table == "pressure":

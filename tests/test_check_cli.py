@@ -157,3 +157,39 @@ def test_run_refuses_absent_hardware_before_creating_the_journal(
     assert err.count("\n") == 1
     assert f"key pump.port = '{tmp_path / 'no-such-tty'}': no such device" in err
     assert not (tmp_path / "runs").exists()
+
+
+INF = float("inf")
+# Issue #11 case 6, as reproduced: each was accepted (or ended in a traceback) before.
+ABSURD = {
+    "inf-limits": {f"drugs:{NE}soft_max": INF, f"drugs:{NE}hard_max": INF,
+                   f"drugs:{NE}start_max": INF},
+    "hard-max-1e6": {f"drugs:{NE}hard_max": 1e6},
+    "up-step-500": {f"drugs:{NE}max_up_step": 500.0},
+    "up-interval-0": {f"drugs:{NE}min_up_interval_s": 0.0},
+    "conc-1e-9": {f"drugs:{NE}conc_mcg_ml": 1e-9},
+    "occlusion-minus-1": {"rig:safety.occlusion_thresholds_mmhg.low": -1.0},
+    "level-not-in-table": {"rig:safety.occlusion_thresholds_mmhg": {"medium": 500.0}},
+    "kg-entry-no-weight": {"rig:drug": "norepinephrine-weight"},
+    "stale-high-below": {"rig:safety.stale_high_after_s": 5.0},
+    "mqtt-ca-missing": {"rig:mqtt.enabled": True, "rig:mqtt.tls": True,
+                        "rig:mqtt.ca_file": "absent-ca.pem"},
+    "journal-unmakeable": {"rig:journal": "blocker/runs/journal.sqlite"},
+    "bad-port": {"rig:pump.driver": "new-era", "rig:pump.port": "bogus://x"},
+    "bad-baud": {"rig:pump.driver": "new-era", "rig:pump.port": "loop://",
+                 "rig:pump.baud": 115200},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ABSURD))
+def test_run_refuses_absurd_settings_before_creating_anything(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_set(tmp_path, edited(ABSURD[name]))
+    (tmp_path / "blocker").write_text("")
+    before = listing(tmp_path)
+    assert main(["run", "--rig", str(path), "--minutes", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vasopilot: ") and err.count("\n") == 1
+    assert ": key " in err and "Traceback" not in err
+    assert listing(tmp_path) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from config_fixtures import edited, sim_set, write_set
@@ -17,7 +18,7 @@ def listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-def check_json(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, object]]:
+def check_json(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
     code = main(["check", "--rig", str(path), "--json"])
     out, err = capsys.readouterr()
     assert err == ""
@@ -134,13 +135,13 @@ def test_absent_hardware_is_a_warning_not_a_refusal(
     })
     code, report = check_json(write_set(tmp_path, files), capsys)
     assert code == 0
-    assert report["opens"]["pump"] == {  # type: ignore[index]
+    assert report["opens"]["pump"] == {
         "driver": "harvard", "syringe": "bd-plastipak-50", "port": str(tmp_path / "no-such-tty"),
         "baud": 115200, "address": 0}
-    assert [(w["key"], w["value"]) for w in report["warnings"]] == [  # type: ignore[attr-defined]
+    assert [(w["key"], w["value"]) for w in report["warnings"]] == [
         ("pump.port", str(tmp_path / "no-such-tty")), ("pressure.i2c_bus", 200)]
     assert "no I2C bus 200: is this a Pi with I2C enabled?" in \
-        report["warnings"][1]["reason"]  # type: ignore[index]
+        report["warnings"][1]["reason"]
 
 
 def test_run_refuses_absent_hardware_before_creating_the_journal(

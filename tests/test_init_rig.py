@@ -50,7 +50,7 @@ def test_the_set_is_complete_and_commented(kind: str) -> None:
     assert {"rig_id", "drug", "drug_library", "syringe_catalogue", "journal", "pump",
             "pressure", "patient", "safety", "mqtt"} <= set(profile)
     assert set(profile["safety"]) == set(RigProfile.model_fields["safety"].annotation
-                                         .model_fields)  # type: ignore[union-attr]
+                                         .model_fields)
     assert DrugLibrary.model_validate(tomllib.loads(files[LIBRARY_FILE]), strict=False) == \
         DrugLibrary()
     assert SyringeCatalogue.model_validate(tomllib.loads(files[CATALOGUE_FILE])) == \

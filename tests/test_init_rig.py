@@ -12,7 +12,7 @@ import pytest
 
 from vasopilot.cli import main
 from vasopilot.cli.init_rig import CATALOGUE_FILE, KINDS, LIBRARY_FILE, profile_for, profile_set
-from vasopilot.core.config import DrugLibrary, RigProfile, SyringeCatalogue
+from vasopilot.core.config import DrugLibrary, SafetySettings, SyringeCatalogue
 from vasopilot.settings import KIND_OF_DRIVER, load_rig
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
@@ -49,8 +49,7 @@ def test_the_set_is_complete_and_commented(kind: str) -> None:
     profile = tomllib.loads(files[KINDS[kind].file])
     assert {"rig_id", "drug", "drug_library", "syringe_catalogue", "journal", "pump",
             "pressure", "patient", "safety", "mqtt"} <= set(profile)
-    assert set(profile["safety"]) == set(RigProfile.model_fields["safety"].annotation
-                                         .model_fields)
+    assert set(profile["safety"]) == set(SafetySettings.model_fields)
     assert DrugLibrary.model_validate(tomllib.loads(files[LIBRARY_FILE]), strict=False) == \
         DrugLibrary()
     assert SyringeCatalogue.model_validate(tomllib.loads(files[CATALOGUE_FILE])) == \

@@ -108,7 +108,7 @@ def test_text_output_lists_refusals_on_stderr(
     assert out == ""
     assert err.splitlines() == [
         f"vasopilot check: refused: {path}: key rig_id = 'a rig': must match "
-        "[A-Za-z0-9_.-]{1,64}: it names topics and files: no / + # or spaces",
+        "[a-z0-9-]{1,32}: a topic level and client id: a-z, 0-9 and -, at most 32 (no / + #)",
         f"vasopilot check: refused: {path}: key pump.address = 500: must be 0–99: pump "
         "addresses on a shared RS-232 line are 0–99 (NE-1000 and Pump 11 Elite manuals)",
     ]

@@ -18,7 +18,7 @@ from config_fixtures import FILES, edited, write_set
 from vasopilot import settings
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.errors import ConfigError
-from vasopilot.settings import Named, ProfileError, Refusal, RigConfig, load_rig, prepare_journal
+from vasopilot.settings import Named, ProfileError, Refusal, load_rig
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 NE = "drugs.norepinephrine."
@@ -161,6 +161,7 @@ CASES = [
     one("rig:mqtt.remote_commands", True, False, "need TLS"),
     on(MQTT_TLS, one("rig:mqtt.ca_file", "absent.pem", "ca.pem", "file not found")),
     on(MQTT_TLS, one("rig:mqtt.cert_file", "absent.pem", "cert.pem", "file not found")),
+    on(MQTT_TLS, one("rig:mqtt.password_file", "absent.pass", "cert.pem", "file not found")),
     on(MQTT_TLS, Case("mqtt.key_file", {"rig:mqtt.key_file": "ca.pem"},
                       {"rig:mqtt.key_file": "ca.pem", "rig:mqtt.cert_file": "cert.pem"},
                       "needs its certificate")),
@@ -168,10 +169,12 @@ CASES = [
     one("rig:mqtt.rig_id", "a/b", "a-b", "topic level"),
     one("rig:mqtt.state_interval_s", 0.05, 0.1, "0.1–60 s"),
     one("rig:mqtt.state_interval_s", 61.0, 60.0, "0.1–60 s"),
-    one("rig:mqtt.client_id", "a b", "a-b", "short plain client ids"),
+    one("rig:mqtt.command_rate_per_s", 51.0, 50.0, "> 0 and ≤ 50 commands/s"),
+    one("rig:mqtt.client_id", "A_b", "a-b", "a-z, 0-9 and -"),
     one("rig:mqtt.host", "", "broker.lab", "host name"),
     # the profile itself
-    one("rig:rig_id", "my rig", "my-rig", "names topics and files"),
+    one("rig:rig_id", "my rig", "my-rig", "at most 32 (no / + #)"),
+    one("rig:rig_id", "r" * 33, "r" * 32, "at most 32"),
     one("rig:drug", "nope", "norepinephrine-weight", "not in the drug library",
         **{"patient__weight_kg": 70.0}),
     one("rig:journal", "blocker/j.sqlite", "runs/j.sqlite", "is a file, not a folder"),
@@ -289,16 +292,6 @@ def test_absent_hardware_is_refused_only_when_asked(tmp_path: Path) -> None:
         load_rig(path, hardware=True)
     (tmp_path / "ttyUSB9").write_text("")
     assert load_rig(path, hardware=True).profile.pump.port == str(tmp_path / "ttyUSB9")
-
-
-def test_a_journal_folder_that_cannot_be_made_is_refused(tmp_path: Path) -> None:
-    config = load_rig(write_case(tmp_path, {}))
-    assert prepare_journal(config) == tmp_path / "journal.sqlite"
-    blocked = RigConfig(config.profile, config.drug, config.syringe, config.source,
-                        tmp_path / "blocker" / "runs" / "j.sqlite")
-    with pytest.raises(ProfileError, match=r"rig\.toml: key journal = 'journal\.sqlite': "
-                                           "cannot create"):
-        prepare_journal(blocked)
 
 
 def test_a_cross_field_rule_is_one_function_in_rules(

@@ -229,9 +229,12 @@ def bridge_driver_exists(named: Named) -> Iterator[Refusal]:
                             "use sim, new-era, harvard or gpio-stepper")
 
 
-def tls_files_exist(named: Named) -> Iterator[Refusal]:
+MQTT_FILES = ("ca_file", "cert_file", "key_file", "password_file")
+
+
+def mqtt_files_exist(named: Named) -> Iterator[Refusal]:
     mqtt = named.profile.mqtt
-    for key in ("ca_file", "cert_file", "key_file"):
+    for key in MQTT_FILES:
         name = getattr(mqtt, key)
         if name is not None and not named.path(name).is_file():
             yield named.refusal(f"mqtt.{key}", name,
@@ -265,10 +268,10 @@ def journal_folder_is_writable(named: Named) -> Iterator[Refusal]:
         while not ancestor.exists():
             ancestor = ancestor.parent
         if not ancestor.is_dir():
-            yield named.refusal("journal", value, f"cannot create {path.parent}: {ancestor} "
+            yield named.refusal("journal", value, f"cannot make {path.parent}: {ancestor} "
                                 "is a file, not a folder")
         elif not os.access(ancestor, os.W_OK | os.X_OK):
-            yield named.refusal("journal", value, f"cannot create the journal in {path.parent}: "
+            yield named.refusal("journal", value, f"cannot make the journal in {path.parent}: "
                                 f"{ancestor} is not writable by this user")
     except (OSError, ValueError) as exc:
         yield named.refusal("journal", value, f"not a usable path: {exc}")
@@ -280,7 +283,7 @@ RULES: list[Rule] = [
     weight_for_weight_based_dosing,
     port_is_a_serial_url,
     bridge_driver_exists,
-    tls_files_exist,
+    mqtt_files_exist,
     replay_record_exists,
     journal_folder_is_writable,
 ]
@@ -401,7 +404,7 @@ class Inspection:
 def _resolved(named: Named, source: Path | None) -> RigConfig:
     profile = named.profile
     mqtt = profile.mqtt.model_copy(update={
-        key: str(named.path(name)) for key in ("ca_file", "cert_file", "key_file")
+        key: str(named.path(name)) for key in MQTT_FILES
         if (name := getattr(profile.mqtt, key)) is not None})
     pressure = profile.pressure if profile.pressure.record is None else \
         profile.pressure.model_copy(update={"record": str(named.path(profile.pressure.record))})
@@ -456,19 +459,7 @@ def load_rig(path: Path | None, *, hardware: bool = False) -> RigConfig:
     return found.config
 
 
-def prepare_journal(config: RigConfig) -> Path:
-    """Create the journal's folder (the one thing created before the journal opens)."""
-    try:
-        config.journal_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ProfileError([Refusal(
-            str(config.source or EMBEDDED), "journal", config.profile.journal,
-            f"cannot create {config.journal_path.parent}: {exc.strerror or exc}")],
-            str(config.source or EMBEDDED)) from None
-    return config.journal_path
-
-
 __all__ = [
     "PRESENCE", "RULES", "Inspection", "Named", "ProfileError", "Refusal", "RigConfig",
-    "inspect_rig", "load_rig", "load_toml", "prepare_journal",
+    "inspect_rig", "load_rig", "load_toml",
 ]

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from vasopilot.core.clock import MonotonicClock
     from vasopilot.journal import Journal
     from vasopilot.serve import ServeOptions, open_rig, serve
-    from vasopilot.settings import load_rig, prepare_journal
+    from vasopilot.settings import load_rig
     from vasopilot.simulate import MODES
     from vasopilot.telemetry import telemetry_for, with_rig_id
 
@@ -52,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     options = ServeOptions(mode=args.mode, start_dose_mcg_min=args.start_dose,
                            soft_limit_confirmed=args.confirm, minutes=args.minutes,
                            patient_seed=args.patient_seed)
-    prepare_journal(config)
     with Journal(config.journal_path, clock) as journal, \
             telemetry_for(config, journal, url=args.mqtt, rig_id=args.rig_id) as telemetry:
         rig = open_rig(config, journal, clock, MODES[args.mode](), options, console=_say)

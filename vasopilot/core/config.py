@@ -628,7 +628,7 @@ class MqttSettings(Model):
     remote_commands: bool = Field(default=False,
                                   description="accept remote commands (S15; needs TLS)")
     command_rate_per_s: Annotated[float, _bounded(
-        0, 50, "1/s", "S15: a person types a few commands a minute; the excess is refused",
+        0, 50, "commands/s", "S15: a person types a few commands a minute; the excess is refused",
         lo_open=True)] = Field(default=5.0, description="commands per second per sender")
     state_interval_s: Annotated[float, _bounded(0.1, 60, "s", "a state more often than "
                                                 "10/s floods the broker; rarer than a minute "

@@ -12,7 +12,7 @@ from safety_fixtures import ListSink, MockPump, beat, feed, make_supervisor
 from safety.alarms import AlarmCode
 from safety.resume import ResumeState
 from safety.supervisor import StopReason, Supervisor
-from vasopilot.core.config import NOREPINEPHRINE
+from vasopilot.core.config import NOREPINEPHRINE, PatientSettings
 from vasopilot.core.events import DoseApplied, DoseRefused, OperatorAction, PumpContract
 from vasopilot.core.types import (
     DoseRequest,
@@ -61,7 +61,7 @@ def test_limits_in_mcg_kg_min_scale_with_weight() -> None:
     drug = NOREPINEPHRINE.model_copy(update={
         "dose_unit": DoseUnit.MCG_KG_MIN, "soft_max": 0.4, "hard_max": 1.0, "start_min": 0.1,
         "start_max": 0.2, "max_up_step": 0.03, "max_down_step": 0.03, "wean_step": 0.01})
-    supervisor, _, _ = make_supervisor(drug=drug)
+    supervisor, _, _ = make_supervisor(drug=drug, patient=PatientSettings(weight_kg=70.0))
     assert supervisor.limits.hard_max == pytest.approx(70.0)
     assert supervisor.limits.soft_max == pytest.approx(28.0)
 

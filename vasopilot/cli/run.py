@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.mode not in MODES:
         raise SystemExit(f"vasopilot run: unknown mode {args.mode!r} (have {sorted(MODES)})")
-    config = with_rig_id(load_rig(args.rig), args.rig_id)
+    config = with_rig_id(load_rig(args.rig, hardware=True), args.rig_id)
     if config.profile.pump.driver == "gpio-stepper":
         # The step thread shares the interpreter lock with the rest of the runtime; a short
         # switch interval keeps its p99 lateness near 6-13 ms instead of 20-35 ms

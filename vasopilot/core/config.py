@@ -1,52 +1,226 @@
 """Configuration models (pydantic v2): drug library, syringes, patient, pump, MQTT, rig profile.
 
 They live in ``core`` because the supervisor needs the drug library and patient limits and may
-import value types only. Loading files and reporting errors is :mod:`vasopilot.settings`.
-Every default here is the embedded default that ``vasopilot sim`` runs with.
+import value types only. Loading files, checks that need the filesystem and rules that span
+files are :mod:`vasopilot.settings`. Every default here is the embedded default that
+``vasopilot sim`` runs with.
+
+Every field carries its physical bound (:class:`Bound`, :class:`Matches`) or says why it needs
+none (:class:`NoBound`); ``tests/test_config_bounds.py`` walks the models and holds every field
+to that. Values cross a boundary here (TOML files), so the models are strict (a string is not a
+number, "yes" is not true) and refuse inf and nan. A refusal raised by a cross-field check names
+the key it is about (:func:`refuse`), so the file's refusal points at the key to edit.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+import itertools
+import math
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from vasopilot.core.units import DoseUnit, from_mcg_min, to_mcg_min
 
 
+@dataclass(frozen=True)
+class Bound:
+    """A physical range for a number, with the reason it holds; ``None`` is an open side.
+
+    ``lo_open`` refuses ``lo`` itself (a quantity that must be positive).
+    """
+
+    lo: float | None
+    hi: float | None
+    unit: str
+    why: str
+    lo_open: bool = False
+
+    def describe(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        if self.lo is not None and self.hi is not None and not self.lo_open:
+            return f"{self.lo:g}–{self.hi:g}{unit}"
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{'>' if self.lo_open else '≥'} {self.lo:g}")
+        if self.hi is not None:
+            parts.append(f"≤ {self.hi:g}")
+        return " and ".join(parts) + unit
+
+    def __call__(self, value: Any) -> Any:
+        if value is None:
+            return value
+        low = self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo)
+        if low or (self.hi is not None and value > self.hi):
+            raise refuse(None, f"must be {self.describe()}: {self.why}")
+        return value
+
+
+@dataclass(frozen=True)
+class Matches:
+    """A text setting must match ``pattern`` (a regular expression), for the reason ``why``."""
+
+    pattern: str
+    why: str
+
+    def __call__(self, value: Any) -> Any:
+        if value is not None and not re.fullmatch(self.pattern, value):
+            raise refuse(None, f"must match {self.pattern}: {self.why}")
+        return value
+
+
+@dataclass(frozen=True)
+class NoBound:
+    """A field with no range of its own, and why (a label, or checked where it is used)."""
+
+    why: str
+
+
+def refuse(key: str | None, reason: str) -> PydanticCustomError:
+    """A refusal of ``key`` (a field of the model being validated; ``None``: the field itself).
+
+    :mod:`vasopilot.settings` appends ``key`` to the error's location, so a cross-field check
+    points at the key to edit instead of at the whole table.
+    """
+    return PydanticCustomError("bound", "{reason}", {"reason": reason, "key": key})
+
+
+def _bounded(lo: float | None, hi: float | None, unit: str, why: str, *,
+             lo_open: bool = False) -> AfterValidator:
+    return AfterValidator(Bound(lo, hi, unit, why, lo_open))
+
+
+def _matches(pattern: str, why: str) -> AfterValidator:
+    return AfterValidator(Matches(pattern, why))
+
+
+# Topic levels and client ids (no "/", "+" or "#": CVE-2017-7650).
+_TOPIC_SAFE = r"[a-z0-9-]{1,32}"
+_TOPIC_WHY = "a topic level and client id: a-z, 0-9 and -, at most 32 (no / + #)"
+_ANY_DOSE = "any finite dose; ordered against the other limits of the entry"
+
+
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+@dataclass(frozen=True)
+class DrugCeiling:
+    """What is physically sane for one drug, whatever a library says (S1 sits well inside it)."""
+
+    conc_mcg_ml: tuple[float, float]
+    hard_max_mcg_min: float
+    hard_max_mcg_kg_min: float
+    why_conc: str
+    why_dose: str
+
+
+DRUG_CEILINGS: dict[str, DrugCeiling] = {
+    "norepinephrine": DrugCeiling(
+        conc_mcg_ml=(4.0, 1000.0),
+        hard_max_mcg_min=200.0,
+        hard_max_mcg_kg_min=3.0,
+        why_conc="4 mg in 1 L is the most dilute norepinephrine infusion in use, 1 mg/mL the "
+                 "undiluted ampoule",
+        why_dose="about 3 mcg/kg/min (200 mcg/min) is beyond the highest norepinephrine doses "
+                 "reported even in refractory shock; S1's hard max is 1.0 mcg/kg/min "
+                 "(60 mcg/min)",
+    ),
+}
+
+# One step (up or down) may move the dose by at most this share of the hard maximum (S3).
+MAX_STEP_SHARE_OF_HARD_MAX = 0.2
 
 
 class DrugEntry(Model):
     """One drug-library entry (S1). Doses are in ``dose_unit``; intervals in seconds."""
 
-    name: str
-    conc_mcg_ml: float = Field(gt=0, le=10_000)
-    dose_unit: DoseUnit = DoseUnit.MCG_MIN
-    soft_min: float = Field(ge=0)
-    soft_max: float = Field(gt=0)
-    hard_max: float = Field(gt=0)
-    start_min: float = Field(ge=0)
-    start_max: float = Field(gt=0)
-    max_up_step: float = Field(gt=0)
-    min_up_interval_s: float = Field(ge=0)
-    max_down_step: float = Field(gt=0)
-    wean_step: float = Field(gt=0)
-    wean_interval_s: float = Field(gt=0)
+    name: Annotated[str, NoBound("a drug whose physical ceilings vasopilot knows "
+                                 "(norepinephrine)")] = Field(
+        description="the drug; its physical ceilings come from vasopilot's table")
+    conc_mcg_ml: Annotated[float, _bounded(0, None, "mcg/mL", "within the drug's range "
+                                           "(norepinephrine: 4–1000 mcg/mL)",
+                                           lo_open=True)] = Field(
+        description="concentration in the syringe, mcg/mL")
+    dose_unit: DoseUnit = Field(default=DoseUnit.MCG_MIN, strict=False,
+                                description="unit of every dose of this entry: mcg/min or "
+                                            "mcg/kg/min (needs [patient] weight_kg)")
+    soft_min: Annotated[float, _bounded(0, None, "", _ANY_DOSE)] = Field(
+        description="soft minimum dose")
+    soft_max: Annotated[float, _bounded(0, None, "", _ANY_DOSE, lo_open=True)] = Field(
+        description="soft maximum dose: above it needs an operator's confirmation (S2)")
+    hard_max: Annotated[float, _bounded(0, None, "", "at most the drug's ceiling "
+                                        "(norepinephrine: 200 mcg/min, 3 mcg/kg/min)",
+                                        lo_open=True)] = Field(
+        description="hard maximum dose: never exceeded (S2)")
+    start_min: Annotated[float, _bounded(0, None, "", _ANY_DOSE)] = Field(
+        description="lowest start dose without a confirmation")
+    start_max: Annotated[float, _bounded(0, None, "", _ANY_DOSE, lo_open=True)] = Field(
+        description="highest start dose without a confirmation")
+    max_up_step: Annotated[float, _bounded(0, None, "", "S3 slew limit; at most a fifth of "
+                                           "hard_max", lo_open=True)] = Field(
+        description="largest up-titration step (S3)")
+    min_up_interval_s: Annotated[float, _bounded(
+        60, 3600, "s", "norepinephrine takes 1–2 min to act (S3 default 120 s): faster steps "
+        "stack before the last one shows; over an hour up-titration is stalled")] = Field(
+        description="shortest time between two up-titrations, s (S3)")
+    max_down_step: Annotated[float, _bounded(0, None, "", "S3 slew limit; at most a fifth "
+                                             "of hard_max",
+                                             lo_open=True)] = Field(
+        description="largest down-titration step outside S8-S10 stops (S3)")
+    wean_step: Annotated[float, _bounded(0, None, "", "at most max_down_step",
+                                         lo_open=True)] = Field(
+        description="weaning step (S7)")
+    wean_interval_s: Annotated[float, _bounded(
+        60, 21600, "s", "S7 judges the floor on ~60 s MAP medians over the whole interval; "
+        "beyond 6 h nothing weans")] = Field(description="time between weaning steps, s (S7)")
 
     @model_validator(mode="after")
     def _limits_are_ordered(self) -> Self:
-        if not self.soft_min <= self.soft_max <= self.hard_max:
-            raise ValueError(
-                f"limits must satisfy soft_min <= soft_max <= hard_max "
-                f"(got {self.soft_min}, {self.soft_max}, {self.hard_max})"
-            )
-        if not self.start_min <= self.start_max <= self.soft_max:
-            raise ValueError(
-                f"start range must satisfy start_min <= start_max <= soft_max "
-                f"(got {self.start_min}, {self.start_max}, soft_max {self.soft_max})"
-            )
+        if not self.soft_min <= self.soft_max:
+            raise refuse("soft_min", f"must not exceed soft_max ({self.soft_max:g})")
+        if not self.soft_max <= self.hard_max:
+            raise refuse("soft_max", f"must not exceed hard_max ({self.hard_max:g}): "
+                         "limits must satisfy soft_min <= soft_max <= hard_max")
+        if not self.soft_min <= self.start_min <= self.start_max:
+            raise refuse("start_min", f"start range must satisfy soft_min ({self.soft_min:g}) "
+                         f"<= start_min <= start_max ({self.start_max:g})")
+        if not self.start_max <= self.soft_max:
+            raise refuse("start_max", f"start range must lie within the soft limits: "
+                         f"start_max <= soft_max ({self.soft_max:g})")
+        return self
+
+    @model_validator(mode="after")
+    def _steps_fit_the_limits(self) -> Self:
+        step_cap = MAX_STEP_SHARE_OF_HARD_MAX * self.hard_max
+        for key in ("max_up_step", "max_down_step"):
+            if getattr(self, key) > step_cap:
+                raise refuse(key, f"must be at most {MAX_STEP_SHARE_OF_HARD_MAX:g} × hard_max "
+                             f"= {step_cap:g}: S3 slew-limits titration (defaults 2 of 60 "
+                             "mcg/min, 0.03 of 1.0 mcg/kg/min)")
+        if self.wean_step > self.max_down_step:
+            raise refuse("wean_step", f"must not exceed max_down_step ({self.max_down_step:g}): "
+                         "a weaning step the down-slew limit refuses never happens")
+        return self
+
+    @model_validator(mode="after")
+    def _within_the_drugs_ceiling(self) -> Self:
+        ceiling = DRUG_CEILINGS.get(self.name)
+        if ceiling is None:
+            raise refuse("name", f"no physical ceiling is known for this drug (known: "
+                         f"{', '.join(sorted(DRUG_CEILINGS))}): vasopilot doses those only")
+        lo, hi = ceiling.conc_mcg_ml
+        if not lo <= self.conc_mcg_ml <= hi:
+            raise refuse("conc_mcg_ml", f"must be {lo:g}–{hi:g} mcg/mL for {self.name}: "
+                         f"{ceiling.why_conc}")
+        cap = (ceiling.hard_max_mcg_kg_min if self.dose_unit is DoseUnit.MCG_KG_MIN
+               else ceiling.hard_max_mcg_min)
+        if self.hard_max > cap:
+            raise refuse("hard_max", f"must be at most {cap:g} {self.dose_unit.value} for "
+                         f"{self.name}: {ceiling.why_dose}")
         return self
 
     def mcg_min(self, value: float, weight_kg: float | None) -> float:
@@ -73,19 +247,48 @@ NOREPINEPHRINE = DrugEntry(
     wean_interval_s=900.0,
 )
 
+# S1's weight-based twin: 0.4 and 1.0 mcg/kg/min are the soft and hard maxima at 75 and 60 kg.
+NOREPINEPHRINE_WEIGHT_BASED = DrugEntry.model_validate(NOREPINEPHRINE.model_dump() | {
+    "dose_unit": DoseUnit.MCG_KG_MIN, "soft_max": 0.4, "hard_max": 1.0, "start_min": 0.05,
+    "start_max": 0.1, "max_up_step": 0.03, "max_down_step": 0.03, "wean_step": 0.01})
+
+
+def _default_drugs() -> dict[str, DrugEntry]:
+    return {"norepinephrine": NOREPINEPHRINE,
+            "norepinephrine-weight": NOREPINEPHRINE_WEIGHT_BASED}
+
 
 class DrugLibrary(Model):
-    care_area: str = "icu-post-cardiac-arrest"
-    drugs: dict[str, DrugEntry] = Field(default_factory=lambda: {"norepinephrine": NOREPINEPHRINE})
+    care_area: Annotated[str, NoBound("a label the journal carries")] = Field(
+        default="icu-post-cardiac-arrest", description="care area these limits are for")
+    drugs: Annotated[dict[str, DrugEntry], NoBound("each entry carries its own bounds")] = Field(
+        default_factory=_default_drugs, min_length=1,
+        description="entries by the name a profile's drug key uses")
 
 
 class SyringeSpec(Model):
     """A syringe model. Compliance in µL per mmHg of line pressure (syringe plus line)."""
 
-    name: str
-    volume_ml: float = Field(gt=0, le=100)
-    inner_diameter_mm: float = Field(gt=1, le=40)
-    compliance_ul_per_mmhg: float = Field(ge=0, le=5)
+    name: Annotated[str, NoBound("a label; a profile names the catalogue key")] = Field(
+        description="syringe model")
+    volume_ml: Annotated[float, _bounded(0.5, 60, "mL", "the syringe pumps vasopilot drives "
+                                         "take 0.5–60 mL syringes")] = Field(
+        description="nominal volume, mL")
+    inner_diameter_mm: Annotated[float, _bounded(1, 40, "mm", "syringes of 0.5–60 mL have "
+                                                 "bores of about 3–30 mm")] = Field(
+        description="barrel inner diameter from the maker's data sheet, mm")
+    compliance_ul_per_mmhg: Annotated[float, _bounded(
+        0, 5, "µL/mmHg", "plastic syringes and lines store about 0.2–2 µL per mmHg")] = Field(
+        description="compliance of syringe plus line, µL per mmHg")
+
+    @model_validator(mode="after")
+    def _barrel_length_is_physical(self) -> Self:
+        length_mm = self.volume_ml * 1000.0 / (math.pi * self.inner_diameter_mm ** 2 / 4.0)
+        if not 20.0 <= length_mm <= 150.0:
+            raise refuse("inner_diameter_mm", f"with volume_ml = {self.volume_ml:g} the barrel "
+                         f"would be {length_mm:.0f} mm long (syringes are 20–150 mm): a "
+                         "radius for a diameter, or µL for mL?")
+        return self
 
 
 def _default_syringes() -> dict[str, SyringeSpec]:
@@ -105,135 +308,345 @@ def _default_syringes() -> dict[str, SyringeSpec]:
 
 
 class SyringeCatalogue(Model):
-    syringes: dict[str, SyringeSpec] = Field(default_factory=_default_syringes)
+    syringes: Annotated[dict[str, SyringeSpec], NoBound("each spec carries its own bounds")] = \
+        Field(default_factory=_default_syringes, min_length=1,
+              description="syringe models by the name a profile's pump.syringe uses")
 
 
 class PatientSettings(Model):
-    """Weight in kg (30–250, needed for mcg/kg/min); MAP target and lower limit in mmHg."""
+    """Weight in kg (30–250, needed for mcg/kg/min; no default); MAP target and limit in mmHg."""
 
-    weight_kg: float | None = Field(default=70.0, ge=30, le=250)
-    target_map_mmhg: float = Field(default=65.0, ge=60, le=85)
-    lower_limit_mmhg: float = Field(default=60.0, ge=40, le=80)
+    weight_kg: Annotated[float | None, _bounded(
+        30, 250, "kg", "S1's weight range for weight-based dosing")] = Field(
+        default=None, description="patient's weight, kg; required by mcg/kg/min entries, never "
+                                  "assumed")
+    target_map_mmhg: Annotated[float, _bounded(60, 85, "mmHg", "S6's floor range")] = Field(
+        default=65.0, description="MAP target, mmHg")
+    lower_limit_mmhg: Annotated[float, _bounded(40, 80, "mmHg", "S6: the lower limit sits "
+                                                "below the floor")] = Field(
+        default=60.0, description="MAP lower limit, mmHg (never weaned below, S6)")
 
     @model_validator(mode="after")
     def _lower_limit_below_target(self) -> Self:
         if self.lower_limit_mmhg > self.target_map_mmhg:
-            raise ValueError(
-                f"lower_limit_mmhg ({self.lower_limit_mmhg}) must not exceed "
-                f"target_map_mmhg ({self.target_map_mmhg})"
-            )
+            raise refuse("lower_limit_mmhg",
+                         f"{self.lower_limit_mmhg:g} must not exceed target_map_mmhg "
+                         f"({self.target_map_mmhg:g})")
         return self
 
 
 class MechanicsSettings(Model):
     """Lead-screw drive: lead in mm per revolution, full steps per revolution, microstepping."""
 
-    lead_mm: float = Field(default=0.8, gt=0, le=10)
-    steps_per_rev: int = Field(default=200, gt=0)
-    microsteps: int = Field(default=16, ge=1, le=256)
-    slack_ul: float = Field(default=2.0, ge=0)
+    lead_mm: Annotated[float, _bounded(0, 10, "mm", "syringe-pump lead screws advance "
+                                       "0.5–8 mm per turn", lo_open=True)] = Field(
+        default=0.8, description="lead screw advance per revolution, mm")
+    steps_per_rev: Annotated[int, _bounded(20, 1000, "", "hybrid steppers have 200 or 400 "
+                                           "full steps; fewer cannot meet S4's ±1 %")] = Field(
+        default=200, description="motor full steps per revolution")
+    microsteps: Annotated[int, _bounded(1, 256, "", "A4988 ≤ 16, DRV8825 ≤ 32, "
+                                        "TMC2209 ≤ 256")] = Field(
+        default=16, description="microsteps per full step (a power of two)")
+    slack_ul: Annotated[float, _bounded(0, 100, "µL", "more backlash than 100 µL is a "
+                                        "broken drive")] = Field(
+        default=2.0, description="drive backlash taken up before flow starts, µL")
+
+    @model_validator(mode="after")
+    def _microsteps_power_of_two(self) -> Self:
+        if self.microsteps & (self.microsteps - 1):
+            raise refuse("microsteps", f"{self.microsteps} is not a power of two: step "
+                         "drivers microstep by 1, 2, 4 … 256")
+        return self
+
+
+_BCM = "BCM numbers of the Pi's 40-pin header"
+_PIN_OR_NAME = "a BCM number 0–27 or a gpiozero pin name; the pins must all differ"
+
+
+def _pin_bound(value: int | str) -> int | str:
+    if isinstance(value, int):
+        return Bound(0, 27, "", _BCM)(value)  # type: ignore[no-any-return]
+    if not value.strip():
+        raise refuse(None, "a pin name may not be empty")
+    return value
+
+
+PinSetting = Annotated[int | str, AfterValidator(_pin_bound)]
 
 
 class GpioSettings(Model):
     """Stepper wiring (BCM pin numbers or gpiozero pin names) and driver-chip conventions."""
 
-    step_pin: int | str = 17
-    dir_pin: int | str = 27
-    enable_pin: int | str = 22
-    ms_pins: tuple[int | str, ...] = ()
-    end_of_travel_pin: int | str | None = None
-    plunger_pin: int | str | None = None
-    stall_pin: int | str | None = None
-    driver_chip: Literal["a4988", "drv8825", "tmc2209"] = "a4988"
-    enable_active_low: bool = True
-    infuse_dir_high: bool = True
-    pin_factory: Literal["auto", "lgpio", "rpigpio", "mock"] = "auto"
-
-
-class PumpSettings(Model):
-    driver: Literal["sim", "new-era", "harvard", "gpio-stepper", "bridge"] = "sim"
-    port: str | None = None
-    address: int = Field(default=0, ge=0, le=99)
-    baud: int = 19200
-    syringe: str = "bd-plastipak-50"
-    mechanics: MechanicsSettings = Field(default_factory=MechanicsSettings)
-    safe_mode_timeout_s: int = Field(default=10, ge=0, le=255)
-    gpio: GpioSettings = Field(default_factory=GpioSettings)
+    step_pin: Annotated[PinSetting, NoBound(_PIN_OR_NAME)] = Field(
+        default=17, description="STEP input of the driver chip")
+    dir_pin: Annotated[PinSetting, NoBound(_PIN_OR_NAME)] = Field(
+        default=27, description="DIR input of the driver chip")
+    enable_pin: Annotated[PinSetting, NoBound(_PIN_OR_NAME)] = Field(
+        default=22, description="ENABLE input (pull it to disabled in hardware)")
+    ms_pins: Annotated[tuple[PinSetting, ...], NoBound(_PIN_OR_NAME)] = Field(
+        default=(), strict=False, max_length=3,
+        description="microstep-select pins MS1..MS3 (empty: strapped in hardware)")
+    end_of_travel_pin: Annotated[PinSetting | None, NoBound(_PIN_OR_NAME)] = Field(
+        default=None, description="end-of-travel switch input")
+    plunger_pin: Annotated[PinSetting | None, NoBound(_PIN_OR_NAME)] = Field(
+        default=None, description="plunger-present switch input")
+    stall_pin: Annotated[PinSetting | None, NoBound(_PIN_OR_NAME)] = Field(
+        default=None, description="stall (DIAG) output of a TMC2209")
+    driver_chip: Literal["a4988", "drv8825", "tmc2209"] = Field(
+        default="a4988", description="step driver chip")
+    enable_active_low: bool = Field(default=True, description="ENABLE is active low")
+    infuse_dir_high: bool = Field(default=True, description="DIR high pushes the plunger")
+    pin_factory: Literal["auto", "lgpio", "rpigpio", "mock"] = Field(
+        default="auto", description="gpiozero pin factory (Pi 5: lgpio)")
 
     @model_validator(mode="after")
-    def _hardware_needs_a_port(self) -> Self:
-        if self.driver in ("new-era", "harvard", "bridge") and not self.port:
-            raise ValueError(f"pump driver {self.driver!r} needs a port (a serial URL)")
+    def _pins_differ(self) -> Self:
+        seen: dict[int | str, str] = {}
+        named = [("step_pin", self.step_pin), ("dir_pin", self.dir_pin),
+                 ("enable_pin", self.enable_pin),
+                 *(("ms_pins", pin) for pin in self.ms_pins),
+                 ("end_of_travel_pin", self.end_of_travel_pin),
+                 ("plunger_pin", self.plunger_pin), ("stall_pin", self.stall_pin)]
+        for key, pin in named:
+            if pin is None:
+                continue
+            if pin in seen:
+                raise refuse(key, f"pin {pin!r} is already {seen[pin]}: one wire, one job")
+            seen[pin] = key
         return self
 
 
+# Baud rates each serial pump accepts (reference/pumps.md); the bridge's USB-CDC link takes any.
+PUMP_BAUDS: dict[str, tuple[int, ...]] = {
+    "new-era": (300, 1200, 2400, 9600, 19200),
+    "harvard": (9600, 19200, 38400, 57600, 115200),
+    "bridge": (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600),
+}
+SERIAL_DRIVERS = tuple(PUMP_BAUDS)
+
+
+class PumpSettings(Model):
+    driver: Literal["sim", "new-era", "harvard", "gpio-stepper", "bridge"] = Field(
+        default="sim", description="pump driver: sim, new-era, harvard, gpio-stepper, bridge")
+    port: Annotated[str | None, NoBound("a pyserial URL or device path: its scheme and, with "
+                                        "vasopilot check, the device are checked when the "
+                                        "profile is resolved")] = Field(
+        default=None, description="serial port: a device, a pty, socket://host:port, rfc2217://")
+    address: Annotated[int, _bounded(0, 99, "", "pump addresses on a shared RS-232 line are "
+                                     "0–99 (NE-1000 and Pump 11 Elite manuals)")] = Field(
+        default=0, description="pump address on the line")
+    baud: Annotated[int, NoBound("one of the rates the driver's pump accepts, PUMP_BAUDS")] = \
+        Field(default=19200, description="serial baud rate (NE-1000: 300-19200, factory 19200; "
+                                         "Pump 11 Elite: 9600-115200)")
+    syringe: Annotated[str, NoBound("must name a syringe of the catalogue (checked when the "
+                                    "profile is resolved)")] = Field(
+        default="bd-plastipak-50", description="syringe model, a key of the syringe catalogue")
+    mechanics: MechanicsSettings = Field(default_factory=MechanicsSettings,
+                                         description="lead-screw drive (gpio-stepper, sim)")
+    safe_mode_timeout_s: Annotated[int, _bounded(0, 255, "s", "NE-1000 SAF 1–255 s; 0 is "
+                                                 "basic mode")] = Field(
+        default=10, description="NE-1000 safe mode: the pump stops and alarms after this "
+                                "many seconds of host silence (S12); 0 = basic mode")
+    gpio: GpioSettings = Field(default_factory=GpioSettings,
+                               description="stepper wiring (gpio-stepper)")
+
+    @model_validator(mode="after")
+    def _hardware_needs_a_port(self) -> Self:
+        if self.driver in SERIAL_DRIVERS and not self.port:
+            raise refuse("port", f"pump driver {self.driver!r} needs a port (a serial URL)")
+        return self
+
+    @model_validator(mode="after")
+    def _baud_fits_the_pump(self) -> Self:
+        bauds = PUMP_BAUDS.get(self.driver)
+        if bauds is not None and self.baud not in bauds:
+            raise refuse("baud", f"{self.baud} is not a rate the {self.driver} pump speaks "
+                         f"(one of {', '.join(map(str, bauds))})")
+        return self
+
+    @model_validator(mode="after")
+    def _safe_mode_outlasts_a_late_tick(self) -> Self:
+        if 0 < self.safe_mode_timeout_s < 4:
+            raise refuse("safe_mode_timeout_s", "must be 0 (basic mode) or 4–255 s: the "
+                         "heartbeat goes every timeout/2, and one late tick of a shorter "
+                         "timeout would stop the vasopressor")
+        return self
+
+
+# The ADS1115's programmable-gain full-scale ranges, V (datasheet table 3).
+ADS1115_FULL_SCALES_V = (0.256, 0.512, 1.024, 2.048, 4.096, 6.144)
+# An arterial-line transducer must read at least this far without clipping, mmHg.
+PRESSURE_SPAN_MMHG = 300.0
+
+
 class PressureSettings(Model):
-    source: Literal["sim", "ads1115", "replay"] = "sim"
-    mode: Literal["beat", "waveform"] = "beat"
-    fs_hz: float = Field(default=125.0, gt=0, le=1000)
-    record: str | None = None
-    channel: str = "ABP"
-    i2c_bus: int = 1
-    i2c_address: int = Field(default=0x48, ge=0x48, le=0x4B)
-    adc_full_scale_v: float = 1.024
-    sensitivity_uv_per_v_mmhg: float = Field(default=5.0, gt=0)
-    excitation_v: float = Field(default=5.0, gt=0)
-    amplifier_gain: float = Field(default=100.0, gt=0)
+    source: Literal["sim", "ads1115", "replay"] = Field(
+        default="sim", description="pressure source: sim (virtual patient), ads1115 "
+                                   "(transducer on I2C), replay (a WFDB record)")
+    mode: Literal["beat", "waveform"] = Field(
+        default="beat", description="sim source: beats, or a waveform through the detector")
+    fs_hz: Annotated[float, _bounded(50, 1000, "samples/s", "the beat detector needs ≥ 50 "
+                                     "samples/s to time an upstroke at 200 bpm")] = Field(
+        default=125.0, description="sample rate, samples/s (ADS1115: 250 or 475)")
+    record: Annotated[str | None, NoBound("a WFDB record path, relative to the profile; its "
+                                          ".hea must exist (checked when resolved)")] = Field(
+        default=None, description="replay source: WFDB record path without extension")
+    channel: Annotated[str, NoBound("a signal name of the record, read when it opens")] = Field(
+        default="ABP", description="replay source: signal name in the record")
+    i2c_bus: Annotated[int, _bounded(0, 255, "", "Linux numbers I2C buses /dev/i2c-0…")] = Field(
+        default=1, description="ADS1115: I2C bus number (the Pi's header is bus 1)")
+    i2c_address: Annotated[int, _bounded(0x48, 0x4B, "", "the ADS1115's ADDR pin selects "
+                                         "0x48–0x4B")] = Field(
+        default=0x48, description="ADS1115: I2C address")
+    adc_full_scale_v: Annotated[float, NoBound("one of the ADS1115 PGA ranges, "
+                                               "0.256–6.144 V")] = Field(
+        default=1.024, description="ADS1115: PGA full-scale range, V")
+    sensitivity_uv_per_v_mmhg: Annotated[float, _bounded(
+        0, 50, "µV/V/mmHg", "disposable transducers are 5 µV/V/mmHg (AAMI BP22)",
+        lo_open=True)] = Field(default=5.0, description="transducer sensitivity, µV/V/mmHg")
+    excitation_v: Annotated[float, _bounded(0, 10, "V", "transducers are rated for ≤ 10 V "
+                                            "excitation", lo_open=True)] = Field(
+        default=5.0, description="transducer excitation, V")
+    amplifier_gain: Annotated[float, _bounded(0, 10_000, "", "instrumentation amplifiers give "
+                                              "1–10000", lo_open=True)] = Field(
+        default=100.0, description="bridge amplifier gain, V/V")
 
     @model_validator(mode="after")
     def _source_fits(self) -> Self:
         if self.source == "replay" and not self.record:
-            raise ValueError("a replay pressure source needs a record (a WFDB path, no extension)")
+            raise refuse("record", "a replay pressure source needs a record (a WFDB path, "
+                         "no extension)")
         if self.source == "ads1115" and self.fs_hz not in (250.0, 475.0):
-            raise ValueError("the ADS1115 runs at fs_hz = 250 or 475 samples/s")
+            raise refuse("fs_hz", "the ADS1115 runs at fs_hz = 250 or 475 samples/s")
         return self
+
+    @model_validator(mode="after")
+    def _transducer_chain_reads_arterial_pressure(self) -> Self:
+        if self.adc_full_scale_v not in ADS1115_FULL_SCALES_V:
+            raise refuse("adc_full_scale_v", "must be one of the ADS1115 ranges "
+                         f"{', '.join(f'{v:g}' for v in ADS1115_FULL_SCALES_V)} V")
+        v_per_mmhg = (self.sensitivity_uv_per_v_mmhg * 1e-6 * self.excitation_v
+                      * self.amplifier_gain)
+        span_mmhg = self.adc_full_scale_v / v_per_mmhg
+        if span_mmhg < PRESSURE_SPAN_MMHG:
+            raise refuse("amplifier_gain", f"the ADC would clip at {span_mmhg:.0f} mmHg "
+                         f"(needs ≥ {PRESSURE_SPAN_MMHG:g}): lower the gain or raise "
+                         "adc_full_scale_v")
+        lsb_mmhg = self.adc_full_scale_v / 32768 / v_per_mmhg
+        if lsb_mmhg > 1.0:
+            raise refuse("amplifier_gain", f"one ADC step would be {lsb_mmhg:.1f} mmHg "
+                         "(needs ≤ 1): raise the gain or lower adc_full_scale_v")
+        return self
+
+
+OcclusionLevel = Literal["low", "medium", "high"]
+
+
+def _default_thresholds() -> dict[OcclusionLevel, float]:
+    return {"low": 300.0, "medium": 500.0, "high": 750.0}
 
 
 class SafetySettings(Model):
     """Supervisor settings (S5, S8, S10, S11): seconds, mmHg, minutes."""
 
-    stale_after_s: float = Field(default=10.0, gt=0, le=60)
-    stale_high_after_s: float = Field(default=60.0, gt=0, le=600)
-    occlusion_level: Literal["low", "medium", "high"] = "low"
-    occlusion_thresholds_mmhg: dict[str, float] = Field(
-        default_factory=lambda: {"low": 300.0, "medium": 500.0, "high": 750.0}
-    )
-    near_empty_min: float = Field(default=15.0, gt=0, le=120)
-    silence_max_s: float = Field(default=120.0, gt=0, le=120)
-    map_high_margin_mmhg: float = Field(default=10.0, ge=0, le=40)
+    stale_after_s: Annotated[float, _bounded(
+        2, 60, "s", "S5 holds at 10 s; under 2 s one missed beat at 40 bpm is 'stale'")] = Field(
+        default=10.0, description="no trusted MAP this long: hold and a medium alarm (S5)")
+    stale_high_after_s: Annotated[float, _bounded(
+        2, 600, "s", "S5 escalates at 60 s; must exceed stale_after_s")] = Field(
+        default=60.0, description="no trusted MAP this long: a high alarm (S5)")
+    occlusion_level: OcclusionLevel = Field(
+        default="low", description="selected occlusion threshold (S8)")
+    occlusion_thresholds_mmhg: Annotated[
+        dict[OcclusionLevel, Annotated[float, _bounded(
+            100, 1000, "mmHg", "S8: below 100 mmHg a cough (+80 mmHg) would stop the "
+            "vasopressor; syringe pumps allow about 1000 mmHg at most")]],
+        NoBound("each threshold is bounded; they must rise low < medium < high")] = Field(
+        default_factory=_default_thresholds,
+        description="line-pressure occlusion thresholds by level, mmHg (S8)")
+    near_empty_min: Annotated[float, _bounded(
+        1, 120, "min", "S10's default is 15 min; beyond 2 h most of a syringe alarms")] = Field(
+        default=15.0, description="medium alarm when this many minutes of infusion are left")
+    silence_max_s: Annotated[float, _bounded(
+        0, 120, "s", "S11: an alarm is silenced for at most 2 minutes", lo_open=True)] = Field(
+        default=120.0, description="longest alarm silence, s (S11)")
+    map_high_margin_mmhg: Annotated[float, _bounded(
+        0, 40, "mmHg", "S6 never increases a dose 15 mmHg above the floor")] = Field(
+        default=10.0, description="MAP above target by this much raises a high-MAP alarm, mmHg")
+
+    @model_validator(mode="after")
+    def _escalation_comes_later(self) -> Self:
+        if self.stale_high_after_s <= self.stale_after_s:
+            raise refuse("stale_high_after_s", f"must be greater than stale_after_s "
+                         f"({self.stale_after_s:g}): S5 escalates a stale MAP from medium "
+                         "to high, not the other way")
+        return self
+
+    @model_validator(mode="after")
+    def _thresholds_hold_the_level_in_order(self) -> Self:
+        table = self.occlusion_thresholds_mmhg
+        if self.occlusion_level not in table:
+            raise refuse("occlusion_level", f"{self.occlusion_level!r} is not in "
+                         f"occlusion_thresholds_mmhg (has {', '.join(table) or 'nothing'})")
+        levels = [level for level in ("low", "medium", "high") if level in table]
+        for below, above in itertools.pairwise(levels):
+            if table[below] >= table[above]:
+                raise refuse(f"occlusion_thresholds_mmhg.{below}",
+                             f"{below} ({table[below]:g}) must be below {above} "
+                             f"({table[above]:g}): levels rise low < medium < high")
+        return self
+
+
+_FILE = "a path relative to the profile; it must exist (checked when the profile is resolved)"
 
 
 class MqttSettings(Model):
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, gt=0, lt=65536)
-    # Topic levels and client ids: [a-z0-9-], at most 32 (no "/", "+" or "#"; CVE-2017-7650).
-    rig_id: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,32}$")
-    client_id: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,32}$")
-    username: str | None = None
-    password: str | None = None
-    # Where the broker password is read from (a file of mode 0600/0640), so it never sits in a
-    # command line; relative to the profile's folder.
-    password_file: str | None = None
-    tls: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    insecure: bool = False
-    remote_commands: bool = False
-    # Commands per second per sender; the excess is refused (S15). A person types a few a minute.
-    command_rate_per_s: float = Field(default=5.0, gt=0, le=50)
-    state_interval_s: float = Field(default=1.0, gt=0)
-    publish_beats: bool = False
-    # Home Assistant MQTT discovery of read-only sensors (dose, rate, MAP, active alarms).
-    home_assistant: bool = False
+    enabled: bool = Field(default=False, description="publish telemetry to a broker")
+    host: Annotated[str, _matches(r"\S{1,253}", "a host name or address")] = Field(
+        default="127.0.0.1", description="broker host")
+    port: Annotated[int, _bounded(1, 65535, "", "a TCP port")] = Field(
+        default=1883, description="broker port (8883 for TLS)")
+    rig_id: Annotated[str | None, _matches(_TOPIC_SAFE, _TOPIC_WHY)] = Field(
+        default=None, description="rig id in the topics (default: the profile's rig_id)")
+    client_id: Annotated[str | None, _matches(_TOPIC_SAFE, _TOPIC_WHY)] = Field(
+        default=None, description="MQTT client id (default: vasopilot-<rig_id>)")
+    username: Annotated[str | None, NoBound("the broker judges credentials")] = Field(
+        default=None, description="broker user")
+    password: Annotated[str | None, NoBound("the broker judges credentials")] = Field(
+        default=None, description="broker password (prefer password_file)")
+    password_file: Annotated[str | None, NoBound(_FILE)] = Field(
+        default=None, description="file the broker password is read from (mode 0600/0640), "
+                                  "so it never sits in a command line")
+    tls: bool = Field(default=False, description="speak TLS (needed for remote commands)")
+    ca_file: Annotated[str | None, NoBound(_FILE)] = Field(
+        default=None, description="CA certificate file (default: the system's CAs)")
+    cert_file: Annotated[str | None, NoBound(_FILE)] = Field(
+        default=None, description="client certificate file")
+    key_file: Annotated[str | None, NoBound(_FILE)] = Field(
+        default=None, description="client key file (needs cert_file)")
+    insecure: bool = Field(default=False, description="allow plain TCP (no TLS)")
+    remote_commands: bool = Field(default=False,
+                                  description="accept remote commands (S15; needs TLS)")
+    command_rate_per_s: Annotated[float, _bounded(
+        0, 50, "commands/s", "S15: a person types a few commands a minute; the excess is refused",
+        lo_open=True)] = Field(default=5.0, description="commands per second per sender")
+    state_interval_s: Annotated[float, _bounded(0.1, 60, "s", "a state more often than "
+                                                "10/s floods the broker; rarer than a minute "
+                                                "is not monitoring")] = Field(
+        default=1.0, description="shortest time between two state messages, s")
+    publish_beats: bool = Field(default=False, description="publish every beat")
+    home_assistant: bool = Field(default=False, description="Home Assistant MQTT discovery of "
+                                 "read-only sensors (dose, rate, MAP, active alarms)")
 
     @model_validator(mode="after")
     def _plain_tcp_is_explicit(self) -> Self:
         if self.enabled and not self.tls and not self.insecure:
-            raise ValueError("MQTT without TLS needs an explicit insecure = true")
+            raise refuse("insecure", "MQTT without TLS (enabled = true, tls = false) needs an "
+                         "explicit insecure = true")
         if self.remote_commands and not self.tls:
-            raise ValueError("remote commands need TLS (S15)")
+            raise refuse("remote_commands", "remote commands need TLS (S15)")
+        if self.key_file and not self.cert_file:
+            raise refuse("key_file", "a client key needs its certificate (cert_file)")
         return self
 
 
@@ -242,71 +655,99 @@ BALANCE_BAUDS = (600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
 class BalanceEmulatorSettings(Model):
-    """The emulated balance of a simulated rig (``vasopilot emulate balance``, ``config/sim.toml``).
+    """The emulated balance of a simulated rig (`vasopilot emulate balance`, config/sim.toml)."""
 
-    Readability and noise (one standard deviation) in mg, evaporation from the beaker in mg per
-    minute, settling time constant of the weighing cell in s, beaker (tare) and capacity in g.
-    """
-
-    readability_mg: float = Field(default=0.01, ge=0.001, le=1.0)
-    noise_mg: float = Field(default=0.02, ge=0, le=10)
-    evaporation_mg_min: float = Field(default=0.02, ge=0, le=10)
-    settling_s: float = Field(default=1.5, ge=0, le=30)
-    beaker_g: float = Field(default=60.0, ge=0, le=1000)
-    capacity_g: float = Field(default=220.0, gt=0, le=10_000)
-    seed: int = Field(default=1, ge=0)
+    readability_mg: Annotated[float, _bounded(
+        0.001, 1.0, "mg", "bench balances read 0.001–1 mg; 1 mL/h is 8.3 mg per 30 s")] = Field(
+        default=0.01, description="smallest weight step the balance shows, mg")
+    noise_mg: Annotated[float, _bounded(
+        0, 10, "mg", "beyond 10 mg one 30-s sample at 1 mL/h is all noise")] = Field(
+        default=0.02, description="weighing noise (one standard deviation), mg")
+    evaporation_mg_min: Annotated[float, _bounded(
+        0, 10, "mg/min", "an open beaker loses well under 10 mg/min")] = Field(
+        default=0.02, description="water lost from the beaker, mg/min")
+    settling_s: Annotated[float, _bounded(
+        0, 30, "s", "a weighing cell settles in seconds; 30 s is one whole sample interval")] = \
+        Field(default=1.5, description="settling time constant of the weighing cell, s")
+    beaker_g: Annotated[float, _bounded(
+        0, 1000, "g", "a beaker on an analytical balance")] = Field(
+        default=60.0, description="beaker (tare) mass, g; must be below capacity_g")
+    capacity_g: Annotated[float, _bounded(
+        0, 10_000, "g", "analytical and precision balances", lo_open=True)] = Field(
+        default=220.0, description="balance capacity, g (above it: overload)")
+    seed: Annotated[int, _bounded(0, None, "", "a random seed")] = Field(
+        default=1, description="noise seed")
 
     @model_validator(mode="after")
     def _beaker_fits(self) -> Self:
         if self.beaker_g >= self.capacity_g:
-            raise ValueError(f"beaker_g ({self.beaker_g}) must be below capacity_g "
-                             f"({self.capacity_g})")
+            raise refuse("beaker_g", f"must be below capacity_g ({self.capacity_g:g} g)")
         return self
 
 
 class BalanceSettings(Model):
     """A gravimetric bench balance speaking MT-SICS, or its emulator.
 
-    The serial settings must match the balance's menu (MT-SICS default 9600 8N1, no handshake);
-    ``timeout_s`` is the longest wait for one reply; ``density_g_ml`` is the test fluid's
-    (water at 20 °C: 0.998).
+    The serial settings must match the balance's menu (MT-SICS default 9600 8N1, no handshake).
     """
 
-    driver: Literal["mt-sics", "emulated"] = "mt-sics"
-    port: str | None = None
-    baud: int = 9600
-    bytesize: Literal[7, 8] = 8
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    handshake: Literal["none", "xonxoff", "rtscts"] = "none"
-    timeout_s: float = Field(default=2.0, gt=0, le=30)
-    density_g_ml: float = Field(default=0.998, ge=0.5, le=2.0)
-    emulator: BalanceEmulatorSettings = Field(default_factory=BalanceEmulatorSettings)
+    driver: Annotated[Literal["mt-sics", "emulated"], NoBound("one of two names")] = Field(
+        default="mt-sics", description="balance driver: mt-sics (a real balance) or emulated")
+    port: Annotated[str | None, NoBound("a pyserial URL or device path, needed by mt-sics")] = \
+        Field(default=None, description="serial port of the balance")
+    baud: Annotated[int, NoBound("one of BALANCE_BAUDS, the rates MT-SICS balances offer")] = \
+        Field(default=9600, description="serial baud rate (MT-SICS default 9600)")
+    bytesize: Annotated[Literal[7, 8], NoBound("7 or 8")] = Field(
+        default=8, description="data bits")
+    parity: Annotated[Literal["N", "E", "O"], NoBound("N, E or O")] = Field(
+        default="N", description="parity")
+    stopbits: Annotated[Literal[1, 2], NoBound("1 or 2")] = Field(
+        default=1, description="stop bits")
+    handshake: Annotated[Literal["none", "xonxoff", "rtscts"], NoBound("one of three")] = Field(
+        default="none", description="flow control")
+    timeout_s: Annotated[float, _bounded(
+        0, 30, "s", "one MT-SICS reply; longer than a 30-s sample interval is useless",
+        lo_open=True)] = Field(default=2.0, description="longest wait for one reply, s")
+    density_g_ml: Annotated[float, _bounded(
+        0.5, 2.0, "g/mL", "aqueous test fluids; water at 20 °C is 0.998")] = Field(
+        default=0.998, description="density of the test fluid, g/mL")
+    emulator: BalanceEmulatorSettings = Field(
+        default_factory=BalanceEmulatorSettings, description="the emulated balance")
 
     @model_validator(mode="after")
     def _port_and_baud(self) -> Self:
         if self.driver == "mt-sics" and not self.port:
-            raise ValueError("an MT-SICS balance needs a port (a serial URL)")
+            raise refuse("port", "an MT-SICS balance needs a port (a serial URL)")
         if self.baud not in BALANCE_BAUDS:
-            raise ValueError(f"baud {self.baud} is not one an MT-SICS balance offers "
-                             f"({', '.join(map(str, BALANCE_BAUDS))})")
+            raise refuse("baud", f"{self.baud} is not a rate an MT-SICS balance offers "
+                         f"({', '.join(map(str, BALANCE_BAUDS))})")
         return self
 
 
 class RigProfile(Model):
     """Everything one rig needs. Paths are relative to the profile file's folder."""
 
-    rig_id: str = "sim-rig"
-    drug: str = "norepinephrine"
-    drug_library: str | None = None
-    syringe_catalogue: str | None = None
-    journal: str = "vasopilot-journal.sqlite"
-    pump: PumpSettings = Field(default_factory=PumpSettings)
-    pressure: PressureSettings = Field(default_factory=PressureSettings)
-    patient: PatientSettings = Field(default_factory=PatientSettings)
-    safety: SafetySettings = Field(default_factory=SafetySettings)
-    mqtt: MqttSettings = Field(default_factory=MqttSettings)
-    balance: BalanceSettings | None = None
+    rig_id: Annotated[str, _matches(_TOPIC_SAFE, _TOPIC_WHY)] = Field(
+        default="sim-rig", description="this rig's name (MQTT topics, journal)")
+    drug: Annotated[str, NoBound("must be a key of the drug library (checked when the "
+                                 "profile is resolved)")] = Field(
+        default="norepinephrine", description="drug-library entry to infuse")
+    drug_library: Annotated[str | None, NoBound(_FILE)] = Field(
+        default=None, description="drug library file (default: the embedded one)")
+    syringe_catalogue: Annotated[str | None, NoBound(_FILE)] = Field(
+        default=None, description="syringe catalogue file (default: the embedded one)")
+    journal: Annotated[str, NoBound("a path relative to the profile; its folder must be "
+                                    "creatable and writable (checked when resolved)")] = Field(
+        default="vasopilot-journal.sqlite", description="the event journal (SQLite)")
+    pump: PumpSettings = Field(default_factory=PumpSettings, description="the pump")
+    pressure: PressureSettings = Field(default_factory=PressureSettings,
+                                       description="the arterial pressure source")
+    patient: PatientSettings = Field(default_factory=PatientSettings, description="the patient")
+    safety: SafetySettings = Field(default_factory=SafetySettings,
+                                   description="supervisor settings")
+    mqtt: MqttSettings = Field(default_factory=MqttSettings, description="MQTT telemetry")
+    balance: BalanceSettings | None = Field(
+        default=None, description="the bench balance (a sim pump gets an emulated one)")
 
     @model_validator(mode="before")
     @classmethod

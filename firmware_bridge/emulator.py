@@ -245,7 +245,7 @@ class BridgeEmulator:
         self.rng = random.Random(seed)
         self.faults = LinkFaults(seed=seed + 1)
         self.scratch = [0, 0, 0, 0]
-        self.boots: list[Boot] = []
+        self._boots: list[Boot] = []
         self.plunger_present = True
         self._lock = threading.RLock()
         self._rx_framer = _Framer()
@@ -305,6 +305,13 @@ class BridgeEmulator:
             self.plunger_present = not removed
 
     # -- what the tests read ---------------------------------------------------------------------
+
+    @property
+    def boots(self) -> list[Boot]:
+        """Every boot so far, up to the clock's present."""
+        with self._lock:
+            self._advance()
+            return list(self._boots)
 
     @property
     def alive(self) -> bool:
@@ -384,7 +391,7 @@ class BridgeEmulator:
     def _come_up(self) -> None:
         self._origin_s = self._up_at_s - BOOT_S
         boot = Boot(cause=self._next_cause, up_s=self._up_at_s)
-        self.boots.append(boot)
+        self._boots.append(boot)
         hal = SimHal(self, self._next_cause, self._us(self._up_at_s))
         self._hal = hal
         self._hung = False
@@ -397,7 +404,7 @@ class BridgeEmulator:
             hal.pio.advance(hal.t_us)
             hal.pio.stop()
             self._motion(hal, None)
-            boot = self.boots[-1]
+            boot = self._boots[-1]
             boot.down_s = t_s
             boot.steps = hal.pio.count
         self._fw = None
@@ -427,7 +434,7 @@ class BridgeEmulator:
     def _motion(self, hal: SimHal, run: tuple[int, int] | None) -> None:
         """Record what the motor was commanded and drive the syringe mechanics with it."""
         t_s = self._s(hal.t_us)
-        boot = self.boots[-1] if self.boots else None
+        boot = self._boots[-1] if self._boots else None
         if boot is not None and boot.segments and boot.segments[-1].t1_s is None:
             boot.segments[-1].t1_s = t_s
         physics = self.physics

@@ -241,6 +241,9 @@ class Firmware:
     # -- commands --------------------------------------------------------------------------------
 
     def _execute(self, frame: p.Frame) -> p.Message:
+        # The host is here: the reply already says so.
+        self._last_rx_us = self.hal.now_us()
+        self.host_lost = False
         try:
             msg = frame.message()
         except ValueError:

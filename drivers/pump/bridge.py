@@ -143,6 +143,7 @@ class BridgePump:
         self._carried_infused = 0
         self._carried_withdrawn = 0
         self._resets_seen = 0
+        self.retransmissions = 0
         # The supervisor's last wish, re-applied after a reset that lost it.
         self._wanted_q16 = 0
         self._commanding = False
@@ -336,6 +337,7 @@ class BridgePump:
                         f"no reply from the bridge on {self._serial.url} to {message!r} "
                         f"after {link.max_attempts} attempts")
                 self._serial.write(again)
+                self.retransmissions += 1
                 silent_s = 0.0
         except (PumpConnectionError, PumpCommunicationError):
             # A new link after any failure: the old one may have a request in flight.

@@ -64,8 +64,12 @@ def test_a_silent_host_keeps_the_rate_and_latches_the_alarm_until_acknowledged()
     status = bench.status()
     assert status.rate_q16 == RATE
     assert status.flags & p.FLAG_ALARM
-    # The host is back: no longer lost, the alarm stays until a person acknowledges it.
-    assert not status.flags & p.FLAG_HOST_LOST
+    # A host that only reads has not taken charge: still unattended.
+    assert status.flags & p.FLAG_HOST_LOST
+    policy = bench.ask(p.SetPolicy(2000, p.POLICY_KEEP_RATE, 0))
+    assert isinstance(policy, p.Status) and not policy.flags & p.FLAG_HOST_LOST
+    # Back in charge; the alarm stays until a person acknowledges it.
+    assert policy.flags & p.FLAG_ALARM
     acked = bench.ask(p.AckAlarm())
     assert isinstance(acked, p.Status) and not acked.flags & p.FLAG_ALARM
     assert not bench.emu.alarm_output

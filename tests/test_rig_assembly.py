@@ -22,11 +22,12 @@ from gpiozero.pins.mock import MockFactory
 from drivers.sim.ads1115_emulator import ADS1115Emulator
 from drivers.sim.harvard_emulator import HarvardEmulator
 from drivers.sim.new_era_emulator import NewEraEmulator
-from drivers.sim.pty_port import PtyPort
+from drivers.sim.pty_port import ByteDevice, PtyPort
 from drivers.sim.syringe_pump import PumpFaults, SimPumpReadings, SimSyringePump
 from vasopilot.control.protocol import NurseProtocol
+from firmware_bridge.emulator import BridgeEmulator
 from vasopilot.core.clock import MonotonicClock, VirtualClock
-from vasopilot.core.errors import ConfigError
+from vasopilot.core.errors import PumpConnectionError
 from vasopilot.core.interfaces import Pump
 from vasopilot.rig import Rig, build_rig
 from vasopilot.rig.faults import parse_fault
@@ -92,10 +93,12 @@ def built(name: str) -> Iterator[Rig]:
     clock = MonotonicClock()
     port: PtyPort | None = None
     driver = config.profile.pump.driver
-    if driver in ("new-era", "harvard"):
+    if driver in ("new-era", "harvard", "bridge"):
         physics = SimSyringePump(clock, config.syringe, config.profile.pump.mechanics)
-        emulator = NewEraEmulator(clock, {0: physics}) if driver == "new-era" else \
-            HarvardEmulator(clock, {0: physics})
+        emulator: ByteDevice = (
+            NewEraEmulator(clock, {0: physics}) if driver == "new-era"
+            else HarvardEmulator(clock, {0: physics}) if driver == "harvard"
+            else BridgeEmulator(clock, physics, microstep_ul=physics.microstep_ul))
         port = PtyPort(emulator)
         pump = config.profile.pump.model_copy(update={"port": port.path})
         config = RigConfig(config.profile.model_copy(update={"pump": pump}), config.drug,
@@ -119,20 +122,21 @@ def test_profile_builds_and_only_the_supervisor_holds_the_pump(name: str) -> Non
         assert not view.running
 
 
-def test_profiles_cover_every_pump_driver_but_the_bridge() -> None:
+def test_profiles_cover_every_pump_driver() -> None:
     drivers = {load_rig(CONFIG / name).profile.pump.driver for name in PROFILES}
-    assert drivers == {"sim", "new-era", "harvard", "gpio-stepper"}
+    assert drivers == {"sim", "new-era", "harvard", "gpio-stepper", "bridge"}
 
 
-def test_bridge_driver_is_refused_with_a_reason(tmp_path: Path) -> None:
+def test_a_bridge_that_does_not_answer_is_a_connection_error(tmp_path: Path) -> None:
     path = tmp_path / "bridge.toml"
-    path.write_text("[pump]\ndriver = 'bridge'\nport = 'loop://'\n")
-    with pytest.raises(ConfigError, match="firmware-bridge pump is not part of this version"):
+    path.write_text("[pump]\ndriver = 'bridge'\nport = 'loop://'\n"
+                    "[pump.bridge]\nreply_timeout_s = 0.01\nmax_attempts = 1\n")
+    with pytest.raises(PumpConnectionError, match="no reply from the bridge"):
         build_rig(load_rig(path), clock=MonotonicClock(), sink=MemorySink(),
                   controller=NurseProtocol())
 
 
-@pytest.mark.parametrize("pump_kind", ["sim", "new-era", "harvard"])
+@pytest.mark.parametrize("pump_kind", ["sim", "new-era", "harvard", "bridge"])
 def test_a_simulated_rig_with_spares_and_faults_holds_its_pumps_only_in_the_supervisor(
     pump_kind: SimPumpKind,
 ) -> None:

@@ -98,7 +98,8 @@ class BridgePump:
 
     ``fill_ml``: volume in the syringe at start (default: its nominal volume). ``link_seed``
     fixes the random link ids (tests); by default they come from the OS. The constructor
-    connects (hello, policy) and never changes a running pump's rate.
+    connects (hello, policy) and never changes a running pump's rate; with
+    ``configure=False`` it only reads (no policy is written: ``vasopilot pump status``).
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class BridgePump:
         max_attempts: int = 5,
         fill_ml: float | None = None,
         link_seed: int | None = None,
+        configure: bool = True,
     ) -> None:
         if not 0.1 <= host_loss_timeout_s <= 60:
             raise ValueError(f"host-loss timeout must be 0.1-60 s, got {host_loss_timeout_s}")
@@ -149,6 +151,7 @@ class BridgePump:
         self._commanding = False
         self._generation = 0
         self._backoff_id = self._rng.getrandbits(31) | 1
+        self._configure = configure
         with self._lock:
             self._connect()
 
@@ -210,8 +213,13 @@ class BridgePump:
         return self._pump_status(reply)
 
     def status(self) -> PumpStatus:
+        """The read-back; a bridge that says it was left unattended is taken charge of again
+        (its policy re-sent), its latched alarm left for a person to acknowledge."""
         with self._lock:
-            return self._pump_status(self._read(p.GetStatus()))
+            status = self._read(p.GetStatus())
+            if status.flags & p.FLAG_HOST_LOST and self._configure:
+                status = self._send_policy()
+            return self._pump_status(status)
 
     def heartbeat(self) -> None:
         """A ping once half the host-loss timeout passed without an exchange."""
@@ -364,15 +372,22 @@ class BridgePump:
                 f"another protocol than this driver ({FIRMWARE_MAJOR}.x)")
         previous = self._hello
         self._hello = hello
+        if not self._configure:
+            self._last = self._read(p.GetStatus())
+            return
+        reply = self._send_policy()
+        if previous is not None and previous.boot_id != hello.boot_id:
+            self._after_reset(reply)
+        self._last = reply
+
+    def _send_policy(self) -> p.Status:
         policy = p.SetPolicy(self._timeout_ms,
                              p.POLICY_KEEP_RATE if self.host_loss == "keep-rate"
                              else p.POLICY_STOP, self._cap_steps)
         reply = self._round_trip(policy)
         if not isinstance(reply, p.Status):
             raise PumpCommunicationError(f"the bridge refused its host-loss policy: {reply!r}")
-        if previous is not None and previous.boot_id != hello.boot_id:
-            self._after_reset(reply)
-        self._last = reply
+        return reply
 
     def _after_reset(self, status: p.Status) -> None:
         """The microcontroller restarted: carry its counts, re-apply a rate it lost."""

@@ -22,6 +22,7 @@ watchdog reset resumes it; after power-on the scratch is not trusted and the mot
 
 Host loss: no valid frame for the policy's timeout latches the alarm output and, by policy,
 keeps the rate (the default: a vasopressor must not stop because a computer died) or stops.
+The bridge counts as unattended until a host commands again (reads do not take charge).
 Local stops stay armed: stall, end of travel, a missing plunger, the cap on unattended steps.
 """
 
@@ -214,7 +215,6 @@ class Firmware:
                 hal.write(out)
             if self.link.decoder.accepted != before:
                 self._last_rx_us = hal.now_us()
-                self.host_lost = False
         now = hal.now_us()
         self._count_steps()
         self._check_inputs(now)
@@ -241,15 +241,17 @@ class Firmware:
     # -- commands --------------------------------------------------------------------------------
 
     def _execute(self, frame: p.Frame) -> p.Message:
-        # The host is here: the reply already says so.
-        self._last_rx_us = self.hal.now_us()
-        self.host_lost = False
         try:
             msg = frame.message()
         except ValueError:
             known = frame.msg_type in p.MESSAGES
             return p.Error(p.ERR_BAD_LENGTH if known else p.ERR_UNKNOWN_TYPE, frame.msg_type)
         now = self.hal.now_us()
+        self._last_rx_us = now
+        if isinstance(msg, (p.SetRate, p.BackOff, p.SetPolicy, p.AckAlarm)):
+            # A host that commands has taken charge again; one that only reads (a person's
+            # ``vasopilot pump status`` after a crash) leaves the bridge unattended.
+            self.host_lost = False
         self._count_steps()
         if isinstance(msg, p.Hello):
             fw = FIRMWARE_VERSION

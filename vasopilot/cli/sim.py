@@ -24,9 +24,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--seed", type=int, default=1, help="fixes the virtual patient")
     parser.add_argument("--mode", default="protocol",
                         help="control mode: protocol (nurse protocol), manual, closed-loop")
-    parser.add_argument("--pump", choices=["sim", "new-era", "harvard"], default="sim",
-                        help="sim: physics twin in process; new-era/harvard: the production "
-                        "driver talking to the pump's emulator over a pseudo-terminal")
+    parser.add_argument("--pump", choices=["sim", "new-era", "harvard", "bridge"], default="sim",
+                        help="sim: physics twin in process; new-era/harvard/bridge: the "
+                        "production driver talking to the pump's emulator (for bridge: the "
+                        "Pico firmware's logic) over a pseudo-terminal")
     parser.add_argument("--waveform", action="store_true",
                         help="simulate the arterial waveform and detect beats in it")
     parser.add_argument("--fault", action="append", default=[], metavar="KIND@S[+DUR]",

@@ -425,6 +425,30 @@ PUMP_BAUDS: dict[str, tuple[int, ...]] = {
 SERIAL_DRIVERS = tuple(PUMP_BAUDS)
 
 
+class BridgeSettings(Model):
+    """The firmware bridge's host-loss policy (S12) and its link's retransmission."""
+
+    host_loss_timeout_s: Annotated[float, _bounded(0.5, 60, "s", "no frame this long is a lost "
+                                                   "host: shorter trips on one late tick of "
+                                                   "the 1 s loop, longer leaves an unwatched "
+                                                   "pump unalarmed")] = Field(
+        default=2.0, description="host silence after which the Pico latches its alarm (S12)")
+    host_loss: Literal["keep-rate", "stop"] = Field(
+        default="keep-rate", description="what the Pico does on host loss: keep-rate (a "
+        "vasopressor), stop (bench tests of the NE-1000's safe-mode behaviour)")
+    unattended_cap_ml: Annotated[float | None, _bounded(0, 100, "mL", "no syringe holds more "
+                                                        "than 100 mL; None: what the syringe "
+                                                        "holds", lo_open=True)] = Field(
+        default=None, description="the Pico stops after this much delivered unattended")
+    reply_timeout_s: Annotated[float, _bounded(0.01, 1.0, "s", "USB-CDC answers within a "
+                                               "millisecond; a second per attempt would hold "
+                                               "the loop")] = Field(
+        default=0.05, description="wait for a reply before the first retransmission")
+    max_attempts: Annotated[int, _bounded(1, 10, "", "sends of one request before it counts "
+                                          "as uncertain (the timeout doubles up to 8×)")] = Field(
+        default=5, description="sends of one request before its delivery is uncertain")
+
+
 class PumpSettings(Model):
     driver: Literal["sim", "new-era", "harvard", "gpio-stepper", "bridge"] = Field(
         default="sim", description="pump driver: sim, new-era, harvard, gpio-stepper, bridge")
@@ -449,6 +473,8 @@ class PumpSettings(Model):
                                 "many seconds of host silence (S12); 0 = basic mode")
     gpio: GpioSettings = Field(default_factory=GpioSettings,
                                description="stepper wiring (gpio-stepper)")
+    bridge: BridgeSettings = Field(default_factory=BridgeSettings,
+                                   description="the firmware bridge's host-loss policy (bridge)")
 
     @model_validator(mode="after")
     def _hardware_needs_a_port(self) -> Self:

@@ -105,10 +105,17 @@ def open_pump(config: RigConfig, clock: Clock, *, pin_factory: Any = None) -> Pu
             driver_chip=gpio.driver_chip, enable_active_low=gpio.enable_active_low,
             infuse_dir_high=gpio.infuse_dir_high,
         )
-    raise ConfigError(
-        f"{where}: key pump.driver = {settings.driver!r}: the firmware-bridge pump is not "
-        "part of this version; use sim, new-era, harvard or gpio-stepper"
-    )
+    if settings.driver == "bridge":
+        from drivers.pump.bridge import BridgePump
+
+        assert settings.port is not None
+        bridge = settings.bridge
+        return BridgePump(settings.port, clock=clock, syringe=config.syringe,
+                          mechanics=settings.mechanics, baud=settings.baud,
+                          host_loss_timeout_s=bridge.host_loss_timeout_s,
+                          host_loss=bridge.host_loss, unattended_cap_ml=bridge.unattended_cap_ml,
+                          timeout_s=bridge.reply_timeout_s, max_attempts=bridge.max_attempts)
+    raise ConfigError(f"{where}: key pump.driver = {settings.driver!r}: no such pump driver")
 
 
 def _pressure_source(settings: PressureSettings, clock: Clock, i2c_bus: Any) -> PressureSource:

@@ -31,7 +31,7 @@ from vasopilot.core.interfaces import BeatSource, Pump
 from vasopilot.rig.faults import FaultPlan, SimFault
 from vasopilot.settings import RigConfig
 
-SimPumpKind = Literal["sim", "new-era", "harvard"]
+SimPumpKind = Literal["sim", "new-era", "harvard", "bridge"]
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class SimSetup:
     """What a simulated rig simulates.
 
     ``params`` replaces the patient that ``seed`` draws for ``scenario``; ``pump`` replaces the
-    profile's pump (``sim``: the physics twin; ``new-era``/``harvard``: the production driver on
-    a pty to that pump's emulator). ``waveform`` detects beats in a simulated arterial waveform
+    profile's pump (``sim``: the physics twin; ``new-era``/``harvard``/``bridge``: the production
+    driver on a pty to that pump's emulator). ``waveform`` detects beats in a simulated arterial waveform
     instead of taking the patient's beats. ``artefacts_per_h`` seeded random line artefacts
     until ``hours``; ``spare_syringe`` keeps a second twin loaded as the supervisor's standby.
     """

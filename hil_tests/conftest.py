@@ -33,7 +33,7 @@ from vasopilot.runtime import MemorySink
 from vasopilot.settings import RigConfig, load_rig
 
 SIM_PROFILE = Path(__file__).resolve().parents[1] / "config" / "sim.toml"
-EMULATED = ("new-era", "harvard", "gpio-stepper")
+EMULATED = ("new-era", "harvard", "gpio-stepper", "bridge")
 TICK_S = 1.0
 # The mock stepper's stall input (a TMC2209's DIAG), where the profile names none.
 MOCK_STALL_PIN = 21
@@ -121,6 +121,11 @@ def _open_emulated(kind: str, config: RigConfig, clock: HilClock) -> Opened:
 
     def reopen() -> Pump:
         """The same emulator, a new driver on its port."""
+        if kind == "bridge":
+            from drivers.pump.bridge import BridgePump
+
+            return BridgePump(emulated.port.path, clock=clock, syringe=config.syringe,
+                              mechanics=config.profile.pump.mechanics)
         if kind == "new-era":
             from drivers.pump.new_era import NewEraPump
 

@@ -417,6 +417,12 @@ class BridgePump:
     def _ml_h(self, rate_q16: int) -> float:
         return p.hz_from_q16(rate_q16) * self.ul_per_step * SECONDS_PER_HOUR / UL_PER_ML
 
+    def _grid_ml_h(self, rate_q16: int) -> float:
+        """The rate on the capability grid: Q16.16 steps/s fall short of a grid rate by a few
+        millionths of it, far below the grid's step, and the supervisor reads doses back from
+        this value (a resume after a restart must find the dose it journaled)."""
+        return round(self._ml_h(rate_q16) / RESOLUTION_ML_H) * RESOLUTION_ML_H
+
     def _pump_status(self, status: p.Status) -> PumpStatus:
         self._last = status
         infused = self._carried_infused + status.infused_steps
@@ -443,7 +449,7 @@ class BridgePump:
         return PumpStatus(
             t_s=self._clock.now_s(),
             state=state,
-            rate_ml_h=self._ml_h(status.rate_q16) if state is PumpState.INFUSING else 0.0,
+            rate_ml_h=self._grid_ml_h(status.rate_q16) if state is PumpState.INFUSING else 0.0,
             delivered_ml=delivered_ml,
             syringe_remaining_ml=max(0.0, self._fill_ml - delivered_ml),
             stalled=stalled and not end_of_travel,

@@ -1,8 +1,9 @@
-"""``vasopilot emulate new-era|harvard|balance``: a virtual serial device on a pseudo-terminal.
+"""``vasopilot emulate new-era|harvard|bridge|balance``: a virtual device on a pseudo-terminal.
 
 The emulator prints its device path (and, with ``--link``, keeps a symlink there) so the
 production drivers, nesp-style tools or a terminal program can talk to it. It runs on the wall
-clock, driven by the simulated syringe mechanics, until interrupted. The balance (MT-SICS)
+clock, driven by the simulated syringe mechanics, until interrupted. ``bridge`` is the Pico's
+firmware logic behind a simulated HAL, speaking the bridge protocol. The balance (MT-SICS)
 weighs the outflow of a simulated pump running at ``--rate`` mL/h.
 """
 
@@ -18,15 +19,17 @@ if TYPE_CHECKING:
     from drivers.sim.pty_port import PtyPort
     from vasopilot.core.config import SyringeSpec
 
-KINDS = ("new-era", "harvard", "balance")
-DEFAULT_BAUD = {"new-era": 19200, "harvard": 115200, "balance": 9600}
+KINDS = ("new-era", "harvard", "bridge", "balance")
+DEFAULT_BAUD = {"new-era": 19200, "harvard": 115200, "bridge": 115200, "balance": 9600}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "emulate",
-        help="emulate a serial syringe pump or an MT-SICS balance on a pseudo-terminal",
-        description="Run a pump emulator (NE-1000 or Pump 11 Elite) on a pseudo-terminal, "
+        help="emulate a serial syringe pump, the firmware bridge or an MT-SICS balance on a "
+        "pseudo-terminal",
+        description="Run a pump emulator (NE-1000, Pump 11 Elite, or the firmware bridge's "
+        "Pico) on a pseudo-terminal, "
         "driven by the simulated syringe mechanics, and print the device path. A pty does "
         "not enforce the baud rate: --baud is accepted so commands written for the real "
         "pump work unchanged.",
@@ -76,7 +79,8 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
                   f"{args.rate:g} mL/h from a {syringe.name}, nominal {baud} baud 8N1{where}; "
                   "Ctrl-C to stop", flush=True)
         else:
-            print(f"{args.kind} emulator at address {args.address}, nominal {baud} baud, "
+            at = "" if args.kind == "bridge" else f" at address {args.address}"
+            print(f"{args.kind} emulator{at}, nominal {baud} baud, "
                   f"{syringe.name}{where}; Ctrl-C to stop", flush=True)
         (stop or threading.Event()).wait()
     return 0

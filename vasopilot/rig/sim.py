@@ -180,15 +180,19 @@ class JoinedLines:
         return sum(o.outflow_volume_ml for o in self.outflows)
 
 
-def emulator_port(kind: Literal["new-era", "harvard"], clock: Clock, syringe: SyringeSpec,
-                  address: int, link: Path | None) -> PtyPort:
+def emulator_port(kind: Literal["new-era", "harvard", "bridge"], clock: Clock,
+                  syringe: SyringeSpec, address: int, link: Path | None) -> PtyPort:
     """A stand-alone pump emulator on a pseudo-terminal, for ``vasopilot emulate``."""
     from drivers.sim.harvard_emulator import HarvardEmulator
     from drivers.sim.new_era_emulator import NewEraEmulator
 
     physics = SimSyringePump(clock, syringe, MechanicsSettings())
     device: ByteDevice
-    if kind == "new-era":
+    if kind == "bridge":
+        from firmware_bridge.emulator import BridgeEmulator
+
+        device = BridgeEmulator(clock, physics, microstep_ul=physics.microstep_ul)
+    elif kind == "new-era":
         device = NewEraEmulator(clock, {address: physics}, diameter_mm=syringe.inner_diameter_mm)
     else:
         device = HarvardEmulator(clock, {address: physics}, diameter_mm=syringe.inner_diameter_mm)

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: sim test lint typecheck imports mosquitto clean
+.PHONY: sim test lint typecheck imports mosquitto clean firmware
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,17 @@ sim: $(STAMP)
 mosquitto:
 	@bash scripts/ensure-mosquitto.sh
 
+# The bridge firmware onto a Pico running MicroPython, booted with GP22 grounded.
+PICO_PORT ?= /dev/ttyACM0
+firmware: $(STAMP)
+	$(BIN)/vasopilot firmware flash --port $(PICO_PORT)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/python scripts/typecheck_firmware.py
 
 # The import contracts of pyproject.toml [tool.importlinter] (DESIGN.md, "Enforced").
 imports: $(STAMP)

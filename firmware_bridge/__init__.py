@@ -1,8 +1,7 @@
-"""The link to a step-timing microcontroller (RP2040 Pico): not part of this version.
+"""The firmware bridge: a Pico that times the steps and keeps the rate if the host dies.
 
-DESIGN.md reserves this package for the framing, messages and heartbeat of a bridge that
-times steps on a microcontroller, with its MicroPython firmware and a host emulator. Profiles
-with ``pump.driver = "bridge"`` are refused at start-up with that reason. The bench figures of
-``bench/step_timing.py`` say when a rig needs it: Python step timing on the Pi stays within one
-microstep per 2-minute window at norepinephrine rates when the interpreter is not loaded.
+``protocol`` (framing, messages, link state machines) and ``firmware/`` (the MicroPython
+firmware: ``logic``, ``step_pio``, the chip's ``hal_rp2`` and ``main``) run unchanged on the
+Pico; ``emulator`` runs the same logic on the host behind a simulated HAL. The host driver is
+``drivers.pump.bridge.BridgePump``. This file is copied to the board too: it stays empty of code.
 """

@@ -204,3 +204,42 @@ def test_sim_with_the_bridge_delivers_like_the_physics_twin() -> None:
     twin = run_sim(config, SimOptions(hours=0.25, seed=2, pump="sim"))
     assert bridge.summary.dose_changes == twin.summary.dose_changes
     assert bridge.summary.total_drug_mcg == pytest.approx(twin.summary.total_drug_mcg, rel=0.01)
+
+
+def _deployed_imports(path: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("firmware_bridge"):
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def test_the_flashed_files_are_the_firmware_and_all_it_imports() -> None:
+    from vasopilot.cli.firmware import FIRMWARE_FILES
+
+    remote = {r for _local, r in FIRMWARE_FILES}
+    assert "main.py" in remote
+    assert not any("emulator" in r for r in remote)
+    on_board = {r.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+                for r in remote}
+    for local, _remote in FIRMWARE_FILES:
+        assert (REPO / local).is_file(), local
+        for name in _deployed_imports(REPO / local):
+            assert name in on_board, f"{local} imports {name}, which is not flashed"
+
+
+def test_firmware_flash_dry_run_prints_one_mpremote_command(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["firmware", "flash", "--port", "/dev/ttyACM7", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "-m mpremote connect /dev/ttyACM7 exec" in out
+    assert out.count(" + fs cp ") == 7 and out.rstrip().endswith("+ reset")
+
+
+def test_firmware_flash_without_a_pico_is_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["firmware", "flash", "--port", str(tmp_path / "no-pico")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("vasopilot: mpremote failed")

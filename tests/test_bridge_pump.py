@@ -22,8 +22,13 @@ from safety.supervisor import Supervisor
 from tests.bridge_fixtures import MECHANICS, SYRINGE, assert_within_one_step
 from vasopilot.core.clock import VirtualClock
 from vasopilot.core.config import NOREPINEPHRINE, PatientSettings, SafetySettings
-from vasopilot.core.errors import PumpConnectionError, PumpError, PumpRefusedError
-from vasopilot.core.events import DoseApplied, Event, PumpContract
+from vasopilot.core.errors import (
+    PumpConnectionError,
+    PumpError,
+    PumpRefusedError,
+    UncertainDeliveryError,
+)
+from vasopilot.core.events import DoseApplied, Event, Fault, PumpContract
 from vasopilot.core.interfaces import Pump
 from vasopilot.core.types import HostLossBehaviour, PumpState
 
@@ -116,6 +121,40 @@ def test_host_silent_past_the_timeout_keeps_the_rate_and_alarms_until_acknowledg
     assert cleared.alarm is None and cleared.state is PumpState.INFUSING
     assert not _emu(rig).alarm_output
     assert_within_one_step(_emu(rig), _clock(rig).now_s())
+    _never_twice(_emu(rig))
+
+
+def test_a_lost_reply_is_retransmitted_and_answered_from_the_cache(rig: EmulatedPump) -> None:
+    _emu(rig).faults.drop_next_tx = 1
+    status = rig.pump.set_rate(9.0)
+    assert status.state is PumpState.INFUSING and status.rate_ml_h == pytest.approx(9.0)
+    assert rig.pump.retransmissions == 1  # type: ignore[attr-defined]
+    _never_twice(_emu(rig))
+
+
+def test_replies_lost_on_every_attempt_are_an_uncertain_delivery_then_read_back(
+        rig: EmulatedPump) -> None:
+    rig.pump.set_rate(7.5)
+    _emu(rig).faults.drop_next_tx = 5
+    with pytest.raises(UncertainDeliveryError, match="reply was lost"):
+        rig.pump.set_rate(9.0)
+    # It was applied, once: the read-back says so.
+    status = rig.pump.status()
+    assert status.rate_ml_h == pytest.approx(9.0)
+    _never_twice(_emu(rig))
+
+
+def test_a_stall_is_reported_for_the_supervisor_and_backing_off_still_works(
+        rig: EmulatedPump) -> None:
+    rig.pump.set_rate(7.5)
+    _clock(rig).advance(60)
+    rig.physics.faults.stall()
+    _clock(rig).advance(0.5)
+    status = rig.pump.status()
+    assert status.stalled and status.state is PumpState.ALARM and status.alarm == "stall"
+    with pytest.raises(PumpRefusedError, match="blocked"):
+        rig.pump.set_rate(7.5)
+    assert rig.pump.back_off(100.0).state is PumpState.BACKING_OFF
 
 
 def test_heartbeats_keep_the_alarm_off(rig: EmulatedPump) -> None:
@@ -221,24 +260,36 @@ def test_a_lossy_link_applies_nothing_twice_and_keeps_the_steps(tmp_path: Path, 
     _never_twice(emu)
     assert len(emu.boots) == 1
     assert isinstance(pump, BridgePump)
+    # The motor only ever ran at rates the host commanded.
+    commanded = {pump._q16(r) for r in [*rates, 6.0]}
+    assert {seg.rate_q16 for seg in emu.boots[0].segments} <= commanded
     if rate >= 0.1:
         assert pump.retransmissions > 0, "the faults never hit the link"
     assert failures <= 60 * rate * 2 + 2
 
 
+class _Sink:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def append(self, event: Event) -> Event:
+        self.events.append(event)
+        return event
+
+
+def _supervised(rig: EmulatedPump) -> tuple[Supervisor, list[Event]]:
+    """A supervisor holding the bridge, infusing 10 mcg/min, and its journal."""
+    sink = _Sink()
+    supervisor = Supervisor(rig.pump, drug=NOREPINEPHRINE, patient=PatientSettings(),
+                            safety=SafetySettings(), syringe=SYRINGE, sink=sink)
+    supervisor.start(10.0, _clock(rig).now_s(), soft_limit_confirmed=True)
+    return supervisor, sink.events
+
+
 def test_the_supervisor_journals_the_keep_rate_contract_and_a_reset_is_no_false_stop(
         rig: EmulatedPump) -> None:
-    events: list[Event] = []
-
-    class Sink:
-        def append(self, event: Event) -> Event:
-            events.append(event)
-            return event
-
-    supervisor = Supervisor(rig.pump, drug=NOREPINEPHRINE, patient=PatientSettings(),
-                            safety=SafetySettings(), syringe=SYRINGE, sink=Sink())
+    supervisor, events = _supervised(rig)
     clock = _clock(rig)
-    supervisor.start(10.0, clock.now_s(), soft_limit_confirmed=True)
     (contract,) = [e for e in events if isinstance(e, PumpContract)]
     assert contract.host_loss is HostLossBehaviour.KEEPS_RATE
     for _ in range(10):
@@ -254,3 +305,20 @@ def test_the_supervisor_journals_the_keep_rate_contract_and_a_reset_is_no_false_
     assert not any(isinstance(e, DoseApplied) and e.dose_mcg_min == 0 for e in events)
     assert rig.pump.status().state is PumpState.INFUSING
     _never_twice(_emu(rig))
+
+
+def test_the_supervisor_stops_for_a_stall_the_bridge_reports(
+        rig: EmulatedPump) -> None:
+    """The true stop beside the false one above: a stalled motor is an occlusion (S8)."""
+    supervisor, events = _supervised(rig)
+    clock = _clock(rig)
+    clock.advance(60)
+    supervisor.tick(clock.now_s())
+    rig.physics.faults.stall()
+    clock.advance(1.0)
+    supervisor.tick(clock.now_s())
+    view = supervisor.view(clock.now_s())
+    assert not view.running
+    assert any(isinstance(e, DoseApplied) and e.dose_mcg_min == 0 for e in events)
+    assert any(isinstance(e, Fault) and e.code == "OCCLUSION_DETECTED" for e in events)
+    assert rig.pump.status().state is not PumpState.INFUSING

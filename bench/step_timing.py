@@ -129,7 +129,8 @@ def measure_bridge(rate_ml_h: float, window_s: float, offsets: int) -> BridgeRes
     """The emulated bridge at ``rate_ml_h``: every step edge over the same windows as GPIO's."""
     clock = VirtualClock()
     mechanics = MechanicsSettings()
-    emulator = BridgeEmulator(clock, SimSyringePump(clock, SYRINGE, mechanics),
+    physics = SimSyringePump(clock, SYRINGE, mechanics)
+    emulator = BridgeEmulator(clock, physics, microstep_ul=physics.microstep_ul,
                               seed=BRIDGE_SEED)
     link = bp.HostLink(1)
     for message in (bp.Hello(), bp.SetPolicy(60_000, bp.POLICY_KEEP_RATE, 0)):

@@ -7,7 +7,8 @@ from a :class:`~vasopilot.core.clock.Clock` (virtual in tests, monotonic for
 at the instants it asks for (:meth:`Firmware.wake_us`), so an hour of virtual time costs a few
 thousand passes, and :class:`SimPio` executes the step program's period arithmetic (pull a
 period or repeat the last, rise ``EDGE_BEFORE_END`` cycles before its end) cycle by cycle in
-closed form. The input pins come from a ``SimSyringePump``, which the step rate drives.
+closed form. The input pins come from a syringe-physics twin (``SimSyringePump``, handed in by
+the rig assembly: this package never imports ``drivers.sim``), which the step rate drives.
 
 Fault levers (:attr:`BridgeEmulator.faults` and methods): power-on reset, a main loop that
 hangs (the watchdog resets the chip), a stuck PIO, dropped and corrupted frames either way,
@@ -22,12 +23,12 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from drivers.sim.syringe_pump import SimSyringePump
 from firmware_bridge import protocol as p
 from firmware_bridge.firmware import logic
 from firmware_bridge.firmware.logic import Firmware, Hal
 from vasopilot.core.clock import Clock
 from vasopilot.core.errors import PumpError
+from vasopilot.core.interfaces import Pump
 from vasopilot.core.units import UL_PER_ML
 
 SECONDS_PER_HOUR = 3600.0
@@ -237,11 +238,16 @@ class _RecordingFirmware(Firmware):
 
 
 class BridgeEmulator:
-    """The Pico running the bridge firmware, with a syringe drive behind it."""
+    """The Pico running the bridge firmware, with a syringe drive behind it: ``physics`` (a
+    ``SimSyringePump`` in the rig assembly) moves ``microstep_ul`` per step."""
 
-    def __init__(self, clock: Clock, physics: SimSyringePump, *, seed: int = 0) -> None:
+    def __init__(self, clock: Clock, physics: Pump, *, microstep_ul: float,
+                 seed: int = 0) -> None:
+        if microstep_ul <= 0:
+            raise ValueError(f"a microstep must move some volume, got {microstep_ul} µL")
         self._clock = clock
         self.physics = physics
+        self.microstep_ul = microstep_ul
         self.rng = random.Random(seed)
         self.faults = LinkFaults(seed=seed + 1)
         self.scratch = [0, 0, 0, 0]
@@ -443,7 +449,7 @@ class BridgeEmulator:
                 steps = hal.pio.count - hal._withdraw_from
                 hal._withdraw_from = None
                 # The twin withdraws at its own speed: the volume is what counts here.
-                physics.back_off(steps * physics.microstep_ul)
+                physics.back_off(steps * self.microstep_ul)
             if run is None:
                 if physics.status().rate_ml_h > 0:
                     physics.stop()
@@ -452,8 +458,7 @@ class BridgeEmulator:
             if boot is not None:
                 boot.segments.append(Segment(t_s, direction, rate_q16))
             if direction == p.INFUSE:
-                rate_ml_h = (rate_q16 / p.Q16 * physics.microstep_ul * SECONDS_PER_HOUR
-                             / UL_PER_ML)
+                rate_ml_h = rate_q16 / p.Q16 * self.microstep_ul * SECONDS_PER_HOUR / UL_PER_ML
                 physics.set_rate(physics.capabilities.deliverable_rate_ml_h(rate_ml_h))
             else:
                 physics.stop()

@@ -19,7 +19,8 @@ class Bench:
     def __init__(self, *, seed: int = 0) -> None:
         self.clock = VirtualClock()
         self.physics = SimSyringePump(self.clock, SYRINGE, MECHANICS)
-        self.emu = BridgeEmulator(self.clock, self.physics, seed=seed)
+        self.emu = BridgeEmulator(self.clock, self.physics,
+                                  microstep_ul=self.physics.microstep_ul, seed=seed)
         self._link_id = 100
         self.host = self._hello()
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers.pump import EmulatedPump, start_emulated_pump
 from drivers.pump.bridge import BridgePump
+from drivers.sim.emulated import EmulatedPump, start_emulated_pump
 from firmware_bridge import protocol as p
 from firmware_bridge.emulator import BridgeEmulator
 from safety.supervisor import Supervisor

@@ -100,7 +100,7 @@ def test_pump_status_reads_a_running_pump_without_changing_it(
     driver = config.profile.pump.driver
     device: ByteDevice = (NewEraEmulator(clock, {0: physics}) if driver == "new-era"
                           else HarvardEmulator(clock, {0: physics}) if driver == "harvard"
-                          else BridgeEmulator(clock, physics))
+                          else BridgeEmulator(clock, physics, microstep_ul=physics.microstep_ul))
     with _served(device) as port:
         profile = _profile(tmp_path, source, port.path)
         from vasopilot.rig import open_pump
@@ -126,7 +126,7 @@ def test_pump_status_of_a_bridge_left_alone_says_host_lost(
     clock = VirtualClock()
     config = load_rig(CONFIG / "bench-bridge.toml")
     physics = SimSyringePump(clock, config.syringe, config.profile.pump.mechanics)
-    emulator = BridgeEmulator(clock, physics)
+    emulator = BridgeEmulator(clock, physics, microstep_ul=physics.microstep_ul)
     with _served(emulator) as port:
         profile = _profile(tmp_path, "bench-bridge.toml", port.path)
         pump = BridgePump(port.path, clock=clock, syringe=config.syringe,
@@ -176,7 +176,7 @@ def test_vasopilot_run_with_the_bench_bridge_profile_against_the_emulator(
     clock = VirtualClock()
     config = load_rig(CONFIG / "bench-bridge.toml")
     physics = SimSyringePump(clock, config.syringe, config.profile.pump.mechanics)
-    emulator = BridgeEmulator(clock, physics)
+    emulator = BridgeEmulator(clock, physics, microstep_ul=physics.microstep_ul)
     with _served(emulator) as port:
         profile = _profile(tmp_path, "bench-bridge.toml", port.path)
         first = _serve(profile, clock, ServeOptions(mode="protocol", start_dose_mcg_min=10.0,

@@ -24,8 +24,8 @@ from drivers.sim.harvard_emulator import HarvardEmulator
 from drivers.sim.new_era_emulator import NewEraEmulator
 from drivers.sim.pty_port import ByteDevice, PtyPort
 from drivers.sim.syringe_pump import PumpFaults, SimPumpReadings, SimSyringePump
-from vasopilot.control.protocol import NurseProtocol
 from firmware_bridge.emulator import BridgeEmulator
+from vasopilot.control.protocol import NurseProtocol
 from vasopilot.core.clock import MonotonicClock, VirtualClock
 from vasopilot.core.errors import PumpConnectionError
 from vasopilot.core.interfaces import Pump

@@ -1,8 +1,9 @@
-"""A serial pump's emulator on a pseudo-terminal, and the production driver talking to it.
+"""A pump's emulator on a pseudo-terminal, and the production driver talking to it.
 
 :func:`start_emulated_pump` runs the emulator (in a thread, driven by a ``SimSyringePump`` on
 the given clock) and returns the production driver connected over that pty, for
-``vasopilot sim --pump new-era|harvard`` and the driver tests.
+``vasopilot sim --pump new-era|harvard|bridge`` and the driver tests. ``bridge`` is the Pico
+firmware's logic (``firmware_bridge.emulator``) and ``BridgePump``.
 """
 
 from __future__ import annotations
@@ -21,18 +22,21 @@ if TYPE_CHECKING:
     from drivers.sim.new_era_emulator import NewEraEmulator
     from drivers.sim.pty_port import PtyPort
     from drivers.sim.syringe_pump import SimSyringePump
+    from firmware_bridge.emulator import BridgeEmulator
 
 SerialPumpKind = Literal["new-era", "harvard"]
 SERIAL_PUMP_KINDS: tuple[SerialPumpKind, ...] = ("new-era", "harvard")
+EmulatedKind = Literal["new-era", "harvard", "bridge"]
+EMULATED_KINDS: tuple[EmulatedKind, ...] = ("new-era", "harvard", "bridge")
 
 
 @dataclass
 class EmulatedPump:
     """A production driver, the emulator it talks to over a pty, and the physics behind it."""
 
-    kind: SerialPumpKind
+    kind: EmulatedKind
     pump: Pump
-    emulator: NewEraEmulator | HarvardEmulator
+    emulator: NewEraEmulator | HarvardEmulator | BridgeEmulator
     physics: SimSyringePump
     port: PtyPort
 
@@ -84,7 +88,21 @@ def start_emulated_pump(
             port.close()
             raise
         return EmulatedPump("harvard", pump, harvard, physics, port)
-    raise ValueError(f"no emulator for pump kind {kind!r} (known: {', '.join(SERIAL_PUMP_KINDS)})")
+    if kind == "bridge":
+        from drivers.pump.bridge import BridgePump
+        from firmware_bridge.emulator import BridgeEmulator
+
+        bridge = BridgeEmulator(clock, physics, microstep_ul=physics.microstep_ul)
+        port = PtyPort(bridge, link=link)
+        try:
+            # USB-CDC answers in well under a millisecond: the bridge's own reply timeout.
+            pump = BridgePump(port.path, clock=clock, syringe=syringe, mechanics=mechanics,
+                              timeout_s=min(timeout_s, 0.05))
+        except BaseException:
+            port.close()
+            raise
+        return EmulatedPump("bridge", pump, bridge, physics, port)
+    raise ValueError(f"no emulator for pump kind {kind!r} (known: {', '.join(EMULATED_KINDS)})")
 
 
 def open_emulated_pump(

@@ -40,9 +40,10 @@ class SimSetup:
 
     ``params`` replaces the patient that ``seed`` draws for ``scenario``; ``pump`` replaces the
     profile's pump (``sim``: the physics twin; ``new-era``/``harvard``/``bridge``: the production
-    driver on a pty to that pump's emulator). ``waveform`` detects beats in a simulated arterial waveform
-    instead of taking the patient's beats. ``artefacts_per_h`` seeded random line artefacts
-    until ``hours``; ``spare_syringe`` keeps a second twin loaded as the supervisor's standby.
+    driver on a pty to that pump's emulator). ``waveform`` detects beats in a simulated
+    arterial waveform instead of taking the patient's beats. ``artefacts_per_h`` seeded random
+    line artefacts until ``hours``; ``spare_syringe`` keeps a second twin loaded as the
+    supervisor's standby.
     """
 
     scenario: Scenario = "resuscitate"

@@ -119,6 +119,9 @@ class LinkFaults:
     corrupt_rate: float = 0.0
     drop_next_rx: int = 0
     drop_next_tx: int = 0
+    # this many host frames get through before ``drop_next_rx`` applies (to hit one request
+    # in the middle of an exchange)
+    intact_rx_first: int = 0
     seed: int = 0
     rng: random.Random = field(init=False)
 
@@ -127,6 +130,9 @@ class LinkFaults:
 
     def shape(self, frame: bytes, *, rx: bool) -> bytes:
         if rx and self.drop_next_rx:
+            if self.intact_rx_first:
+                self.intact_rx_first -= 1
+                return frame
             self.drop_next_rx -= 1
             return b""
         if not rx and self.drop_next_tx:

@@ -208,6 +208,24 @@ def test_power_on_reset_stops_and_the_driver_re_applies_the_dose(rig: EmulatedPu
     _never_twice(_emu(rig))
 
 
+def test_a_re_apply_cut_off_by_the_link_is_sent_at_the_next_exchange(rig: EmulatedPump) -> None:
+    rig.pump.set_rate(7.5)
+    _clock(rig).advance(60)
+    rig.pump.status()
+    _emu(rig).power_cycle()
+    _clock(rig).advance(1.0)
+    faults = _emu(rig).faults
+    # status (refused: unknown link), hello and policy get through; every send of the rate
+    # does not.
+    faults.intact_rx_first, faults.drop_next_rx = 3, 5
+    with pytest.raises(PumpConnectionError):
+        rig.pump.status()
+    assert _emu(rig).firmware_status().rate_q16 == 0  # type: ignore[union-attr]
+    status = rig.pump.status()
+    assert status.state is PumpState.INFUSING and status.rate_ml_h == pytest.approx(7.5, 1e-3)
+    _never_twice(_emu(rig))
+
+
 def test_unplug_and_replug_keeps_the_rate_and_changes_nothing(rig: EmulatedPump) -> None:
     rig.pump.set_rate(7.5)
     _clock(rig).advance(30)

@@ -149,6 +149,7 @@ class BridgePump:
         # The supervisor's last wish, re-applied after a reset that lost it.
         self._wanted_q16 = 0
         self._commanding = False
+        self._reapply_pending = False
         self._generation = 0
         self._backoff_id = self._rng.getrandbits(31) | 1
         self._configure = configure
@@ -219,6 +220,9 @@ class BridgePump:
             status = self._read(p.GetStatus())
             if status.flags & p.FLAG_HOST_LOST and self._configure:
                 status = self._send_policy()
+            if self._reapply_pending:
+                self._reapply(status)
+                status = self._read(p.GetStatus())
             return self._pump_status(status)
 
     def heartbeat(self) -> None:
@@ -270,6 +274,7 @@ class BridgePump:
                 raise
             finally:
                 self._commanding = False
+            self._reapply_pending = False
             return self._pump_status(reply)
 
     def _apply_wanted(self, what: str) -> p.Status:
@@ -372,13 +377,15 @@ class BridgePump:
                 f"another protocol than this driver ({FIRMWARE_MAJOR}.x)")
         previous = self._hello
         self._hello = hello
+        if previous is not None and previous.boot_id != hello.boot_id:
+            self._count_reset()
         if not self._configure:
             self._last = self._read(p.GetStatus())
             return
-        reply = self._send_policy()
-        if previous is not None and previous.boot_id != hello.boot_id:
-            self._after_reset(reply)
-        self._last = reply
+        self._last = self._send_policy()
+        # Inside a command, the command itself is about to set the state.
+        if self._reapply_pending and not self._commanding:
+            self._reapply(self._last)
 
     def _send_policy(self) -> p.Status:
         policy = p.SetPolicy(self._timeout_ms,
@@ -389,18 +396,27 @@ class BridgePump:
             raise PumpCommunicationError(f"the bridge refused its host-loss policy: {reply!r}")
         return reply
 
-    def _after_reset(self, status: p.Status) -> None:
-        """The microcontroller restarted: carry its counts, re-apply a rate it lost."""
+    def _count_reset(self) -> None:
+        """The microcontroller restarted: carry the counts of its last life (as last read)."""
         self._resets_seen += 1
         last = self._last
         if last is not None:
             self._carried_infused += last.infused_steps
             self._carried_withdrawn += last.withdrawn_steps
-        self._last = status
-        # Inside a command, the command itself is about to set the state.
-        if not self._commanding and self._wanted_q16 and status.rate_q16 != self._wanted_q16:
-            self._guard.sent()
-            self._apply_wanted("re-apply the rate after a bridge reset")
+        self._last = None
+        self._reapply_pending = True
+
+    def _reapply(self, status: p.Status) -> None:
+        """Send the supervisor's rate again if the reset lost it; kept pending until it went
+        through, so a link that fails half-way tries again at the next exchange."""
+        if self._wanted_q16 and status.rate_q16 != self._wanted_q16:
+            try:
+                self._last = self._apply_wanted("re-apply the rate after a bridge reset")
+            except BridgeRefusedError:
+                # An input blocks the start: the pump reads back stopped with the reason, and
+                # the supervisor decides; sending it again would be refused again.
+                self._last = self._read(p.GetStatus())
+        self._reapply_pending = False
 
     def _require_hello(self) -> p.HelloReply:
         if self._hello is None:

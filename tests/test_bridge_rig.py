@@ -59,6 +59,16 @@ def _served(device: ByteDevice) -> Iterator[PtyPort]:
         yield port
 
 
+@contextmanager
+def _bridge_on_a_pty(clock: VirtualClock) -> Iterator[tuple[BridgeEmulator, PtyPort]]:
+    """The bench-bridge profile's Pico, emulated on ``clock``, served on a pty."""
+    config = load_rig(CONFIG / "bench-bridge.toml")
+    physics = SimSyringePump(clock, config.syringe, config.profile.pump.mechanics)
+    emulator = BridgeEmulator(clock, physics, microstep_ul=physics.microstep_ul)
+    with _served(emulator) as port:
+        yield emulator, port
+
+
 def test_vasopilot_emulate_bridge_serves_the_driver(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     link = tmp_path / "pico"
@@ -125,9 +135,7 @@ def test_pump_status_of_a_bridge_left_alone_says_host_lost(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clock = VirtualClock()
     config = load_rig(CONFIG / "bench-bridge.toml")
-    physics = SimSyringePump(clock, config.syringe, config.profile.pump.mechanics)
-    emulator = BridgeEmulator(clock, physics, microstep_ul=physics.microstep_ul)
-    with _served(emulator) as port:
+    with _bridge_on_a_pty(clock) as (_emulator, port):
         profile = _profile(tmp_path, "bench-bridge.toml", port.path)
         pump = BridgePump(port.path, clock=clock, syringe=config.syringe,
                           mechanics=config.profile.pump.mechanics)
@@ -174,10 +182,7 @@ def _serve(profile: Path, clock: VirtualClock, options: ServeOptions) -> list[ob
 def test_vasopilot_run_with_the_bench_bridge_profile_against_the_emulator(
         tmp_path: Path) -> None:
     clock = VirtualClock()
-    config = load_rig(CONFIG / "bench-bridge.toml")
-    physics = SimSyringePump(clock, config.syringe, config.profile.pump.mechanics)
-    emulator = BridgeEmulator(clock, physics, microstep_ul=physics.microstep_ul)
-    with _served(emulator) as port:
+    with _bridge_on_a_pty(clock) as (emulator, port):
         profile = _profile(tmp_path, "bench-bridge.toml", port.path)
         first = _serve(profile, clock, ServeOptions(mode="protocol", start_dose_mcg_min=10.0,
                                                     minutes=5.0))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import tomllib
@@ -18,7 +17,6 @@ from vasopilot.settings import KIND_OF_DRIVER, load_rig
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 # What check may warn about on a machine without the rig: the devices, never the settings.
 PRESENCE_KEYS = {"pump.port", "pressure.i2c_bus", "pump.gpio.pin_factory"}
-BRIDGE_DRIVER = importlib.util.find_spec("drivers.pump.bridge") is not None
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -32,12 +30,6 @@ def test_every_kind_writes_a_set_that_check_accepts(
     capsys.readouterr()
     code = main(["check", "--rig", str(profile), "--json"])
     report = json.loads(capsys.readouterr().out)
-    if kind == "bridge" and not BRIDGE_DRIVER:
-        # until the firmware-bridge driver lands (issue #16) the one refusal says so
-        assert code == 2
-        assert [(r["key"], r["value"]) for r in report["refusals"]] == [("pump.driver",
-                                                                         "bridge")]
-        return
     assert code == 0, report
     assert {w["key"] for w in report["warnings"]} <= PRESENCE_KEYS
     assert report["opens"]["journal"] == str(tmp_path / "rig" / f"{report['rig']}-journal.sqlite")
@@ -62,7 +54,8 @@ def test_the_set_is_complete_and_commented(kind: str) -> None:
 
 
 @pytest.mark.parametrize(("kind", "file"), [(k, KINDS[k].file) for k in
-                                            ("sim", "newera", "harvard", "stepper")])
+                                            ("sim", "newera", "harvard", "stepper",
+                                                             "bridge")])
 def test_the_profiles_in_config_are_what_init_rig_writes(kind: str, file: str) -> None:
     stem = file.removesuffix(".toml")
     files = profile_set(kind, journal=f"../out/{stem}-journal.sqlite")

@@ -27,6 +27,7 @@ BD50 = "syringes.bd-plastipak-50."
 NEW_ERA = {"rig:pump.driver": "new-era", "rig:pump.port": "loop://"}
 HARVARD = {"rig:pump.driver": "harvard", "rig:pump.port": "loop://", "rig:pump.baud": 9600}
 STEPPER = {"rig:pump.driver": "gpio-stepper", "rig:pump.gpio.pin_factory": "mock"}
+BRIDGE = {"rig:pump.driver": "bridge", "rig:pump.port": "loop://", "rig:pump.baud": 115200}
 ADS = {"rig:pressure.source": "ads1115", "rig:pressure.fs_hz": 250.0}
 MQTT_TLS = {"rig:mqtt.enabled": True, "rig:mqtt.tls": True}
 THRESHOLDS = "safety.occlusion_thresholds_mmhg"
@@ -112,8 +113,11 @@ CASES = [
     on(NEW_ERA, one("rig:pump.address", 1.5, 1, "valid integer")),
     on(NEW_ERA, one("rig:pump.safe_mode_timeout_s", 3, 4, "0 (basic mode) or 4–255 s")),
     on(NEW_ERA, one("rig:pump.safe_mode_timeout_s", 256, 255, "0–255 s")),
-    one("rig:pump.driver", "bridge", "harvard", "firmware-bridge pump is not part of this "
-        "version", **{"pump__port": "loop://", "pump__baud": 115200}),
+    on(BRIDGE, one("rig:pump.baud", 4800, 115200, "not a rate the bridge pump speaks")),
+    on(BRIDGE, one("rig:pump.bridge.host_loss_timeout_s", 0.5, 1.0, "1–60 s")),
+    on(BRIDGE, one("rig:pump.bridge.host_loss", "ignore", "stop", "Input should be")),
+    on(BRIDGE, one("rig:pump.bridge.unattended_cap_ml", 0.0, 50.0, "> 0 and ≤ 100 mL")),
+    on(BRIDGE, one("rig:pump.bridge.max_attempts", 0, 1, "1–10")),
     one("rig:pump.driver", "teleport", "sim", "Input should be"),
     one("rig:pump.syringe", "bd-60", "bd-plastipak-20", "not in the syringe catalogue"),
     one("rig:pump.mechanics.microsteps", 12, 16, "not a power of two"),

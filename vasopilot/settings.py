@@ -20,7 +20,6 @@ as many as it can, :func:`load_rig` raises them as one :class:`ProfileError`.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import tomllib
@@ -219,16 +218,6 @@ def port_is_a_serial_url(named: Named) -> Iterator[Refusal]:
         yield named.refusal("pump.port", pump.port, f"not a serial URL pyserial knows: {exc}")
 
 
-def bridge_driver_exists(named: Named) -> Iterator[Refusal]:
-    # The firmware-bridge driver arrives separately (issue #16); until drivers.pump.bridge exists
-    # a bridge profile is refused here rather than after its journal was created.
-    if named.profile.pump.driver == "bridge" and importlib.util.find_spec(
-            "drivers.pump.bridge") is None:
-        yield named.refusal("pump.driver", "bridge",
-                            "the firmware-bridge pump is not part of this version; "
-                            "use sim, new-era, harvard or gpio-stepper")
-
-
 MQTT_FILES = ("ca_file", "cert_file", "key_file", "password_file")
 
 
@@ -282,7 +271,6 @@ RULES: list[Rule] = [
     syringe_in_catalogue,
     weight_for_weight_based_dosing,
     port_is_a_serial_url,
-    bridge_driver_exists,
     mqtt_files_exist,
     replay_record_exists,
     journal_folder_is_writable,

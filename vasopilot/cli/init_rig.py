@@ -68,9 +68,9 @@ KINDS: dict[str, Kind] = {
                                        "plunger_pin": 26}},
                      "pressure": _ADS1115}),
     "bridge": Kind("bench-bridge.toml", "A step-timing microcontroller (RP2040 Pico, the "
-                   "firmware bridge) on USB, driving the lead-screw pump, with an ADS1115 "
-                   "transducer. vasopilot check refuses it until the bridge driver is part of "
-                   "this version.",
+                   "firmware bridge, flashed with make firmware) on USB, driving the lead-screw "
+                   "pump, with an ADS1115 transducer. If the Pi dies the Pico keeps the last "
+                   "rate and sounds its alarm (S12).",
                    {"rig_id": "bench-bridge",
                     "pump": {"driver": "bridge", "port": "/dev/ttyACM0", "baud": 115200},
                     "pressure": _ADS1115}),
@@ -99,6 +99,8 @@ def _relevant(table: str, key: str, profile: RigProfile) -> bool:
             return driver in ("sim", "gpio-stepper", "bridge")
         if key == "gpio":
             return driver == "gpio-stepper"
+        if key == "bridge":
+            return driver == "bridge"
     if table == "pressure":
         if key in ("record", "channel"):
             return source == "replay"

@@ -428,10 +428,10 @@ SERIAL_DRIVERS = tuple(PUMP_BAUDS)
 class BridgeSettings(Model):
     """The firmware bridge's host-loss policy (S12) and its link's retransmission."""
 
-    host_loss_timeout_s: Annotated[float, _bounded(0.5, 60, "s", "no frame this long is a lost "
-                                                   "host: shorter trips on one late tick of "
-                                                   "the 1 s loop, longer leaves an unwatched "
-                                                   "pump unalarmed")] = Field(
+    host_loss_timeout_s: Annotated[float, _bounded(1, 60, "s", "the host talks every tick "
+                                                   "(0.2 s in vasopilot run): under 1 s one "
+                                                   "late tick latches the alarm, over a minute "
+                                                   "an unwatched pump goes unalarmed")] = Field(
         default=2.0, description="host silence after which the Pico latches its alarm (S12)")
     host_loss: Literal["keep-rate", "stop"] = Field(
         default="keep-rate", description="what the Pico does on host loss: keep-rate (a "

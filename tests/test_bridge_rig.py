@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pump_fixtures import emulate_process
 
 from drivers.pump.bridge import BridgePump
 from drivers.sim.harvard_emulator import HarvardEmulator
@@ -72,12 +70,7 @@ def _bridge_on_a_pty(clock: VirtualClock) -> Iterator[tuple[BridgeEmulator, PtyP
 def test_vasopilot_emulate_bridge_serves_the_driver(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     link = tmp_path / "pico"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "vasopilot", "emulate", "bridge", "--link",
-                             str(link)], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    try:
-        assert proc.stdout is not None
-        device = proc.stdout.readline().strip()
+    with emulate_process("bridge", link) as device:
         assert os.path.realpath(link) == device
         syringe = load_rig(None).syringe
         pump = BridgePump(str(link), clock=MonotonicClock(), syringe=syringe,
@@ -92,12 +85,6 @@ def test_vasopilot_emulate_bridge_serves_the_driver(tmp_path: Path,
         assert set(report) == REPORT_KEYS | {"host_lost", "boot_id"}
         assert report["running"] is True
         assert report["rate_ml_h"] == pytest.approx(7.5, abs=1e-3)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
-    assert proc.returncode == 0
 
 
 @pytest.mark.parametrize("source", ["bench-newera.toml", "bench-harvard.toml",

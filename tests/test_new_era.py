@@ -4,15 +4,12 @@ units, several pumps on one line, and the emulator seen by a third-party program
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import serial
-from pump_fixtures import MECHANICS, SYRINGE, next_reply, raw_port
+from pump_fixtures import MECHANICS, SYRINGE, emulate_process, next_reply, raw_port
 
 from drivers.pump.frames import FrameError, FrameFault
 from drivers.pump.new_era import NewEraAlarmError, NewEraLine, NewEraPump, NewEraRefusedError
@@ -33,8 +30,6 @@ from drivers.sim.pty_port import PtyPort
 from drivers.sim.syringe_pump import SimSyringePump
 from vasopilot.core.clock import VirtualClock
 from vasopilot.core.types import HostLossBehaviour, PumpState
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -265,23 +260,10 @@ def test_several_pumps_share_one_line(clock: VirtualClock) -> None:
 
 def test_vasopilot_emulate_serves_a_third_party_program(tmp_path: Path) -> None:
     link_path = tmp_path / "ne1000"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vasopilot", "emulate", "new-era", "--link", str(link_path)],
-        stdout=subprocess.PIPE, text=True, env=env, cwd=REPO,
-    )
-    try:
-        assert proc.stdout is not None
-        device = proc.stdout.readline().strip()
+    with emulate_process("new-era", link_path) as device:
         assert device.startswith("/dev/")
         assert os.path.realpath(link_path) == device
         with serial.Serial(str(link_path), 19200, timeout=2.0) as link:
             assert _ask(link, b"VER\r").alarm is NewEraAlarm.RESET
             assert _ask(link, b"VER\r").data == "NE1000V3.928"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
-    assert proc.returncode == 0
     assert not link_path.exists()

@@ -46,7 +46,12 @@ _LINGERING = frozenset({FLUSH, SATURATION, ZEROING, CALIBRATION, DISCONNECTION, 
 
 @dataclass(frozen=True, slots=True)
 class QualityLimits:
-    """Thresholds of the quality verdict; pressures in mmHg, slopes in mmHg/s, times in s."""
+    """Thresholds of the quality verdict; pressures in mmHg, times in s.
+
+    Only physical facts are absolute (0 mmHg is air, a flush is near 300 mmHg, physiological
+    ranges); noise, slopes and beat-to-beat changes are judged against the beat's own pulse
+    pressure and upstroke, so the same limits hold at any pulse pressure and sampling rate.
+    """
 
     sbp_max_mmhg: float = 300.0
     # Sun et al. use DBP >= 20 and MAP >= 30; 03700181 is a real patient at MAP 29, and hiding
@@ -55,29 +60,49 @@ class QualityLimits:
     map_min_mmhg: float = 20.0
     map_max_mmhg: float = 200.0
     hr_min_bpm: float = 20.0
-    hr_max_bpm: float = 200.0
-    # Sun et al. use 20 mmHg; real shocked patients (03700181, about 50/30) run at 15-20.
-    pp_min_mmhg: float = 10.0
+    # Sun et al. stop at 200; sinus tachycardia reaches 200 and jitters over it.
+    hr_max_bpm: float = 240.0
+    # Below this a pulse cannot be told from a flat line with noise (Sun et al.: 20 mmHg, but
+    # shocked patients run at 10-20 and a damped line is caught relative to its own past).
+    pp_min_mmhg: float = 5.0
     flush_mmhg: float = 250.0
     near_zero_mmhg: float = 10.0
     zeroing_noise_sd_mmhg: float = 1.5
-    # Physiological upstrokes stay under ~1400 mmHg/s at 125 Hz; square waves jump in one sample.
-    jump_mmhg_s: float = 2500.0
-    # Diastolic run-off is slow (under ~600 mmHg/s); faster falls are spikes or artefacts.
-    fall_mmhg_s: float = 1500.0
-    square_flat_fraction: float = 0.5
     plateau_s: float = 0.1
-    # Residual around the 16 Hz low-pass: clean records stay under 1.4 mmHg and 3.5% of PP.
-    noise_rms_mmhg: float = 1.5
-    noise_rms_fraction_of_pp: float = 0.05
+    flat_span_vs_noise: float = 8.0
+    # A square wave spends its time at two levels; a pulse passes through its levels.
+    square_level_fraction: float = 0.8
+    # Steps outside the upstroke larger than this many times the upstroke's largest step (plus
+    # the noise) are spikes or baseline jumps; so is a fall faster than the rise.
+    jump_vs_upstroke: float = 1.5
+    min_rise_s: float = 0.02
+    fall_vs_upstroke: float = 1.1
+    # White noise (robust SD of the sample-to-sample curvature) over the pulse pressure.
+    noise_sd_fraction_of_pp: float = 0.2
+    # Up-and-down travel of the smoothed beat beyond one rise and one fall, over the pulse
+    # pressure: a dicrotic wave and ringing add under 0.7, bursts of noise far more.
+    excess_travel: float = 1.2
+    # The last 30 % of a beat is run-off; interference there is structured (many times the
+    # white noise) and a visible share of the pulse pressure.
+    runoff_share: float = 0.3
+    runoff_vs_noise: float = 4.0
+    runoff_fraction_of_pp: float = 0.06
     damping_pp_fraction: float = 0.5
     damping_map_shift_mmhg: float = 15.0
-    sbp_jump_mmhg: float = 20.0
-    dbp_jump_mmhg: float = 15.0
-    period_ratio: float = 1.5
+    # SBP and DBP moving together by this much of the pulse pressure in a regular beat (and at
+    # least the absolute floor) is a baseline jump, not a heartbeat.
+    jump_fraction_of_pp: float = 0.5
+    jump_floor_mmhg: float = 20.0
+    # A beat this much shorter than the rhythm is interrupted by an early beat, which is
+    # ectopic; up to max_period_ratio longer is a compensatory pause or a dropped beat.
+    premature_ratio: float = 0.8
+    min_period_ratio: float = 0.45
+    max_period_ratio: float = 2.6
     # A kinked line can halve the trace; true MAP does not move by 30% within a minute.
     level_shift_fraction: float = 0.3
-    level_tau_s: float = 60.0
+    # An early beat's MAP (or that of the beat it cuts short) strays up to ~25 %.
+    irregular_shift_fraction: float = 0.4
+    level_window_s: float = 60.0
     linger_s: float = 2.0
 
 
@@ -87,7 +112,6 @@ class _Reference:
     dbp_mmhg: float
     map_mmhg: float
     pp_mmhg: float
-    period_s: float
 
 
 class BeatDetector:
@@ -119,6 +143,7 @@ class BeatDetector:
         self._window = max(2, round(0.128 * fs_hz))
         self._eye = round(0.25 * fs_hz)
         self._look = round(0.15 * fs_hz)
+        self._foot_slack = round(0.02 * fs_hz)
         self._learn = round(learning_s * fs_hz)
         self._gap = round(max_gap_s * fs_hz)
         self._plateau = max(3, round(self.limits.plateau_s * fs_hz))
@@ -140,7 +165,18 @@ class BeatDetector:
         self._onset: int | None = None
         self._ta: float | None = None
         self._refs: deque[_Reference] = deque(maxlen=8)
-        self._slow_map_mmhg: float | None = None
+        # Recent onsets: their median interval is the rhythm, which early beats and their
+        # compensatory pauses (one shorter, one longer) do not move.
+        self._onsets: deque[int] = deque(maxlen=9)
+        self._last_peak: float | None = None  # SSF peak of the last onset
+        self._prev_ratio = 1.0  # the previous beat's period over the rhythm's
+        self._prev_quality = GOOD
+        # The dicrotic notch ends ejection ~0.3 s after onset; no ventricle ejects again
+        # sooner than its refractory time (~0.4 s), so no onset is accepted in between.
+        self._refractory_s = 0.36
+        # (onset index, MAP) of recent beats past the artefact checks: the level a kinked
+        # line leaves; a median, so a few wrong first beats do not seed it.
+        self._levels: deque[tuple[int, float]] = deque()
         self._linger_reason: str | None = None
         self._linger_until = 0
 
@@ -246,7 +282,7 @@ class BeatDetector:
             self._ta = max(3.0 * float(learn.mean()), 3.0 * self._ssf_floor)
         base = self._base
         while True:
-            deadline = self._seg_start + self._gap
+            deadline = self._seg_start + self._max_gap()
             stop = min(limit, deadline)
             if self._scan >= stop:
                 if deadline > limit:
@@ -271,7 +307,14 @@ class BeatDetector:
             lo = max(c - self._window - self._delay, self._start + self._delay)
             if self._onset is not None:
                 lo = max(lo, self._onset + self._delay + self._eye // 2)
-            foot = lo + int(np.argmin(self._y[lo - base : c + 1 - base])) - self._delay
+            foot = self._foot(min(lo, c), c)
+            # A dicrotic wave rises less than the upstroke before it; an early beat that
+            # weak and that soon cannot be a heartbeat.
+            last = self._last_peak
+            if last is not None and peak < 0.6 * last and self._onset is not None and \
+                    foot - self._onset < self._refractory():
+                continue
+            self._last_peak = peak
             self._ta += (min(peak, 2.0 * self._ta) - self._ta) / 10.0
             if foot <= self._start:
                 continue  # the trace began on an upstroke: its foot was never seen
@@ -279,7 +322,51 @@ class BeatDetector:
                 hr_bpm = 60.0 * self.fs_hz / (foot - self._onset)
                 beats.append(self._measure(self._onset, foot, hr_bpm))
             self._onset = foot
+            self._onsets.append(foot)
             self._seg_start = max(foot, self._seg_start)
+
+    def _foot(self, lo: int, crossing: int) -> int:
+        """Onset of the upstroke crossing the threshold at ``crossing`` (raw sample index).
+
+        Intersecting tangents (Chiu et al. 1991) bound it: the tangent at the steepest point of
+        the upstroke meets the level of the minimum before it. Unlike the minimum itself this
+        does not slide back along a slowly rising (breathing, drifting) end of diastole; the
+        onset is then the last sample before that point still within 3 % of the rise of the
+        minimum (looking back at most 20 ms), so that a blunt upstroke's slow start is not cut
+        off.
+        """
+        base = self._base
+        y = self._y[lo - base : crossing + self._look + 1 - base]
+        i_min = int(np.argmin(y[: crossing + 1 - lo]))
+        dy = np.diff(y[i_min:])
+        k = int(np.argmax(dy))
+        if dy[k] <= 0:
+            return lo + i_min - self._delay
+        mid = 0.5 * float(y[i_min + k] + y[i_min + k + 1])
+        cross = i_min + k + 0.5 - (mid - float(y[i_min])) / float(dy[k])
+        at = min(max(round(cross), i_min), i_min + k)
+        rise = float(y[i_min + k + 1:].max() - y[i_min])
+        first = max(i_min, at - self._foot_slack)
+        low = np.flatnonzero(y[first : at + 1] <= y[i_min] + 0.03 * rise)
+        return lo + (first + int(low[-1]) if low.size else at) - self._delay
+
+    def _rhythm(self) -> float | None:
+        """The rhythm's period (samples): the median interval between recent onsets."""
+        if len(self._onsets) < 4:
+            return None
+        return float(np.median(np.diff(np.array(self._onsets))))
+
+    def _max_gap(self) -> int:
+        """A compensatory pause in a slow rhythm outlasts ``max_gap_s``: it is no gap."""
+        rhythm = self._rhythm()
+        if rhythm is None:
+            return self._gap
+        return max(self._gap, round(self.limits.max_period_ratio * rhythm))
+
+    def _refractory(self) -> float:
+        rhythm = self._rhythm()
+        limit = self._refractory_s * self.fs_hz
+        return limit if rhythm is None else min(limit, 0.6 * rhythm)
 
     # --- one beat ---------------------------------------------------------------------------
 
@@ -295,10 +382,18 @@ class BeatDetector:
         b = self._base
         x = self._raw[start - b : end - b]
         foot = x[: max(2, round(0.05 * self.fs_hz))]
-        beat = Beat(self._time(start), float(x.max()), float(foot.min()), float(x.mean()), hr_bpm)
-        return replace(beat, quality=self._verdict(start, end, beat))
+        rhythm = self._rhythm()
+        ratio = (end - start) / rhythm if rhythm is not None else 1.0
+        # A beat whose predecessor was cut short came early: it is the ectopic one.
+        ectopic = self._prev_ratio < self.limits.premature_ratio and hr_bpm > 0
+        beat = Beat(self._time(start), float(x.max()), float(foot.min()), float(x.mean()),
+                    hr_bpm, ectopic=ectopic)
+        quality = self._verdict(start, end, beat, ratio)
+        self._prev_ratio = ratio if hr_bpm > 0 else 1.0
+        self._prev_quality = quality
+        return replace(beat, quality=quality, ectopic=ectopic and quality == GOOD)
 
-    def _verdict(self, start: int, end: int, beat: Beat) -> str:
+    def _verdict(self, start: int, end: int, beat: Beat, ratio: float) -> str:
         lim = self.limits
         b = self._base
         if self._nan[start - b : end - b].any():
@@ -317,28 +412,46 @@ class BeatDetector:
             sbp > lim.sbp_max_mmhg
             or dbp < lim.dbp_min_mmhg
             or not lim.map_min_mmhg <= map_mmhg <= lim.map_max_mmhg
-            or not lim.hr_min_bpm <= hr_bpm <= lim.hr_max_bpm
+            or not lim.hr_min_bpm <= self._rate_bpm(beat) <= lim.hr_max_bpm
+            or self._rhythm_bpm() > lim.hr_max_bpm
         ):
             return RANGE
         ref = self._reference()
-        if pp < lim.pp_min_mmhg or (
+        # An early beat has less time to fill: its pulse may be small, and is still a beat
+        # (unless the line was already damped).
+        early = beat.ectopic and self._prev_quality == GOOD
+        if not early and (pp < lim.pp_min_mmhg or (
             ref is not None
             and pp < lim.damping_pp_fraction * ref.pp_mmhg
             and abs(map_mmhg - ref.map_mmhg) < lim.damping_map_shift_mmhg
-        ):
+        )):
             return DAMPING
-        period_s = 60.0 / hr_bpm
-        self._refs.append(_Reference(sbp, dbp, map_mmhg, pp, period_s))
-        slow = self._slow_map_mmhg if self._slow_map_mmhg is not None else map_mmhg
-        self._slow_map_mmhg = slow + min(1.0, period_s / lim.level_tau_s) * (map_mmhg - slow)
-        if abs(map_mmhg - slow) > lim.level_shift_fraction * slow:
+        self._refs.append(_Reference(sbp, dbp, map_mmhg, pp))
+        if not lim.min_period_ratio <= ratio <= lim.max_period_ratio:
+            return INCONSISTENT  # a double detection, or beats lost inside this one
+        # A beat cut short by an early one, the early one and the one after its pause have
+        # their own SBP, DBP and MAP: they are held to the level only loosely and set none.
+        regular = not beat.ectopic and all(
+            lim.premature_ratio <= r <= 1.0 / lim.premature_ratio for r in (ratio, self._prev_ratio)
+        )
+        shift = self._level_shift(start, map_mmhg, regular)
+        if shift > (lim.level_shift_fraction if regular else lim.irregular_shift_fraction):
             return INCONSISTENT
-        if ref is not None and (
-            abs(sbp - ref.sbp_mmhg) > lim.sbp_jump_mmhg
-            or abs(dbp - ref.dbp_mmhg) > lim.dbp_jump_mmhg
-            or not 1.0 / lim.period_ratio <= period_s / ref.period_s <= lim.period_ratio
-        ):
+        if ref is not None and regular:
+            # In a regular rhythm SBP and DBP moving together is the baseline jumping.
+            jump = max(lim.jump_floor_mmhg, lim.jump_fraction_of_pp * ref.pp_mmhg)
+            d_sbp, d_dbp = sbp - ref.sbp_mmhg, dbp - ref.dbp_mmhg
+            if abs(d_sbp) > jump and abs(d_dbp) > jump and d_sbp * d_dbp > 0:
+                return INCONSISTENT
+        return GOOD
+        if self._level_shift(start, map_mmhg):
             return INCONSISTENT
+        if ref is not None:
+            # In a regular rhythm SBP and DBP moving together is the baseline jumping.
+            jump = max(lim.jump_floor_mmhg, lim.jump_fraction_of_pp * ref.pp_mmhg)
+            d_sbp, d_dbp = sbp - ref.sbp_mmhg, dbp - ref.dbp_mmhg
+            if abs(d_sbp) > jump and abs(d_dbp) > jump and d_sbp * d_dbp > 0:
+                return INCONSISTENT
         return GOOD
 
     def _artefact(self, start: int, end: int, beat: Beat) -> str | None:
@@ -352,23 +465,89 @@ class BeatDetector:
             if float(x.std()) < lim.zeroing_noise_sd_mmhg:
                 return ZEROING
             return DISCONNECTION
-        if span < lim.pp_min_mmhg / 2:
+        if x.size < 4:
+            return MOTION
+        if self._square(x, span):
+            return CALIBRATION
+        step = np.diff(x)
+        d2 = np.diff(step)
+        # Robust SD of white noise: the curvature of a pulse is large only at a few corners.
+        noise_sd = 1.4826 * float(np.median(np.abs(d2 - np.median(d2)))) / math.sqrt(6.0)
+        # A flat line's span is its noise's (about 6 SD over a few seconds).
+        if span < max(lim.pp_min_mmhg / 2, lim.flat_span_vs_noise * noise_sd):
             return FLAT
-        d = np.diff(x) * self.fs_hz
         if self._plateau_at_extreme(x):
             return SATURATION
         if beat.sbp_mmhg >= lim.flush_mmhg:
             return FLUSH
-        if d.size and float(np.abs(d).max()) > lim.jump_mmhg_s:
-            still = float(np.mean(np.abs(d) < 0.5 * self.fs_hz / 125.0))
-            return CALIBRATION if still >= lim.square_flat_fraction else MOTION
-        if d.size and float(d.min()) < -lim.fall_mmhg_s:
+        up = max(2, min(step.size, round(0.2 * self.fs_hz)))
+        rise = float(step[:up].max())
+        margin = 6.0 * math.sqrt(2.0) * noise_sd
+        # No pulse rises faster than over min_rise_s: a step bigger than that allows (and
+        # than the upstroke's own largest one elsewhere) is a spike or a baseline jump.
+        fastest = span / max(1.0, lim.min_rise_s * self.fs_hz)
+        if float(np.abs(step).max()) > lim.jump_vs_upstroke * fastest + margin:
             return MOTION
-        resid = x - self._y[start - b + dl : end - b + dl]
-        rms = float(np.sqrt(np.mean(resid * resid)))
-        if rms > lim.noise_rms_mmhg or rms > lim.noise_rms_fraction_of_pp * pp:
+        if step.size > up and float(np.abs(step[up:]).max()) > lim.jump_vs_upstroke * rise + margin:
+            return MOTION
+        y = self._y[start - b + dl : end - b + dl]
+        dy = np.diff(y)
+        if float(-dy.min()) > lim.fall_vs_upstroke * float(dy[:up].max()) + margin / 4:
+            return MOTION
+        if pp > 0 and noise_sd > lim.noise_sd_fraction_of_pp * pp:
+            return NOISE
+        if float(np.abs(dy).sum()) > 2.0 * (1.0 + lim.excess_travel) * span:
+            return NOISE
+        if self._runoff_residual(x) > max(lim.runoff_vs_noise * noise_sd,
+                                          lim.runoff_fraction_of_pp * pp):
             return NOISE
         return None
+
+    def _runoff_residual(self, x: FloatArray) -> float:
+        """RMS residual of the end of diastole around a parabola (mmHg).
+
+        The run-off is the smoothest part of a beat: there a clean trace leaves only its white
+        noise around a parabola, and a burst of interference stands out.
+        """
+        tail = x[round((1.0 - self.limits.runoff_share) * x.size) :]
+        if tail.size < 5:
+            return 0.0
+        t = np.arange(tail.size, dtype=np.float64)
+        fit = np.polynomial.polynomial.polyfit(t, tail, 2)
+        resid = tail - np.polynomial.polynomial.polyval(t, fit)
+        return float(np.sqrt(np.mean(resid * resid)))
+
+    def _rate_bpm(self, beat: Beat) -> float:
+        """The heart rate to check: an early beat's own period is its compensatory pause."""
+        rhythm = self._rhythm()
+        return 60.0 * self.fs_hz / rhythm if beat.ectopic and rhythm else beat.hr_bpm
+
+    def _rhythm_bpm(self) -> float:
+        """The rhythm's rate; faster than any heart means the onsets are noise (0 if unknown)."""
+        rhythm = self._rhythm()
+        return 60.0 * self.fs_hz / rhythm if rhythm else 0.0
+
+    def _level_shift(self, start: int, map_mmhg: float, regular: bool) -> float:
+        """How far ``map_mmhg`` is from the recent level, as a fraction of it."""
+        levels = self._levels
+        while levels and levels[0][0] < start - self.limits.level_window_s * self.fs_hz:
+            levels.popleft()
+        if regular:
+            levels.append((start, map_mmhg))
+        if len(levels) < 4:
+            return 0.0
+        level = float(np.median([m for _, m in levels]))
+        return abs(map_mmhg - level) / level
+
+    def _square(self, x: FloatArray, span: float) -> bool:
+        """Most samples sit at one of two levels: a monitor's calibration square wave."""
+        lo, hi = np.percentile(x, [5.0, 95.0])
+        if hi - lo < 0.5 * span:
+            return False
+        tol = 0.05 * (hi - lo)
+        at_lo = float(np.mean(np.abs(x - lo) <= tol))
+        at_hi = float(np.mean(np.abs(x - hi) <= tol))
+        return at_lo + at_hi >= self.limits.square_level_fraction and min(at_lo, at_hi) >= 0.15
 
     def _plateau_at_extreme(self, x: FloatArray) -> bool:
         """A run of identical samples at the top or bottom: the ADC or monitor is clipping."""
@@ -385,7 +564,7 @@ class BeatDetector:
     def _reference(self) -> _Reference | None:
         if len(self._refs) < 3:
             return None
-        rows = [(r.sbp_mmhg, r.dbp_mmhg, r.map_mmhg, r.pp_mmhg, r.period_s) for r in self._refs]
+        rows = [(r.sbp_mmhg, r.dbp_mmhg, r.map_mmhg, r.pp_mmhg) for r in self._refs]
         return _Reference(*(float(v) for v in np.median(np.array(rows), axis=0)))
 
 

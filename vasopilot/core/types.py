@@ -70,6 +70,7 @@ class Beat:
 
     ``quality`` is ``"good"`` or the reason the beat is not to be trusted (``"flush"``,
     ``"zeroing"``, ``"damping"``, ``"disconnection"``, ``"motion"``, ``"saturation"``, ...).
+    ``ectopic`` marks a good beat that came early (its own MAP is still trusted).
     """
 
     t_s: float
@@ -78,6 +79,7 @@ class Beat:
     map_mmhg: float
     hr_bpm: float
     quality: str = GOOD
+    ectopic: bool = False
 
     @property
     def is_good(self) -> bool:

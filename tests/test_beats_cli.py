@@ -51,3 +51,63 @@ def test_table_ends_with_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_channel_is_an_error_exit(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["beats", str(ABP / "wfdb-python_mimicdb_041s" / "041s"), "--channel", "X"]) == 2
     assert "no channel" in capsys.readouterr().err
+
+
+def _write_synthetic(tmp_path: Path, ectopy: float) -> Path:
+    import numpy as np
+    import wfdb
+
+    from drivers.sim import beat_battery as battery
+
+    cell = battery.Cell(125.0, 70.0, 45.0, "normal", ectopy, 83.5, seconds=60.0, seed=4)
+    x = battery.render(cell).samples.reshape(-1, 1)
+    wfdb.wrsamp("ectopy", fs=125, units=["mmHg"], sig_name=["ABP"], p_signal=x,
+                fmt=["16"], adc_gain=[100.0], baseline=[0], write_dir=str(tmp_path))
+    assert np.isfinite(x).all()
+    return tmp_path / "ectopy"
+
+
+def test_json_flags_ectopic_beats_only_and_they_are_good(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["beats", str(_write_synthetic(tmp_path, 0.2)), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ectopic = [r for r in rows if "ectopic" in r]
+    assert len(ectopic) >= 3
+    assert all(r["ectopic"] is True and r["quality"] == "good" for r in ectopic)
+    plain = [r for r in rows if "ectopic" not in r]
+    assert all(set(r) == {"t_s", "sbp", "dbp", "map", "hr", "quality"} for r in plain)
+
+
+def test_plot_draws_the_waveform_with_coloured_onsets(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "beats.png"
+    record = ABP / "wfdb-python_mimic3wdb_s00001" / "3975656_0015"
+    assert main(["beats", str(record), "--plot", str(out), "--start", "0",
+                 "--duration", "40"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "good" in capsys.readouterr().out.splitlines()[-1]
+
+
+@pytest.mark.parametrize("make", ["missing", "garbage", "empty"])
+def test_missing_or_unreadable_record_is_one_line_and_exit_2(
+    make: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    record = tmp_path / "rec"
+    if make == "garbage":
+        (tmp_path / "rec.hea").write_text("this is not a header\n")
+    elif make == "empty":
+        (tmp_path / "rec.hea").write_text("rec 1 125 1000\nrec.dat 16 200 16 0 0 0 0 ABP\n")
+    assert main(["beats", str(record)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("vasopilot: ") and "Traceback" not in err
+    assert "rec" in err
+
+
+def test_plot_outside_the_record_is_an_error_exit(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    record = ABP / "wfdb-python_mimicdb_041s" / "041s"
+    assert main(["beats", str(record), "--plot", str(tmp_path / "x.png"), "--start", "99"]) == 2
+    assert "nothing to plot" in capsys.readouterr().err

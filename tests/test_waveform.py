@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,13 @@ import pytest
 
 from drivers.sim.artefacts import ArtefactKind, ArtefactSchedule
 from drivers.sim.patient import VirtualPatient, draw_patient
-from drivers.sim.waveform import SimWaveformSource, beat_template
+from drivers.sim.waveform import (
+    MIN_COUPLING_S,
+    Morphology,
+    PulseShape,
+    SimWaveformSource,
+    pulse,
+)
 from vasopilot.core.clock import VirtualClock
 from vasopilot.core.interfaces import PressureSource
 
@@ -55,12 +62,57 @@ def test_trace_mean_is_map_and_height_is_pulse_pressure() -> None:
     assert 35.0 < np.percentile(x, 99.5) - np.percentile(x, 0.5) < 46.0
 
 
-def test_template_has_foot_peak_and_notch() -> None:
-    t = np.arange(0.0, 0.75, 0.004)
-    g = beat_template(t, 0.75)
+def test_pulse_has_foot_peak_notch_and_dicrotic_wave() -> None:
+    t = np.arange(0.0, 0.75, 0.001)
+    g = pulse(t, 0.75, PulseShape(0.2), 0.2)
     assert g[0] == pytest.approx(0.0, abs=1e-9) and g.max() == pytest.approx(1.0, abs=0.01)
-    after_notch = g[(t > 0.3) & (t < 0.4)]
-    assert after_notch.max() > g[np.argmin(np.abs(t - 0.3))]  # the dicrotic wave rises again
+    notch = int(np.argmin(np.where((t > 0.25) & (t < 0.35), g, np.inf)))
+    assert g[notch:].max() - g[notch] > 0.1  # the dicrotic wave rises again
+
+
+def test_sharp_line_overshoots_and_blunt_line_has_no_notch() -> None:
+    t = np.arange(0.0, 0.75, 0.001)
+    sharp = pulse(t, 0.75, PulseShape(0.2, Morphology.UNDERDAMPED), 0.2)
+    blunt = pulse(t, 0.75, PulseShape(0.0, Morphology.OVERDAMPED), 0.0)
+    assert sharp.max() > 1.1
+    assert np.all(np.diff(blunt[t > 0.2]) <= 1e-12)  # monotonic after the peak
+    assert int(np.argmax(blunt)) > int(np.argmax(sharp))
+
+
+@pytest.mark.parametrize("fs_hz", [50.0, 62.5, 124.9, 1000.0])
+def test_any_rate_from_50_to_1000_hz_keeps_map_and_pulse_pressure(fs_hz: float) -> None:
+    clock = VirtualClock()
+    src = SimWaveformSource(lambda _t: Haemo(), fs_hz, 4, clock, respiratory_mmhg=0.0)
+    clock.advance(60.0)
+    x = np.array(src.read().samples_mmhg)
+    assert x.size == math.floor(60.0 * fs_hz + 1e-9) + 1
+    assert abs(x.mean() - 65.0) < 0.7
+    assert 36.0 < np.percentile(x, 99.5) - np.percentile(x, 0.5) < 46.0
+
+
+def test_ectopic_beats_come_early_then_pause_and_are_in_the_truth() -> None:
+    clock = VirtualClock()
+    src = SimWaveformSource(lambda _t: Haemo(), 125.0, 7, clock, ectopy_fraction=0.2)
+    clock.advance(120.0)
+    src.read()
+    onsets = np.array(src.onsets_s)
+    ectopic = np.array([b.ectopic for b in src.truth])
+    period_s = 60.0 / Haemo().hr_bpm
+    assert 0.08 < ectopic.mean() < 0.25
+    for i in np.flatnonzero(ectopic)[:-1]:
+        coupling = onsets[i] - onsets[i - 1]
+        assert MIN_COUPLING_S - 0.01 <= coupling <= 0.8 * period_s
+        # full compensatory pause: the next sinus beat is two periods after the last one
+        assert onsets[i + 1] - onsets[i - 1] == pytest.approx(2 * period_s, rel=0.1)
+
+
+def test_no_ectopy_where_the_heart_is_too_fast_for_an_early_beat() -> None:
+    clock = VirtualClock()
+    src = SimWaveformSource(lambda _t: Haemo(hr_bpm=180.0), 125.0, 7, clock,
+                            ectopy_fraction=0.3)
+    clock.advance(30.0)
+    src.read()
+    assert not any(b.ectopic for b in src.truth)
 
 
 def _schedule(kind: ArtefactKind, start_t_s: float, duration_s: float) -> ArtefactSchedule:
@@ -123,6 +175,7 @@ def test_waveform_and_beat_mode_share_the_patients_ground_truth() -> None:
     assert all(src.artefact_active(t) == patient.artefact_active(t) for t in times_s)
 
 
-def test_refuses_other_rates() -> None:
-    with pytest.raises(ValueError, match="125 or 250"):
-        SimWaveformSource(lambda _t: Haemo(), 100.0, 0, VirtualClock())
+@pytest.mark.parametrize("fs_hz", [49.0, 1001.0])
+def test_refuses_rates_outside_50_to_1000_hz(fs_hz: float) -> None:
+    with pytest.raises(ValueError, match="50 to 1000 Hz"):
+        SimWaveformSource(lambda _t: Haemo(), fs_hz, 0, VirtualClock())

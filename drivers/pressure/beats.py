@@ -2,21 +2,30 @@
 
 Onsets follow the slope-sum-function detector of Zong et al. (2003, PhysioNet ``wabp``):
 low-pass the pressure, sum its positive slopes over ~128 ms, cross an adaptive threshold
-(a third of the running SSF peak), and place the onset at the foot of the upstroke. A beat runs
-from one onset to the next, so it is reported one onset later: the only look-ahead is one beat
-plus ~150 ms of upstroke. The filter, the SSF and the threshold search run on whole chunks with
-numpy; the threshold only changes at beats, so feeding sample by sample gives the same beats.
+(a third of the running SSF peak), and place the onset at the foot of the upstroke (intersecting
+tangents). A crossing weaker than the upstroke before it and sooner than the dicrotic notch can
+follow is a dicrotic wave, not a beat. A beat runs from one onset to the next, so it is reported
+one onset later: the only look-ahead is one beat plus ~150 ms of upstroke. The filter, the SSF
+and the threshold search run on whole chunks with numpy; the threshold only changes at beats,
+so feeding sample by sample gives the same beats.
 
 Quality checks follow Sun et al. (2006): physiological ranges, pulse pressure, beat-to-beat
 consistency, noise and slopes, plus signatures of the artefacts in ``reference/pressure.md``.
+Every check that is not a physical fact is judged against the beat's own content (its pulse
+pressure, its upstroke, its white noise, its diastolic run-off), so the verdict holds from 10
+to 100 mmHg of pulse pressure and from 50 to 1000 Hz. An early (ectopic) beat, the beat it cuts
+short and a compensatory pause are real beats, each with its own MAP: they are good, and the
+early one is marked ``ectopic``.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from statistics import median
 
 import numpy as np
 import numpy.typing as npt
@@ -168,11 +177,12 @@ class BeatDetector:
         # Recent onsets: their median interval is the rhythm, which early beats and their
         # compensatory pauses (one shorter, one longer) do not move.
         self._onsets: deque[int] = deque(maxlen=9)
+        self._rhythm_n: float | None = None
         self._last_peak: float | None = None  # SSF peak of the last onset
         self._prev_ratio = 1.0  # the previous beat's period over the rhythm's
         self._prev_quality = GOOD
         # The dicrotic notch ends ejection ~0.3 s after onset; no ventricle ejects again
-        # sooner than its refractory time (~0.4 s), so no onset is accepted in between.
+        # sooner than its refractory time (~0.4 s): a weak crossing in between is refused.
         self._refractory_s = 0.36
         # (onset index, MAP) of recent beats past the artefact checks: the level a kinked
         # line leaves; a median, so a few wrong first beats do not seed it.
@@ -308,7 +318,7 @@ class BeatDetector:
             if self._onset is not None:
                 lo = max(lo, self._onset + self._delay + self._eye // 2)
             foot = self._foot(min(lo, c), c)
-            # A dicrotic wave rises less than the upstroke before it; an early beat that
+            # A dicrotic wave rises less than the upstroke before it; an early beat both that
             # weak and that soon cannot be a heartbeat.
             last = self._last_peak
             if last is not None and peak < 0.6 * last and self._onset is not None and \
@@ -323,6 +333,9 @@ class BeatDetector:
                 beats.append(self._measure(self._onset, foot, hr_bpm))
             self._onset = foot
             self._onsets.append(foot)
+            if len(self._onsets) >= 4:
+                on = self._onsets
+                self._rhythm_n = float(median(b - a for a, b in itertools.pairwise(on)))
             self._seg_start = max(foot, self._seg_start)
 
     def _foot(self, lo: int, crossing: int) -> int:
@@ -352,9 +365,7 @@ class BeatDetector:
 
     def _rhythm(self) -> float | None:
         """The rhythm's period (samples): the median interval between recent onsets."""
-        if len(self._onsets) < 4:
-            return None
-        return float(np.median(np.diff(np.array(self._onsets))))
+        return self._rhythm_n
 
     def _max_gap(self) -> int:
         """A compensatory pause in a slow rhythm outlasts ``max_gap_s``: it is no gap."""
@@ -406,7 +417,7 @@ class BeatDetector:
             reason = self._linger_reason
         if reason is not None:
             return reason
-        sbp, dbp, map_mmhg, hr_bpm = beat.sbp_mmhg, beat.dbp_mmhg, beat.map_mmhg, beat.hr_bpm
+        sbp, dbp, map_mmhg = beat.sbp_mmhg, beat.dbp_mmhg, beat.map_mmhg
         pp = sbp - dbp
         if (
             sbp > lim.sbp_max_mmhg
@@ -461,7 +472,7 @@ class BeatDetector:
         x = self._raw[start - b : end - b]
         pp = beat.sbp_mmhg - beat.dbp_mmhg
         span = beat.sbp_mmhg - float(x.min())
-        if abs(float(np.median(x))) < lim.near_zero_mmhg and span < 2.5 * lim.near_zero_mmhg:
+        if span < 2.5 * lim.near_zero_mmhg and abs(float(np.median(x))) < lim.near_zero_mmhg:
             if float(x.std()) < lim.zeroing_noise_sd_mmhg:
                 return ZEROING
             return DISCONNECTION
@@ -471,8 +482,9 @@ class BeatDetector:
             return CALIBRATION
         step = np.diff(x)
         d2 = np.diff(step)
-        # Robust SD of white noise: the curvature of a pulse is large only at a few corners.
-        noise_sd = 1.4826 * float(np.median(np.abs(d2 - np.median(d2)))) / math.sqrt(6.0)
+        # Robust SD of white noise: the curvature of a pulse is large only at a few corners
+        # (and sums to about zero over a beat, so |d2| needs no centring).
+        noise_sd = 1.4826 * float(np.median(np.abs(d2))) / math.sqrt(6.0)
         # A flat line's span is its noise's (about 6 SD over a few seconds).
         if span < max(lim.pp_min_mmhg / 2, lim.flat_span_vs_noise * noise_sd):
             return FLAT
@@ -512,10 +524,11 @@ class BeatDetector:
         tail = x[round((1.0 - self.limits.runoff_share) * x.size) :]
         if tail.size < 5:
             return 0.0
-        t = np.arange(tail.size, dtype=np.float64)
-        fit = np.polynomial.polynomial.polyfit(t, tail, 2)
-        resid = tail - np.polynomial.polynomial.polyval(t, fit)
-        return float(np.sqrt(np.mean(resid * resid)))
+        t = np.linspace(-1.0, 1.0, tail.size)
+        basis = np.vstack([np.ones(tail.size), t, t * t])
+        coef = np.linalg.solve(basis @ basis.T, basis @ tail)
+        resid = tail - coef @ basis
+        return math.sqrt(float(resid @ resid) / tail.size)
 
     def _rate_bpm(self, beat: Beat) -> float:
         """The heart rate to check: an early beat's own period is its compensatory pause."""
@@ -536,12 +549,13 @@ class BeatDetector:
             levels.append((start, map_mmhg))
         if len(levels) < 4:
             return 0.0
-        level = float(np.median([m for _, m in levels]))
+        level = float(median(m for _, m in levels))
         return abs(map_mmhg - level) / level
 
     def _square(self, x: FloatArray, span: float) -> bool:
         """Most samples sit at one of two levels: a monitor's calibration square wave."""
-        lo, hi = np.percentile(x, [5.0, 95.0])
+        k = x.size - 1
+        lo, hi = np.partition(x, (k // 20, k - k // 20))[[k // 20, k - k // 20]]
         if hi - lo < 0.5 * span:
             return False
         tol = 0.05 * (hi - lo)
@@ -564,8 +578,9 @@ class BeatDetector:
     def _reference(self) -> _Reference | None:
         if len(self._refs) < 3:
             return None
-        rows = [(r.sbp_mmhg, r.dbp_mmhg, r.map_mmhg, r.pp_mmhg) for r in self._refs]
-        return _Reference(*(float(v) for v in np.median(np.array(rows), axis=0)))
+        refs = self._refs
+        return _Reference(median(r.sbp_mmhg for r in refs), median(r.dbp_mmhg for r in refs),
+                          median(r.map_mmhg for r in refs), median(r.pp_mmhg for r in refs))
 
 
 class DetectedBeatSource:

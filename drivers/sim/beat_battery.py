@@ -10,14 +10,16 @@ swing and baseline wander, a sampling rate, and optionally one artefact of a cla
   (in clean time) that match a true beat; the MAP error of a good beat is measured against the
   mean of the trace over its true beat (onset to next onset);
 - an *artefact beat* is a detected beat overlapping the artefact (by more than ``OVERLAP_S``);
-  it should be refused.
+  it should be refused. It is *harmful* if the artefact moved its MAP by more than 2 mmHg or
+  its SBP or DBP by more than 5 mmHg (against the same record drawn without the artefact);
+  a beat that merely touches a motion episode without a spike may be left good.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,7 +60,9 @@ OVERLAP_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
-class _Haemo:
+class Haemo:
+    """Constant haemodynamics of one cell."""
+
     map_mmhg: float
     pulse_pressure_mmhg: float
     hr_bpm: float
@@ -94,6 +98,8 @@ class Trace:
     samples: FloatArray
     truth: tuple[TrueBeat, ...]
     artefact_s: tuple[float, float] | None  # (start, end) of the injected artefact
+    # The same record without the artefact (same seeds): what the artefact changed.
+    clean: FloatArray | None = None
 
 
 @dataclass
@@ -106,7 +112,9 @@ class CellScore:
     map_ok: int = 0  # good matched beats within 2 mmHg of the true beat's mean
     artefact_beats: int = 0
     artefact_refused: int = 0
-    artefact_passed_t_s: list[float] = field(default_factory=list)
+    harmful_beats: int = 0  # artefact beats whose MAP, SBP or DBP the artefact changed
+    harmful_refused: int = 0
+    artefact_passed_t_s: list[float] = field(default_factory=list)  # harmful ones
     missed_t_s: list[float] = field(default_factory=list)
     false_t_s: list[float] = field(default_factory=list)
     map_off_t_s: list[float] = field(default_factory=list)
@@ -127,6 +135,10 @@ class CellScore:
     @property
     def refused(self) -> float:
         return self.artefact_refused / self.artefact_beats if self.artefact_beats else math.nan
+
+    @property
+    def harmful_refused_share(self) -> float:
+        return self.harmful_refused / self.harmful_beats if self.harmful_beats else math.nan
 
 
 def clean_cells(seconds: float = 40.0, seed: int = 0) -> Iterator[Cell]:
@@ -153,20 +165,39 @@ def artefact_cells(seed: int = 0) -> Iterator[Cell]:
 
 
 def render(cell: Cell) -> Trace:
+    """Draw ``cell``'s record and, if it has an artefact, the same record without it."""
+    samples, truth = _draw(cell, with_artefact=True)
+    if cell.artefact is None:
+        return Trace(cell, samples, truth, None)
+    clean, _ = _draw(cell, with_artefact=False)
+    start = ARTEFACT_START_S
+    return Trace(cell, samples, truth, (start, start + ARTEFACT_S[cell.artefact]), clean)
+
+
+def _draw(cell: Cell, *, with_artefact: bool) -> tuple[FloatArray, tuple[TrueBeat, ...]]:
     clock = VirtualClock()
     schedule = ArtefactSchedule(seed=cell.seed)
-    span = None
-    if cell.artefact is not None:
-        a = schedule.add(cell.artefact, ARTEFACT_START_S, ARTEFACT_S[cell.artefact])
-        span = (a.start_t_s, a.end_t_s)
-    haemo = _Haemo(cell.map_mmhg, cell.pp_mmhg, cell.hr_bpm)
+    if with_artefact and cell.artefact is not None:
+        schedule.add(cell.artefact, ARTEFACT_START_S, ARTEFACT_S[cell.artefact])
+    haemo = Haemo(cell.map_mmhg, cell.pp_mmhg, cell.hr_bpm)
     src = SimWaveformSource(
         lambda _t: haemo, cell.fs_hz, cell.seed, clock, artefacts=schedule,
         noise_sd_mmhg=cell.noise_sd_mmhg, respiratory_mmhg=cell.respiratory_mmhg,
         shape=SHAPES[cell.shape], ectopy_fraction=cell.ectopy, wander_mmhg=cell.wander_mmhg)
     clock.advance(cell.seconds)
-    samples = np.asarray(src.read().samples_mmhg, dtype=np.float64)
-    return Trace(cell, samples, tuple(src.truth), span)
+    return np.asarray(src.read().samples_mmhg, dtype=np.float64), tuple(src.truth)
+
+
+def _harmful(trace: Trace, b: Beat, end_s: float) -> bool:
+    """Whether the artefact moved this beat's MAP by over 2 mmHg or its SBP or DBP by over 5."""
+    assert trace.clean is not None
+    fs = trace.cell.fs_hz
+    i0, i1 = round(b.t_s * fs), max(round(end_s * fs), round(b.t_s * fs) + 1)
+    seen, clean = trace.samples[i0:i1], trace.clean[i0:i1]
+    if np.isnan(seen).any():
+        return True
+    return bool(abs(seen.mean() - clean.mean()) > 2.0 or abs(seen.max() - clean.max()) > 5.0
+                or abs(seen.min() - clean.min()) > 5.0)
 
 
 def score(trace: Trace, beats: list[Beat],
@@ -191,10 +222,12 @@ def score(trace: Trace, beats: list[Beat],
         b_end = b.t_s + (60.0 / b.hr_bpm if b.hr_bpm > 0 else 3.0)
         if span is not None and touches(b.t_s, b_end, 0.0):
             out.artefact_beats += 1
-            if b.is_good:
-                out.artefact_passed_t_s.append(b.t_s)
-            else:
-                out.artefact_refused += 1
+            out.artefact_refused += not b.is_good
+            if _harmful(trace, b, b_end):
+                out.harmful_beats += 1
+                out.harmful_refused += not b.is_good
+                if b.is_good:
+                    out.artefact_passed_t_s.append(b.t_s)
             continue
         # A beat just outside the window may still be the match of a true beat inside it.
         if not (lo_s - 0.1 <= b.t_s < hi_s + 0.1) or touches(b.t_s, b_end, RECOVERY_S):
@@ -202,9 +235,9 @@ def score(trace: Trace, beats: list[Beat],
         k = int(np.searchsorted(onsets, b.t_s))
         best = None
         for i in (k - 1, k):
-            if 0 <= i < onsets.size and abs(onsets[i] - b.t_s) <= min(0.1, 0.3 * periods[i]):
-                if best is None or abs(onsets[i] - b.t_s) < abs(onsets[best] - b.t_s):
-                    best = i
+            near = 0 <= i < onsets.size and abs(onsets[i] - b.t_s) <= min(0.1, 0.3 * periods[i])
+            if near and (best is None or abs(onsets[i] - b.t_s) < abs(onsets[best] - b.t_s)):
+                best = i
         if not b.is_good:
             continue
         if best is None or best in matched_true:
@@ -232,9 +265,3 @@ def score(trace: Trace, beats: list[Beat],
         else:
             out.missed_t_s.append(float(t_s))
     return out
-
-
-def run_cell(cell: Cell, detect: Callable[[float, FloatArray], list[Beat]]) -> CellScore:
-    """Render ``cell``, run ``detect(fs_hz, samples)`` on it and score the beats."""
-    trace = render(cell)
-    return score(trace, detect(cell.fs_hz, trace.samples))

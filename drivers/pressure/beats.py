@@ -395,8 +395,10 @@ class BeatDetector:
         foot = x[: max(2, round(0.05 * self.fs_hz))]
         rhythm = self._rhythm()
         ratio = (end - start) / rhythm if rhythm is not None else 1.0
-        # A beat whose predecessor was cut short came early: it is the ectopic one.
-        ectopic = self._prev_ratio < self.limits.premature_ratio and hr_bpm > 0
+        # A beat whose predecessor was cut short came early: it is the ectopic one (if that
+        # predecessor was a trusted beat; after artefacts short "beats" are no rhythm).
+        ectopic = (self._prev_ratio < self.limits.premature_ratio and hr_bpm > 0
+                   and self._prev_quality == GOOD)
         beat = Beat(self._time(start), float(x.max()), float(foot.min()), float(x.mean()),
                     hr_bpm, ectopic=ectopic)
         quality = self._verdict(start, end, beat, ratio)
@@ -428,10 +430,8 @@ class BeatDetector:
         ):
             return RANGE
         ref = self._reference()
-        # An early beat has less time to fill: its pulse may be small, and is still a beat
-        # (unless the line was already damped).
-        early = beat.ectopic and self._prev_quality == GOOD
-        if not early and (pp < lim.pp_min_mmhg or (
+        # An early beat has less time to fill: its pulse may be small, and is still a beat.
+        if not beat.ectopic and (pp < lim.pp_min_mmhg or (
             ref is not None
             and pp < lim.damping_pp_fraction * ref.pp_mmhg
             and abs(map_mmhg - ref.map_mmhg) < lim.damping_map_shift_mmhg

@@ -84,8 +84,8 @@ def _meets(s: battery.CellScore) -> bool:
     return s.se >= SE_TARGET and s.ppv >= PPV_TARGET and s.map_share >= MAP_TARGET
 
 
-def _pct(x: float) -> str:
-    return "-" if math.isnan(x) else f"{100.0 * x:.1f}"
+def _pct(x: float, digits: int = 1) -> str:
+    return "-" if math.isnan(x) else f"{100.0 * x:.{digits}f}"
 
 
 def run_battery(cells: Iterable[battery.Cell]) -> list[battery.CellScore]:
@@ -127,8 +127,9 @@ def print_clean(scores: list[battery.CellScore]) -> None:
     found = sum(s.clean_found for s in scores)
     good = sum(s.good for s in scores)
     tp = sum(s.good_true for s in scores)
-    print(f"all: {beats} clean beats, Se {_pct(found / beats)} %, PPV {_pct(tp / good)} %, "
-          f"MAP within 2 mmHg {_pct(sum(s.map_ok for s in scores) / tp)} %; "
+    print(f"all: {beats} clean beats, Se {_pct(found / beats, 2)} %, "
+          f"PPV {_pct(tp / good, 2)} %, "
+          f"MAP within 2 mmHg {_pct(sum(s.map_ok for s in scores) / tp, 2)} %; "
           f"{sum(map(_meets, scores))} of {len(scores)} cells meet every target")
     misses = [s for s in scores if not _meets(s)]
     if misses:
@@ -198,8 +199,8 @@ def _record_result(name: str, fs_hz: float, span: tuple[float, float], *, label:
     gap = _nearest(ref, onsets)
     return RecordResult(name, fs_hz, span, label, int(ref.size), float(hit.mean()),
                         float(back.mean()), float(np.mean(gap <= 0.02)),
-                        float(np.mean(gap <= 0.05)), tuple(np.round(ref[~hit], 2)),
-                        tuple(np.round(in_span[~back], 2)))
+                        float(np.mean(gap <= 0.05)), tuple(np.round(ref[~hit], 2).tolist()),
+                        tuple(np.round(in_span[~back], 2).tolist()))
 
 
 def run_records() -> tuple[list[RecordResult], dict[str, int]]:

@@ -88,6 +88,18 @@ def _pct(x: float, digits: int = 1) -> str:
     return "-" if math.isnan(x) else f"{100.0 * x:.{digits}f}"
 
 
+def _pooled(scores: list[battery.CellScore]) -> battery.CellScore:
+    """The beats of several cells counted as one."""
+    out = battery.CellScore(scores[0].cell)
+    for s in scores:
+        out.clean_true += s.clean_true
+        out.clean_found += s.clean_found
+        out.good += s.good
+        out.good_true += s.good_true
+        out.map_ok += s.map_ok
+    return out
+
+
 def run_battery(cells: Iterable[battery.Cell]) -> list[battery.CellScore]:
     out = []
     for cell in cells:
@@ -114,22 +126,13 @@ def print_clean(scores: list[battery.CellScore]) -> None:
             se = [s.se for s in group if not math.isnan(s.se)]
             ppv = [s.ppv for s in group if not math.isnan(s.ppv)]
             mp = [s.map_share for s in group if not math.isnan(s.map_share)]
-            tot_true = sum(s.clean_true for s in group)
-            tot_found = sum(s.clean_found for s in group)
-            tot_good = sum(s.good for s in group)
-            tot_tp = sum(s.good_true for s in group)
-            tot_map = sum(s.map_ok for s in group)
+            t = _pooled(group)
             print(f"{label:<8} {value!s:<12} {len(group):>5} {sum(map(_meets, group)):>5} "
                   f"{_pct(min(se)):>7} {_pct(min(ppv)):>8} {_pct(min(mp)):>8} "
-                  f"{_pct(tot_found / tot_true):>7} {_pct(tot_tp / tot_good):>8} "
-                  f"{_pct(tot_map / tot_tp):>8}")
-    beats = sum(s.clean_true for s in scores)
-    found = sum(s.clean_found for s in scores)
-    good = sum(s.good for s in scores)
-    tp = sum(s.good_true for s in scores)
-    print(f"all: {beats} clean beats, Se {_pct(found / beats, 2)} %, "
-          f"PPV {_pct(tp / good, 2)} %, "
-          f"MAP within 2 mmHg {_pct(sum(s.map_ok for s in scores) / tp, 2)} %; "
+                  f"{_pct(t.se):>7} {_pct(t.ppv):>8} {_pct(t.map_share):>8}")
+    t = _pooled(scores)
+    print(f"all: {t.clean_true} clean beats, Se {_pct(t.se, 2)} %, PPV {_pct(t.ppv, 2)} %, "
+          f"MAP within 2 mmHg {_pct(t.map_share, 2)} %; "
           f"{sum(map(_meets, scores))} of {len(scores)} cells meet every target")
     misses = [s for s in scores if not _meets(s)]
     if misses:

@@ -118,7 +118,6 @@ class CellScore:
     missed_t_s: list[float] = field(default_factory=list)
     false_t_s: list[float] = field(default_factory=list)
     map_off_t_s: list[float] = field(default_factory=list)
-    delays_s: list[float] = field(default_factory=list)
 
     @property
     def se(self) -> float:
@@ -200,10 +199,9 @@ def _harmful(trace: Trace, b: Beat, end_s: float) -> bool:
                 or abs(seen.min() - clean.min()) > 5.0)
 
 
-def score(trace: Trace, beats: list[Beat],
-          reported_at_s: list[float] | None = None) -> CellScore:
+def score(trace: Trace, beats: list[Beat]) -> CellScore:
     """Score ``beats`` (onset times on the trace's time line, 0 = first sample) against the
-    truth; ``reported_at_s`` (signal time each beat was returned) gives the verdict delays."""
+    truth."""
     cell = trace.cell
     out = CellScore(cell)
     onsets = np.array([b.t_s for b in trace.truth])
@@ -218,7 +216,7 @@ def score(trace: Trace, beats: list[Beat],
         return span is not None and a_s < span[1] + margin_s and b_s > span[0] + OVERLAP_S
 
     matched_true: dict[int, Beat] = {}
-    for j, b in enumerate(beats):
+    for b in beats:
         b_end = b.t_s + (60.0 / b.hr_bpm if b.hr_bpm > 0 else 3.0)
         if span is not None and touches(b.t_s, b_end, 0.0):
             out.artefact_beats += 1
@@ -254,8 +252,6 @@ def score(trace: Trace, beats: list[Beat],
             out.map_ok += 1
         else:
             out.map_off_t_s.append(b.t_s)
-        if reported_at_s is not None:
-            out.delays_s.append(reported_at_s[j] - b.t_s)
     for i, t_s in enumerate(onsets):
         if not (lo_s <= t_s < hi_s) or touches(t_s, t_s + periods[i], RECOVERY_S):
             continue

@@ -305,7 +305,10 @@ class BeatDetector:
                 self._ta = max(0.5 * self._ta, 3.0 * self._ssf_floor)
                 continue
             threshold = self._ta / 3.0
-            hits = np.flatnonzero(self._ssf[self._scan - base : stop - base] > threshold)
+            # A crossing is a rise through the threshold: an SSF still high when the eye
+            # opens (a long, notched upstroke) is the same beat.
+            above = self._ssf[self._scan - 1 - base : stop - base] > threshold
+            hits = np.flatnonzero(above[1:] & ~above[:-1])
             if not hits.size:
                 self._scan = stop
                 continue
@@ -519,10 +522,14 @@ class BeatDetector:
         """RMS residual of the end of diastole around a parabola (mmHg).
 
         The run-off is the smoothest part of a beat: there a clean trace leaves only its white
-        noise around a parabola, and a burst of interference stands out.
+        noise around a parabola, and a burst of interference stands out. 0 when the beat has
+        no run-off of at least 0.1 s.
         """
-        tail = x[round((1.0 - self.limits.runoff_share) * x.size) :]
-        if tail.size < 5:
+        # Before ~0.4 s the dicrotic wave may still be running; a beat cut short that soon
+        # by an early one has no run-off to judge.
+        first = max(round((1.0 - self.limits.runoff_share) * x.size), round(0.4 * self.fs_hz))
+        tail = x[first:]
+        if tail.size < max(5, round(0.1 * self.fs_hz)):
             return 0.0
         t = np.linspace(-1.0, 1.0, tail.size)
         basis = np.vstack([np.ones(tail.size), t, t * t])

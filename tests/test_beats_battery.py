@@ -12,6 +12,8 @@ import itertools
 from collections import defaultdict
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.pressure.beats import BeatDetector
 from drivers.sim import beat_battery as battery
@@ -76,3 +78,16 @@ def test_the_held_out_failure_classes_are_good_beats() -> None:
         # every true early beat is reported good and flagged ectopic, and nothing else is
         assert all(min(abs(t - f) for f in flagged) < 0.1 for t in ectopic_true[:-1])
         assert all(min(abs(t - f) for t in ectopic_true) < 0.1 for f in flagged if f > 6.0)
+
+
+@settings(max_examples=12, deadline=None)
+@given(fs_hz=st.floats(50.0, 1000.0), hr_bpm=st.floats(35.0, 190.0),
+       pp_mmhg=st.floats(12.0, 100.0), shape=st.sampled_from(sorted(battery.SHAPES)))
+def test_off_grid_rates_and_rhythms_are_good_beats(fs_hz: float, hr_bpm: float, pp_mmhg: float,
+                                                   shape: str) -> None:
+    # The verdict has no rate or amplitude of its own: any rate in 50-1000 Hz, not only the
+    # grid's, and any pulse pressure in between.
+    cell = battery.Cell(fs_hz, hr_bpm, pp_mmhg, shape, 0.0, battery.map_for(pp_mmhg),
+                        seconds=30.0, seed=SEED)
+    s = _score(cell)
+    assert s.se >= 0.995 and s.ppv >= 0.995 and s.map_share >= 0.99, (s.missed_t_s, s.false_t_s)

@@ -34,12 +34,16 @@ class RecordChannel:
 def load_channel(record: str | Path, channel: str = "ABP") -> RecordChannel:
     """Read ``channel`` of the WFDB record at ``record`` (path without extension).
 
-    Raises :class:`SensorError` when the record has no such channel.
+    Raises :class:`SensorError` when there is no such record or it has no such channel.
     """
     import wfdb
 
     path = str(record)
-    rec = wfdb.rdrecord(path, smooth_frames=False)
+    try:
+        rec = wfdb.rdrecord(path, smooth_frames=False)
+    except FileNotFoundError:
+        raise SensorError(f"record {path}: no WFDB record there ({path}.hea not found; "
+                          "name the record without its extension)") from None
     if channel not in rec.sig_name:
         raise SensorError(f"record {path} has no channel {channel!r} (it has {rec.sig_name})")
     i = rec.sig_name.index(channel)

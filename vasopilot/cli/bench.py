@@ -6,6 +6,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vasopilot.cli._args import (
+    make_folder,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
+
 if TYPE_CHECKING:
     from vasopilot.cohort import BenchOptions, PatientOutcome
 
@@ -22,15 +30,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "closed-loop controller (the wean mode in the wean scenario) and the nurse protocol; "
         "print median [IQR] of every metric of reference/patient.md.",
     )
-    cohort.add_argument("--cohort", type=int, default=100, help="patients (default 100)")
-    cohort.add_argument("--seed", type=int, default=1)
+    cohort.add_argument("--cohort", type=positive_int, default=100, help="patients (default 100)")
+    cohort.add_argument("--seed", type=nonnegative_int, default=1)
     cohort.add_argument("--scenario", choices=["resuscitate", "disturbance", "wean"],
                         default="resuscitate")
-    cohort.add_argument("--hours", type=float, default=None,
+    cohort.add_argument("--hours", type=positive_float, default=None,
                         help="simulated hours per patient (default 4; 10 for wean)")
-    cohort.add_argument("--artefacts-per-h", type=float, default=4.0,
+    cohort.add_argument("--artefacts-per-h", type=nonnegative_float, default=4.0,
                         help="seeded random line artefacts per hour (default 4)")
-    cohort.add_argument("--dt", type=float, default=2.0, help="rig loop step in s (default 2)")
+    cohort.add_argument("--dt", type=positive_float, default=2.0,
+                        help="rig loop step in s (default 2)")
     cohort.add_argument("--calibration-error", action="store_true",
                         help="robustness run: give 30%% of patients patient.md's optional "
                         "+-10%% transducer calibration error (off by default)")
@@ -38,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="also run the perfect-information controller (reads the virtual "
                         "patient) and the hard-maximum bound: what no controller can beat; "
                         "table only, --json keeps its two lines")
-    cohort.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    cohort.add_argument("--workers", type=positive_int, default=2, help="processes (default 2)")
     cohort.add_argument("--json", action="store_true",
                         help="one JSON object per controller instead of the table")
     cohort.add_argument("--plot", type=Path, default=None,
@@ -55,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
                            hours=hours, dt_s=args.dt, artefacts_per_h=args.artefacts_per_h,
                            workers=args.workers, calibration_error=args.calibration_error,
                            bound=args.bound)
+    if args.plot is not None:
+        make_folder(args.plot.parent, "--plot")
     clock = MonotonicClock()
     started_s = clock.now_s()
     outcomes = run_cohort(options)

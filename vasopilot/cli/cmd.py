@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from vasopilot.cli._args import nonnegative_float, positive_float
 
 if TYPE_CHECKING:
     from vasopilot.core.config import MqttSettings
     from vasopilot.telemetry.payloads import CommandReply
 
 # CLI verb -> (payload command, positional argument and its payload field)
-VERBS: dict[str, tuple[str, tuple[str, str, type] | None]] = {
-    "set-dose": ("set_dose", ("dose_mcg_min", "dose in mcg/min", float)),
-    "set-target": ("set_target", ("target_map_mmhg", "MAP target in mmHg (60-85)", float)),
+VERBS: dict[str, tuple[str, tuple[str, str, Callable[[str], Any]] | None]] = {
+    "set-dose": ("set_dose", ("dose_mcg_min", "dose in mcg/min", nonnegative_float)),
+    "set-target": ("set_target", ("target_map_mmhg", "MAP target in mmHg (60-85)",
+                                  positive_float)),
     "start-weaning": ("start_weaning", None),
     "stop-weaning": ("stop_weaning", None),
     "acknowledge": ("acknowledge", ("code", "alarm code", str)),
@@ -41,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--rig", required=True, help="the rig id")
     parser.add_argument("--user", help="broker user (default: the URL's)")
     parser.add_argument("--password-file", metavar="FILE", help="file holding the password")
-    parser.add_argument("--timeout", type=float, default=5.0, metavar="S",
+    parser.add_argument("--timeout", type=positive_float, default=5.0, metavar="S",
                         help="seconds to wait for the rig's reply (default 5)")
     parser.add_argument("--json", action="store_true", help="print the reply as JSON")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)

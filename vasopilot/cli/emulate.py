@@ -15,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vasopilot.cli._args import positive_float, positive_int
+
 if TYPE_CHECKING:
     from drivers.sim.pty_port import PtyPort
     from vasopilot.core.config import SyringeSpec
@@ -38,14 +40,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--link", type=Path, default=None,
                         help="also make a symlink to the device here (kept across restarts)")
     parser.add_argument("--address", type=int, default=0, help="pump address 0-99 (default 0)")
-    parser.add_argument("--baud", type=int, default=None,
+    parser.add_argument("--baud", type=positive_int, default=None,
                         help="nominal baud rate (default: the pump's factory setting)")
     parser.add_argument("--syringe", default="bd-plastipak-50",
                         help="syringe from the default catalogue (default bd-plastipak-50)")
-    parser.add_argument("--rate", type=float, default=1.0,
+    parser.add_argument("--rate", type=positive_float, default=1.0,
                         help="balance: the simulated pump's rate into the beaker, mL/h "
                         "(default 1)")
-    parser.add_argument("--readability-mg", type=float, default=0.01,
+    parser.add_argument("--readability-mg", type=positive_float, default=0.01,
                         help="balance: readability in mg (default 0.01; 0.1 for an analytical "
                         "balance)")
     parser.set_defaults(func=run)
@@ -65,6 +67,9 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         raise ConfigError(f"--syringe {args.syringe!r} is not in the catalogue "
                           f"({', '.join(sorted(syringes))})")
     syringe = syringes[args.syringe]
+    if args.link is not None and not args.link.parent.is_dir():
+        raise ConfigError(f"--link {args.link}: no folder {args.link.parent} to make the "
+                          "link in")
     baud = args.baud or DEFAULT_BAUD[args.kind]
     if args.kind == "balance":
         port = _balance_port(args, syringe)

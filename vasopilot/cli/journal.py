@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from vasopilot.cli._args import nonnegative_int, positive_float
 from vasopilot.core.clock import Clock, MonotonicClock
 from vasopilot.core.errors import JournalError
 from vasopilot.core.events import Event
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "journal", nargs="?", type=Path,
         help=f"journal file; default: the journal named by {DEFAULT_PROFILE} "
         "(only when run from the repository folder)")
-    tail.add_argument("-n", type=int, default=20, metavar="N",
+    tail.add_argument("-n", type=nonnegative_int, default=20, metavar="N",
                       help="how many events to print (default 20)")
     tail.add_argument("--kind", action="append", metavar="KIND",
                       help="only events of this kind, e.g. dose.applied or alarm.raised "
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tail.add_argument("--json", action="store_true", help="one event as JSON per line")
     tail.add_argument("--follow", action="store_true",
                       help="keep printing new events as they are journaled (Ctrl-C ends)")
-    tail.add_argument("--interval", type=float, default=0.5, metavar="S",
+    tail.add_argument("--interval", type=positive_float, default=0.5, metavar="S",
                       help="seconds between looks at the journal with --follow (default 0.5)")
     tail.set_defaults(func=run_tail)
 

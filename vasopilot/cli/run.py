@@ -7,6 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from vasopilot.cli._args import mode_name, nonnegative_float, nonnegative_int, positive_float
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
@@ -17,14 +19,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Stop with Ctrl-C: the pump keeps its last rate, as after a crash.",
     )
     parser.add_argument("--rig", type=Path, required=True, help="rig profile (config/*.toml)")
-    parser.add_argument("--mode", default="protocol",
+    parser.add_argument("--mode", default="protocol", type=mode_name,
                         help="control mode: protocol, manual, closed-loop")
-    parser.add_argument("--start-dose", type=float, metavar="MCG_MIN",
+    parser.add_argument("--start-dose", type=nonnegative_float, metavar="MCG_MIN",
                         help="start the infusion at this dose (an operator's act)")
     parser.add_argument("--confirm", action="store_true",
                         help="confirm a start dose above the drug's start range")
-    parser.add_argument("--minutes", type=float, help="stop after this many minutes")
-    parser.add_argument("--patient-seed", type=int, default=1,
+    parser.add_argument("--minutes", type=positive_float, help="stop after this many minutes")
+    parser.add_argument("--patient-seed", type=nonnegative_int, default=1,
                         help="the virtual patient of a sim pressure source")
     parser.add_argument("--mqtt", metavar="URL",
                         help="publish telemetry to this broker (overrides the profile's [mqtt])")
@@ -40,8 +42,6 @@ def run(args: argparse.Namespace) -> int:
     from vasopilot.simulate import MODES
     from vasopilot.telemetry import telemetry_for, with_rig_id
 
-    if args.mode not in MODES:
-        raise SystemExit(f"vasopilot run: unknown mode {args.mode!r} (have {sorted(MODES)})")
     config = with_rig_id(load_rig(args.rig, hardware=True), args.rig_id)
     if config.profile.pump.driver == "gpio-stepper":
         # The step thread shares the interpreter lock with the rest of the runtime; a short

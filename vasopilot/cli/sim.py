@@ -7,6 +7,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vasopilot.cli._args import (
+    make_folder,
+    mode_name,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+)
+
 if TYPE_CHECKING:
     from vasopilot.simulate import SimResult
 
@@ -20,9 +28,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--scenario", choices=["resuscitate", "wean", "disturbance"],
                         default="resuscitate")
-    parser.add_argument("--hours", type=float, default=2.0, help="simulated hours (default 2)")
-    parser.add_argument("--seed", type=int, default=1, help="fixes the virtual patient")
-    parser.add_argument("--mode", default="protocol",
+    parser.add_argument("--hours", type=positive_float, default=2.0,
+                        help="simulated hours (default 2)")
+    parser.add_argument("--seed", type=nonnegative_int, default=1,
+                        help="fixes the virtual patient")
+    parser.add_argument("--mode", default="protocol", type=mode_name,
                         help="control mode: protocol (nurse protocol), manual, closed-loop")
     parser.add_argument("--pump", choices=["sim", "new-era", "harvard", "bridge"], default="sim",
                         help="sim: physics twin in process; new-era/harvard/bridge: the "
@@ -35,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "stall, extravasation-sensor, or a line artefact (flush, sampling, "
                         "zeroing, damping, kink, disconnection, motion, sensor_loss, "
                         "calibration) lasting DUR seconds")
-    parser.add_argument("--artefacts-per-h", type=float, default=0.0,
+    parser.add_argument("--artefacts-per-h", type=nonnegative_float, default=0.0,
                         help="seeded random line artefacts per hour (default 0: a clean line)")
     parser.add_argument("--nurse", action="store_true",
                         help="a simulated bedside nurse keeps a spare syringe pump loaded "
@@ -63,18 +73,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from vasopilot.core.clock import VirtualClock
-    from vasopilot.core.errors import VasopilotError
     from vasopilot.journal import Journal
     from vasopilot.rig.faults import parse_fault
     from vasopilot.settings import load_rig
-    from vasopilot.simulate import MODES, SimOptions, run_sim
+    from vasopilot.simulate import SimOptions, run_sim
     from vasopilot.telemetry import telemetry_for, with_rig_id
     from vasopilot.telemetry.commands import utc_now
 
-    if args.mode not in MODES:
-        print(f"vasopilot sim: unknown mode {args.mode!r} (have {sorted(MODES)})",
-              file=sys.stderr)
-        return 2
     try:
         faults = tuple(parse_fault(spec) for spec in args.fault)
     except ValueError as exc:
@@ -85,11 +90,7 @@ def run(args: argparse.Namespace) -> int:
                          mode=args.mode, pump=args.pump, waveform=args.waveform,
                          artefacts_per_h=args.artefacts_per_h, faults=faults,
                          spare_syringe=args.nurse, nurse_confirms_soft_max=args.nurse)
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise VasopilotError(f"--out {args.out}: cannot make the folder: "
-                             f"{exc.strerror or exc}") from exc
+    make_folder(args.out, "--out")
     stem = f"sim-{options.scenario}-seed{options.seed}"
     journal_path = args.out / f"{stem}.sqlite"
     journal_path.unlink(missing_ok=True)

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: sim test lint typecheck imports mosquitto clean firmware
+.PHONY: sim test records lint typecheck imports mosquitto clean firmware
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 
 sim: $(STAMP)
 	$(BIN)/vasopilot sim --scenario resuscitate --hours 2
+
+# The real arterial-pressure records, into ~/.cache/vasopilot/records, unless they are beside the clone.
+records: $(STAMP)
+	@if [ -d ../shared/data/abp ]; then echo "records: ../shared/data/abp is there"; \
+	else $(BIN)/vasopilot data fetch; fi
 
 mosquitto:
 	@bash scripts/ensure-mosquitto.sh

@@ -8,7 +8,7 @@ Run: ``.venv/bin/python bench/beats.py [--seed 1] [--seconds 40] [--json]
   Se and PPV of good beats and the share of good beats whose MAP is within 2 mmHg of the true
   beat's mean, per cell (``--json``) and summarised per value of each axis (table); artefact
   beats refused per class. The detector was tuned on seed 0; the default seed 1 was not.
-- Real records (``../shared/data/abp``, PhysioNet MIMIC / MIMIC-III): on each clean stretch,
+- Real records (PhysioNet MIMIC / MIMIC-III, where ``vasopilot.records`` finds them): on each clean stretch,
   the good beats against an independent reference (the slope-sum detector of Zong et al. 2003,
   ``tests/beats_wabp.py``, and for 03700181 the QRS annotations plus the pulse transit time);
   no beat of the calibration and flat-line records may be good.
@@ -35,9 +35,12 @@ from drivers.sim.artefacts import ArtefactSchedule
 from drivers.sim.waveform import SimWaveformSource
 from vasopilot.core.clock import MonotonicClock, VirtualClock
 from vasopilot.core.types import Beat
+from vasopilot.records import find_records
 
 ROOT = Path(__file__).resolve().parents[1]
-ABP = ROOT.parent / "shared" / "data" / "abp"
+# $VASOPILOT_RECORDS, ../shared/data/abp or the cache that `make records` fills
+FOUND = find_records()
+ABP = FOUND if FOUND is not None else Path()
 # The reference onset detector lives beside the tests that use it as a cross-check.
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -344,7 +347,7 @@ def main() -> int:
     args = parser.parse_args()
     clean = run_battery(battery.clean_cells(args.seconds, args.seed))
     art = run_battery(battery.artefact_cells(args.seed))
-    records, passed = run_records() if ABP.is_dir() else ([], {})
+    records, passed = run_records() if FOUND is not None else ([], {})
     speed = throughput(args.hours * 3600.0, args.seed)
     delay = delays(args.seed)
     if args.json:

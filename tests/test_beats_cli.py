@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from record_fixtures import records_dir
 
 from vasopilot.cli import main
 
-ABP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "abp"
-if not ABP.is_dir():
-    pytest.skip(f"REAL ABP RECORDS MISSING: {ABP} not found", allow_module_level=True)
+ABP = records_dir()
 
 
 def test_json_prints_one_object_per_beat(capsys: pytest.CaptureFixture[str]) -> None:

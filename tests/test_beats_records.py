@@ -1,4 +1,4 @@
-"""The beat detector on real ICU records (PhysioNet MIMIC / MIMIC-III, see shared/data/abp).
+"""The beat detector on real ICU records (PhysioNet MIMIC / MIMIC-III; docs/pressure.md).
 
 Expectations come from plots of each record and from the automatic QRS annotations of 03700181
 (every arterial beat follows a QRS by the pulse transit time, ~0.2 s in this record).
@@ -7,21 +7,16 @@ Expectations come from plots of each record and from the automatic QRS annotatio
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
+from record_fixtures import records_dir
 
 from drivers.pressure.beats import BeatDetector
 from drivers.pressure.replay import RecordChannel, load_channel
 from vasopilot.core.types import Beat
 
-ABP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "abp"
-if not ABP.is_dir():
-    pytest.skip(
-        f"REAL ABP RECORDS MISSING: {ABP} not found, the record tests cannot run",
-        allow_module_level=True,
-    )
+ABP = records_dir()
 
 RECORDS = {
     "041s": "wfdb-python_mimicdb_041s/041s",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from record_fixtures import records_dir
 
 from drivers.pressure.beats import BeatDetector, DetectedBeatSource
 from drivers.pressure.replay import WfdbReplaySource, load_channel
@@ -13,9 +12,7 @@ from vasopilot.core.clock import VirtualClock
 from vasopilot.core.errors import SensorError
 from vasopilot.core.interfaces import BeatSource, PressureSource
 
-ABP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "abp"
-if not ABP.is_dir():
-    pytest.skip(f"REAL ABP RECORDS MISSING: {ABP} not found", allow_module_level=True)
+ABP = records_dir()
 RECORD = ABP / "wfdb-python_mimicdb_041s" / "041s"
 
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 from safety.alarms import ALARM_PRIORITY, Alarm, AlarmCode, AlarmManager
 from safety.extravasation import InfiltrationDetector
@@ -212,7 +212,7 @@ class Supervisor:
         self._t_s = now_s
         self._record([
             OperatorAction(t_s=now_s, action="start", by=by, detail=f"{dose_mcg_min:.2f} mcg/min"),
-            PumpContract(t_s=now_s, role="active", host_loss=self._pump.capabilities.host_loss),
+            _contract("active", self._pump, now_s),
         ])
         if self._running:
             return self.request(
@@ -294,7 +294,7 @@ class Supervisor:
         self._t_s = now_s
         self._record([
             OperatorAction(t_s=now_s, action="standby", by=by, detail="spare pump loaded"),
-            PumpContract(t_s=now_s, role="standby", host_loss=pump.capabilities.host_loss),
+            _contract("standby", pump, now_s),
         ])
         self._standby = pump
         self._record(self._alarms.cause_gone(AlarmCode.CHANGEOVER, now_s))
@@ -812,6 +812,13 @@ class Supervisor:
     def _record(self, events: Iterable[Event]) -> None:
         for event in events:
             self._sink.append(event)
+
+
+def _contract(role: Literal["active", "standby"], pump: Pump, now_s: float) -> PumpContract:
+    """S12: what ``pump`` does if this process dies, as its driver states it."""
+    capabilities = pump.capabilities
+    return PumpContract(t_s=now_s, role=role, host_loss=capabilities.host_loss,
+                        host_loss_after_s=capabilities.host_loss_after_s)
 
 
 def _is_host_timeout(alarm: str | None) -> bool:

@@ -58,9 +58,10 @@ from vasopilot.core.events import (
     PumpStatusEvent,
     RemoteCommand,
     RemoteRefused,
+    RunEnded,
     RunStarted,
 )
-from vasopilot.core.types import Priority
+from vasopilot.core.types import Priority, host_loss_text
 
 JOURNAL_VERSION = 1
 _T = TypeVar("_T")
@@ -556,7 +557,8 @@ def summary_line(event: Event) -> str:
         case OperatorAction():
             return f"{event.action} by {event.by}" + (f": {event.detail}" if event.detail else "")
         case PumpContract():
-            return f"{event.role} pump, if this process dies: {event.host_loss}"
+            return (f"{event.role} pump, if this process dies: "
+                    f"{host_loss_text(event.host_loss, event.host_loss_after_s)}")
         case Fault():
             return f"{event.code}: {event.message}" + (f" ({event.detail})" if event.detail else "")
         case ModeChanged():
@@ -571,6 +573,11 @@ def summary_line(event: Event) -> str:
             shed = ", ".join(f"{n} {kind}" for kind, n in sorted(event.shed.items()))
             return (f"{shed} not journaled (disk full or I/O error) between "
                     f"t={event.from_t_s:.0f} s and t={event.to_t_s:.0f} s")
+        case RunEnded():
+            state = "infusing" if event.running else "stopped"
+            return (f"end ({event.reason}): {state} at {event.dose_mcg_min:.2f} mcg/min "
+                    f"({event.rate_ml_h:.3f} mL/h); now "
+                    f"{host_loss_text(event.host_loss, event.host_loss_after_s)}")
         case RunStarted():
             extra = "".join(
                 f", {label} {value}" for label, value in

@@ -4,7 +4,8 @@ The sd_notify protocol is one datagram per message to the Unix socket in ``$NOTI
 (``@name`` is the abstract namespace). :class:`LoopWatchdog` proves the supervisor loop alive
 by handing it a mark through :meth:`RigLoop.submit`: the mark runs only if the loop takes
 another step, so a hung or dead loop stops the pings and systemd restarts the service
-(``WatchdogSec=``), while the pump keeps its last rate on its own (DESIGN reaction table).
+(``WatchdogSec=``), while the pump does what its driver's host-loss contract says (S12: keeps
+its last rate, or stops after its safe-mode timeout), on its own.
 """
 
 from __future__ import annotations

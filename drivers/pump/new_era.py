@@ -195,7 +195,8 @@ class NewEraPump:
         return capabilities(
             self._rate_value, self._rate_unit, self._limits_ml_h, self.syringe.volume_ml,
             HostLossBehaviour.STOPS_AND_ALARMS if self.safe_mode_timeout_s
-            else HostLossBehaviour.KEEPS_RATE)
+            else HostLossBehaviour.KEEPS_RATE,
+            host_loss_after_s=self.safe_mode_timeout_s or None)
 
     def set_rate(self, rate_ml_h: float) -> PumpStatus:
         """Infuse at ``rate_ml_h`` (rounded down to the number format), starting if stopped.

@@ -54,6 +54,8 @@ def capabilities(
     limits_ml_h: tuple[float, float],
     syringe_volume_ml: float,
     host_loss: HostLossBehaviour,
+    *,
+    host_loss_after_s: float | None = None,
 ) -> PumpCapabilities:
     """Limits from the plunger speeds and the bore; resolution of the number format at the rate
     now set (``rate_value`` in ``unit``)."""
@@ -65,6 +67,7 @@ def capabilities(
         resolution_ml_h=resolution_ml_h,
         syringe_volume_ml=syringe_volume_ml,
         host_loss=host_loss,
+        host_loss_after_s=host_loss_after_s,
     )
 
 

@@ -171,6 +171,8 @@ class SimSyringePump:
             resolution_ml_h=RATE_RESOLUTION_ML_H,
             syringe_volume_ml=syringe.volume_ml,
             host_loss=host_loss,
+            host_loss_after_s=(None if host_loss is HostLossBehaviour.KEEPS_RATE
+                               else watchdog_timeout_s),
         )
         self.faults = PumpFaults(self)
         self._fill_ul = fill * UL_PER_ML

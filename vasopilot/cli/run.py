@@ -16,7 +16,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run a rig in real time from its profile (resumes from its journal)",
         description="Assemble the rig of a profile, resume supervision from its journal if it "
         "ran before (S13), and run the supervisor and the control mode in real time. "
-        "Stop with Ctrl-C: the pump keeps its last rate, as after a crash.",
+        "Stop with Ctrl-C (journaled as run.ended with the dose at the end). What the pump "
+        "does then is its driver's host-loss contract, printed at start: an NE-1000 in safe "
+        "mode stops and alarms safe_mode_timeout_s after the host goes quiet, a Pump 11 "
+        "Elite keeps its last rate, a GPIO stepper stops at once. `vasopilot run` again "
+        "resumes from the journal.",
     )
     parser.add_argument("--rig", type=Path, required=True, help="rig profile (config/*.toml)")
     parser.add_argument("--mode", default="protocol", type=mode_name,
@@ -36,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from vasopilot.core.clock import MonotonicClock
+    from vasopilot.core.events import RunEnded
+    from vasopilot.core.types import RunEndReason, host_loss_text
     from vasopilot.journal import Journal
     from vasopilot.serve import ServeOptions, open_rig, serve
     from vasopilot.settings import load_rig
@@ -55,17 +61,28 @@ def run(args: argparse.Namespace) -> int:
     with Journal(config.journal_path, clock) as journal, \
             telemetry_for(config, journal, url=args.mqtt, rig_id=args.rig_id) as telemetry:
         rig = open_rig(config, journal, clock, MODES[args.mode](), options, console=_say)
-        if telemetry is not None:
-            telemetry.bind_loop(rig.loop)
         try:
-            view = asyncio.run(serve(rig, clock, journal, options))
-        except KeyboardInterrupt:
-            print("vasopilot run: stopped by the operator; the pump keeps its last rate")
-            return 0
+            contract = host_loss_text(rig.host_loss, rig.host_loss_after_s)
+            _say(f"if this process stops, {contract}")
+            if telemetry is not None:
+                telemetry.bind_loop(rig.loop)
+            reason = RunEndReason.TIMED
+            try:
+                asyncio.run(serve(rig, clock, journal, options))
+            except KeyboardInterrupt:
+                reason = RunEndReason.OPERATOR
+            view = rig.supervisor.view(clock.now_s())
+            with rig.loop.journal_guard():
+                journal.append(RunEnded(
+                    t_s=view.t_s, reason=reason, dose_mcg_min=view.dose_mcg_min,
+                    rate_ml_h=view.rate_ml_h, running=view.running, host_loss=rig.host_loss,
+                    host_loss_after_s=rig.host_loss_after_s))
         finally:
             rig.close()
-    print(f"vasopilot run: {view.dose_mcg_min:.2f} mcg/min at the end, "
-          f"{len(view.alarms)} active alarm(s); journal {config.journal_path}")
+    ended = "stopped by the operator" if reason is RunEndReason.OPERATOR else "time is up"
+    print(f"vasopilot run: {ended} at {view.dose_mcg_min:.2f} mcg/min, "
+          f"{len(view.alarms)} active alarm(s); now {contract}; `vasopilot run` again "
+          f"resumes; journal {config.journal_path}")
     return 0
 
 

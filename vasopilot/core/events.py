@@ -16,6 +16,7 @@ from vasopilot.core.types import (
     Priority,
     PumpState,
     Requester,
+    RunEndReason,
 )
 
 SCHEMA_VERSION = 1
@@ -130,6 +131,19 @@ class PumpContract(EventBase):
     kind: Literal["pump.contract"] = "pump.contract"
     role: Literal["active", "standby"]
     host_loss: HostLossBehaviour
+    host_loss_after_s: float | None = None
+
+
+class RunEnded(EventBase):
+    """``vasopilot run`` ended on purpose: the infusion as it was left, for whoever comes next."""
+
+    kind: Literal["run.ended"] = "run.ended"
+    reason: RunEndReason
+    dose_mcg_min: float
+    rate_ml_h: float
+    running: bool
+    host_loss: HostLossBehaviour
+    host_loss_after_s: float | None = None
 
 
 class OperatorAction(EventBase):
@@ -229,6 +243,7 @@ Event = Annotated[
     | ModeChanged
     | JournalGap
     | RunStarted
+    | RunEnded
     | RemoteCommand
     | RemoteRefused,
     Field(discriminator="kind"),

@@ -64,6 +64,23 @@ class HostLossBehaviour(StrEnum):
     STOPS_SILENTLY = "stops_silently"
 
 
+def host_loss_text(behaviour: HostLossBehaviour, after_s: float | None) -> str:
+    """What a person at the bench should expect of the pump once this process has gone."""
+    if behaviour is HostLossBehaviour.KEEPS_RATE:
+        return "the pump keeps its last rate"
+    if behaviour is HostLossBehaviour.STOPS_AND_ALARMS:
+        when = f"{after_s:g} s after the host goes quiet" if after_s else "when the host goes quiet"
+        return f"the pump stops and alarms {when}"
+    return "the pump stops at once (this process drives its motor)"
+
+
+class RunEndReason(StrEnum):
+    """Why ``vasopilot run`` ended on purpose (a crash journals nothing: S13 resumes it)."""
+
+    OPERATOR = "operator"  # Ctrl-C (or SIGINT from a service manager)
+    TIMED = "timed"  # --minutes ran out
+
+
 @dataclass(frozen=True, slots=True)
 class Beat:
     """One arterial beat. Pressures in mmHg, ``t_s`` the onset on the clock's time line.
@@ -100,6 +117,8 @@ class PumpCapabilities:
     syringe_volume_ml: float
     host_loss: HostLossBehaviour
     can_back_off: bool = True
+    # seconds of host silence before a STOPS_AND_ALARMS pump stops (its safe-mode timeout)
+    host_loss_after_s: float | None = None
 
     def deliverable_rate_ml_h(self, rate_ml_h: float) -> float:
         """The rate the pump would really run at for ``rate_ml_h`` (0 stays 0)."""

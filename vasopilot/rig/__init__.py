@@ -22,6 +22,7 @@ from vasopilot.core.clock import Clock
 from vasopilot.core.config import GpioSettings, PressureSettings
 from vasopilot.core.errors import ConfigError
 from vasopilot.core.interfaces import BeatSource, PressureSource, Pump
+from vasopilot.core.types import HostLossBehaviour
 from vasopilot.rig.sim import SimSetup, SimWorld, build_world, open_sim_pump
 from vasopilot.runtime import LoopTimings, RigLoop
 from vasopilot.settings import RigConfig
@@ -33,6 +34,10 @@ class Rig:
     clock: Clock
     supervisor: Supervisor
     loop: RigLoop
+    # S12, the active pump's driver's word on what it does once this process has gone: the
+    # console tells the operator at start and at the end (the journal has it as pump.contract)
+    host_loss: HostLossBehaviour
+    host_loss_after_s: float | None
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Sources that must be polled at their sample rate from an acquisition thread (ADS1115).
     pollers: list[tuple[Callable[[], object], float]] = field(default_factory=list)
@@ -189,8 +194,10 @@ def build_rig(
         poll = getattr(source, "poll", None)
         if poll is not None:
             pollers.append((poll, 1.0 / source.fs_hz))
+    contract = pump.capabilities
     del pump, twin
     line = world.line if world is not None else None
     loop = RigLoop(supervisor, beats, controller, sink, line=line, timings=timings,
                    console=console)
-    return Rig(config, clock, supervisor, loop, closers, pollers, world)
+    return Rig(config, clock, supervisor, loop, contract.host_loss,
+               contract.host_loss_after_s, closers, pollers, world)

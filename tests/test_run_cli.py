@@ -150,3 +150,20 @@ def test_a_port_held_by_another_link_is_refused_and_free_again_once_closed() -> 
         second.close()
         os.close(master)
         os.close(slave)
+
+
+def test_an_ads1115_without_i2c_is_one_line_that_names_the_way_out(
+    profile: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import smbus2
+
+    def no_bus(bus: int) -> None:
+        raise FileNotFoundError(2, "No such file or directory", f"/dev/i2c-{bus}")
+
+    monkeypatch.setattr(smbus2, "SMBus", no_bus)
+    profile.write_text(profile.read_text().replace(
+        'source = "sim"\nmode = "beat"\nfs_hz = 125.0', 'source = "ads1115"\nfs_hz = 250.0'))
+    assert _run(profile, VirtualClock(), monkeypatch, "--minutes", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['vasopilot: no I2C bus 1: is this a Pi with I2C enabled? use source = "sim" '
+                   'or "replay" to try the rig without a transducer']

@@ -20,7 +20,7 @@ from safety.supervisor import EventSink, Supervisor
 from vasopilot.control.base import Controller
 from vasopilot.core.clock import Clock
 from vasopilot.core.config import GpioSettings, PressureSettings
-from vasopilot.core.errors import ConfigError
+from vasopilot.core.errors import ConfigError, SensorError
 from vasopilot.core.interfaces import BeatSource, PressureSource, Pump
 from vasopilot.core.types import HostLossBehaviour
 from vasopilot.rig.sim import SimSetup, SimWorld, build_world, open_sim_pump
@@ -134,7 +134,16 @@ def _pressure_source(settings: PressureSettings, clock: Clock, i2c_bus: Any) -> 
     if i2c_bus is None:
         from smbus2 import SMBus
 
-        i2c_bus = SMBus(settings.i2c_bus)
+        try:
+            i2c_bus = SMBus(settings.i2c_bus)
+        except FileNotFoundError:
+            raise SensorError(
+                f"no I2C bus {settings.i2c_bus}: is this a Pi with I2C enabled? use source = "
+                '"sim" or "replay" to try the rig without a transducer') from None
+        except PermissionError:
+            raise SensorError(
+                f"I2C bus {settings.i2c_bus}: permission denied: add this user to the i2c "
+                "group") from None
     calibration = TransducerCalibration(
         sensitivity_uv_per_v_mmhg=settings.sensitivity_uv_per_v_mmhg,
         excitation_v=settings.excitation_v, amplifier_gain=settings.amplifier_gain,
@@ -188,7 +197,12 @@ def build_rig(
     else:
         from drivers.pressure.beats import BeatDetector, DetectedBeatSource
 
-        source = _pressure_source(profile.pressure, clock, i2c_bus)
+        try:
+            source = _pressure_source(profile.pressure, clock, i2c_bus)
+        except BaseException:
+            for close in closers:  # the pump's port is already open: let it go
+                close()
+            raise
         closers.append(source.close)
         beats = DetectedBeatSource(source, BeatDetector(source.fs_hz))
         poll = getattr(source, "poll", None)

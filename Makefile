@@ -36,7 +36,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python scripts/typecheck_firmware.py
 
-# The import contracts of pyproject.toml [tool.importlinter] (DESIGN.md, "Enforced").
+# The import contracts of pyproject.toml [tool.importlinter] (docs/architecture.md, "Enforced").
 imports: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 

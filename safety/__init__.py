@@ -1,4 +1,4 @@
-"""The safety supervisor: the only holder of the pump (DESIGN.md invariant 1).
+"""The safety supervisor: the only holder of the pump (docs/architecture.md, invariant 1).
 
 Imports value types only (``vasopilot.core``); no I/O besides the pump it is handed and the
 event sink it writes to before acting, and no clock: time is an argument.

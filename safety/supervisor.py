@@ -1,4 +1,5 @@
-"""``Supervisor``: the only holder of the pump and the only path to a rate (DESIGN invariant 1).
+"""``Supervisor``: the only holder of the pump and the only path to a rate (docs/architecture.md,
+invariant 1).
 
 Every input arrives through a method that takes the current time (``now_s``) as an argument;
 nothing here reads a clock. Every decision is written to the event sink (the journal, which
@@ -72,7 +73,8 @@ STOP_ALARMS = (
 
 
 class StopReason(StrEnum):
-    """The only reasons the supervisor stops an infusion (DESIGN reaction table)."""
+    """The only reasons the supervisor stops an infusion (docs/safety-requirements.md, the safe
+    reaction table)."""
 
     OPERATOR = "operator stop"
     OCCLUSION = "occlusion"

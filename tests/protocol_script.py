@@ -1,6 +1,6 @@
 """Scripted exchanges, pymeasure's ``expected_protocol`` habit: the production driver on a fake
 serial port that replays (bytes sent, bytes replied) pairs exactly and fails on any byte the
-script does not expect. Each pair names the place in ``reference/pumps.md`` that states it, so
+script does not expect. Each pair names the place in ``docs/pumps.md`` that states it, so
 the drivers are held against the manual and not only against emulators that share their codec.
 
 Frames in scripts are written out by hand; the one thing computed here is the safe-mode CRC,
@@ -40,7 +40,7 @@ def basic(body: bytes) -> bytes:
 @dataclass(frozen=True, slots=True)
 class Exchange:
     """The driver writes ``sent`` (b"": nothing; the pump speaks on its own) and the pump
-    answers ``replied`` (b"": silence). ``manual``: where reference/pumps.md says so."""
+    answers ``replied`` (b"": silence). ``manual``: where docs/pumps.md says so."""
 
     sent: bytes
     replied: bytes

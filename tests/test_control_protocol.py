@@ -1,4 +1,4 @@
-"""The nurse protocol of reference/patient.md, as clinical rules."""
+"""The nurse protocol of docs/virtual-patient.md, as clinical rules."""
 
 from dataclasses import replace
 

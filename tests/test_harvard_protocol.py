@@ -1,7 +1,7 @@
-"""The Pump 11 Elite driver held byte for byte against reference/pumps.md ("Harvard Apparatus
+"""The Pump 11 Elite driver held byte for byte against docs/pumps.md ("Harvard Apparatus
 Pump 11 Elite / PHD Ultra"): every command it sends, with the prompts and the error texts.
 
-pumps.md gives the command names, the CR-ended lower-case requests, the address form, the
+docs/pumps.md gives the command names, the CR-ended lower-case requests, the address form, the
 prompts and the error texts. What it does not give is marked ASSUMED where used: the unit
 spellings (ml/hr, ul), the CRLF before a reply, the value formats of queries, and that a
 successful set prints nothing but the prompt.

@@ -1,6 +1,6 @@
-"""The NE-1000 driver held byte for byte against the manual (reference/pumps.md, "New Era Pump
+"""The NE-1000 driver held byte for byte against the manual (docs/pumps.md, "New Era Pump
 Systems NE-1000 family"): every command it sends, in basic and in safe mode, with the error and
-alarm replies the manual lists. Each exchange names its section of pumps.md."""
+alarm replies the manual lists. Each exchange names its section of docs/pumps.md."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from vasopilot.core.clock import VirtualClock
 from vasopilot.core.errors import PumpRefusedError, UncertainDeliveryError
 from vasopilot.core.types import PumpState
 
-# Where pumps.md states each exchange.
+# Where docs/pumps.md states each exchange.
 BASIC = "NE-1000, Basic mode: [address]COMMAND[parameters]\\r; reply STX addr(2) status data ETX"
 STATUS = "NE-1000, Basic mode: an empty command is a status query"
 SAFE = "NE-1000, Safe mode: STX LEN data CRC_hi CRC_lo ETX, CRC-16/XMODEM over the data"
@@ -358,7 +358,7 @@ def test_an_unknown_command_reply_is_a_refusal(
 def test_data_after_a_command_that_answers_with_its_status_alone_is_a_link_error(
     monkeypatch: pytest.MonkeyPatch, clock: VirtualClock,
 ) -> None:
-    """A successful set gets a status-only reply (pumps.md, Commands): anything more is a
+    """A successful set gets a status-only reply (docs/pumps.md, Commands): anything more is a
     damaged or foreign reply, and after RUN the pump's state is then unknown."""
     with scripted(monkeypatch, [
         *CONNECT_BASIC, *START_BASIC[:2], Exchange(b"0RUN\r", basic(b"00I7.500"), RUN_STP),

@@ -10,7 +10,7 @@ from drivers.pump.serial_link import SerialLink
 
 
 def test_safe_packets_match_the_manuals_check_value() -> None:
-    """pumps.md, Safe mode: the packet that forces basic mode is 02 08 53 41 46 30 55 43 03."""
+    """docs/pumps.md, Safe mode: the packet that forces basic mode is 02 08 53 41 46 30 55 43 03."""
     assert safe(b"SAF0") == bytes.fromhex("02 08 53 41 46 30 55 43 03")
 
 

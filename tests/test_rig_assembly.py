@@ -1,8 +1,8 @@
 """Every rig profile in config/ builds, and its pump is reachable only through the supervisor.
 
-DESIGN invariant 1: the controller, the pressure path, the loop and the sink must not be able
-to reach the pump object; the simulation's patient and line sensors may only hold the pump
-twin's read-only readings.
+docs/architecture.md, invariant 1: the controller, the pressure path, the loop and the sink must
+not be able to reach the pump object; the simulation's patient and line sensors may only hold the
+pump twin's read-only readings.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Seeded cohorts match reference/patient.md's statistics and stay reproducible."""
+"""Seeded cohorts match docs/virtual-patient.md's statistics and stay reproducible."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from drivers.sim.patient import draw_cohort, draw_patient
 
 
 def test_cohort_need_matches_patient_md_for_map0_40_to_62_and_target_65() -> None:
-    # patient.md: need ≈ 6 mcg/min median, 10th–90th 1.4–28, ≈ 14 % refractory
+    # docs/virtual-patient.md: need ≈ 6 mcg/min median, 10th–90th 1.4–28, ≈ 14 % refractory
     rng = np.random.Generator(np.random.PCG64(2026))
     cohort = [p for p in draw_cohort(560, seed=17, scenario="resuscitate")
               if p.stratum != "hypertensive"]

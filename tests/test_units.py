@@ -42,7 +42,7 @@ def test_rate_is_proportional_to_dose(dose_mcg_min: float, conc_mcg_ml: float) -
 
 @pytest.mark.parametrize(("dose_mcg_min", "rate_ml_h"), [(2.0, 1.5), (10.0, 7.5), (30.0, 22.5)])
 def test_reference_rates_at_80_mcg_per_ml(dose_mcg_min: float, rate_ml_h: float) -> None:
-    # reference/pumps.md: at 80 mcg/mL, 2 → 1.5, 10 → 7.5, 30 → 22.5 mL/h
+    # docs/pumps.md: at 80 mcg/mL, 2 → 1.5, 10 → 7.5, 30 → 22.5 mL/h
     assert rate_ml_h_from_dose(dose_mcg_min, 80.0) == pytest.approx(rate_ml_h)
 
 
@@ -57,7 +57,7 @@ def test_point_one_mcg_per_kg_at_80_kg_is_8_mcg_per_min() -> None:
 
 @pytest.mark.parametrize(("lead_mm", "expected_ul"), [(0.8, 0.140), (2.0, 0.350)])
 def test_microstep_volume_of_50_ml_syringe(lead_mm: float, expected_ul: float) -> None:
-    # reference/pumps.md: d = 26.7 mm, 200 steps/rev, 16 microsteps
+    # docs/pumps.md: d = 26.7 mm, 200 steps/rev, 16 microsteps
     assert volume_per_microstep_ul(26.7, lead_mm, 200, 16) == pytest.approx(expected_ul, abs=5e-4)
 
 

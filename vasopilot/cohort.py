@@ -1,4 +1,4 @@
-"""Seeded cohort benchmark: the closed loop against the nurse protocol (reference/patient.md).
+"""Seeded cohort benchmark: the closed loop against the nurse protocol (docs/virtual-patient.md).
 
 Every patient of ``draw_cohort(n, seed, scenario)`` runs once per controller through
 :func:`~vasopilot.simulate.run_sim` (same supervisor, pump twin and virtual patient as
@@ -66,8 +66,8 @@ class BenchOptions:
     artefacts_per_h: float = 4.0
     conc_mcg_ml: float = BENCH_CONC_MCG_ML
     workers: int = 2
-    # patient.md's optional ±10 % transducer calibration error (30 % of patients); off by
-    # default so the headline scores the controllers, on for the robustness run
+    # the optional ±10 % transducer calibration error of docs/virtual-patient.md (30 % of
+    # patients); off by default so the headline scores the controllers, on for the robustness run
     calibration_error: bool = False
     # also run the perfect-information controller and the hard-maximum bound (vasopilot.bounds)
     bound: bool = False

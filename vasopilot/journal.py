@@ -1,4 +1,5 @@
-"""The journal: every event, in order, in one SQLite file (DESIGN invariant 7, S13, S14).
+"""The journal: every event, in order, in one SQLite file (docs/architecture.md invariant 7; S13,
+S14).
 
 Layout (``PRAGMA user_version`` = :data:`JOURNAL_VERSION`)::
 

@@ -1,4 +1,4 @@
-"""Outcome metrics of reference/patient.md, computed at 1 Hz on the model's true MAP.
+"""Outcome metrics of docs/virtual-patient.md, computed at 1 Hz on the model's true MAP.
 
 PE = 100·(MAP − target)/target in percent. Varvel criteria: MDPE (bias), MDAPE (inaccuracy),
 wobble (median |PE − MDPE|) and divergence (slope of |PE| over time, in % per hour).

@@ -69,7 +69,7 @@ class TransducerCalibration(BaseModel):
     amplifier_gain: float = Field(default=100.0, gt=0)
     offset_v: float = 0.0
     # A zero further than this from the nominal offset means a faulty transducer or a line
-    # still open to the patient (reference/pressure.md).
+    # still open to the patient (docs/pressure.md).
     max_zero_offset_mmhg: float = Field(default=30.0, gt=0)
     max_zero_noise_mmhg: float = Field(default=2.0, gt=0)
 

@@ -10,7 +10,7 @@ and the threshold search run on whole chunks with numpy; the threshold only chan
 so feeding sample by sample gives the same beats.
 
 Quality checks follow Sun et al. (2006): physiological ranges, pulse pressure, beat-to-beat
-consistency, noise and slopes, plus signatures of the artefacts in ``reference/pressure.md``.
+consistency, noise and slopes, plus signatures of the artefacts in ``docs/pressure.md``.
 Every check that is not a physical fact is judged against the beat's own content (its pulse
 pressure, its upstroke, its white noise, its diastolic run-off), so the verdict holds from 10
 to 100 mmHg of pulse pressure and from 50 to 1000 Hz. An early (ectopic) beat, the beat it cuts

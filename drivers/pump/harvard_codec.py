@@ -6,7 +6,7 @@ CRLF, then the prompt: ``:`` idle, ``>`` infusing, ``<`` withdrawing, ``*`` stal
 target reached, preceded by the pump's address when it is not 0. Errors are text lines
 ("Command error", "Unknown command", "Argument error", "Out of range").
 
-Assumptions not in our reference notes (check against the manual before trusting numbers):
+Assumptions, not from the manual (docs/pumps.md; check the manual before trusting numbers):
 rates and volumes carry 4 significant digits, written like the NE-1000's numbers; the
 pusher speed limits below.
 """
@@ -27,7 +27,7 @@ from drivers.pump.new_era_codec import (
 )
 
 MAX_ADDRESS = 99
-# Assumed pusher speed limits of the Pump 11 Elite; not in our reference notes.
+# Assumed pusher speed limits of the Pump 11 Elite, not from the manual (docs/pumps.md).
 MIN_PLUNGER_MM_MIN = 0.18e-3
 MAX_PLUNGER_MM_MIN = 159.0
 MAX_REPLY_BYTES = 256

@@ -1,7 +1,7 @@
 """Arterial-line artefacts as a seeded schedule: the ground truth of when a line lied.
 
-Kinds and typical durations follow reference/patient.md ("Waveform mode") and, for the monitor's
-calibration signal, reference/pressure.md. Beat mode (:class:`~drivers.sim.patient.
+Kinds and typical durations follow docs/virtual-patient.md ("Waveform mode") and, for the monitor's
+calibration signal, docs/pressure.md. Beat mode (:class:`~drivers.sim.patient.
 VirtualPatient`) and waveform mode (:class:`~drivers.sim.waveform.SimWaveformSource`) render the
 same schedule object, so the metric "dose increases while an artefact was present" has one
 answer whichever renders the pressure.
@@ -55,7 +55,7 @@ _WEIGHT: dict[ArtefactKind, float] = {
 }
 MAX_DAMPING_SHIFT_MMHG = 5.0
 FLUSH_MMHG = 300.0
-# A monitor's calibration signal: a square wave between these levels (reference/pressure.md).
+# A monitor's calibration signal: a square wave between these levels (docs/pressure.md).
 CALIBRATION_HIGH_MMHG = 48.0
 CALIBRATION_LOW_MMHG = -72.0
 

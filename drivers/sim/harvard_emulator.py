@@ -7,7 +7,7 @@ doing; a stall (the twin's stall or end of travel) shows ``*`` until it is clear
 (:meth:`HarvardEmulator.clear_stall_at_keypad`), and the pump refuses to run meanwhile.
 
 The pump has no communication watchdog: a silent host leaves it running. Assumed limits
-(not in our reference notes): diameter 0.1-50 mm; plunger limits in the codec.
+(assumed, not from the manual; docs/pumps.md): diameter 0.1-50 mm; plunger limits in the codec.
 """
 
 from __future__ import annotations

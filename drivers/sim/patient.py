@@ -1,4 +1,4 @@
-"""The virtual patient of reference/patient.md: line, PK, effect site, PD, disease course, beats.
+"""The virtual patient of docs/virtual-patient.md: line, PK, effect site, PD, disease course, beats.
 
 The pump's own start-up lag is not modelled here: :class:`~drivers.sim.syringe_pump.
 SimSyringePump` already produces it from slack and compliance, and the patient consumes the
@@ -51,7 +51,7 @@ class PatientParams:
     ``initial_dose_mcg_min`` is the dose the patient is in steady state on at the start (wean).
     ``rebound_mmhg`` is the rebound knob: the patient's own tone, suppressed by a long infusion,
     lowers MAP0 by up to this much and recovers with ``rebound_tau_min``. It acts on MAP0, not
-    on q_endo as patient.md sketches, because endogenous noradrenaline is worth only
+    on q_endo as docs/virtual-patient.md sketches, because endogenous noradrenaline is worth only
     Emax·H(C_base) ≈ 1–3 mmHg at EC50 ≈ 5 ng/mL, too little for any rebound to show.
     """
 
@@ -473,7 +473,7 @@ class VirtualPatient:
                                 map_mmhg=(sbp + 2.0 * dbp) / 3.0, hr_bpm=hr_bpm, quality=quality))
 
     def _corrupt(self, artefact: Artefact, sbp: float, dbp: float) -> tuple[float, float]:
-        """What a monitor shows during an artefact (reference/patient.md, waveform mode)."""
+        """What a monitor shows during an artefact (docs/virtual-patient.md, waveform mode)."""
         kind = artefact.kind
         jitter = self._beat_normal()
         mean = (sbp + 2.0 * dbp) / 3.0
@@ -500,10 +500,10 @@ class VirtualPatient:
         return mean + 2.0 * pp / 3.0, mean - pp / 3.0
 
 
-# -- cohorts (reference/patient.md, "Cohort") ----------------------------------------
+# -- cohorts (docs/virtual-patient.md, "Cohort") ----------------------------------------
 #
-# Ranges are patient.md's. The strata shape potency so that over MAP0 40–62 and target 65 the
-# cohort reproduces patient.md's statement (need about 6 mcg/min median, 10th–90th percentile
+# Ranges are docs/virtual-patient.md's. The strata shape potency so that over MAP0 40–62 and
+# target 65 the cohort reproduces its statement (need about 6 mcg/min median, 10th–90th percentile
 # 1.4–28 over the patients who can reach the target, about 14% refractory). Drawing Emax
 # log-uniform 12–100 for everyone made 28% refractory, most of them because Emax was smaller
 # than the gap to target, so every stratum draws Emax from 20 mmHg up (not 12) and the typical

@@ -1,6 +1,6 @@
 """Physics twin of a lead-screw syringe pump and its infusion line.
 
-The model (reference/pumps.md, "Stepper syringe pump mechanics"):
+The model (docs/pumps.md, "Stepper syringe pump mechanics"):
 
 * The motor moves the plunger in microsteps of ``volume_per_microstep_ul``; a requested rate is
   run as an evenly spaced step train, so it is floored to the capability grid and then to a
@@ -451,7 +451,7 @@ class SimSyringePump:
 
 class SimPumpReadings:
     """What the rest of a simulation may read of a pump twin's physics, and nothing it could
-    command: the supervisor stays the only holder of the pump (DESIGN invariant 1)."""
+    command: the supervisor stays the only holder of the pump (docs/architecture.md, 1)."""
 
     def __init__(self, pump: SimSyringePump) -> None:
         self.__pump = pump

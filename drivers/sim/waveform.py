@@ -7,7 +7,7 @@ beats leave, so a premature beat starts high and small, a compensatory pause let
 fall lower and the beat after it rises higher, as on a monitor. Pulses are scaled so that a
 steady rhythm has the patient's MAP as its mean and its pulse pressure as its height.
 Artefacts come from an :class:`~drivers.sim.artefacts.ArtefactSchedule`, the same object the
-beat-mode patient reads, and look as ``reference/patient.md`` and ``reference/pressure.md``
+beat-mode patient reads, and look as ``docs/virtual-patient.md`` and ``docs/pressure.md``
 describe.
 """
 

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a seeded virtual cohort under the closed loop and the nurse protocol",
         description="Run every patient of a seeded cohort (0.1x-10x sensitivity) under the "
         "closed-loop controller (the wean mode in the wean scenario) and the nurse protocol; "
-        "print median [IQR] of every metric of reference/patient.md.",
+        "print median [IQR] of every metric of docs/virtual-patient.md.",
     )
     cohort.add_argument("--cohort", type=positive_int, default=100, help="patients (default 100)")
     cohort.add_argument("--seed", type=nonnegative_int, default=1)
@@ -41,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cohort.add_argument("--dt", type=positive_float, default=2.0,
                         help="rig loop step in s (default 2)")
     cohort.add_argument("--calibration-error", action="store_true",
-                        help="robustness run: give 30%% of patients patient.md's optional "
-                        "+-10%% transducer calibration error (off by default)")
+                        help="robustness run: give 30%% of patients the virtual patient's "
+                        "optional +-10%% transducer calibration error (off by default)")
     cohort.add_argument("--bound", action="store_true",
                         help="also run the perfect-information controller (reads the virtual "
                         "patient) and the hard-maximum bound: what no controller can beat; "

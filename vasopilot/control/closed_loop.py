@@ -1,6 +1,6 @@
 """Closed-loop MAP titration (mode ``closed-loop``).
 
-Design, from reference/patient.md's physiology:
+Design, from docs/virtual-patient.md's physiology:
 
 * Sensitivity varies 100-fold, so the controller works on the logarithm of the dose: a step is
   a fraction of the running dose (plus a small floor so a low dose can still rise). Near the

@@ -1,4 +1,4 @@
-"""The nurse protocol of reference/patient.md: the baseline every controller is measured against.
+"""The nurse protocol of docs/virtual-patient.md: the baseline every controller is measured against.
 
 Every 5 minutes: MAP < target - 5 → +2 mcg/min; MAP > target + 10 → -1 mcg/min.
 Weaning: -1 mcg/min every 30 minutes while MAP ≥ target.

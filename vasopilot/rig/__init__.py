@@ -1,8 +1,8 @@
 """Assembling one rig from a validated profile: the one builder of ``vasopilot run`` and
 ``vasopilot sim``.
 
-The pump object goes to the supervisor and nowhere else (DESIGN invariant 1): the rig keeps no
-reference to it, the pressure path and the control mode get read-only views, and
+The pump object goes to the supervisor and nowhere else (docs/architecture.md, invariant 1): the
+rig keeps no reference to it, the pressure path and the control mode get read-only views, and
 ``tests/test_rig_assembly.py`` builds every profile in ``config/`` and every simulated rig and
 checks it. This package is the only part of the application that imports :mod:`drivers.sim`
 (an import contract in ``pyproject.toml``): a simulated patient, pump twin or emulator enters a

@@ -1,8 +1,8 @@
 """Every subcommand, every bad input: one line on stderr, exit 2, no traceback, nothing written.
 
 The subcommands are discovered from the parser, so a new one is walked without a change here;
-only a new required argument needs a good value in the ``good`` fixture (the test says
-which).
+only a new required argument without choices needs a good value in the ``good`` fixture
+(the test says which).
 """
 
 from __future__ import annotations
@@ -76,11 +76,11 @@ def good(tmp_path: Path) -> dict[str, str]:
         "record": str(tmp_path / "no-record"),
         "journal": str(journal),
         "broker": "mqtt://operator@127.0.0.1:1",
-        "kind": "new-era",
         "code": "MAP_LOW",
         "dose_mcg_min": "5",
         "target_map_mmhg": "65",
-        "topic": "state",
+        "rate": "1",
+        "dir": str(tmp_path / "rig-set"),
     }
 
 
@@ -92,8 +92,11 @@ def _fill(leaf: Leaf, good: dict[str, str], skip: argparse.Action | None) -> lis
         for action in _arguments(parser):
             if action is skip or not (action.required or action.nargs == "?"):
                 continue
-            assert action.dest in good, f"{leaf.name}: add a good {action.dest} to the good fixture"
-            value = good[action.dest]
+            if action.choices is not None:
+                value = str(next(iter(action.choices)))
+            else:
+                assert action.dest in good, f"{leaf.name}: add a good {action.dest} to `good`"
+                value = good[action.dest]
             level += [action.option_strings[0], value] if action.option_strings else [value]
         levels.append(level)
     return levels

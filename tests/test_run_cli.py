@@ -152,18 +152,40 @@ def test_a_port_held_by_another_link_is_refused_and_free_again_once_closed() -> 
         os.close(slave)
 
 
-def test_an_ads1115_without_i2c_is_one_line_that_names_the_way_out(
+def _on_ads1115(profile: Path, bus: int) -> None:
+    text = profile.read_text()
+    assert 'source = "sim"\n' in text and "fs_hz = 125.0\n" in text
+    profile.write_text(text.replace('source = "sim"\n', f'source = "ads1115"\ni2c_bus = {bus}\n')
+                       .replace("fs_hz = 125.0\n", "fs_hz = 250.0\n"))
+
+
+def test_run_on_an_ads1115_without_i2c_is_one_line_that_names_the_way_out(
+    profile: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    _on_ads1115(profile, 200)
+    assert _run(profile, VirtualClock(), monkeypatch, "--minutes", "1") == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.endswith('no I2C bus 200: is this a Pi with I2C enabled? use source = "sim" or '
+                         '"replay" to try the rig without a transducer')
+    assert not (profile.parent / "journal.sqlite").exists()
+
+
+def test_an_i2c_bus_the_user_may_not_open_names_the_group_and_lets_the_pump_go(
     profile: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     import smbus2
 
-    def no_bus(bus: int) -> None:
-        raise FileNotFoundError(2, "No such file or directory", f"/dev/i2c-{bus}")
+    import vasopilot.settings
 
-    monkeypatch.setattr(smbus2, "SMBus", no_bus)
-    profile.write_text(profile.read_text().replace(
-        'source = "sim"\nmode = "beat"\nfs_hz = 125.0', 'source = "ads1115"\nfs_hz = 250.0'))
+    def forbidden(bus: int) -> None:
+        raise PermissionError(13, "Permission denied", f"/dev/i2c-{bus}")
+
+    closed: list[str] = []
+    monkeypatch.setattr(smbus2, "SMBus", forbidden)
+    monkeypatch.setattr(vasopilot.settings, "_exists", lambda path: True)
+    monkeypatch.setattr(SimSyringePump, "close", lambda self: closed.append("pump"))
+    _on_ads1115(profile, 1)
     assert _run(profile, VirtualClock(), monkeypatch, "--minutes", "1") == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ['vasopilot: no I2C bus 1: is this a Pi with I2C enabled? use source = "sim" '
-                   'or "replay" to try the rig without a transducer']
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == "vasopilot: I2C bus 1: permission denied: add this user to the i2c group"
+    assert closed == ["pump"]

@@ -102,7 +102,7 @@ CASES = [
     Case("patient.weight_kg", {"rig:patient.weight_kg": 60.0},
          {"rig:patient.weight_kg": 70.0}, "3.33 mcg/kg/min at this weight",
          {f"drugs:{NE}hard_max": 200.0}),
-    # pump (reference/pumps.md, S12)
+    # pump (docs/pumps.md, S12)
     Case("pump.port", {"rig:pump.driver": "new-era"}, NEW_ERA, "needs a port"),
     on(NEW_ERA, one("rig:pump.port", "bogus://x", "socket://localhost:7777",
                     "not a serial URL pyserial knows")),

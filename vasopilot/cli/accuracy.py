@@ -8,11 +8,10 @@ time); ``--from-csv FILE --rate R`` judges a balance log from any instrument the
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import NoReturn
 
 from vasopilot.accuracy import AccuracyError, AccuracyResult, MassSample
+from vasopilot.cli._args import positive_float
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,16 +26,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     source.add_argument("--rig", type=Path, help="rig profile with a pump and a [balance]")
     source.add_argument("--from-csv", type=Path, metavar="FILE",
                         help="a balance log: header line naming t_s and mass_g, then samples")
-    parser.add_argument("--rate", type=float, required=True, metavar="R",
+    parser.add_argument("--rate", type=positive_float, required=True, metavar="R",
                         help="set rate in mL/h")
-    parser.add_argument("--hours", type=float, default=2.0,
+    parser.add_argument("--hours", type=positive_float, default=2.0,
                         help="length of the run (default 2; the trumpet needs 2)")
     parser.add_argument("--take-up", action="store_true",
                         help="take up the pump's slack before the timed run")
     parser.add_argument("--pump", choices=["new-era", "harvard"], default=None,
                         help="on a simulated rig: that pump's emulator behind its production "
                         "driver instead of the profile's pump")
-    parser.add_argument("--density", type=float, default=None,
+    parser.add_argument("--density", type=positive_float, default=None,
                         help="fluid density in g/mL (default: the profile's, or 0.998)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (rate_ml_h, mean_error_pct, startup_90_s, "
@@ -45,20 +44,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="write the raw samples (t_s, mass_g, stable)")
     parser.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
                         help="draw the start-up and trumpet curves")
-    parser.error = _one_line_error  # type: ignore[method-assign]
     parser.set_defaults(func=run)
-
-
-def _one_line_error(message: str) -> NoReturn:
-    print(f"vasopilot accuracy: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def run(args: argparse.Namespace) -> int:
     from vasopilot.accuracy import WATER_DENSITY_G_ML, analyse, read_csv, summary
 
-    if not args.rate > 0:
-        raise AccuracyError(f"--rate must be a positive rate in mL/h, got {args.rate}")
     if not args.hours >= 2:
         raise AccuracyError(f"--hours must be at least 2 (the trumpet uses the second hour), "
                             f"got {args.hours}")

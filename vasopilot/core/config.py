@@ -416,7 +416,7 @@ class GpioSettings(Model):
         return self
 
 
-# Baud rates each serial pump accepts (reference/pumps.md); the bridge's USB-CDC link takes any.
+# Baud rates each serial pump accepts (docs/pumps.md); the bridge's USB-CDC link takes any.
 PUMP_BAUDS: dict[str, tuple[int, ...]] = {
     "new-era": (300, 1200, 2400, 9600, 19200),
     "harvard": (9600, 19200, 38400, 57600, 115200),
@@ -508,7 +508,8 @@ PRESSURE_SPAN_MMHG = 300.0
 class PressureSettings(Model):
     source: Literal["sim", "ads1115", "replay"] = Field(
         default="sim", description="pressure source: sim (virtual patient), ads1115 "
-                                   "(transducer on I2C), replay (a WFDB record)")
+                                   "(transducer on I2C), replay (a WFDB record); no "
+                                   "transducer yet: sim or replay (docs/pressure.md)")
     mode: Literal["beat", "waveform"] = Field(
         default="beat", description="sim source: beats, or a waveform through the detector")
     fs_hz: Annotated[float, _bounded(50, 1000, "samples/s", "the beat detector needs ≥ 50 "

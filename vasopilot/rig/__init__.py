@@ -136,10 +136,6 @@ def _pressure_source(settings: PressureSettings, clock: Clock, i2c_bus: Any) -> 
 
         try:
             i2c_bus = SMBus(settings.i2c_bus)
-        except FileNotFoundError:
-            raise SensorError(
-                f"no I2C bus {settings.i2c_bus}: is this a Pi with I2C enabled? use source = "
-                '"sim" or "replay" to try the rig without a transducer') from None
         except PermissionError:
             raise SensorError(
                 f"I2C bus {settings.i2c_bus}: permission denied: add this user to the i2c "

@@ -2,8 +2,8 @@
 
 An ``emulated`` balance is the MT-SICS emulator on a pty (read by the production driver) whose
 beaker fills with a simulated pump's outflow, or, beside a real pump, with what that pump
-reports delivered. The pump goes to the supervisor only (DESIGN invariant 1); the balance
-emulator keeps the pump twin's read-only readings.
+reports delivered. The pump goes to the supervisor only (docs/architecture.md, invariant 1);
+the balance emulator keeps the pump twin's read-only readings.
 """
 
 from __future__ import annotations

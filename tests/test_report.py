@@ -17,8 +17,9 @@ from vasopilot.core.events import (
     RunStarted,
 )
 from vasopilot.core.types import Priority, Requester
+from vasopilot.core.units import DoseUnit
 from vasopilot.journal import Journal
-from vasopilot.report import RunSeries, plot_run, run_title
+from vasopilot.report import RunSeries, StoppedSpell, plot_run, run_title
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -173,3 +174,49 @@ def test_map_line_breaks_where_good_beats_are_further_apart_than_the_gap() -> No
     times, values = _broken_at_gaps([(0.0, 60.0), (0.01, 61.0), (0.2, 62.0)], max_gap_h=0.05)
     assert times == [0.0, 0.01, 0.2, 0.2]
     assert values[:2] == [60.0, 61.0] and math.isnan(values[2]) and values[3] == 62.0
+
+
+def _restarted_run() -> list[Event]:
+    """Dosing, an occlusion stop, a crash (no events for 20 min), a restart, an operator
+    restart of the infusion; a weight-based entry."""
+    start = {"rig_id": "bench", "mode": "protocol", "target_map_mmhg": 65.0,
+             "lower_limit_mmhg": 60.0, "conc_mcg_ml": 80.0, "weight_kg": 80.0,
+             "dose_unit": DoseUnit.MCG_KG_MIN}
+    return [
+        RunStarted(t_s=0.0, **start),
+        DoseApplied(t_s=0.0, requester=Requester.OPERATOR, dose_mcg_min=8.0,
+                    previous_dose_mcg_min=0.0, rate_ml_h=6.0, reason="start"),
+        DoseApplied(t_s=1800.0, requester=Requester.SUPERVISOR, dose_mcg_min=0.0,
+                    previous_dose_mcg_min=8.0, rate_ml_h=0.0, reason="stopped: occlusion"),
+        BeatSummary(t_s=3600.0, map_mmhg=58.0, sbp_mmhg=None, dbp_mmhg=None, hr_bpm=80.0,
+                    quality="good"),
+        RunStarted(t_s=4800.0, restarted=True, **start),
+        DoseApplied(t_s=5400.0, requester=Requester.OPERATOR, dose_mcg_min=6.0,
+                    previous_dose_mcg_min=0.0, rate_ml_h=4.5, reason="start"),
+        BeatSummary(t_s=7200.0, map_mmhg=66.0, sbp_mmhg=None, dbp_mmhg=None, hr_bpm=80.0,
+                    quality="good"),
+    ]
+
+
+def test_series_mark_restarts_with_the_time_no_process_ran_and_the_stopped_spells() -> None:
+    series = RunSeries.from_events(_restarted_run())
+    assert series.restarts == [(1.0, pytest.approx(4800 / 3600))]
+    assert series.stopped == [StoppedSpell(0.5, 1.5, "occlusion")]
+
+
+def test_a_stop_still_in_force_at_the_end_runs_to_the_end() -> None:
+    events = _restarted_run()[:4]
+    assert RunSeries.from_events(events).stopped == [StoppedSpell(0.5, 1.0, "occlusion")]
+
+
+def test_a_run_without_stops_or_restarts_marks_none() -> None:
+    events, _ = synthetic_run()
+    series = RunSeries.from_events([e for e in events if not isinstance(e, DoseApplied)
+                                    or e.dose_mcg_min > 0])
+    assert series.stopped == [] and series.restarts == []
+
+
+def test_report_of_a_restarted_weight_based_run_draws(tmp_path: Path) -> None:
+    out = plot_run(_restarted_run(), tmp_path / "restarted.png", "restarted",
+                   note="a note under the title")
+    assert out.read_bytes()[:8] == PNG_MAGIC

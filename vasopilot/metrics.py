@@ -65,6 +65,55 @@ def map_metrics(
     )
 
 
+# -- floor, set-point and band (docs/virtual-patient.md, "Floor, set-point and band") --------
+
+SET_POINT_ABOVE_FLOOR_MMHG = 5.0
+BAND_ABOVE_FLOOR_MMHG = 10.0
+
+
+@dataclass(frozen=True)
+class MapBand:
+    """The clinical goal MAP >= floor F: a loop aims at F + 5 and holds [F, F + 10]; MAP below
+    F is hypotension. ``vasopilot sim``'s table and every plot use this one definition."""
+
+    floor_mmhg: float
+
+    @property
+    def set_point_mmhg(self) -> float:
+        return self.floor_mmhg + SET_POINT_ABOVE_FLOOR_MMHG
+
+    @property
+    def high_mmhg(self) -> float:
+        return self.floor_mmhg + BAND_ABOVE_FLOOR_MMHG
+
+    def label(self) -> str:
+        return f"band {self.floor_mmhg:.0f}–{self.high_mmhg:.0f} mmHg"
+
+
+@dataclass(frozen=True)
+class BandMetrics:
+    """Shares of samples, in percent: in the band after the settling time, and below the
+    floor over the whole run."""
+
+    in_band_pct: float
+    below_floor_pct: float
+
+
+def band_metrics(t_s: Sequence[float] | np.ndarray, map_mmhg: Sequence[float] | np.ndarray,
+                 band: MapBand) -> BandMetrics:
+    """Score one MAP series (true or monitor) sampled at ``t_s`` against ``band``."""
+    t = np.asarray(t_s, dtype=float)
+    m = np.asarray(map_mmhg, dtype=float)
+    if t.size == 0:
+        return BandMetrics(0.0, 0.0)
+    in_band = (m >= band.floor_mmhg) & (m <= band.high_mmhg)
+    settled = t - t[0] >= SETTLING_S
+    return BandMetrics(
+        in_band_pct=_pct(in_band[settled]) if settled.any() else _pct(in_band),
+        below_floor_pct=_pct(m < band.floor_mmhg),
+    )
+
+
 def _pct(mask: np.ndarray) -> float:
     return float(100.0 * np.count_nonzero(mask) / mask.size) if mask.size else 0.0
 

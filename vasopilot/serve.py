@@ -56,7 +56,7 @@ def open_rig(
         target_map_mmhg=target_map_mmhg,
         lower_limit_mmhg=config.profile.patient.lower_limit_mmhg,
         conc_mcg_ml=config.drug.conc_mcg_ml, weight_kg=config.profile.patient.weight_kg,
-        restarted=resuming,
+        restarted=resuming, dose_unit=config.drug.dose_unit,
     ))
     if resuming:
         events = journal.iter_events(after_seq=journal.current_run_seq() - 1)

@@ -20,9 +20,16 @@ from vasopilot.control.manual import ManualMode
 from vasopilot.control.protocol import NurseProtocol
 from vasopilot.control.wean import WeanController
 from vasopilot.core.clock import MonotonicClock, VirtualClock
-from vasopilot.core.events import AlarmRaised, DoseApplied, DoseRefused, Event, RunStarted
-from vasopilot.core.types import DoseRequest, Requester
-from vasopilot.metrics import map_metrics
+from vasopilot.core.events import (
+    AlarmRaised,
+    BeatSummary,
+    DoseApplied,
+    DoseRefused,
+    Event,
+    RunStarted,
+)
+from vasopilot.core.types import GOOD, DoseRequest, Requester
+from vasopilot.metrics import BandMetrics, MapBand, band_metrics
 from vasopilot.rig import Rig, build_rig
 from vasopilot.rig.faults import SimFault
 from vasopilot.rig.sim import SimPumpKind, SimSetup, SimWorld
@@ -67,7 +74,12 @@ class SimOptions:
 
 
 class SimSummary(BaseModel):
-    """The ``vasopilot sim --json`` contract: exactly these keys."""
+    """The ``vasopilot sim --json`` contract: exactly these keys.
+
+    ``time_in_target_pct`` and ``map_below_65_pct`` are about the model's true MAP and the
+    run's :class:`~vasopilot.metrics.MapBand`: in the band [F, F + 10] after the first 10
+    minutes, and below the floor F (65 mmHg unless the profile's target says otherwise).
+    """
 
     scenario: str
     hours: float
@@ -79,6 +91,19 @@ class SimSummary(BaseModel):
     dose_changes: int
 
 
+@dataclass(frozen=True)
+class SensorErrors:
+    """How the simulated monitor misreads the patient: monitor MAP = gain × true MAP + offset
+    (a transducer calibration error and a levelling error of the transducer's height)."""
+
+    gain: float
+    offset_mmhg: float
+
+    def label(self) -> str:
+        return (f"monitor MAP = {self.gain:.3f} × true MAP {self.offset_mmhg:+.1f} mmHg "
+                "(transducer gain, levelling offset)")
+
+
 @dataclass
 class SimResult:
     options: SimOptions
@@ -88,6 +113,21 @@ class SimResult:
     events: list[Event] = field(default_factory=list)
     # the injected artefacts: ground truth for "dose increases while an artefact was present"
     artefacts: tuple[Artefact, ...] = ()
+    sensor: SensorErrors = SensorErrors(1.0, 0.0)
+
+    @property
+    def band(self) -> MapBand:
+        return MapBand(self.target_map_mmhg)
+
+    @property
+    def monitor_map(self) -> list[tuple[float, float]]:
+        """The MAP the rig read: its trusted beat summaries, (t_s, mmHg)."""
+        return [(e.t_s, e.map_mmhg) for e in self.events
+                if isinstance(e, BeatSummary) and e.quality == GOOD and e.map_mmhg is not None]
+
+    def band_metrics(self, which: Literal["true", "monitor"]) -> BandMetrics:
+        series = self.true_map if which == "true" else self.monitor_map
+        return band_metrics([t for t, _ in series], [m for _, m in series], self.band)
 
 
 def run_sim(
@@ -143,7 +183,7 @@ def run_sim(
             t_s=0.0, wall=clock.wall_label(), rig_id=config.profile.rig_id, mode=options.mode,
             scenario=options.scenario, seed=options.seed, target_map_mmhg=target,
             lower_limit_mmhg=patient_settings.lower_limit_mmhg, conc_mcg_ml=drug.conc_mcg_ml,
-            weight_kg=patient_settings.weight_kg,
+            weight_kg=patient_settings.weight_kg, dose_unit=drug.dose_unit,
         ))
         params = setup.patient_params()
         start_dose = params.initial_dose_mcg_min or options.start_dose_mcg_min
@@ -159,18 +199,19 @@ def run_sim(
     finally:
         rig.close()
     events = recorder.events
-    metrics = map_metrics([t for t, _ in true_map], [m for _, m in true_map], target)
+    truth = band_metrics([t for t, _ in true_map], [m for _, m in true_map], MapBand(target))
     summary = SimSummary(
         scenario=options.scenario,
         hours=options.hours,
         seed=options.seed,
-        time_in_target_pct=round(metrics.time_in_target_pct, 2),
-        map_below_65_pct=round(metrics.map_below_65_pct, 2),
+        time_in_target_pct=round(truth.in_band_pct, 2),
+        map_below_65_pct=round(truth.below_floor_pct, 2),
         total_drug_mcg=round(delivered_mcg, 1),
         alarms=sum(isinstance(e, AlarmRaised) for e in events),
         dose_changes=sum(isinstance(e, DoseApplied) for e in events),
     )
-    return SimResult(options, summary, target, true_map, events, world.artefacts)
+    sensor = SensorErrors(params.calibration_gain, params.transducer_offset_mmhg)
+    return SimResult(options, summary, target, true_map, events, world.artefacts, sensor)
 
 
 class _Recorder:

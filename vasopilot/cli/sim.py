@@ -125,7 +125,8 @@ def _plot(result: SimResult, path: Path) -> Path:
 
     o = result.options
     title = f"vasopilot sim: {o.scenario}, {o.mode}, seed {o.seed}, {o.hours:g} h"
-    return plot_run(result.events, path, title, true_map=result.true_map)
+    return plot_run(result.events, path, title, true_map=result.true_map,
+                    note=f"simulated {result.sensor.label()}")
 
 
 def _print_table(result: SimResult, journal: Path, plot: Path | None) -> None:
@@ -133,13 +134,22 @@ def _print_table(result: SimResult, journal: Path, plot: Path | None) -> None:
     from rich.table import Table
 
     s = result.summary
-    table = Table(title=f"vasopilot sim — {s.scenario}, seed {s.seed}, {s.hours:g} h "
-                  f"(target MAP {result.target_map_mmhg:.0f} mmHg)")
+    band = result.band
+    monitor = result.band_metrics("monitor")
+    table = Table(title=f"vasopilot sim — {s.scenario}, seed {s.seed}, {s.hours:g} h (floor "
+                  f"{band.floor_mmhg:.0f}, set-point {band.set_point_mmhg:.0f}, "
+                  f"{band.label()})",
+                  caption=f"simulated {result.sensor.label()}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     rows: list[tuple[str, Any]] = [
-        ("time in target (±5 mmHg, after 10 min)", f"{s.time_in_target_pct:.1f} %"),
-        ("time with MAP < 65 mmHg", f"{s.map_below_65_pct:.1f} %"),
+        (f"time in {band.label()}, true MAP (after 10 min)", f"{s.time_in_target_pct:.1f} %"),
+        (f"time in {band.label()}, monitor MAP (after 10 min)",
+         f"{monitor.in_band_pct:.1f} %"),
+        (f"time with true MAP < {band.floor_mmhg:.0f} mmHg (hypotension)",
+         f"{s.map_below_65_pct:.1f} %"),
+        (f"time with monitor MAP < {band.floor_mmhg:.0f} mmHg",
+         f"{monitor.below_floor_pct:.1f} %"),
         ("total norepinephrine", f"{s.total_drug_mcg:.0f} mcg"),
         ("alarms raised", s.alarms),
         ("dose changes", s.dose_changes),

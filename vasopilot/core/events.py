@@ -18,6 +18,7 @@ from vasopilot.core.types import (
     Requester,
     RunEndReason,
 )
+from vasopilot.core.units import DoseUnit
 
 SCHEMA_VERSION = 1
 
@@ -194,6 +195,9 @@ class RunStarted(EventBase):
     conc_mcg_ml: float
     weight_kg: float | None = None
     restarted: bool = False
+    # the drug library entry's unit: a report shows mcg/kg/min beside mcg/min for a
+    # weight-based entry
+    dose_unit: DoseUnit = DoseUnit.MCG_MIN
 
 
 class RemoteCommand(EventBase):

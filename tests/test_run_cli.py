@@ -189,3 +189,39 @@ def test_an_i2c_bus_the_user_may_not_open_names_the_group_and_lets_the_pump_go(
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line == "vasopilot: I2C bus 1: permission denied: add this user to the i2c group"
     assert closed == ["pump"]
+
+
+def test_a_second_run_on_a_journal_in_use_is_refused_before_it_journals(
+    profile: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    from vasopilot.local_control import socket_path
+
+    live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        live.bind(str(socket_path(profile.parent / "journal.sqlite")))
+        live.listen()  # the first rig's control socket
+        assert _run(profile, VirtualClock(), monkeypatch, "--minutes", "1") == 2
+    finally:
+        live.close()
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "another vasopilot run is using this journal" in line
+    assert not (profile.parent / "journal.sqlite").exists()
+
+
+def test_the_run_listens_for_the_bench_and_leaves_no_socket_behind(
+    profile: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vasopilot.local_control import socket_path
+
+    seen: list[bool] = []
+
+    class Watching(VirtualClock):
+        async def sleep_async(self, seconds: float) -> None:
+            seen.append(socket_path(profile.parent / "journal.sqlite").exists())
+            await super().sleep_async(seconds)
+
+    assert _run(profile, Watching(), monkeypatch, "--minutes", "1", "--mode", "manual") == 0
+    assert seen and all(seen)
+    assert not socket_path(profile.parent / "journal.sqlite").exists()

@@ -13,6 +13,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from safety.resume import ResumeState
 from safety.view import SupervisorView
@@ -20,6 +21,7 @@ from vasopilot.control.base import Controller
 from vasopilot.core.clock import Clock
 from vasopilot.core.events import RunStarted
 from vasopilot.journal import Journal
+from vasopilot.local_control import control_socket
 from vasopilot.rig import Rig, build_rig
 from vasopilot.runtime import run_realtime
 from vasopilot.service import LoopWatchdog, SystemdNotifier
@@ -34,6 +36,8 @@ class ServeOptions:
     minutes: float | None = None
     tick_s: float = 0.2
     patient_seed: int = 1
+    # where a person at the bench reaches the running rig (vasopilot.local_control)
+    control_socket: Path | None = None
 
 
 def open_rig(
@@ -100,8 +104,11 @@ async def serve(rig: Rig, clock: Clock, journal: Journal, options: ServeOptions,
     if notifier.enabled and notifier.watchdog_s:
         watchdog = LoopWatchdog(loop, notifier, clock, max_age_s=notifier.watchdog_s / 2)
         helpers.append(asyncio.create_task(watchdog.run(notifier.watchdog_s / 4)))
+    control = (contextlib.nullcontext() if options.control_socket is None
+               else control_socket(options.control_socket, loop, journal.append))
     try:
-        return await run_realtime(loop, clock, tick_s=options.tick_s, until=until)
+        async with control:
+            return await run_realtime(loop, clock, tick_s=options.tick_s, until=until)
     finally:
         for task in helpers:
             task.cancel()

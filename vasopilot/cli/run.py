@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from vasopilot.core.events import RunEnded
     from vasopilot.core.types import RunEndReason, host_loss_text
     from vasopilot.journal import Journal
+    from vasopilot.local_control import clear_stale, socket_path
     from vasopilot.serve import ServeOptions, open_rig, serve
     from vasopilot.settings import load_rig
     from vasopilot.simulate import MODES
@@ -55,9 +56,12 @@ def run(args: argparse.Namespace) -> int:
         # (bench/step_timing.py --gil-load), within one microstep per 2-minute window.
         sys.setswitchinterval(0.0005)
     clock = MonotonicClock()
+    control = socket_path(config.journal_path)
+    # before the journal opens: a second rig on it must not journal a start
+    clear_stale(control)
     options = ServeOptions(mode=args.mode, start_dose_mcg_min=args.start_dose,
                            soft_limit_confirmed=args.confirm, minutes=args.minutes,
-                           patient_seed=args.patient_seed)
+                           patient_seed=args.patient_seed, control_socket=control)
     with Journal(config.journal_path, clock) as journal, \
             telemetry_for(config, journal, url=args.mqtt, rig_id=args.rig_id) as telemetry:
         rig = open_rig(config, journal, clock, MODES[args.mode](), options, console=_say)

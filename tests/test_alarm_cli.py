@@ -9,6 +9,8 @@ import pwd
 import shutil
 import socket
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from vasopilot.core.errors import VasopilotError
 from vasopilot.core.events import AlarmAcknowledged, AlarmSilenced, Event, OperatorAction
 from vasopilot.journal import Journal
 from vasopilot.local_control import clear_stale, control_socket, socket_path
+from vasopilot.rig import Rig
 from vasopilot.serve import ServeOptions, open_rig
 from vasopilot.settings import load_rig
 
@@ -37,33 +40,39 @@ def profile(tmp_path: Path) -> Path:
     return path
 
 
-def _bench(profile: Path, *argvs: list[str]) -> tuple[list[int], list[Event]]:
-    """A sim rig with an active MAP_LOW alarm serving its socket while each ``argv`` runs as
-    a client; returns their exit codes and the journal."""
+@contextmanager
+def _rig(profile: Path) -> Iterator[tuple[Rig, Journal, VirtualClock, Path]]:
+    """A sim rig on a virtual clock, its journal, and where its control socket goes."""
     config = load_rig(profile)
     clock = VirtualClock()
-    codes: list[int] = []
     with Journal(config.journal_path, clock) as journal:
         rig = open_rig(config, journal, clock, ManualMode(), ServeOptions(mode="manual"))
         try:
-            rig.supervisor.start(5.0, clock.now_s())
-            while not any(a.code == "MAP_LOW" for a in rig.supervisor.view().alarms):
-                assert clock.now_s() < 900.0, "the hypotensive patient raises MAP_LOW"
-                rig.loop.step(clock.advance(0.2))
-
-            async def scenario() -> None:
-                async with control_socket(socket_path(config.journal_path), rig.loop,
-                                          journal.append):
-                    for argv in argvs:
-                        client = asyncio.ensure_future(asyncio.to_thread(main, argv))
-                        while not client.done():
-                            rig.loop.step(clock.advance(0.2))
-                            await asyncio.sleep(0)
-                        codes.append(client.result())
-
-            asyncio.run(scenario())
+            yield rig, journal, clock, socket_path(config.journal_path)
         finally:
             rig.close()
+
+
+def _bench(profile: Path, *argvs: list[str]) -> tuple[list[int], list[Event]]:
+    """A sim rig with an active MAP_LOW alarm serving its socket while each ``argv`` runs as
+    a client; returns their exit codes and the journal."""
+    codes: list[int] = []
+    with _rig(profile) as (rig, journal, clock, path):
+        rig.supervisor.start(5.0, clock.now_s())
+        while not any(a.code == "MAP_LOW" for a in rig.supervisor.view().alarms):
+            assert clock.now_s() < 900.0, "the hypotensive patient raises MAP_LOW"
+            rig.loop.step(clock.advance(0.2))
+
+        async def scenario() -> None:
+            async with control_socket(path, rig.loop, journal.append):
+                for argv in argvs:
+                    client = asyncio.ensure_future(asyncio.to_thread(main, argv))
+                    while not client.done():
+                        rig.loop.step(clock.advance(0.2))
+                        await asyncio.sleep(0)
+                    codes.append(client.result())
+
+        asyncio.run(scenario())
         return codes, list(journal.iter_events())
 
 
@@ -103,25 +112,16 @@ def test_no_rig_running_is_one_line_and_exit_2(profile: Path,
     assert line.startswith(f"vasopilot: no rig running for {profile}: nothing listens on ")
 
 
-def test_the_socket_is_for_the_rigs_user_and_group_and_goes_with_the_rig(
-    tmp_path: Path, profile: Path,
-) -> None:
-    config = load_rig(profile)
-    clock = VirtualClock()
-    path = socket_path(config.journal_path)
-    with Journal(config.journal_path, clock) as journal:
-        rig = open_rig(config, journal, clock, ManualMode(), ServeOptions(mode="manual"))
-        try:
-            async def scenario() -> None:
-                async with control_socket(path, rig.loop, journal.append):
-                    assert stat.S_IMODE(path.stat().st_mode) == 0o660
-                    assert path.stat().st_uid == os.getuid()
-                    with pytest.raises(VasopilotError, match="another vasopilot run"):
-                        clear_stale(path)  # a second rig on this journal is refused
+def test_the_socket_is_for_the_rigs_user_and_group_and_goes_with_the_rig(profile: Path) -> None:
+    with _rig(profile) as (rig, journal, _clock, path):
+        async def scenario() -> None:
+            async with control_socket(path, rig.loop, journal.append):
+                assert stat.S_IMODE(path.stat().st_mode) == 0o660
+                assert path.stat().st_uid == os.getuid()
+                with pytest.raises(VasopilotError, match="another vasopilot run"):
+                    clear_stale(path)  # a second rig on this journal is refused
 
-            asyncio.run(scenario())
-        finally:
-            rig.close()
+        asyncio.run(scenario())
     assert not path.exists()
 
 
@@ -137,23 +137,16 @@ def test_a_dead_rigs_socket_is_cleared_not_taken_for_a_live_one(tmp_path: Path) 
 
 
 def test_a_request_that_is_not_one_is_answered_and_changes_nothing(profile: Path) -> None:
-    config = load_rig(profile)
-    clock = VirtualClock()
-    path = socket_path(config.journal_path)
-    with Journal(config.journal_path, clock) as journal:
-        rig = open_rig(config, journal, clock, ManualMode(), ServeOptions(mode="manual"))
-        try:
-            async def scenario() -> bytes:
-                async with control_socket(path, rig.loop, journal.append):
-                    reader, writer = await asyncio.open_unix_connection(str(path))
-                    writer.write(b'{"command": "stop", "code": "MAP_LOW"}\n')
-                    line = await reader.readline()
-                    writer.close()
-                    await writer.wait_closed()
-                    return line
+    with _rig(profile) as (rig, journal, _clock, path):
+        async def scenario() -> bytes:
+            async with control_socket(path, rig.loop, journal.append):
+                reader, writer = await asyncio.open_unix_connection(str(path))
+                writer.write(b'{"command": "stop", "code": "MAP_LOW"}\n')
+                line = await reader.readline()
+                writer.close()
+                await writer.wait_closed()
+                return line
 
-            line = asyncio.run(scenario())
-        finally:
-            rig.close()
+        line = asyncio.run(scenario())
         assert b'"accepted":false' in line and b"not a request" in line
         assert not [e for e in journal.iter_events() if isinstance(e, OperatorAction)]

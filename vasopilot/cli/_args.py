@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 USAGE_ERROR = 2
+N = TypeVar("N", int, float)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -37,20 +39,6 @@ def _number(text: str) -> float:
     return value
 
 
-def positive_float(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {text!r}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
 def _integer(text: str) -> int:
     try:
         return int(text)
@@ -58,18 +46,21 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
-def positive_int(text: str) -> int:
-    value = _integer(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
+def _checked(parse: Callable[[str], N], ok: Callable[[N], bool],
+             wanted: str) -> Callable[[str], N]:
+    def check(text: str) -> N:
+        value = parse(text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    return check
 
 
-def nonnegative_int(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
+positive_float = _checked(_number, lambda v: v > 0, "a finite positive number")
+nonnegative_float = _checked(_number, lambda v: v >= 0, "a finite number >= 0")
+positive_int = _checked(_integer, lambda v: v >= 1, "a whole number >= 1")
+nonnegative_int = _checked(_integer, lambda v: v >= 0, "a whole number >= 0")
 
 
 def mode_name(text: str) -> str:

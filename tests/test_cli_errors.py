@@ -80,6 +80,7 @@ def good(tmp_path: Path) -> dict[str, str]:
         "dose_mcg_min": "5",
         "target_map_mmhg": "65",
         "rate": "1",
+        "port": str(tmp_path / "no-such-port"),
         "dir": str(tmp_path / "rig-set"),
     }
 

@@ -162,7 +162,7 @@ def test_a_journal_folder_that_cannot_be_made_is_one_line_and_exit_2(
                                 f'drug_library = "{SIM.parent / "drug-library.toml"}"')
                        .replace('syringe_catalogue = "syringes.toml"',
                                 f'syringe_catalogue = "{SIM.parent / "syringes.toml"}"'))
-    for argv in (["run", "--rig", str(profile), "--minutes", "0"],
+    for argv in (["run", "--rig", str(profile), "--minutes", "1"],
                  ["sim", "--hours", "0.01", "--no-plot", "--out", str(blocker / "out")]):
         assert main(argv) == 2
         err = capsys.readouterr().err

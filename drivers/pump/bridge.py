@@ -172,6 +172,7 @@ class BridgePump:
             host_loss=HostLossBehaviour.KEEPS_RATE if self.host_loss == "keep-rate"
             else HostLossBehaviour.STOPS_AND_ALARMS,
             can_back_off=bool(hello.capabilities & p.CAP_BACK_OFF),
+            host_loss_after_s=None if self.host_loss == "keep-rate" else self._timeout_ms / 1000,
         )
 
     def set_rate(self, rate_ml_h: float) -> PumpStatus:

@@ -19,8 +19,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Stop with Ctrl-C (journaled as run.ended with the dose at the end). What the pump "
         "does then is its driver's host-loss contract, printed at start: an NE-1000 in safe "
         "mode stops and alarms safe_mode_timeout_s after the host goes quiet, a Pump 11 "
-        "Elite keeps its last rate, a GPIO stepper stops at once. `vasopilot run` again "
-        "resumes from the journal.",
+        "Elite and the firmware bridge keep their last rate (the bridge with host_loss = "
+        "\"stop\" stops after its host_loss_timeout_s), a GPIO stepper stops at once. "
+        "`vasopilot run` again resumes from the journal.",
     )
     parser.add_argument("--rig", type=Path, required=True, help="rig profile (config/*.toml)")
     parser.add_argument("--mode", default="protocol", type=mode_name,

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--rig", type=Path, required=True, help="rig profile (config/*.toml)")
     parser.add_argument("--mode", default="protocol", type=mode_name,
-                        help="control mode: protocol, manual, closed-loop")
+                        help="control mode: protocol, manual, closed-loop, wean")
     parser.add_argument("--start-dose", type=nonnegative_float, metavar="MCG_MIN",
                         help="start the infusion at this dose (an operator's act)")
     parser.add_argument("--confirm", action="store_true",

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--seed", type=nonnegative_int, default=1,
                         help="fixes the virtual patient")
     parser.add_argument("--mode", default="protocol", type=mode_name,
-                        help="control mode: protocol (nurse protocol), manual, closed-loop")
+                        help="control mode: protocol (nurse protocol), manual, closed-loop, "
+                        "wean")
     parser.add_argument("--pump", choices=["sim", "new-era", "harvard", "bridge"], default="sim",
                         help="sim: physics twin in process; new-era/harvard/bridge: the "
                         "production driver talking to the pump's emulator (for bridge: the "

@@ -6,7 +6,7 @@ a new subcommand is a new file and nothing else (modules starting with ``_`` are
 
 Exit codes, the same in every subcommand: 0 done, 2 a bad argument, file or device (one line
 on stderr, no traceback), 130 Ctrl-C, 141 the reader of our output went away (``| head``).
-``vasopilot cmd`` adds 1 for a command the rig refused.
+``vasopilot cmd`` and ``vasopilot alarm`` add 1 for a command the rig refused.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ Run: ``.venv/bin/python bench/beats.py [--seed 1] [--seconds 40] [--json]
   Se and PPV of good beats and the share of good beats whose MAP is within 2 mmHg of the true
   beat's mean, per cell (``--json``) and summarised per value of each axis (table); artefact
   beats refused per class. The detector was tuned on seed 0; the default seed 1 was not.
-- Real records (PhysioNet MIMIC / MIMIC-III, where ``vasopilot.records`` finds them): on each clean stretch,
-  the good beats against an independent reference (the slope-sum detector of Zong et al. 2003,
-  ``tests/beats_wabp.py``, and for 03700181 the QRS annotations plus the pulse transit time);
+- Real records (PhysioNet MIMIC / MIMIC-III, where ``vasopilot.records`` finds them): on each
+  clean stretch, the good beats against an independent reference (the slope-sum detector of
+  Zong et al. 2003, ``tests/beats_wabp.py``, and for 03700181 the QRS annotations plus the
+  pulse transit time);
   no beat of the calibration and flat-line records may be good.
 - Throughput on one core at 250 Hz, fed in 1 s chunks and sample by sample; verdict delay
   (signal time from a beat's onset to the sample that produced its verdict) per heart rate.

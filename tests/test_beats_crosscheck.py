@@ -10,17 +10,16 @@ detector's onset must be the one at the foot of the steep rise.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from beats_wabp import slope_sum_onsets
+from record_fixtures import records_dir
 
 from drivers.pressure.beats import BeatDetector
 from drivers.pressure.replay import RecordChannel, load_channel
 from drivers.sim import beat_battery as battery
 
-ABP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "abp"
+ABP = records_dir()
 CLEAN = {
     "041s": ("wfdb-python_mimicdb_041s/041s", (0.0, 16.0)),
     "03700181": ("wfdb-python_mimicdb_03700181/03700181", (3.0, 598.0)),

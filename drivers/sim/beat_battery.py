@@ -2,7 +2,7 @@
 
 A cell is one synthetic record: a rhythm (HR, pulse pressure, pulse shape, ectopy), respiratory
 swing and baseline wander, a sampling rate, and optionally one artefact of a class from
-``reference/pressure.md``. :func:`score` compares a detector's beats with the truth:
+``docs/pressure.md``. :func:`score` compares a detector's beats with the truth:
 
 - a true beat is *clean* if no artefact touches it and it is not within ``RECOVERY_S`` after one;
 - a detected beat matches a true onset within ``min(0.1 s, 0.3 x the true period)``, one to one;

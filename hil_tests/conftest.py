@@ -85,6 +85,8 @@ class Opened:
     closers: list[Callable[[], None]] = field(default_factory=list)
     kill: Callable[[], None] = lambda: None
     stall_pin: Any = None  # a mock pin the stepper reads as its driver's stall output
+    # mock pins only: a new driver on a syringe holding this many mL (no plunger to move)
+    loaded: Callable[[float], Pump] | None = None
 
 
 def _open_emulated(kind: str, config: RigConfig, clock: HilClock) -> Opened:
@@ -98,13 +100,13 @@ def _open_emulated(kind: str, config: RigConfig, clock: HilClock) -> Opened:
         stall = gpio.stall_pin if gpio.stall_pin is not None else MOCK_STALL_PIN
         holder: list[GpioStepperPump] = []
 
-        def stepper() -> Pump:
+        def stepper(fill_ml: float | None = None) -> Pump:
             if holder:
                 clock.on_advance.remove(holder[-1].service)
             made = GpioStepperPump(clock, config.syringe, config.profile.pump.mechanics,
                                    step_pin=gpio.step_pin, dir_pin=gpio.dir_pin,
                                    enable_pin=gpio.enable_pin, stall_pin=stall,
-                                   pin_factory=factory, run_thread=False)
+                                   pin_factory=factory, run_thread=False, fill_ml=fill_ml)
             holder.append(made)
             clock.on_advance.append(made.service)
             return made
@@ -113,7 +115,7 @@ def _open_emulated(kind: str, config: RigConfig, clock: HilClock) -> Opened:
             clock.on_advance.remove(holder[-1].service)
             holder.clear()
 
-        return Opened(stepper(), stepper, kill=kill, stall_pin=factory.pin(stall))
+        return Opened(stepper(), stepper, kill=kill, stall_pin=factory.pin(stall), loaded=stepper)
     from drivers.sim.emulated import start_emulated_pump
 
     emulated = start_emulated_pump(kind, clock, config.syringe, config.profile.pump.mechanics,

@@ -155,10 +155,14 @@ def test_sensor_loss_holds_the_dose_and_escalates(hil: Hil) -> None:
 def test_syringe_changeover_hands_over_to_the_standby(hil: Hil) -> None:
     if not hil.emulated:
         pytest.skip(f"{hil.target}: the profile has no second pump for a changeover")
-    physics = hil.opened.physics
-    if physics is None:
-        pytest.skip(f"{hil.target}: no syringe physics behind mock pins (emptying 50 mL is "
-                    "1.4 million mock steps)")
+    if hil.opened.loaded is not None:
+        # Mock pins move no plunger, and stepping out a full 50 mL is over a million mock
+        # steps: the stepper starts on a syringe holding five minutes more than the near-empty
+        # alarm's lead instead, and reaches the same hand-over.
+        fill_ml = 22.5 * (hil.config.profile.safety.near_empty_min + 5.0) / 60.0
+        hil.opened.pump.close()
+        hil.opened.pump = hil.opened.loaded(fill_ml)
+        hil.supervisor = hil.new_supervisor(hil.opened.pump)
     from drivers.sim.syringe_pump import SimSyringePump
 
     standby = SimSyringePump(hil.clock, hil.config.syringe, hil.config.profile.pump.mechanics)
@@ -169,6 +173,7 @@ def test_syringe_changeover_hands_over_to_the_standby(hil: Hil) -> None:
     assert standby.status().state is PumpState.INFUSING
     assert hil.supervisor.view().running
     assert any(a.code == AlarmCode.CHANGEOVER for a in hil.supervisor.alarms)
+    assert hil.opened.pump.status().state is not PumpState.INFUSING, "no overlap"
 
 
 @pytest.mark.parametrize("down_s", [0.0, 30.0], ids=["restart", "killed-30s"])

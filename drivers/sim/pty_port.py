@@ -22,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from vasopilot.core.errors import ConfigError
+
 POLL_INTERVAL_S = 0.005
 _READ_CHUNK = 4096
 
@@ -109,10 +111,18 @@ class PtyPort:
             self._device_path = os.ttyname(slave)
         if self._link is not None:
             tmp = self._link.with_name(self._link.name + ".tmp")
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            tmp.symlink_to(self._device_path)
-            os.replace(tmp, self._link)
+            try:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                tmp.symlink_to(self._device_path)
+                os.replace(tmp, self._link)
+            except OSError as exc:
+                with self._lock:
+                    self._master = self._slave = None
+                os.close(master)
+                os.close(slave)
+                raise ConfigError(f"cannot link {self._link} to the emulator's pty: "
+                                  f"{exc.strerror}") from None
 
     def _close_pty(self) -> None:
         with self._lock:

@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     """Serve until Ctrl-C (or until ``stop`` is set, for tests)."""
     from vasopilot.core.clock import MonotonicClock
-    from vasopilot.core.config import SyringeCatalogue
+    from vasopilot.core.config import BALANCE_BAUDS, PUMP_BAUDS, SyringeCatalogue
     from vasopilot.core.errors import ConfigError
     from vasopilot.rig.sim import emulator_port
 
@@ -71,6 +71,10 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         raise ConfigError(f"--link {args.link}: no folder {args.link.parent} to make the "
                           "link in")
     baud = args.baud or DEFAULT_BAUD[args.kind]
+    bauds = BALANCE_BAUDS if args.kind == "balance" else PUMP_BAUDS[args.kind]
+    if baud not in bauds:
+        raise ConfigError(f"--baud {baud} is not a rate the {args.kind} speaks (one of "
+                          f"{', '.join(map(str, bauds))})")
     if args.kind == "balance":
         port = _balance_port(args, syringe)
     else:

@@ -38,3 +38,23 @@ def test_a_pty_link_that_cannot_be_made_is_a_config_error(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match=r"cannot link .*file/pump to the emulator's pty"):
         PtyPort(_Mute(), link=not_a_folder / "pump")
     assert not_a_folder.read_text() == ""
+
+
+@pytest.mark.parametrize(("verb", "said"), [
+    (["set-dose", "5000"], "set-dose: dose_mcg_min: Input should be less than or equal to 1000"),
+    (["set-target", "1000"], "set-target: target_map_mmhg: Input should be less than or equal"),
+    (["acknowledge", ""], "acknowledge: code: String should have at least 1 character"),
+])
+def test_cmd_refuses_what_the_rig_would_refuse_before_connecting(
+        verb: list[str], said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # port 9 (discard) on loopback: a connection attempt would be an error of its own
+    assert main(["cmd", "--broker", "mqtt://u@127.0.0.1:9", "--rig", "r", *verb]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vasopilot: {said}") and err.count("\n") == 1, err
+
+
+def test_cmd_refuses_a_timeout_longer_than_a_command_lives(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cmd", "--broker", "mqtt://u@127.0.0.1:9", "--rig", "r", "--timeout", "61",
+                 "stop"]) == 2
+    assert capsys.readouterr().err == "vasopilot: --timeout must be at most 60 s, got 61\n"

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from vasopilot.core.config import MqttSettings
     from vasopilot.telemetry.payloads import CommandReply
 
+# Longer than any broker round trip; a command older than MAX_AGE_S is refused by the rig anyway.
+MAX_TIMEOUT_S = 60.0
 # CLI verb -> (payload command, positional argument and its payload field)
 VERBS: dict[str, tuple[str, tuple[str, str, Callable[[str], Any]] | None]] = {
     "set-dose": ("set_dose", ("dose_mcg_min", "dose in mcg/min", nonnegative_float)),
@@ -78,13 +80,18 @@ def body(args: argparse.Namespace, request_id: str, issued_at: str) -> dict[str,
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import json
     import secrets
+
+    from pydantic import ValidationError
 
     from vasopilot.core.errors import ConfigError
     from vasopilot.telemetry.commands import utc_now
-    from vasopilot.telemetry.payloads import NAME_RE
+    from vasopilot.telemetry.payloads import COMMAND_ADAPTER, NAME_RE
     from vasopilot.telemetry.url import settings_from_url, with_password
 
+    if args.timeout > MAX_TIMEOUT_S:
+        raise ConfigError(f"--timeout must be at most {MAX_TIMEOUT_S:g} s, got {args.timeout:g}")
     settings = settings_from_url(args.broker)
     if args.user:
         settings = settings.model_copy(update={"username": args.user})
@@ -96,6 +103,14 @@ def run(args: argparse.Namespace) -> int:
     request_id = f"cmd-{secrets.token_hex(8)}"
     issued_at = utc_now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
     payload = body(args, request_id, issued_at)
+    # The rig's own model, so a command it would refuse (a dose or target out of range, an
+    # empty alarm code) never leaves this machine.
+    try:
+        COMMAND_ADAPTER.validate_json(json.dumps(payload))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"][1:])
+        raise ConfigError(f"{args.verb}: {field}: {error['msg']}") from None
     reply = asyncio.run(_exchange(settings, args.rig, payload, args.timeout))
     if reply is None:
         print(f"vasopilot cmd: no reply in {args.timeout:g} s: not authorised, or the rig is "

@@ -106,6 +106,19 @@ def test_a_reply_to_another_command_is_not_taken_for_a_weight() -> None:
         parse_weight("S X 12.0 g", "SI")
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity", "1e3", "1_000.0", "12.0.1", "."])
+def test_a_value_no_balance_prints_is_not_a_weight(value: str) -> None:
+    with pytest.raises(BalanceCommunicationError, match="no value and unit"):
+        parse_weight(f"S S {value} g", "SI")
+
+
+@pytest.mark.parametrize("line", ["S D     100.00 g", "S ?     100.00 g"])
+def test_a_dynamic_weight_is_no_answer_to_the_stable_weight_command(line: str) -> None:
+    with pytest.raises(BalanceCommunicationError, match="stable only"):
+        parse_weight(line, "S")
+    assert parse_weight(line, "SI").stability is Stability.DYNAMIC
+
+
 def test_lines_split_across_reads_are_joined() -> None:
     decoder = LineDecoder()
     assert decoder.feed(b"S S   ") == []

@@ -40,6 +40,11 @@ TERMINATOR = b"\r\n"
 MAX_LINE_BYTES = 256
 GRAMS_PER_UNIT = {"g": 1.0, "mg": 1e-3, "kg": 1e3, "ug": 1e-6}
 _COMMAND = re.compile(r"^[@A-Z][A-Z0-9]*( [^\r\n]*)?$")
+# A weight field as balances print it: fixed-point decimals. float() alone would also take
+# "nan", "inf", "1e3" and "1_0", none of which a balance sends.
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
+# Commands that answer only once the weight is stable (S, and its repeat form SR).
+_STABLE_ONLY = frozenset({"S", "SR"})
 
 
 class Stability(StrEnum):
@@ -131,6 +136,9 @@ def parse_weight(line: str, command: str = "SI") -> Weight:
     if len(rest) != 2 or not _is_number(rest[0]) or rest[1] not in GRAMS_PER_UNIT:
         raise BalanceCommunicationError(f"balance: no value and unit in {line!r}")
     stability = Stability.DYNAMIC if status in ("D", "?") else Stability.STABLE
+    if stability is Stability.DYNAMIC and command.split(maxsplit=1)[0] in _STABLE_ONLY:
+        raise BalanceCommunicationError(
+            f"balance: a dynamic weight {line!r} cannot answer {command!r} (stable only)")
     return Weight(float(rest[0]) * GRAMS_PER_UNIT[rest[1]], stability)
 
 
@@ -208,8 +216,4 @@ def format_command_list(levels: Sequence[tuple[int, str]]) -> bytes:
 
 
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return _NUMBER.match(text) is not None

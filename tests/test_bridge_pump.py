@@ -16,6 +16,7 @@ import pytest
 
 from drivers.pump.bridge import BridgePump
 from drivers.sim.emulated import EmulatedPump, start_emulated_pump
+from drivers.sim.syringe_pump import SimSyringePump
 from firmware_bridge import protocol as p
 from firmware_bridge.emulator import BridgeEmulator
 from safety.supervisor import Supervisor
@@ -340,3 +341,63 @@ def test_the_supervisor_stops_for_a_stall_the_bridge_reports(
     assert any(isinstance(e, DoseApplied) and e.dose_mcg_min == 0 for e in events)
     assert any(isinstance(e, Fault) and e.code == "OCCLUSION_DETECTED" for e in events)
     assert rig.pump.status().state is not PumpState.INFUSING
+
+
+class _Tampered:
+    """The emulator behind a line that rewrites its status replies with ``edit`` (fields by
+    name), CRC and all: what a firmware fault would send."""
+
+    def __init__(self, emu: BridgeEmulator) -> None:
+        self.emu = emu
+        self.edit: dict[str, int] = {}
+        self._decoder = p.FrameDecoder()
+
+    def on_bytes(self, data: bytes) -> bytes:
+        return self._rewrite(self.emu.on_bytes(data))
+
+    def poll(self) -> bytes:
+        return self._rewrite(self.emu.poll())
+
+    def _rewrite(self, data: bytes) -> bytes:
+        if not self.edit:
+            return data
+        out = b""
+        for frame in self._decoder.feed(data):
+            message = frame.message()
+            if isinstance(message, p.Status):
+                fields = dict(zip(message.FIELDS, message.values(), strict=True))
+                fields.update(self.edit)
+                message = p.Status(**fields)
+            out += p.encode_frame(frame.link, frame.seq, message, frame.version)
+        return out
+
+
+@pytest.mark.parametrize(("edit", "why"), [
+    ({"boot_id": 12345}, "the link greeted boot"),
+    ({"direction": 7}, "direction 7"),
+    ({"direction": p.WITHDRAW}, "withdrawing outside a back-off"),
+    ({"infused_steps": 0}, "below the"),
+])
+def test_a_status_that_cannot_be_true_is_not_adopted(edit: dict[str, int], why: str) -> None:
+    from drivers.sim.pty_port import PtyPort
+
+    clock = VirtualClock()
+    physics = SimSyringePump(clock, SYRINGE, MECHANICS)
+    line = _Tampered(BridgeEmulator(clock, physics, microstep_ul=physics.microstep_ul))
+    with PtyPort(line) as port:
+        pump = BridgePump(port.path, clock=clock, syringe=SYRINGE, mechanics=MECHANICS,
+                          timeout_s=0.05)
+        try:
+            assert pump.set_rate(7.5).state is PumpState.INFUSING
+            clock.advance(60.0)
+            before = pump.status()
+            line.edit = edit
+            with pytest.raises(PumpError, match=why):
+                pump.status()
+            line.edit = {}
+            # the real state, read again on a new link, is the one the driver keeps
+            after = pump.status()
+            assert after.state is PumpState.INFUSING
+            assert after.delivered_ml >= before.delivered_ml
+        finally:
+            pump.close()

@@ -340,6 +340,8 @@ class BridgePump:
                     reply = link.feed(chunk)
                     if reply is not None:
                         self._last_exchange_s = self._clock.now_s()
+                        if isinstance(reply, p.Status):
+                            self._check_status(reply, message)
                         return reply
                     continue
                 silent_s += self._read_timeout_s
@@ -357,6 +359,29 @@ class BridgePump:
             # A new link after any failure: the old one may have a request in flight.
             self._link = None
             raise
+
+    def _check_status(self, status: p.Status, message: p.Message) -> None:
+        """A status is adopted only if it can be true: from the boot this link greeted, in a
+        known direction, withdrawing only in a back-off, and, within one boot, with step
+        counts that never go back (they count every step since boot)."""
+        hello = self._hello
+        last = self._last
+        why = None
+        if hello is not None and status.boot_id != hello.boot_id:
+            why = f"boot {status.boot_id}, but the link greeted boot {hello.boot_id}"
+        elif status.direction not in (p.INFUSE, p.WITHDRAW):
+            why = f"direction {status.direction}"
+        elif (status.rate_q16 > 0 and status.direction == p.WITHDRAW
+              and not status.flags & p.FLAG_BACKING_OFF):
+            why = "withdrawing outside a back-off"
+        elif last is not None and last.boot_id == status.boot_id and (
+                status.infused_steps < last.infused_steps
+                or status.withdrawn_steps < last.withdrawn_steps):
+            why = (f"step counts {status.infused_steps}/{status.withdrawn_steps} below the "
+                   f"{last.infused_steps}/{last.withdrawn_steps} read before in this boot")
+        if why is not None:
+            raise PumpCommunicationError(
+                f"the bridge answered {message!r} with an impossible status: {why}")
 
     def _connect(self) -> None:
         for _ in range(CONNECT_ATTEMPTS):

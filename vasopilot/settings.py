@@ -336,22 +336,31 @@ def _parse(model: type[M], data: dict[str, Any], path: Path | str) -> tuple[M | 
         return None, _refusals(path, exc, data)
 
 
+class UnreadableFileError(ConfigError):
+    """A settings file that cannot be read as TOML; ``reason`` says why, without the path."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
 def load_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
+        raise UnreadableFileError(path, "file not found") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise UnreadableFileError(path, f"not valid TOML: {exc}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        raise UnreadableFileError(path, "not UTF-8 text") from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+        raise UnreadableFileError(path, f"cannot be read: {exc}") from None
 
 
-def _file_refusal(path: Path, exc: ConfigError) -> Refusal:
-    return Refusal(str(path), "<file>", "<whole file>", str(exc).removeprefix(f"{path}: "))
+def _file_refusal(exc: UnreadableFileError) -> Refusal:
+    return Refusal(str(exc.path), "<file>", "<whole file>", exc.reason)
 
 
 def _load_named(
@@ -374,8 +383,8 @@ def _load_named(
             f"keep it beside the profile, or {_init_rig_hint(data)})")]
     try:
         data = load_toml(path)
-    except ConfigError as exc:
-        return None, str(path), [_file_refusal(path, exc)]
+    except UnreadableFileError as exc:
+        return None, str(path), [_file_refusal(exc)]
     parsed, refusals = _parse(model, data, path)
     return parsed, str(path), refusals
 
@@ -416,8 +425,8 @@ def inspect_rig(path: Path | None) -> Inspection:
         base, where = path.parent, str(path)
         try:
             data = load_toml(path)
-        except ConfigError as exc:
-            return Inspection(None, [_file_refusal(path, exc)])
+        except UnreadableFileError as exc:
+            return Inspection(None, [_file_refusal(exc)])
     profile, refusals = _parse(RigProfile, data, where)
     library, library_file, found = _load_named(DrugLibrary, "drug_library", data, base, where)
     refusals += found

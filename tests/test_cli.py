@@ -58,3 +58,13 @@ def test_cmd_refuses_a_timeout_longer_than_a_command_lives(
     assert main(["cmd", "--broker", "mqtt://u@127.0.0.1:9", "--rig", "r", "--timeout", "61",
                  "stop"]) == 2
     assert capsys.readouterr().err == "vasopilot: --timeout must be at most 60 s, got 61\n"
+
+
+
+@pytest.mark.parametrize("dry_run", [["--dry-run"], []], ids=["dry-run", "flash"])
+def test_firmware_flash_to_no_port_is_refused(dry_run: list[str],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["firmware", "flash", "--port", " ", *dry_run]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("vasopilot: --port must name") and captured.err.count("\n") == 1

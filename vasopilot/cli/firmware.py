@@ -55,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_flash(args: argparse.Namespace) -> int:
+    if not args.port.strip():
+        raise VasopilotError("--port must name the Pico's serial port, e.g. /dev/ttyACM0")
     command = flash_command(args.port)
     if args.dry_run:
         print(shlex.join(command))

@@ -6,8 +6,9 @@ event sink it writes to before acting, and no clock: time is an argument.
 
 from safety.alarms import ALARM_PRIORITY, AlarmCode, AlarmManager
 from safety.occlusion import OcclusionDetector, OcclusionFinding
+from safety.record import EventSink
 from safety.resume import ResumeState
-from safety.supervisor import Decision, EventSink, StopReason, Supervisor
+from safety.supervisor import Decision, StopReason, Supervisor
 from safety.view import SupervisorView
 
 __all__ = [

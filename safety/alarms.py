@@ -8,32 +8,26 @@ event (raised, acknowledged, silenced, cleared).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
-from vasopilot.core.events import AlarmAcknowledged, AlarmCleared, AlarmRaised, AlarmSilenced
+from vasopilot.core.events import (
+    AlarmAcknowledged,
+    AlarmCleared,
+    AlarmCode,
+    AlarmRaised,
+    AlarmSilenced,
+)
 from vasopilot.core.types import Priority
 
 AlarmEvent = AlarmRaised | AlarmAcknowledged | AlarmSilenced | AlarmCleared
 
+# Conditions the supervisor's own checks assert on every tick; after a restart they are raised
+# again only if this run finds them true.
+CONDITIONS = frozenset({
+    AlarmCode.MAP_STALE, AlarmCode.MAP_LOW, AlarmCode.SYRINGE_NEAR_EMPTY,
+    AlarmCode.PUMP_DISCONNECTED, AlarmCode.DELIVERY_UNCERTAIN, AlarmCode.JOURNAL_FAULT,
+})
+
 _RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2}
-
-
-class AlarmCode(StrEnum):
-    """Every alarm the supervisor raises; :data:`ALARM_PRIORITY` gives each one's priority."""
-
-    MAP_STALE = "MAP_STALE"
-    MAP_LOW = "MAP_LOW"
-    OCCLUSION = "OCCLUSION"
-    EXTRAVASATION = "EXTRAVASATION"
-    SYRINGE_NEAR_EMPTY = "SYRINGE_NEAR_EMPTY"
-    SYRINGE_EMPTY = "SYRINGE_EMPTY"
-    CHANGEOVER = "CHANGEOVER"
-    PUMP_FAULT = "PUMP_FAULT"
-    PUMP_DISCONNECTED = "PUMP_DISCONNECTED"
-    DELIVERY_UNCERTAIN = "DELIVERY_UNCERTAIN"
-    HOST_TIMEOUT = "HOST_TIMEOUT"
-    RESTARTED = "RESTARTED"
-    HARD_LIMIT_REFUSED = "HARD_LIMIT_REFUSED"
 
 
 # MAP_STALE starts medium and escalates to high when the data stay untrusted (S5).
@@ -47,16 +41,18 @@ ALARM_PRIORITY: dict[AlarmCode, Priority] = {
     AlarmCode.CHANGEOVER: Priority.LOW,
     AlarmCode.PUMP_FAULT: Priority.HIGH,
     AlarmCode.PUMP_DISCONNECTED: Priority.HIGH,
+    AlarmCode.PUMP_UNCOMMANDED: Priority.HIGH,
     AlarmCode.DELIVERY_UNCERTAIN: Priority.MEDIUM,
     AlarmCode.HOST_TIMEOUT: Priority.HIGH,
     AlarmCode.RESTARTED: Priority.LOW,
     AlarmCode.HARD_LIMIT_REFUSED: Priority.LOW,
+    AlarmCode.JOURNAL_FAULT: Priority.HIGH,
 }
 
 
 @dataclass
 class Alarm:
-    code: str
+    code: AlarmCode
     priority: Priority
     message: str
     raised_t_s: float
@@ -75,28 +71,33 @@ class Alarm:
 class AlarmManager:
     def __init__(self, silence_max_s: float = 120.0) -> None:
         self._silence_max_s = silence_max_s
-        self._alarms: dict[str, Alarm] = {}
+        self._alarms: dict[AlarmCode, Alarm] = {}
 
     def active(self) -> list[Alarm]:
         """Active alarms, highest priority first, then oldest first."""
         return sorted(self._alarms.values(), key=lambda a: (-_RANK[a.priority], a.raised_t_s))
 
-    def is_active(self, code: str) -> bool:
+    def is_active(self, code: AlarmCode) -> bool:
         return code in self._alarms
 
-    def get(self, code: str) -> Alarm | None:
+    def get(self, code: AlarmCode) -> Alarm | None:
         return self._alarms.get(code)
 
     def raise_alarm(
-        self, code: str, priority: Priority, message: str, now_s: float, *, momentary: bool = False
+        self, code: AlarmCode, priority: Priority, message: str, now_s: float, *,
+        momentary: bool = False,
     ) -> list[AlarmEvent]:
         """Raise (or re-assert) an alarm; a re-raise at higher priority escalates it.
 
         A ``momentary`` alarm reports something that happened rather than a lasting condition
         (a refusal, a restart, a changeover): its cause is over at once, so it stays until
-        acknowledged and then clears.
+        acknowledged and then clears. An alarm still shown only because it latches, whose cause
+        had gone, is raised afresh with the new message: it must say what is true now.
         """
         alarm = self._alarms.get(code)
+        if alarm is not None and not alarm.cause_active and alarm.message != message:
+            del self._alarms[code]
+            alarm = None
         if alarm is not None:
             alarm.cause_active = alarm.cause_active or not momentary
             if _RANK[priority] <= _RANK[alarm.priority]:
@@ -110,7 +111,7 @@ class AlarmManager:
                                        cause_active=not momentary)
         return [AlarmRaised(t_s=now_s, code=code, priority=priority, message=message)]
 
-    def cause_gone(self, code: str, now_s: float) -> list[AlarmEvent]:
+    def cause_gone(self, code: AlarmCode, now_s: float) -> list[AlarmEvent]:
         """The condition behind ``code`` has ended: clear unless it latches unacknowledged."""
         alarm = self._alarms.get(code)
         if alarm is None or not alarm.cause_active:
@@ -121,7 +122,7 @@ class AlarmManager:
         del self._alarms[code]
         return [AlarmCleared(t_s=now_s, code=code)]
 
-    def acknowledge(self, code: str, now_s: float, by: str = "operator") -> list[AlarmEvent]:
+    def acknowledge(self, code: AlarmCode, now_s: float, by: str = "operator") -> list[AlarmEvent]:
         alarm = self._alarms.get(code)
         if alarm is None:
             return []
@@ -133,7 +134,7 @@ class AlarmManager:
         return events
 
     def silence(
-        self, code: str, now_s: float, duration_s: float | None = None, by: str = "operator"
+        self, code: AlarmCode, now_s: float, duration_s: float | None = None, by: str = "operator"
     ) -> list[AlarmEvent]:
         """Pause an alarm's audio for at most ``silence_max_s`` (never longer, never disabled)."""
         alarm = self._alarms.get(code)
@@ -142,3 +143,20 @@ class AlarmManager:
         span_s = self._silence_max_s if duration_s is None else min(duration_s, self._silence_max_s)
         alarm.silenced_until_t_s = now_s + max(0.0, span_s)
         return [AlarmSilenced(t_s=now_s, code=code, until_t_s=alarm.silenced_until_t_s, by=by)]
+
+    def carry_over(self, code: AlarmCode, priority: Priority, message: str,
+                   now_s: float) -> list[AlarmEvent]:
+        """An alarm the previous run left open, restated as a record of that run.
+
+        A condition (:data:`CONDITIONS`) is cleared: this run's checks raise it again, with
+        what is true now, if it still holds. A high-priority event (an occlusion, a pump fault)
+        stays, latched until acknowledged, marked as the previous run's; any other is cleared.
+        """
+        if priority is not Priority.HIGH or code in CONDITIONS:
+            return [AlarmCleared(t_s=now_s, code=code)]
+        restated = f"before the restart: {message}"
+        self._alarms[code] = Alarm(code, priority, restated, now_s, cause_active=False)
+        return [AlarmRaised(t_s=now_s, code=code, priority=priority, message=restated)]
+
+
+__all__ = ["ALARM_PRIORITY", "CONDITIONS", "Alarm", "AlarmCode", "AlarmEvent", "AlarmManager"]

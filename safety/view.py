@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from safety.limits import DoseLimits
-from vasopilot.core.types import Priority, PumpStatus
+from vasopilot.core.events import AlarmCode, StopReason
+from vasopilot.core.types import BeatQuality, Priority, PumpStatus
 
 
 @dataclass(frozen=True)
 class AlarmSnapshot:
-    code: str
+    code: AlarmCode
     priority: Priority
     message: str
     acknowledged: bool
@@ -24,7 +25,10 @@ class AlarmSnapshot:
 
 @dataclass(frozen=True)
 class SupervisorView:
-    """A read-only picture of the supervisor, for controllers, telemetry and the CLI."""
+    """A read-only picture of the supervisor, for controllers, telemetry and the CLI.
+
+    ``journal_ok`` is false while events wait to be made durable (no dose changes then).
+    """
 
     t_s: float
     running: bool
@@ -33,13 +37,14 @@ class SupervisorView:
     map_trusted: bool
     last_good_map_mmhg: float | None
     last_good_beat_t_s: float | None
-    last_beat_quality: str | None
+    last_beat_quality: BeatQuality | None
     target_map_mmhg: float
     lower_limit_mmhg: float
     pump: PumpStatus | None
     alarms: tuple[AlarmSnapshot, ...]
-    stop_reason: str | None
+    stop_reason: StopReason | None
     needs_operator: bool
     time_left_min: float | None
     limits: DoseLimits
     weaning: bool = False
+    journal_ok: bool = True

@@ -15,8 +15,11 @@ _EPS_MCG_MIN = 1e-9
 
 @dataclass(frozen=True)
 class WeanStep:
+    """A step to take: ``down`` steps count as weaning (a return to a held dose does not)."""
+
     dose_mcg_min: float
     reason: str
+    down: bool = False
 
 
 class WeaningPolicy:
@@ -46,13 +49,19 @@ class WeaningPolicy:
         self.active = False
 
     def next_step(
-        self, dose_mcg_min: float, map_mmhg: float | None, now_s: float
+        self, dose_mcg_min: float, map_mmhg: float | None, now_s: float, *, hold: bool = False
     ) -> WeanStep | None:
-        """The step due at ``now_s``; ``map_mmhg`` is the trusted MAP or ``None`` if stale."""
+        """The step due at ``now_s``; ``map_mmhg`` is the trusted MAP or ``None`` if stale.
+
+        With ``hold`` (the step could not be carried out now) the MAP still counts towards
+        the interval, but no step is offered. A step counts once :meth:`taken` says so.
+        """
         if not self.active:
             return None
         if map_mmhg is None or map_mmhg < self._target_mmhg:
             self._unproven_t_s = now_s
+        if hold:
+            return None
         if map_mmhg is not None and map_mmhg < self._lower_mmhg:
             held = self._held_dose_mcg_min
             if held > dose_mcg_min + _EPS_MCG_MIN:
@@ -63,11 +72,18 @@ class WeaningPolicy:
         quiet_since_s = max(self._last_step_t_s, self._unproven_t_s or self._last_step_t_s)
         if now_s - quiet_since_s < self._interval_s:
             return None
-        self._held_dose_mcg_min = dose_mcg_min
-        self._last_step_t_s = now_s
         lower = dose_mcg_min - self._step_mcg_min
         if lower <= _EPS_MCG_MIN:
-            self.active = False
-            return WeanStep(0.0, f"weaning: final step from {dose_mcg_min:.2f} mcg/min to zero")
+            return WeanStep(0.0, f"weaning: final step from {dose_mcg_min:.2f} mcg/min to zero",
+                            down=True)
         return WeanStep(lower, f"weaning: MAP held the target for {self._interval_s:.0f} s: "
-                               f"{dose_mcg_min:.2f} -> {lower:.2f} mcg/min")
+                               f"{dose_mcg_min:.2f} -> {lower:.2f} mcg/min", down=True)
+
+    def taken(self, step: WeanStep, from_dose_mcg_min: float, now_s: float) -> None:
+        """``step`` was carried out at ``now_s`` from ``from_dose_mcg_min``."""
+        if not step.down:
+            return
+        self._held_dose_mcg_min = from_dose_mcg_min
+        self._last_step_t_s = now_s
+        if step.dose_mcg_min == 0:
+            self.active = False

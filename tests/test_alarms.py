@@ -9,17 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from safety_fixtures import MockPump, feed, make_supervisor
+from safety_fixtures import ListSink, MockPump, feed, make_supervisor
 
 from safety.alarms import ALARM_PRIORITY, AlarmCode, AlarmManager
 from safety.resume import ResumeState
 from safety.supervisor import Supervisor
 from vasopilot.core.events import AlarmAcknowledged, AlarmCleared, AlarmRaised, AlarmSilenced
-from vasopilot.core.types import DoseRequest, PumpState, Requester
+from vasopilot.core.types import DoseRequest, PumpAlarm, PumpState, Requester
 
 T0_S = 100.0
 Fix = Callable[[float], None]
-Scenario = Callable[[Supervisor, MockPump], Fix]
+Scenario = Callable[[Supervisor, MockPump, ListSink], Fix]
 
 
 def _restart(supervisor: Supervisor, pump: MockPump) -> Fix:
@@ -38,28 +38,28 @@ def _good_beats(supervisor: Supervisor, pump: MockPump) -> Fix:
     return fix
 
 
-def map_stale(supervisor: Supervisor, pump: MockPump) -> Fix:
+def map_stale(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
     supervisor.tick(T0_S + 15)
     return _good_beats(supervisor, pump)
 
 
-def map_low(supervisor: Supervisor, pump: MockPump) -> Fix:
+def map_low(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
     feed(supervisor, T0_S, T0_S + 30, map_mmhg=55.0, pump=pump)  # a sustained drop
     return _good_beats(supervisor, pump)
 
 
-def occlusion(supervisor: Supervisor, pump: MockPump) -> Fix:
+def occlusion(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
     pump.stalled = True
     supervisor.tick(T0_S + 1)
     return _restart(supervisor, pump)
 
 
-def extravasation(supervisor: Supervisor, pump: MockPump) -> Fix:
+def extravasation(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
     supervisor.report_extravasation(T0_S + 1, by="nurse")
     return _restart(supervisor, pump)
 
 
-def near_empty(supervisor: Supervisor, pump: MockPump) -> Fix:
+def near_empty(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
     pump.remaining_ml = 1.0
     supervisor.tick(T0_S + 1)
 
@@ -70,25 +70,25 @@ def near_empty(supervisor: Supervisor, pump: MockPump) -> Fix:
     return fix
 
 
-def empty(supervisor: Supervisor, pump: MockPump) -> Fix:
+def empty(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
     pump.remaining_ml = 0.0
     supervisor.tick(T0_S + 1)
     return _restart(supervisor, pump)
 
 
-def changeover(supervisor: Supervisor, pump: MockPump) -> Fix:
+def changeover(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
     pump.remaining_ml = 0.05
     supervisor.tick(T0_S + 1)
     return lambda t_s: None
 
 
-def pump_fault(supervisor: Supervisor, pump: MockPump) -> Fix:
-    pump.state, pump.rate_ml_h, pump.alarm = PumpState.ALARM, 0.0, "E"
+def pump_fault(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    pump.state, pump.rate_ml_h, pump.alarm = PumpState.ALARM, 0.0, PumpAlarm.PROGRAM_ERROR
     supervisor.tick(T0_S + 1)
     return _restart(supervisor, pump)
 
 
-def disconnected(supervisor: Supervisor, pump: MockPump) -> Fix:
+def disconnected(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
     pump.disconnected = True
     supervisor.tick(T0_S + 1)
 
@@ -99,7 +99,7 @@ def disconnected(supervisor: Supervisor, pump: MockPump) -> Fix:
     return fix
 
 
-def uncertain(supervisor: Supervisor, pump: MockPump) -> Fix:
+def uncertain(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
     pump.drop_ack_next = pump.uncertain = True
     supervisor.request(DoseRequest(9.0, Requester.CONTROLLER, "test"), T0_S + 1)
 
@@ -110,20 +110,37 @@ def uncertain(supervisor: Supervisor, pump: MockPump) -> Fix:
     return fix
 
 
-def host_timeout(supervisor: Supervisor, pump: MockPump) -> Fix:
-    pump.state, pump.rate_ml_h, pump.alarm = PumpState.ALARM, 0.0, "host-timeout"
+def host_timeout(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    pump.state, pump.rate_ml_h, pump.alarm = PumpState.ALARM, 0.0, PumpAlarm.HOST_TIMEOUT
     supervisor.tick(T0_S + 1)
     return _restart(supervisor, pump)
 
 
-def restarted(supervisor: Supervisor, pump: MockPump) -> Fix:
+def restarted(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
     supervisor.resume(ResumeState(10.0, None, False, ()), T0_S + 1)
     return lambda t_s: None
 
 
-def hard_limit(supervisor: Supervisor, pump: MockPump) -> Fix:
+def hard_limit(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
     supervisor.request(DoseRequest(70.0, Requester.OPERATOR, "typo"), T0_S + 1)
     return lambda t_s: None
+
+
+def uncommanded(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    pump.keypad(3.0)  # someone at the pump's keypad
+    supervisor.tick(T0_S + 1)
+    return lambda t_s: None
+
+
+def journal_fault(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    sink.refusing = True  # the journal's disk is full
+    supervisor.request(DoseRequest(9.0, Requester.CONTROLLER, "test"), T0_S + 1)
+
+    def fix(t_s: float) -> None:
+        sink.refusing = False
+        feed(supervisor, t_s - 1, t_s, pump=pump)
+
+    return fix
 
 
 SCENARIOS: dict[AlarmCode, Scenario] = {
@@ -140,6 +157,8 @@ SCENARIOS: dict[AlarmCode, Scenario] = {
     AlarmCode.HOST_TIMEOUT: host_timeout,
     AlarmCode.RESTARTED: restarted,
     AlarmCode.HARD_LIMIT_REFUSED: hard_limit,
+    AlarmCode.PUMP_UNCOMMANDED: uncommanded,
+    AlarmCode.JOURNAL_FAULT: journal_fault,
 }
 
 
@@ -155,7 +174,7 @@ def test_alarm_is_raised_silenced_at_most_two_minutes_acknowledged_and_cleared(
     supervisor, pump, sink = make_supervisor(standby=spare)
     feed(supervisor, T0_S - 20, T0_S, pump=pump)
     assert supervisor.start(10.0, T0_S).applied
-    fix = SCENARIOS[code](supervisor, pump)
+    fix = SCENARIOS[code](supervisor, pump, sink)
 
     raised = [e for e in sink.events if isinstance(e, AlarmRaised) and e.code == code]
     assert raised and raised[0].priority is ALARM_PRIORITY[code]

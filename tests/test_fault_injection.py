@@ -19,8 +19,15 @@ from safety.resume import ResumeState
 from safety.supervisor import StopReason, Supervisor
 from vasopilot.core.clock import VirtualClock
 from vasopilot.core.config import NOREPINEPHRINE
-from vasopilot.core.events import DoseApplied, Fault
-from vasopilot.core.types import DoseRequest, HostLossBehaviour, Priority, PumpState, Requester
+from vasopilot.core.events import DoseApplied, Fault, FaultCode, RefusalCode
+from vasopilot.core.types import (
+    DoseRequest,
+    HostLossBehaviour,
+    Priority,
+    PumpAlarm,
+    PumpState,
+    Requester,
+)
 from vasopilot.core.units import UL_PER_ML, rate_ml_h_from_dose
 from vasopilot.journal import Journal
 
@@ -92,7 +99,7 @@ def test_occlusion_stops_backs_off_latches_and_never_restarts_by_itself() -> Non
     assert not rig.supervisor.view().running
     decision = rig.supervisor.request(
         DoseRequest(DOSE_MCG_MIN, Requester.CONTROLLER, "retry"), rig.t_s)
-    assert decision.code == "STOPPED"
+    assert decision.code is RefusalCode.STOPPED
     rig.check_promises()
 
 
@@ -104,11 +111,11 @@ def test_extravasation_by_pressure_trend_stops_without_back_off() -> None:
     infiltrated_s = rig.t_s
     rig.run(3600.0, until=lambda: not rig.supervisor.view().running)
     view = rig.supervisor.view(rig.t_s)
-    assert view.stop_reason == StopReason.EXTRAVASATION
+    assert view.stop_reason is StopReason.INFILTRATION
     # About 2 mmHg/min at 7.5 mL/h: 20 mmHg over baseline plus a minute held.
     assert rig.t_s - infiltrated_s < 20 * 60
     assert rig.pump.tissue_volume_ml * UL_PER_ML < 1600
-    assert not any(isinstance(e, Fault) and e.code == "OCCLUSION_DETECTED"
+    assert not any(isinstance(e, Fault) and e.code is FaultCode.OCCLUSION_DETECTED
                    for e in rig.list_sink.events)
     assert rig.pump.status().state is PumpState.STOPPED
     rig.check_promises()
@@ -132,7 +139,7 @@ def test_sensor_loss_holds_the_dose_and_escalates_the_alarm() -> None:
     assert rig.supervisor.alarms[0].priority is Priority.MEDIUM
     rejected = rig.supervisor.request(
         DoseRequest(dose + 2, Requester.CONTROLLER, "MAP low?"), rig.t_s)
-    assert rejected.code == "MAP_UNTRUSTED"
+    assert rejected.code is RefusalCode.MAP_UNTRUSTED
     rig.run(60.0)
     stale = next(a for a in rig.supervisor.alarms if a.code == AlarmCode.MAP_STALE)
     assert stale.priority is Priority.HIGH
@@ -150,7 +157,7 @@ def test_artefact_holds_the_dose_names_the_artefact_and_recovers(artefact: str) 
     assert artefact in stale.message
     decision = rig.supervisor.request(
         DoseRequest(dose - 1, Requester.CONTROLLER, "MAP read high"), rig.t_s)
-    assert decision.code == "MAP_UNTRUSTED"
+    assert decision.code is RefusalCode.MAP_UNTRUSTED
     rig.run(30.0)
     assert not active(rig.supervisor, AlarmCode.MAP_STALE)
     assert rig.supervisor.view().dose_mcg_min == dose
@@ -241,7 +248,7 @@ def test_restart_after_the_pump_watchdog_stopped_it_restarts_the_dose_with_high_
     rig = started(SimRig(clock=clock, sink=journal,
                          host_loss=HostLossBehaviour.STOPS_AND_ALARMS), settle_s=600.0)
     clock.advance(30.0)  # longer than the pump's 10 s watchdog
-    assert rig.pump.status().alarm == "host-timeout"
+    assert rig.pump.status().alarm is PumpAlarm.HOST_TIMEOUT
     reader = Journal(tmp_path / "journal.sqlite", clock)
     revived = SimRig(clock=clock, sink=reader, pump=rig.pump, patient=rig.patient)
     revived.supervisor.resume(

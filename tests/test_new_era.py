@@ -29,7 +29,7 @@ from drivers.sim.new_era_emulator import NewEraEmulator
 from drivers.sim.pty_port import PtyPort
 from drivers.sim.syringe_pump import SimSyringePump
 from vasopilot.core.clock import VirtualClock
-from vasopilot.core.types import HostLossBehaviour, PumpState
+from vasopilot.core.types import HostLossBehaviour, PumpAlarm, PumpState
 
 
 @pytest.fixture
@@ -159,7 +159,7 @@ def test_silent_host_stops_a_safe_mode_pump_with_a_host_timeout_alarm(
     clock.advance(11)
     status = safe_rig.pump.status()
     assert status.state is PumpState.ALARM
-    assert status.alarm == "host-timeout"
+    assert status.alarm is PumpAlarm.HOST_TIMEOUT
     assert safe_rig.physics.status().state is PumpState.STOPPED
 
 
@@ -208,7 +208,7 @@ def test_power_loss_is_reported_as_an_alarm(safe_rig: EmulatedPump) -> None:
     emulator.power_cycle()
     status = safe_rig.pump.status()
     assert status.state is PumpState.ALARM
-    assert status.alarm == "power-loss"
+    assert status.alarm is PumpAlarm.POWER_LOSS
     assert safe_rig.pump.set_rate(7.5).state is PumpState.INFUSING
 
 

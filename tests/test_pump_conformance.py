@@ -35,7 +35,7 @@ from vasopilot.core.errors import (
     UncertainDeliveryError,
 )
 from vasopilot.core.interfaces import Pump
-from vasopilot.core.types import PumpState
+from vasopilot.core.types import PumpAlarm, PumpState
 
 SYRINGE: SyringeSpec = SyringeCatalogue().syringes["bd-plastipak-50"]
 MECHANICS = MechanicsSettings()
@@ -139,7 +139,7 @@ def test_stall_is_reported_for_the_supervisor_to_treat_as_occlusion(rig: Rig) ->
     assert status.stalled
     assert not status.end_of_travel
     assert status.state is PumpState.ALARM
-    assert status.alarm == "stall"
+    assert status.alarm is PumpAlarm.STALL
 
 
 def test_empty_syringe_is_reported_as_end_of_travel(tmp_path: Path) -> None:

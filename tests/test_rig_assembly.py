@@ -81,7 +81,8 @@ def reachable(root: object, *, skip: set[int], limit: int = 20000) -> Iterator[o
 
 def assert_only_the_supervisor_reaches_its_pumps(rig: Rig, what: str) -> None:
     supervisor: Any = rig.supervisor
-    pumps = [p for p in (supervisor._pump, supervisor._standby) if p is not None]
+    delivery = supervisor._delivery
+    pumps = [p for p in (delivery._pump, delivery._standby) if p is not None]
     assert all(isinstance(p, Pump) for p in pumps)
     outside = list(reachable(rig, skip={id(rig.supervisor)}))
     assert not any(obj is p for obj in outside for p in pumps), f"{what}: the pump leaks"
@@ -190,7 +191,7 @@ def test_the_reachability_check_sees_attributes_closures_partials_and_bound_meth
 ) -> None:
     with built("sim.toml") as rig:
         leaky = NurseProtocol()
-        leaky.__dict__["kept"] = _leaks(rig.supervisor._pump)[way]
+        leaky.__dict__["kept"] = _leaks(rig.supervisor._delivery._pump)[way]
         rig.loop.set_controller(leaky)
         with pytest.raises(AssertionError, match="the pump leaks"):
             assert_only_the_supervisor_reaches_its_pumps(rig, "leaky")

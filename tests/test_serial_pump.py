@@ -27,12 +27,12 @@ from drivers.pump.serial_pump import (
     verify_read_back,
 )
 from vasopilot.core.errors import PumpRefusedError, UncertainDeliveryError
-from vasopilot.core.types import HostLossBehaviour, PumpState
+from vasopilot.core.types import HostLossBehaviour, PumpAlarm, PumpState
 
 
 def _status(infused_ml: float, stall: bool) -> tuple[bool, bool, float]:
     status = counter_status(t_s=0.0, state=PumpState.ALARM, rate_ml_h=0.0, infused_ml=infused_ml,
-                            withdrawn_ml=0.5, fill_ml=50.0, stall=stall, alarm="stall")
+                            withdrawn_ml=0.5, fill_ml=50.0, stall=stall, alarm=PumpAlarm.STALL)
     return status.stalled, status.end_of_travel, status.syringe_remaining_ml
 
 

@@ -11,7 +11,7 @@ from vasopilot.core.clock import VirtualClock
 from vasopilot.core.config import MechanicsSettings, SyringeSpec
 from vasopilot.core.errors import PumpRefusedError, UncertainDeliveryError
 from vasopilot.core.interfaces import LineSignalSource, Pump
-from vasopilot.core.types import HostLossBehaviour, PumpState
+from vasopilot.core.types import HostLossBehaviour, PumpAlarm, PumpState
 
 BD50 = SyringeSpec(name="bd-plastipak-50", volume_ml=50, inner_diameter_mm=26.7,
                    compliance_ul_per_mmhg=1.0)
@@ -122,7 +122,7 @@ def test_occluded_motor_stalls_at_its_force_limit() -> None:
     pump.faults.occlude()
     clock.advance(3600.0)
     status = pump.status()
-    assert status.stalled and status.alarm == "stall" and status.state is PumpState.ALARM
+    assert status.stalled and status.alarm is PumpAlarm.STALL and status.state is PumpState.ALARM
     assert status.line_pressure_mmhg == pytest.approx(600.0, abs=1e-6)
 
 
@@ -155,7 +155,7 @@ def test_empty_syringe_stops_the_pump_with_an_alarm() -> None:
     pump.set_rate(10.0)
     clock.advance(3600.0)
     status = pump.status()
-    assert status.state is PumpState.ALARM and status.alarm == "empty"
+    assert status.state is PumpState.ALARM and status.alarm is PumpAlarm.EMPTY
     assert status.end_of_travel and status.syringe_remaining_ml == 0.0
     assert status.rate_ml_h == 0.0
     pump.stop()
@@ -193,7 +193,7 @@ def test_stall_lever_stops_the_motor_and_raises_the_stall_signal() -> None:
     delivered = pump.status().delivered_ml
     clock.advance(60.0)
     status = pump.status()
-    assert status.stalled and status.alarm == "stall"
+    assert status.stalled and status.alarm is PumpAlarm.STALL
     assert status.delivered_ml == delivered
     assert line.read().stall
     with pytest.raises(PumpRefusedError):
@@ -219,7 +219,7 @@ def test_watchdog_stops_and_alarms_when_the_host_goes_silent() -> None:
     assert pump.status().state is PumpState.INFUSING
     clock.advance(11.0)
     status = pump.status()
-    assert status.state is PumpState.ALARM and status.alarm == "host-timeout"
+    assert status.state is PumpState.ALARM and status.alarm is PumpAlarm.HOST_TIMEOUT
     assert status.t_s == 111.0
 
 

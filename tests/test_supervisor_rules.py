@@ -13,12 +13,19 @@ from safety.alarms import AlarmCode
 from safety.resume import ResumeState
 from safety.supervisor import StopReason, Supervisor
 from vasopilot.core.config import NOREPINEPHRINE, PatientSettings
-from vasopilot.core.events import DoseApplied, DoseRefused, OperatorAction, PumpContract
+from vasopilot.core.events import (
+    DoseApplied,
+    DoseRefused,
+    OperatorAction,
+    PumpContract,
+    RefusalCode,
+)
 from vasopilot.core.types import (
     DoseRequest,
     HostLossBehaviour,
     LineSignals,
     Priority,
+    PumpAlarm,
     Requester,
 )
 from vasopilot.core.units import DoseUnit, rate_ml_h_from_dose
@@ -45,7 +52,7 @@ def test_refuses_dose_above_hard_max_with_reason_even_confirmed() -> None:
     supervisor, _, sink = running(10.0)
     decision = supervisor.request(
         DoseRequest(61.0, Requester.OPERATOR, "test", soft_limit_confirmed=True), START_S + 5)
-    assert not decision.applied and decision.code == "HARD_MAX"
+    assert not decision.applied and decision.code is RefusalCode.HARD_MAX
     refusal = [e for e in sink.events if isinstance(e, DoseRefused)][-1]
     assert "hard maximum of 60.00 mcg/min" in refusal.reason
 
@@ -53,7 +60,7 @@ def test_refuses_dose_above_hard_max_with_reason_even_confirmed() -> None:
 def test_refuses_dose_above_soft_max_without_confirmation() -> None:
     supervisor, _, _ = make_supervisor()
     feed(supervisor, 0, 5)
-    assert supervisor.start(31.0, 5).code == "SOFT_MAX"
+    assert supervisor.start(31.0, 5).code is RefusalCode.SOFT_MAX
     assert supervisor.start(31.0, 6, soft_limit_confirmed=True).applied
 
 
@@ -71,7 +78,7 @@ def test_up_titration_limited_to_two_mcg_min_per_step_and_every_two_minutes() ->
     t = feed(supervisor, START_S, START_S + 130, pump=pump)
     assert supervisor.request(ctl(15.0), t).dose_mcg_min == pytest.approx(12.0)
     t = feed(supervisor, t, t + 60, pump=pump)
-    assert supervisor.request(ctl(14.0), t).code == "UP_INTERVAL"
+    assert supervisor.request(ctl(14.0), t).code is RefusalCode.UP_INTERVAL
 
 
 def test_down_titration_limited_to_two_mcg_min_per_step() -> None:
@@ -85,7 +92,7 @@ def test_refuses_dose_the_pump_cannot_deliver_within_one_percent() -> None:
     feed(supervisor, 0, 5)
     # 0.005 mcg/min is 0.00375 mL/h: under this pump's minimum rate.
     decision = supervisor.start(0.005, 5)
-    assert decision.code == "RATE_RANGE" and pump.commands() == []
+    assert decision.code is RefusalCode.RATE_RANGE and pump.commands() == []
 
 
 # -- S5–S6: blood-pressure data -------------------------------------------------------------
@@ -96,7 +103,7 @@ def test_holds_dose_when_map_stale() -> None:
     pump.t_s = t
     supervisor.tick(t)
     decision = supervisor.request(ctl(9.0), t)
-    assert decision.code == "MAP_UNTRUSTED" and decision.dose_mcg_min == 10.0
+    assert decision.code is RefusalCode.MAP_UNTRUSTED and decision.dose_mcg_min == 10.0
 
 
 def test_map_stale_alarm_is_medium_after_10_s_and_high_after_60_s() -> None:
@@ -114,7 +121,7 @@ def test_artefact_beats_are_not_trusted_and_are_named_in_the_alarm() -> None:
     t = feed(supervisor, START_S, START_S + 30, quality="flush", pump=pump)
     assert not supervisor.view(t).map_trusted
     assert "flush" in supervisor.alarms[0].message
-    assert supervisor.request(ctl(11.0), t).code == "MAP_UNTRUSTED"
+    assert supervisor.request(ctl(11.0), t).code is RefusalCode.MAP_UNTRUSTED
 
 
 def test_operator_may_change_dose_on_untrusted_map() -> None:
@@ -126,13 +133,13 @@ def test_operator_may_change_dose_on_untrusted_map() -> None:
 def test_never_increases_dose_while_map_at_or_above_target_plus_10() -> None:
     supervisor, pump, _ = running(10.0)
     t = feed(supervisor, START_S, START_S + 130, map_mmhg=75.0, pump=pump)
-    assert supervisor.request(ctl(11.0), t).code == "MAP_HIGH"
+    assert supervisor.request(ctl(11.0), t).code is RefusalCode.MAP_HIGH
 
 
 def test_never_decreases_dose_while_map_below_lower_limit() -> None:
     supervisor, pump, _ = running(10.0)
     t = feed(supervisor, START_S, START_S + 30, map_mmhg=58.0, pump=pump)
-    assert supervisor.request(ctl(9.0), t).code == "MAP_LOW"
+    assert supervisor.request(ctl(9.0), t).code is RefusalCode.MAP_LOW
     assert any(a.code == AlarmCode.MAP_LOW for a in supervisor.alarms)
 
 
@@ -202,7 +209,7 @@ def test_controller_cannot_change_dose_during_weaning() -> None:
     supervisor, pump, _ = running(3.0)
     supervisor.start_weaning(START_S)
     t = feed(supervisor, START_S, START_S + 10, pump=pump)
-    assert supervisor.request(ctl(2.0), t).code == "WEANING"
+    assert supervisor.request(ctl(2.0), t).code is RefusalCode.WEANING
 
 
 # -- S8–S10: stops --------------------------------------------------------------------------
@@ -218,7 +225,7 @@ def test_backs_off_after_occlusion_and_needs_an_operator() -> None:
         supervisor.tick(t)
     assert [name for name, _ in pump.commands()[-2:]] == ["stop", "back_off"]
     assert pump.commands()[-1][1] == pytest.approx(390.0)
-    assert supervisor.request(ctl(10.0), t + 1).code == "STOPPED"
+    assert supervisor.request(ctl(10.0), t + 1).code is RefusalCode.STOPPED
     alarm = supervisor.alarms[0]
     assert alarm.code == AlarmCode.OCCLUSION and alarm.priority is Priority.HIGH
 
@@ -292,7 +299,7 @@ def test_tick_heartbeats_the_pump_and_start_journals_its_host_loss_behaviour() -
 
 def test_pump_that_stops_by_itself_on_host_timeout_raises_high_alarm() -> None:
     supervisor, pump, _ = running(10.0)
-    pump.state, pump.rate_ml_h, pump.alarm = pump.state.ALARM, 0.0, "host-timeout"
+    pump.state, pump.rate_ml_h, pump.alarm = pump.state.ALARM, 0.0, PumpAlarm.HOST_TIMEOUT
     supervisor.tick(START_S + 1)
     assert supervisor.alarms[0].code == AlarmCode.HOST_TIMEOUT
 
@@ -324,7 +331,7 @@ def test_resume_keeps_an_occlusion_stop_latched() -> None:
     resumed.resume(ResumeState.from_events(sink.events), 5.0)
     assert resumed.view().needs_operator and new_pump.commands() == []
     assert any(a.code == AlarmCode.OCCLUSION for a in resumed.alarms)
-    assert resumed.request(ctl(10.0), 6.0).code == "STOPPED"
+    assert resumed.request(ctl(10.0), 6.0).code is RefusalCode.STOPPED
 
 
 def test_lost_acknowledgement_is_reconciled_from_the_pump_read_back() -> None:
@@ -332,7 +339,7 @@ def test_lost_acknowledgement_is_reconciled_from_the_pump_read_back() -> None:
     t = feed(supervisor, START_S, START_S + 10, pump=pump)
     pump.drop_ack_next = True
     decision = supervisor.request(ctl(9.0), t)
-    assert decision.code == "PUMP_ERROR"
+    assert decision.code is RefusalCode.PUMP_ERROR
     assert supervisor.view().dose_mcg_min == pytest.approx(9.0)
     assert not any(a.code == AlarmCode.DELIVERY_UNCERTAIN for a in supervisor.alarms)
 
@@ -342,7 +349,7 @@ def test_target_can_be_raised_for_a_hypertensive_patient_within_60_to_85() -> No
     assert supervisor.set_target(75.0, START_S, by="nurse").applied
     assert supervisor.view(START_S).target_map_mmhg == 75.0
     refused = supervisor.set_target(90.0, START_S + 1, by="nurse")
-    assert not refused.applied and refused.code == "TARGET_RANGE"
+    assert not refused.applied and refused.code is RefusalCode.TARGET_RANGE
     assert supervisor.view(START_S + 1).target_map_mmhg == 75.0
     actions = [e.action for e in sink.events if isinstance(e, OperatorAction)]
     assert actions[-2:] == ["set_target", "set_target_refused"]

@@ -1,10 +1,14 @@
-"""Random sequences of requests, beats, pump faults, extravasation and operator actions.
+"""Random sequences of requests, beats, pump faults, extravasation, operator actions, a pump
+changed behind the supervisor's back (its keypad, its safe mode) and a journal that refuses
+writes (a full disk).
 
 After every step the journal and the pump's call log are checked against the supervisor's
 promises: dose never above the hard max; never above the soft max without a confirmation;
-slew limits; no automatic up-titration on untrusted MAP or with MAP well above target; stops
-only for a permitted reason; no restart after an occlusion or extravasation without an
-operator; every pump command journaled before it was sent; every refusal and alarm journaled.
+slew limits; no automatic up-titration on untrusted MAP or with MAP well above target; a
+running pump stopped only for an S8-S10 reason; no restart after an occlusion or extravasation
+without an operator; every rate sent to the pump journaled durably first (restoring the limits
+or the running dose excepted, which go ahead with the journal down); after every tick the pump
+runs nothing above the limits; every refusal and alarm journaled.
 
 CI runs 5,000 examples (env ``CI`` set); a local run 300.
 """
@@ -16,14 +20,23 @@ import os
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from safety_fixtures import JournalInvariants, ListSink, MockPump, beat, make_supervisor
+from safety_fixtures import (
+    LIMITS_EPS,
+    SAFETY_CHANGES,
+    STOP_REASONS,
+    JournalInvariants,
+    ListSink,
+    MockPump,
+    beat,
+    make_supervisor,
+)
 
 from safety.alarms import AlarmCode
 from safety.supervisor import Decision, Supervisor
 from vasopilot.core.config import NOREPINEPHRINE, PatientSettings
-from vasopilot.core.events import DoseRefused
-from vasopilot.core.types import DoseRequest, LineSignals, PumpState, Requester
-from vasopilot.core.units import rate_ml_h_from_dose
+from vasopilot.core.events import DoseApplied, DoseChange, DoseRefused, RefusalCode
+from vasopilot.core.types import DoseRequest, LineSignals, PumpAlarm, PumpState, Requester
+from vasopilot.core.units import dose_from_rate_ml_h, rate_ml_h_from_dose
 
 settings.register_profile(
     "safety-ci", max_examples=5000, stateful_step_count=40, deadline=None,
@@ -68,6 +81,25 @@ class SupervisorMachine(RuleBasedStateMachine):
         self.t_s += dt
         self.pump.t_s = self.t_s
         self.supervisor.tick(self.t_s)
+        self.check()
+        self._pump_within_limits()
+
+    @rule(rate_ml_h=st.one_of(st.sampled_from([0.0, 3.0, 7.5, 22.5, 30.0, 40.0, 80.0]),
+                              st.floats(min_value=0.0, max_value=100.0)),
+          safe_mode=st.booleans())
+    def behind_the_back(self, rate_ml_h: float, safe_mode: bool) -> None:
+        """Someone sets a rate at the pump, or its safe mode stops it (host timeout)."""
+        if safe_mode:
+            self.pump.state, self.pump.rate_ml_h = PumpState.ALARM, 0.0
+            self.pump.alarm = PumpAlarm.HOST_TIMEOUT
+        else:
+            self.pump.keypad(rate_ml_h)
+        self.check()
+
+    @rule(refusing=st.booleans())
+    def journal(self, refusing: bool) -> None:
+        """The journal's disk fills up (or has room again)."""
+        self.sink.refusing = refusing
         self.check()
 
     @rule(map_mmhg=st.floats(min_value=40.0, max_value=120.0),
@@ -118,7 +150,7 @@ class SupervisorMachine(RuleBasedStateMachine):
         elif fault in ("disconnect", "reconnect"):
             pump.disconnected = fault == "disconnect"
         elif fault == "pump_alarm":
-            pump.state, pump.rate_ml_h, pump.alarm = PumpState.ALARM, 0.0, "E"
+            pump.state, pump.rate_ml_h, pump.alarm = PumpState.ALARM, 0.0, PumpAlarm.PROGRAM_ERROR
         else:
             pump.remaining_ml, pump.stalled = 50.0, False
         self.check()
@@ -157,7 +189,7 @@ class SupervisorMachine(RuleBasedStateMachine):
 
     def _decided(self, decision: Decision) -> None:
         start = self.checked_events
-        if decision.code not in (None, "PUMP_ERROR"):
+        if decision.code not in (None, RefusalCode.PUMP_ERROR):
             refusals = [e for e in self.sink.events[start:] if isinstance(e, DoseRefused)]
             assert refusals and refusals[-1].code == decision.code
         self.check()
@@ -166,20 +198,44 @@ class SupervisorMachine(RuleBasedStateMachine):
 
     def check(self) -> None:
         self.promises.check(self.sink.events, {a.code for a in self.supervisor.alarms},
-                              self.sink.calls_when_appended)
+                            self.sink.calls_when_appended, self.sink.durable)
         self.checked_events = len(self.sink.events)
-        # Every pump command was preceded by a journaled dose change carrying its rate.
         limits = self.supervisor.limits
         hard_max_ml_h = rate_ml_h_from_dose(limits.hard_max, limits.conc_mcg_ml)
         commands = self.pump.commands()
+        states = self.pump.command_states()
         for position in range(self.checked_commands, len(commands)):
             name, argument = commands[position]
             if name == "set_rate":
-                journaled = self.promises.applied_at.get(position)
+                # Preceded by a dose change carrying its rate, durable unless it restores the
+                # limits or the running dose.
+                journaled, durable = self.promises.applied_at.get(position, (None, False))
                 assert journaled is not None and argument is not None
                 assert abs(journaled.rate_ml_h - argument) < 1e-9
+                assert durable or journaled.change in SAFETY_CHANGES, journaled
                 assert argument <= hard_max_ml_h + 1e-9
+            elif name == "stop" and states[position] is PumpState.INFUSING:
+                decided = self._last_applied_before(position)
+                assert decided is not None and decided.change is DoseChange.STOP
+                assert decided.stop_reason in STOP_REASONS, decided
         self.checked_commands = len(commands)
+
+    def _last_applied_before(self, position: int) -> DoseApplied | None:
+        keys = [k for k in self.promises.applied_at if k <= position]
+        return self.promises.applied_at[max(keys)][0] if keys else None
+
+    def _pump_within_limits(self) -> None:
+        """After a tick that could read the pump, it runs nothing above the limits, and above
+        the soft maximum only the journal's (confirmed) dose."""
+        pump = self.pump
+        if pump.disconnected or pump.uncertain or pump.state is not PumpState.INFUSING:
+            return
+        limits = self.supervisor.limits
+        dose = dose_from_rate_ml_h(pump.rate_ml_h, limits.conc_mcg_ml)
+        assert dose <= limits.hard_max + LIMITS_EPS
+        if dose > limits.soft_max + LIMITS_EPS:
+            last = self.promises.last_applied
+            assert last is not None and abs(last.dose_mcg_min - dose) < 0.01 * dose
 
     @invariant()
     def dose_within_hard_max(self) -> None:

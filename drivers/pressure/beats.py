@@ -31,23 +31,23 @@ import numpy as np
 import numpy.typing as npt
 
 from vasopilot.core.interfaces import PressureSource
-from vasopilot.core.types import GOOD, Beat
+from vasopilot.core.types import GOOD, Beat, BeatQuality
 
 FloatArray = npt.NDArray[np.float64]
 
-# Reason strings, as the supervisor and journal expect them.
-FLUSH = "flush"
-ZEROING = "zeroing"
-DAMPING = "damping"
-DISCONNECTION = "disconnection"
-MOTION = "motion"
-SATURATION = "saturation"
-FLAT = "flat"
-CALIBRATION = "calibration"
-RANGE = "range"
-INCONSISTENT = "inconsistent"
-NOISE = "noise"
-MISSING = "missing"
+# The verdicts this detector gives, by their short names.
+FLUSH = BeatQuality.FLUSH
+ZEROING = BeatQuality.ZEROING
+DAMPING = BeatQuality.DAMPING
+DISCONNECTION = BeatQuality.DISCONNECTION
+MOTION = BeatQuality.MOTION
+SATURATION = BeatQuality.SATURATION
+FLAT = BeatQuality.FLAT
+CALIBRATION = BeatQuality.CALIBRATION
+RANGE = BeatQuality.RANGE
+INCONSISTENT = BeatQuality.INCONSISTENT
+NOISE = BeatQuality.NOISE
+MISSING = BeatQuality.MISSING
 
 # Artefacts whose aftermath (ringing, a settling line) also spoils the next beats.
 _LINGERING = frozenset({FLUSH, SATURATION, ZEROING, CALIBRATION, DISCONNECTION, MOTION})
@@ -187,7 +187,7 @@ class BeatDetector:
         # (onset index, MAP) of recent beats past the artefact checks: the level a kinked
         # line leaves; a median, so a few wrong first beats do not seed it.
         self._levels: deque[tuple[int, float]] = deque()
-        self._linger_reason: str | None = None
+        self._linger_reason: BeatQuality | None = None
         self._linger_until = 0
 
     def feed(self, t0_s: float, samples_mmhg: Sequence[float] | FloatArray) -> list[Beat]:
@@ -409,7 +409,7 @@ class BeatDetector:
         self._prev_quality = quality
         return replace(beat, quality=quality, ectopic=ectopic and quality == GOOD)
 
-    def _verdict(self, start: int, end: int, beat: Beat, ratio: float) -> str:
+    def _verdict(self, start: int, end: int, beat: Beat, ratio: float) -> BeatQuality:
         lim = self.limits
         b = self._base
         if self._nan[start - b : end - b].any():
@@ -468,7 +468,7 @@ class BeatDetector:
                 return INCONSISTENT
         return GOOD
 
-    def _artefact(self, start: int, end: int, beat: Beat) -> str | None:
+    def _artefact(self, start: int, end: int, beat: Beat) -> BeatQuality | None:
         """The artefact signature a stretch of pressure shows, if any."""
         lim = self.limits
         b, dl = self._base, self._delay

@@ -28,7 +28,13 @@ from drivers.pump.step_schedule import Direction, StepSchedule
 from vasopilot.core.clock import Clock, VirtualClock
 from vasopilot.core.config import MechanicsSettings, SyringeSpec
 from vasopilot.core.errors import ConfigError, PumpConnectionError, PumpError, PumpRefusedError
-from vasopilot.core.types import HostLossBehaviour, PumpCapabilities, PumpState, PumpStatus
+from vasopilot.core.types import (
+    HostLossBehaviour,
+    PumpAlarm,
+    PumpCapabilities,
+    PumpState,
+    PumpStatus,
+)
 from vasopilot.core.units import (
     MINUTES_PER_HOUR,
     SECONDS_PER_MIN,
@@ -60,11 +66,11 @@ MICROSTEP_LEVELS: dict[DriverChip, dict[int, tuple[bool, ...]]] = {
     "tmc2209": {8: (False, False), 16: (True, True), 32: (True, False), 64: (False, True)},
 }
 
-ALARM_END_OF_TRAVEL = "end_of_travel"
-ALARM_STALL = "stall"
-ALARM_NO_PLUNGER = "plunger_not_detected"
-ALARM_EMPTY = "syringe_empty"
-ALARM_STEP_THREAD = "step_thread_failed"
+ALARM_END_OF_TRAVEL = PumpAlarm.END_OF_TRAVEL
+ALARM_STALL = PumpAlarm.STALL
+ALARM_NO_PLUNGER = PumpAlarm.NO_PLUNGER
+ALARM_EMPTY = PumpAlarm.EMPTY
+ALARM_STEP_THREAD = PumpAlarm.STEP_THREAD
 
 # Rates are kept to 1 µL/h: finer than any dose step the supervisor makes, coarser than float noise.
 RESOLUTION_ML_H = 0.001
@@ -210,7 +216,7 @@ class GpioStepperPump:
         self._wake = threading.Condition(self._lock)
         self._schedule = StepSchedule(clock.now_s())
         self._state = PumpState.STOPPED
-        self._alarm: str | None = None
+        self._alarm: PumpAlarm | None = None
         self._closed = False
         self._lateness_s: deque[float] = deque(maxlen=LATENESS_WINDOW)
         self._max_late_s = 0.0
@@ -411,7 +417,7 @@ class GpioStepperPump:
         self._schedule.set_rate(self._clock.now_s(), rate_hz, direction, max_steps)
         self._wake.notify_all()
 
-    def _halt(self, alarm: str | None) -> None:
+    def _halt(self, alarm: PumpAlarm | None) -> None:
         """Stop stepping; with ``alarm`` latch it, without acknowledge any latched one."""
         self._schedule.stop(self._clock.now_s())
         if not self._hold_when_stopped or alarm is not None:
@@ -426,7 +432,7 @@ class GpioStepperPump:
             self._enable.off()
         self._state = PumpState.STOPPED if self._alarm is None else PumpState.ALARM
 
-    def _infusion_fault(self) -> str | None:
+    def _infusion_fault(self) -> PumpAlarm | None:
         if self._end_of_travel is not None and self._end_of_travel.is_active:
             return ALARM_END_OF_TRAVEL
         if self._stall is not None and self._stall.is_active:

@@ -46,7 +46,13 @@ from drivers.pump.serial_pump import (
 from vasopilot.core.clock import Clock
 from vasopilot.core.config import SyringeSpec
 from vasopilot.core.errors import PumpCommunicationError, PumpRefusedError
-from vasopilot.core.types import HostLossBehaviour, PumpCapabilities, PumpState, PumpStatus
+from vasopilot.core.types import (
+    HostLossBehaviour,
+    PumpAlarm,
+    PumpCapabilities,
+    PumpState,
+    PumpStatus,
+)
 
 
 class HarvardRefusedError(PumpRefusedError):
@@ -169,7 +175,7 @@ class HarvardPump:
             withdrawn_ml=withdrawn_ml,
             fill_ml=self._fill_ml,
             stall=stall,
-            alarm="stall" if stall else None,
+            alarm=PumpAlarm.STALL if stall else None,
         )
 
     def heartbeat(self) -> None:

@@ -57,18 +57,24 @@ from drivers.pump.serial_pump import (
 from vasopilot.core.clock import Clock
 from vasopilot.core.config import SyringeSpec
 from vasopilot.core.errors import PumpCommunicationError, PumpRefusedError
-from vasopilot.core.types import HostLossBehaviour, PumpCapabilities, PumpState, PumpStatus
+from vasopilot.core.types import (
+    HostLossBehaviour,
+    PumpAlarm,
+    PumpCapabilities,
+    PumpState,
+    PumpStatus,
+)
 from vasopilot.core.units import UL_PER_ML
 
 _RUNNING = (NewEraStatus.INFUSING, NewEraStatus.PURGING)
 _RAT = re.compile(r"^([\d.]+)(UM|MM|UH|MH)$")
 _DIS = re.compile(r"^I([\d.]+)W([\d.]+)(UL|ML)$")
 _ALARM_NAMES = {
-    NewEraAlarm.RESET: "power-loss",
-    NewEraAlarm.STALL: "stall",
-    NewEraAlarm.SAFE_MODE_TIMEOUT: "host-timeout",
-    NewEraAlarm.PROGRAM_ERROR: "program-error",
-    NewEraAlarm.PHASE_OUT_OF_RANGE: "phase-out-of-range",
+    NewEraAlarm.RESET: PumpAlarm.POWER_LOSS,
+    NewEraAlarm.STALL: PumpAlarm.STALL,
+    NewEraAlarm.SAFE_MODE_TIMEOUT: PumpAlarm.HOST_TIMEOUT,
+    NewEraAlarm.PROGRAM_ERROR: PumpAlarm.PROGRAM_ERROR,
+    NewEraAlarm.PHASE_OUT_OF_RANGE: PumpAlarm.PHASE_OUT_OF_RANGE,
 }
 
 

@@ -23,7 +23,13 @@ from vasopilot.core.errors import (
     PumpRefusedError,
     UncertainDeliveryError,
 )
-from vasopilot.core.types import HostLossBehaviour, PumpCapabilities, PumpState, PumpStatus
+from vasopilot.core.types import (
+    HostLossBehaviour,
+    PumpAlarm,
+    PumpCapabilities,
+    PumpState,
+    PumpStatus,
+)
 
 DEFAULT_TIMEOUT_S = 0.5
 # Back-off withdraws this fast (capped by the pump's limit): a stored bolus of a few hundred
@@ -80,7 +86,7 @@ def counter_status(
     withdrawn_ml: float,
     fill_ml: float,
     stall: bool,
-    alarm: str | None,
+    alarm: PumpAlarm | None,
 ) -> PumpStatus:
     """A status from the pump's volume counters; a stall with the syringe (nearly) empty is the
     end of travel, not a blocked line."""

@@ -176,6 +176,25 @@ class NewEraEmulator:
             unit.alarm, unit.alarm_announced = NewEraAlarm.RESET, True
             unit.last_valid_t_s = None
 
+    def keypad(self, rate_ml_h: float, address: int = 0) -> None:
+        """Someone at the pump's own keys sets ``rate_ml_h`` and presses run (0: stop there).
+
+        Nothing goes out on the line: a host learns of it only by asking.
+        """
+        with self._lock:
+            self._advance(self._clock.now_s())
+            unit = self._units[address]
+            if rate_ml_h <= 0:
+                self._halt(unit)
+                return
+            unit.rate_value, unit.rate_unit = rate_ml_h / unit.rate_unit.ml_h, unit.rate_unit
+            if unit.motion is not NewEraStatus.INFUSING:
+                self._halt(unit)
+                unit.direction = "INF"
+                unit.counter.phase_ml = 0.0
+            unit.physics.set_rate(rate_ml_h)
+            unit.motion = NewEraStatus.INFUSING
+
     def state(self, address: int = 0) -> tuple[NewEraStatus, float, NewEraAlarm | None]:
         """(motion, rate in mL/h, pending alarm) of one pump, for tests."""
         with self._lock:

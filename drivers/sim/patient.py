@@ -27,7 +27,7 @@ from drivers.sim.artefacts import (
     ArtefactKind,
     ArtefactSchedule,
 )
-from vasopilot.core.types import GOOD, Beat
+from vasopilot.core.types import GOOD, Beat, BeatQuality
 from vasopilot.core.units import MINUTES_PER_HOUR, SECONDS_PER_MIN
 
 Scenario = Literal["resuscitate", "disturbance", "wean"]
@@ -468,7 +468,7 @@ class VirtualPatient:
         quality = GOOD
         if artefact is not None:
             sbp, dbp = self._corrupt(artefact, sbp, dbp)
-            quality = artefact.kind.value
+            quality = BeatQuality(artefact.kind.value)
         self._beats.append(Beat(t_s=t_s, sbp_mmhg=sbp, dbp_mmhg=dbp,
                                 map_mmhg=(sbp + 2.0 * dbp) / 3.0, hr_bpm=hr_bpm, quality=quality))
 

@@ -38,6 +38,7 @@ from vasopilot.core.errors import PumpConnectionError, PumpRefusedError, Uncerta
 from vasopilot.core.types import (
     HostLossBehaviour,
     LineSignals,
+    PumpAlarm,
     PumpCapabilities,
     PumpState,
     PumpStatus,
@@ -111,7 +112,7 @@ class PumpFaults:
         """The motor stalls (mechanical jam): it stops stepping and raises alarm ``stall``."""
         self._pump.advance()
         self._pump._jammed = True
-        self._pump._raise_alarm("stall")
+        self._pump._raise_alarm(PumpAlarm.STALL)
 
     def clear_stall(self) -> None:
         self._pump.advance()
@@ -179,7 +180,7 @@ class SimSyringePump:
         self._t_s = clock.now_s()
         self._last_contact_s = self._t_s
         self._state = PumpState.STOPPED
-        self._alarm: str | None = None
+        self._alarm: PumpAlarm | None = None
         self._rate_ul_s = 0.0
         self._backoff_left_ul = 0.0
         self._gap_ul = self.band_ul  # a freshly loaded syringe has the whole band to cross
@@ -323,7 +324,7 @@ class SimSyringePump:
         ticks = math.ceil(period_s / STEP_TIMER_TICK_S - 1e-6)
         return self.microstep_ul / (ticks * STEP_TIMER_TICK_S)
 
-    def _raise_alarm(self, alarm: str) -> None:
+    def _raise_alarm(self, alarm: PumpAlarm) -> None:
         self._alarm = alarm
         self._state = PumpState.ALARM
         self._rate_ul_s = 0.0
@@ -433,20 +434,20 @@ class SimSyringePump:
             self._gap_ul = 0.0 if self._state is PumpState.INFUSING else self.band_ul
         elif event is _Event.EMPTY:
             self._stopper_ul = self._fill_ul
-            self._raise_alarm("empty")
+            self._raise_alarm(PumpAlarm.EMPTY)
         elif event is _Event.BACKOFF_DONE:
             self._backoff_left_ul = 0.0
             self._state = PumpState.STOPPED
         elif event is _Event.WATCHDOG:
             if self._capabilities.host_loss is HostLossBehaviour.STOPS_AND_ALARMS:
-                self._raise_alarm("host-timeout")
+                self._raise_alarm(PumpAlarm.HOST_TIMEOUT)
             else:
                 self._rate_ul_s = 0.0
                 self._backoff_left_ul = 0.0
                 self._state = PumpState.STOPPED
         elif event is _Event.STALL:
             self._overloaded = True
-            self._raise_alarm("stall")
+            self._raise_alarm(PumpAlarm.STALL)
 
 
 class SimPumpReadings:

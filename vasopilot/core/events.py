@@ -6,11 +6,13 @@ parses back into the right type with :data:`EVENT_ADAPTER`.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from vasopilot.core.types import (
+    BeatQuality,
     CommandRefusal,
     HostLossBehaviour,
     Priority,
@@ -20,7 +22,98 @@ from vasopilot.core.types import (
 )
 from vasopilot.core.units import DoseUnit
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+class AlarmCode(StrEnum):
+    """Every alarm the supervisor raises (``safety.alarms.ALARM_PRIORITY`` gives priorities)."""
+
+    MAP_STALE = "MAP_STALE"
+    MAP_LOW = "MAP_LOW"
+    OCCLUSION = "OCCLUSION"
+    EXTRAVASATION = "EXTRAVASATION"
+    SYRINGE_NEAR_EMPTY = "SYRINGE_NEAR_EMPTY"
+    SYRINGE_EMPTY = "SYRINGE_EMPTY"
+    CHANGEOVER = "CHANGEOVER"
+    PUMP_FAULT = "PUMP_FAULT"
+    PUMP_DISCONNECTED = "PUMP_DISCONNECTED"
+    PUMP_UNCOMMANDED = "PUMP_UNCOMMANDED"
+    DELIVERY_UNCERTAIN = "DELIVERY_UNCERTAIN"
+    HOST_TIMEOUT = "HOST_TIMEOUT"
+    RESTARTED = "RESTARTED"
+    HARD_LIMIT_REFUSED = "HARD_LIMIT_REFUSED"
+    JOURNAL_FAULT = "JOURNAL_FAULT"
+
+
+class StopReason(StrEnum):
+    """Why an infusion ended: S8 (occlusion), S9 (extravasation, infiltration), S10 (empty
+    syringe, operator), a pump that stopped by itself, or the last weaning step (not a stop)."""
+
+    OCCLUSION = "occlusion"
+    EXTRAVASATION = "extravasation"
+    INFILTRATION = "infiltration"
+    EMPTY = "empty-syringe"
+    OPERATOR = "operator"
+    PUMP_FAULT = "pump-fault"
+    WEANED = "weaned"
+
+
+class DoseChange(StrEnum):
+    """What decision a ``dose.applied`` event records."""
+
+    START = "start"
+    TITRATION = "titration"
+    WEAN = "wean"
+    STOP = "stop"
+    CHANGEOVER = "changeover"
+    # A read-back settled a command whose acknowledgement was lost (or a restart's journal).
+    RECONCILED = "reconciled"
+    # A change within the limits made at the pump, taken as an operator's act.
+    ADOPTED = "adopted"
+    # An uncommanded pump state over the limits, brought back to the last safe dose.
+    RESTORED = "restored"
+    # The pump stopped itself on losing the host; restarted at the last safe dose.
+    RESUMED = "resumed"
+    # The change journaled just before could not be made durable and was never sent.
+    NOT_APPLIED = "not_applied"
+
+
+class RefusalCode(StrEnum):
+    """Why a dose request (or a MAP target) was refused."""
+
+    NEGATIVE = "NEGATIVE"
+    HARD_MAX = "HARD_MAX"
+    SOFT_MAX = "SOFT_MAX"
+    START_ABOVE_RANGE = "START_ABOVE_RANGE"
+    UP_INTERVAL = "UP_INTERVAL"
+    RATE_RANGE = "RATE_RANGE"
+    RESOLUTION = "RESOLUTION"
+    UNCERTAIN = "UNCERTAIN"
+    STOPPED = "STOPPED"
+    NOT_RUNNING = "NOT_RUNNING"
+    STOP_NOT_ALLOWED = "STOP_NOT_ALLOWED"
+    WEANING = "WEANING"
+    MAP_UNTRUSTED = "MAP_UNTRUSTED"
+    MAP_HIGH = "MAP_HIGH"
+    MAP_LOW = "MAP_LOW"
+    JOURNAL_FAULT = "JOURNAL_FAULT"
+    PUMP_ERROR = "PUMP_ERROR"
+    TARGET_RANGE = "TARGET_RANGE"
+
+
+class FaultCode(StrEnum):
+    """What went wrong, in a ``Fault`` event (the message says it for people)."""
+
+    OCCLUSION_DETECTED = "OCCLUSION_DETECTED"
+    BACK_OFF_FAILED = "BACK_OFF_FAILED"
+    CHANGEOVER_FAILED = "CHANGEOVER_FAILED"
+    STOP_FAILED = "STOP_FAILED"
+    STOP_RESENT = "STOP_RESENT"
+    PUMP_REFUSED = "PUMP_REFUSED"
+    DELIVERY_UNCERTAIN = "DELIVERY_UNCERTAIN"
+    RATE_READBACK = "RATE_READBACK"
+    UNCOMMANDED_STATE = "UNCOMMANDED_STATE"
+    NOT_JOURNALED = "NOT_JOURNALED"
 
 
 class EventBase(BaseModel):
@@ -57,40 +150,42 @@ class DoseApplied(EventBase):
     previous_dose_mcg_min: float
     rate_ml_h: float
     reason: str
+    change: DoseChange = DoseChange.TITRATION
+    stop_reason: StopReason | None = None
 
 
 class DoseRefused(EventBase):
     kind: Literal["dose.refused"] = "dose.refused"
     requester: Requester
     requested_dose_mcg_min: float
-    code: str
+    code: RefusalCode
     reason: str
     sender: str | None = None
 
 
 class AlarmRaised(EventBase):
     kind: Literal["alarm.raised"] = "alarm.raised"
-    code: str
+    code: AlarmCode
     priority: Priority
     message: str
 
 
 class AlarmAcknowledged(EventBase):
     kind: Literal["alarm.acked"] = "alarm.acked"
-    code: str
+    code: AlarmCode
     by: str = "operator"
 
 
 class AlarmSilenced(EventBase):
     kind: Literal["alarm.silenced"] = "alarm.silenced"
-    code: str
+    code: AlarmCode
     until_t_s: float
     by: str = "operator"
 
 
 class AlarmCleared(EventBase):
     kind: Literal["alarm.cleared"] = "alarm.cleared"
-    code: str
+    code: AlarmCode
 
 
 class BeatSummary(EventBase):
@@ -101,7 +196,7 @@ class BeatSummary(EventBase):
     sbp_mmhg: float | None
     dbp_mmhg: float | None
     hr_bpm: float | None
-    quality: str
+    quality: BeatQuality
     beats: int = 1
 
     @property
@@ -158,7 +253,7 @@ class OperatorAction(EventBase):
 
 class Fault(EventBase):
     kind: Literal["fault"] = "fault"
-    code: str
+    code: FaultCode
     message: str
     detail: str = ""
 

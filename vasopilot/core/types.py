@@ -9,7 +9,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-GOOD = "good"
+
+class BeatQuality(StrEnum):
+    """A beat's verdict: ``good``, or the named reason it is not to be trusted (S5)."""
+
+    GOOD = "good"
+    FLUSH = "flush"
+    SAMPLING = "sampling"
+    ZEROING = "zeroing"
+    DAMPING = "damping"
+    KINK = "kink"
+    DISCONNECTION = "disconnection"
+    MOTION = "motion"
+    SATURATION = "saturation"
+    FLAT = "flat"
+    CALIBRATION = "calibration"
+    RANGE = "range"
+    INCONSISTENT = "inconsistent"
+    NOISE = "noise"
+    MISSING = "missing"
+    SENSOR_LOSS = "sensor_loss"
+
+
+GOOD = BeatQuality.GOOD
+
+
+class PumpAlarm(StrEnum):
+    """An alarm a pump raised by itself, as its driver reports it (never parsed from text)."""
+
+    POWER_LOSS = "power-loss"
+    STALL = "stall"
+    HOST_TIMEOUT = "host-timeout"
+    EMPTY = "empty"
+    END_OF_TRAVEL = "end_of_travel"
+    NO_PLUNGER = "plunger_not_detected"
+    STEP_THREAD = "step_thread_failed"
+    PROGRAM_ERROR = "program-error"
+    PHASE_OUT_OF_RANGE = "phase-out-of-range"
 
 
 class Requester(StrEnum):
@@ -85,8 +121,7 @@ class RunEndReason(StrEnum):
 class Beat:
     """One arterial beat. Pressures in mmHg, ``t_s`` the onset on the clock's time line.
 
-    ``quality`` is ``"good"`` or the reason the beat is not to be trusted (``"flush"``,
-    ``"zeroing"``, ``"damping"``, ``"disconnection"``, ``"motion"``, ``"saturation"``, ...).
+    ``quality`` is :attr:`BeatQuality.GOOD` or the reason the beat is not to be trusted.
     ``ectopic`` marks a good beat that came early (its own MAP is still trusted).
     """
 
@@ -95,7 +130,7 @@ class Beat:
     dbp_mmhg: float
     map_mmhg: float
     hr_bpm: float
-    quality: str = GOOD
+    quality: BeatQuality = GOOD
     ectopic: bool = False
 
     @property
@@ -142,7 +177,7 @@ class PumpStatus:
     stalled: bool = False
     end_of_travel: bool = False
     delivery_uncertain: bool = False
-    alarm: str | None = None
+    alarm: PumpAlarm | None = None
 
 
 @dataclass(frozen=True, slots=True)

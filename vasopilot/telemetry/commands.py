@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from safety.supervisor import Supervisor
 from vasopilot.core.clock import Clock
 from vasopilot.core.errors import JournalError
-from vasopilot.core.events import Event, RemoteCommand, RemoteRefused
+from vasopilot.core.events import AlarmCode, Event, RemoteCommand, RemoteRefused
 from vasopilot.core.types import CommandRefusal, DoseRequest, Requester
 from vasopilot.telemetry.payloads import (
     COMMAND_ADAPTER,
@@ -276,10 +276,11 @@ def act(
             if command.code not in alarms:
                 return reply(False, f"no active alarm {command.code!r}",
                              CommandRefusal.NO_SUCH_ALARM)
+            code = AlarmCode(command.code)
             if isinstance(command, AcknowledgeAlarm):
-                supervisor.acknowledge(command.code, now_s, by=by)
+                supervisor.acknowledge(code, now_s, by=by)
                 return reply(True, f"alarm {command.code} acknowledged")
-            supervisor.silence(command.code, now_s, by=by)
+            supervisor.silence(code, now_s, by=by)
             return reply(True, f"alarm {command.code} silenced")
         case Stop():
             supervisor.operator_stop(now_s, by=by, reason=command.reason or "remote stop")

@@ -1,0 +1,127 @@
+"""The request rules one at a time, the oref0 way: a baseline context, one or two fields changed.
+
+Baseline: norepinephrine 80 mcg/mL, 70 kg, running at 10 mcg/min, a good MAP of 70 mmHg,
+target 65 (no increase at 75 or more), lower limit 60, last increase long ago, an ideal pump.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from safety.limits import DoseLimits
+from safety.rules import RULES, RequestContext, evaluate
+from vasopilot.core.config import NOREPINEPHRINE
+from vasopilot.core.events import RefusalCode, StopReason
+from vasopilot.core.types import (
+    BeatQuality,
+    DoseRequest,
+    HostLossBehaviour,
+    PumpCapabilities,
+    Requester,
+)
+
+LIMITS = DoseLimits.from_entry(NOREPINEPHRINE, 70.0)
+BASELINE = RequestContext(
+    request=DoseRequest(11.0, Requester.CONTROLLER, "MAP a little low"),
+    now_s=1000.0,
+    starting=False,
+    running=True,
+    dose_mcg_min=10.0,
+    limits=LIMITS,
+    capabilities=PumpCapabilities(min_rate_ml_h=0.01, max_rate_ml_h=150.0,
+                                  resolution_ml_h=0.001, syringe_volume_ml=50.0,
+                                  host_loss=HostLossBehaviour.KEEPS_RATE),
+    trusted_map_mmhg=70.0,
+    last_quality=BeatQuality.GOOD,
+    stale_after_s=10.0,
+    target_map_mmhg=65.0,
+    lower_limit_mmhg=60.0,
+    map_high_margin_mmhg=10.0,
+    since_last_up_s=600.0,
+)
+
+
+def asking(dose: float, **changes: object) -> RequestContext:
+    """The baseline asking for ``dose``; ``requester``/``confirmed`` change the request."""
+    requester = changes.pop("requester", Requester.CONTROLLER)
+    confirmed = changes.pop("confirmed", False)
+    assert isinstance(requester, Requester) and isinstance(confirmed, bool)
+    request = DoseRequest(dose, requester, "test", confirmed)
+    return replace(BASELINE, request=request, **changes)  # type: ignore[arg-type]
+
+
+def test_baseline_request_passes_every_rule() -> None:
+    ruling = evaluate(BASELINE)
+    assert not ruling.refused and ruling.dose_mcg_min == 11.0
+
+
+def test_every_rule_names_its_requirement() -> None:
+    assert all(r.requirement.startswith(("S", "DESIGN")) for r in RULES)
+    assert len({r.name for r in RULES}) == len(RULES)
+
+
+@pytest.mark.parametrize(("context", "code"), [
+    (asking(11.0, uncertain=True), RefusalCode.UNCERTAIN),
+    (asking(11.0, journal_ok=False), RefusalCode.JOURNAL_FAULT),
+    (asking(11.0, needs_operator=True, stop_reason=StopReason.OCCLUSION), RefusalCode.STOPPED),
+    (asking(11.0, running=False), RefusalCode.NOT_RUNNING),
+    (asking(-1.0, requester=Requester.OPERATOR), RefusalCode.NEGATIVE),
+    (asking(61.0, requester=Requester.OPERATOR, confirmed=True), RefusalCode.HARD_MAX),
+    (asking(31.0, requester=Requester.OPERATOR), RefusalCode.SOFT_MAX),
+    (asking(0.0), RefusalCode.STOP_NOT_ALLOWED),
+    (asking(11.0, weaning=True), RefusalCode.WEANING),
+    (asking(11.0, trusted_map_mmhg=None), RefusalCode.MAP_UNTRUSTED),
+    (asking(11.0, trusted_map_mmhg=75.0), RefusalCode.MAP_HIGH),
+    (asking(9.0, trusted_map_mmhg=59.0), RefusalCode.MAP_LOW),
+    (asking(13.0, starting=True, running=False, requester=Requester.OPERATOR),
+     RefusalCode.START_ABOVE_RANGE),
+    (asking(11.0, since_last_up_s=60.0), RefusalCode.UP_INTERVAL),
+    (asking(0.005, starting=True, running=False, requester=Requester.OPERATOR),
+     RefusalCode.RATE_RANGE),
+])
+def test_one_changed_input_is_refused_by_its_rule(context: RequestContext,
+                                                  code: RefusalCode) -> None:
+    ruling = evaluate(context)
+    assert ruling.code is code
+    assert ruling.rule is not None and ruling.reason.startswith(ruling.rule.requirement)
+    assert ruling.dose_mcg_min == (0.0 if code in (RefusalCode.NOT_RUNNING, RefusalCode.NEGATIVE,
+                                                   RefusalCode.HARD_MAX, RefusalCode.SOFT_MAX)
+                                   else context.dose_mcg_min)
+
+
+def test_operator_may_start_after_a_latched_stop_but_a_controller_may_not() -> None:
+    latched = {"needs_operator": True, "stop_reason": StopReason.OCCLUSION, "running": False,
+               "starting": True}
+    assert not evaluate(asking(10.0, requester=Requester.OPERATOR, **latched)).refused
+    assert evaluate(asking(10.0, **latched)).code is RefusalCode.STOPPED
+
+
+def test_operator_changes_the_dose_on_untrusted_map_and_during_weaning() -> None:
+    assert not evaluate(asking(9.0, requester=Requester.OPERATOR, trusted_map_mmhg=None,
+                               weaning=True)).refused
+
+
+def test_soft_maximum_passes_with_a_confirmation() -> None:
+    ruling = evaluate(asking(31.0, requester=Requester.OPERATOR, confirmed=True,
+                             dose_mcg_min=30.0))
+    assert not ruling.refused and ruling.dose_mcg_min == 31.0
+
+
+def test_an_up_step_is_limited_not_refused() -> None:
+    ruling = evaluate(asking(15.0))
+    assert not ruling.refused and ruling.dose_mcg_min == pytest.approx(12.0)
+    assert ruling.rule is None and "increase limited" in ruling.reason
+
+
+def test_a_down_step_is_limited_and_a_start_is_not_slew_limited() -> None:
+    assert evaluate(asking(5.0, requester=Requester.OPERATOR)).dose_mcg_min == 8.0
+    start = asking(12.0, starting=True, running=False, dose_mcg_min=0.0,
+                   requester=Requester.OPERATOR, since_last_up_s=1.0)
+    assert evaluate(start).dose_mcg_min == 12.0
+
+
+def test_map_rules_leave_a_move_the_right_way_alone() -> None:
+    assert not evaluate(asking(9.0, trusted_map_mmhg=80.0)).refused
+    assert not evaluate(asking(11.0, trusted_map_mmhg=55.0)).refused

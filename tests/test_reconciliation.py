@@ -21,8 +21,8 @@ from safety_fixtures import (
     make_supervisor,
 )
 
-from drivers.pump import EmulatedPump, start_emulated_pump
 from drivers.pump.new_era import NewEraPump
+from drivers.sim.emulated import EmulatedPump, start_emulated_pump
 from drivers.sim.new_era_emulator import NewEraEmulator
 from safety.alarms import AlarmCode
 from safety.resume import OpenAlarm, ResumeState

@@ -53,6 +53,10 @@ from vasopilot.core.units import rate_ml_h_from_dose
 # A read-back within 1 % (and a pump's last digit) of the command is the command.
 RATE_READBACK_TOLERANCE = 0.01
 RATE_READBACK_FLOOR_ML_H = 1e-3
+# Volume the pump may report delivered beyond its commanded rate before it is an uncommanded
+# bolus (a purge at its keys): counter resolution and a poll's timing stay well under this.
+VOLUME_SLACK_ML = 0.05
+VOLUME_SLACK_FRACTION = 0.5
 # Stops that an operator must clear before anything restarts the infusion.
 LATCHING = frozenset(StopReason) - {StopReason.WEANED}
 
@@ -67,7 +71,8 @@ class DeliveryState:
     read-back tells which. ``safe_dose_mcg_min`` is the last journaled running dose within the
     limits; ``confirmed_mcg_min`` the highest dose above the soft maximum an operator confirmed
     for this infusion; ``last_up_t_s`` the time of the last up-titration; ``stops`` counts
-    the stops made.
+    the stops made; ``volume_mark`` the (time, delivered mL, commanded mL/h) of the last poll
+    that found the pump at its commanded rate.
     """
 
     dose_mcg_min: float = 0.0
@@ -83,6 +88,7 @@ class DeliveryState:
     stop_reason: StopReason | None = None
     needs_operator: bool = False
     stops: int = 0
+    volume_mark: tuple[float, float, float] | None = None
 
 
 def contract(role: Literal["active", "standby"], pump: Pump, now_s: float) -> PumpContract:
@@ -386,6 +392,28 @@ class Delivery:
         elif infusing(status) and (not state.running
                                    or not same_rate(status.rate_ml_h, state.rate_ml_h)):
             self._uncommanded(status, now_s, "")
+        elif state.running:
+            self._check_volume(status, now_s)
+
+    def _check_volume(self, status: PumpStatus, now_s: float) -> None:
+        """The volume the pump says it delivered since the last poll, against its rate: more
+        is a bolus nobody commanded (a purge at its keys). Alarmed; what is in is in."""
+        mark = self._state.volume_mark
+        self._set(volume_mark=(status.t_s, status.delivered_ml, self._state.rate_ml_h))
+        if mark is None or mark[2] != self._state.rate_ml_h:
+            return
+        t0_s, delivered0_ml, rate_ml_h = mark
+        moved_ml = status.delivered_ml - delivered0_ml
+        expected_ml = rate_ml_h * max(0.0, status.t_s - t0_s) / 3600.0
+        excess_ml = moved_ml - expected_ml
+        if excess_ml <= max(VOLUME_SLACK_ML, VOLUME_SLACK_FRACTION * expected_ml):
+            return
+        message = (f"the pump delivered {moved_ml:.2f} mL in {status.t_s - t0_s:.0f} s, "
+                   f"{excess_ml:.2f} mL more than its rate of {rate_ml_h:.3f} mL/h: a bolus "
+                   "not commanded by vasopilot")
+        self._rec.alarm(AlarmCode.PUMP_UNCOMMANDED, message, now_s, momentary=True)
+        self._rec.record([Fault(t_s=now_s, code=FaultCode.UNCOMMANDED_STATE, message=message,
+                                detail=f"delivered_ml={status.delivered_ml:.3f}")])
 
     def _settled(self, status: PumpStatus, now_s: float) -> bool:
         """After an unconfirmed command: the pump runs it, or the dose before it (believed,

@@ -63,6 +63,7 @@ class MockPump:
     rate_ml_h: float = 0.0
     state: PumpState = PumpState.STOPPED
     t_s: float = 0.0
+    delivered_ml: float = 0.0
     host_loss: HostLossBehaviour = HostLossBehaviour.KEEPS_RATE
 
     @property
@@ -114,8 +115,9 @@ class MockPump:
     def status(self) -> PumpStatus:
         self._link()
         return PumpStatus(
-            t_s=self.t_s, state=self.state, rate_ml_h=self.rate_ml_h, delivered_ml=0.0,
-            syringe_remaining_ml=self.remaining_ml, line_pressure_mmhg=self.line_pressure_mmhg,
+            t_s=self.t_s, state=self.state, rate_ml_h=self.rate_ml_h,
+            delivered_ml=self.delivered_ml, syringe_remaining_ml=self.remaining_ml,
+            line_pressure_mmhg=self.line_pressure_mmhg,
             stalled=self.stalled, end_of_travel=self.remaining_ml <= 0, alarm=self.alarm,
             delivery_uncertain=self.uncertain,
         )

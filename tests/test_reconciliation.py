@@ -351,3 +351,28 @@ def test_weaning_still_watches_the_map_while_the_pump_cannot_be_read() -> None:
     assert supervisor.view(t).dose_mcg_min == pytest.approx(10.0)
     t = feed(supervisor, t, t + interval_s, map_mmhg=70.0, pump=pump)
     assert supervisor.view(t).dose_mcg_min == pytest.approx(9.0)
+
+
+# -- volume: a bolus nobody commanded --------------------------------------------------------------
+
+def test_volume_delivered_beyond_the_rate_is_an_uncommanded_bolus_alarm_not_a_stop() -> None:
+    supervisor, pump, sink = make_supervisor()
+    t = feed(supervisor, 0, 10, pump=pump)
+    assert supervisor.start(10.0, t).applied
+    t = feed(supervisor, t, t + 2, pump=pump)
+    pump.delivered_ml += 1.0  # a purge at the pump's keys: 1 mL in a second
+    t = feed(supervisor, t, t + 1, pump=pump)
+    assert any(a.code is AlarmCode.PUMP_UNCOMMANDED and a.priority is Priority.HIGH
+               for a in supervisor.alarms)
+    assert "a bolus" in uncommanded(sink)[-1].message
+    view = supervisor.view(t)
+    assert view.running and view.dose_mcg_min == 10.0
+
+
+def test_a_pump_delivering_its_rate_for_half_an_hour_raises_no_volume_alarm(
+    safe_bench: Bench,
+) -> None:
+    bench = started(safe_bench, 12.0)
+    bench.tick(1800, step_s=5.0)
+    assert not uncommanded(bench.sink)
+    assert not any(a.code is AlarmCode.PUMP_UNCOMMANDED for a in bench.supervisor.alarms)

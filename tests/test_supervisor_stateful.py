@@ -96,10 +96,12 @@ class SupervisorMachine(RuleBasedStateMachine):
             self.pump.keypad(rate_ml_h)
         self.check()
 
-    @rule(refusing=st.booleans())
-    def journal(self, refusing: bool) -> None:
-        """The journal's disk fills up (or has room again)."""
-        self.sink.refusing = refusing
+    @rule(disk=st.sampled_from(["full", "fills at the next dose change", "has room"]))
+    def journal(self, disk: str) -> None:
+        """The journal's disk fills up, at once or just as a dose change is written, or has
+        room again."""
+        self.sink.refusing = disk == "full"
+        self.sink.fill_on = "dose.applied" if disk.startswith("fills") else None
         self.check()
 
     @rule(map_mmhg=st.floats(min_value=40.0, max_value=120.0),

@@ -8,6 +8,7 @@ the pty's ``unplug``. Beats are fed by hand; everything runs on one virtual cloc
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,16 +97,31 @@ def new_supervisor(pump: NewEraPump, sink: ListSink) -> Supervisor:
                       safety=SafetySettings(), syringe=SYRINGE, sink=sink)
 
 
-@pytest.fixture(params=[0, 10], ids=["basic-mode", "safe-mode"])
-def bench(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bench]:
+@contextmanager
+def open_bench(tmp_path: Path, safe_mode_timeout_s: int) -> Iterator[Bench]:
+    """The emulator behind a symlinked pty (so a pulled cable can be plugged back in)."""
     clock = VirtualClock()
     emulated = start_emulated_pump("new-era", clock, SYRINGE, MECHANICS, link=tmp_path / "ne",
-                                   safe_mode_timeout_s=request.param, timeout_s=0.2)
-    sink = ListSink()
-    pump = emulated.pump
-    assert isinstance(pump, NewEraPump)
-    yield Bench(clock, emulated, sink, new_supervisor(pump, sink))
-    emulated.close()
+                                   safe_mode_timeout_s=safe_mode_timeout_s, timeout_s=0.2)
+    try:
+        sink = ListSink()
+        pump = emulated.pump
+        assert isinstance(pump, NewEraPump)
+        yield Bench(clock, emulated, sink, new_supervisor(pump, sink))
+    finally:
+        emulated.close()
+
+
+@pytest.fixture(params=[0, 10], ids=["basic-mode", "safe-mode"])
+def bench(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bench]:
+    with open_bench(tmp_path, request.param) as opened:
+        yield opened
+
+
+@pytest.fixture
+def safe_bench(tmp_path: Path) -> Iterator[Bench]:
+    with open_bench(tmp_path, 10) as opened:
+        yield opened
 
 
 def started(bench: Bench, dose_mcg_min: float = 10.0) -> Bench:
@@ -226,18 +242,6 @@ def test_pump_stopped_at_its_keypad_is_an_operator_stop_not_restarted(bench: Ben
 
 # -- case 8: the link comes back after the pump's safe mode stopped it ---------------------------
 
-@pytest.fixture
-def safe_bench(tmp_path: Path) -> Iterator[Bench]:
-    clock = VirtualClock()
-    emulated = start_emulated_pump("new-era", clock, SYRINGE, MECHANICS, link=tmp_path / "ne",
-                                   safe_mode_timeout_s=10, timeout_s=0.2)
-    sink = ListSink()
-    pump = emulated.pump
-    assert isinstance(pump, NewEraPump)
-    yield Bench(clock, emulated, sink, new_supervisor(pump, sink))
-    emulated.close()
-
-
 def test_link_back_after_the_safe_mode_stopped_the_pump_restarts_the_last_safe_dose(
     safe_bench: Bench,
 ) -> None:
@@ -308,14 +312,7 @@ def test_alarms_carried_over_a_restart_are_restated_and_the_restart_says_what_is
 # -- case 10: an unreadable pump skips no check ---------------------------------------------------
 
 def test_unreadable_pump_still_gets_stale_map_and_near_empty_alarms(tmp_path: Path) -> None:
-    clock = VirtualClock()
-    emulated = start_emulated_pump("new-era", clock, SYRINGE, MECHANICS, link=tmp_path / "ne",
-                                   timeout_s=0.2)
-    try:
-        sink = ListSink()
-        pump = emulated.pump
-        assert isinstance(pump, NewEraPump)
-        bench = Bench(clock, emulated, sink, new_supervisor(pump, sink))
+    with open_bench(tmp_path, 0) as bench:
         started(bench, 12.0)  # 9 mL/h: a full 50 mL syringe lasts 5.5 h
         bench.emulated.port.unplug()
         bench.tick(15, beats=False)
@@ -330,8 +327,6 @@ def test_unreadable_pump_still_gets_stale_map_and_near_empty_alarms(tmp_path: Pa
                     if a.code is AlarmCode.SYRINGE_NEAR_EMPTY)
         assert near.priority is Priority.MEDIUM
         assert bench.high(AlarmCode.PUMP_DISCONNECTED)
-    finally:
-        emulated.close()
 
 
 def test_weaning_still_watches_the_map_while_the_pump_cannot_be_read() -> None:

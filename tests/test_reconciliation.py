@@ -371,3 +371,19 @@ def test_a_pump_delivering_its_rate_for_half_an_hour_raises_no_volume_alarm(
     bench.tick(1800, step_s=5.0)
     assert not uncommanded(bench.sink)
     assert not any(a.code is AlarmCode.PUMP_UNCOMMANDED for a in bench.supervisor.alarms)
+
+
+# -- case 7, the supervisor's side: the operator's target survives a restart ------------------------
+
+def test_resume_takes_the_operators_map_target_from_the_journal() -> None:
+    supervisor, pump, sink = make_supervisor()
+    t = feed(supervisor, 0, 10, pump=pump)
+    assert supervisor.start(10.0, t).applied
+    assert supervisor.set_target(75.0, t + 1, by="nurse").applied
+    state = ResumeState.from_events(sink.events)
+    assert state.target_map_mmhg == 75.0
+    resumed, _, resumed_sink = make_supervisor(pump)
+    resumed.resume(state, 5.0)
+    assert resumed.view(5.0).target_map_mmhg == 75.0
+    # Journaled again, so a second restart finds it too.
+    assert ResumeState.from_events(resumed_sink.events).target_map_mmhg == 75.0

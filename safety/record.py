@@ -52,14 +52,16 @@ class Recorder:
 
     def record(self, events: Iterable[Event]) -> bool:
         """Append each event; ``False`` if any of them is not durable yet."""
-        durable = True
+        failure: tuple[str, float] | None = None
         for event in events:
             try:
                 self._sink.append(event)
             except JournalUnavailable as exc:
-                durable = False
-                self._journal_down(str(exc), event.t_s)
-        return durable
+                failure = failure or (str(exc), event.t_s)
+        if failure is not None:
+            # After the whole batch, so the alarm's own events follow the ones that failed.
+            self._journal_down(*failure)
+        return failure is None
 
     def alarm(self, code: AlarmCode, message: str, now_s: float, *,
               priority: Priority | None = None, momentary: bool = False) -> bool:

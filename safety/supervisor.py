@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from safety.alarms import Alarm, AlarmCode, AlarmManager
-from safety.delivery import Delivery, DeliveryState
+from safety.delivery import Delivery
 from safety.hazards import Hazard, LineWatch, empty, extravasation, syringe_outlook, time_left_min
 from safety.limits import DoseLimits
 from safety.map_watch import AlarmOrder, MapWatch
@@ -115,11 +115,6 @@ class Supervisor:
     @property
     def alarms(self) -> Sequence[Alarm]:
         return self._alarms.active()
-
-    @property
-    def delivery(self) -> DeliveryState:
-        """The delivery state (a frozen value: reading it changes nothing)."""
-        return self._delivery.state
 
     @property
     def last_occlusion(self) -> OcclusionFinding | None:

@@ -373,7 +373,7 @@ def test_a_pump_delivering_its_rate_for_half_an_hour_raises_no_volume_alarm(
     assert not any(a.code is AlarmCode.PUMP_UNCOMMANDED for a in bench.supervisor.alarms)
 
 
-# -- case 7, the supervisor's side: the operator's target survives a restart ------------------------
+# -- case 7, the supervisor's side: the operator's target survives a restart ----------------------
 
 def test_resume_takes_the_operators_map_target_from_the_journal() -> None:
     supervisor, pump, sink = make_supervisor()

@@ -230,8 +230,12 @@ class Supervisor:
         self._rec.record([OperatorAction(t_s=now_s, action="set_target", by=by,
                                          detail=f"{previous:g} -> {target_map_mmhg:g} mmHg",
                                          target_map_mmhg=target_map_mmhg)])
-        self._patient = self._patient.model_copy(update={"target_map_mmhg": target_map_mmhg})
+        self._retarget(target_map_mmhg)
         return Decision(True, dose, f"MAP target {target_map_mmhg:g} mmHg")
+
+    def _retarget(self, target_map_mmhg: float) -> None:
+        self._patient = self._patient.model_copy(update={"target_map_mmhg": target_map_mmhg})
+        self._weaning.retarget(target_map_mmhg)
 
     def report_extravasation(self, now_s: float, *, by: str = "operator") -> None:
         """S9: an operator saw infiltration at the cannula."""
@@ -283,7 +287,7 @@ class Supervisor:
                 t_s=now_s, action="set_target", by="resume",
                 detail=f"{self._patient.target_map_mmhg:g} -> {target:g} mmHg, the operator's "
                        "target before the restart", target_map_mmhg=target)])
-            self._patient = self._patient.model_copy(update={"target_map_mmhg": target})
+            self._retarget(target)
         detail = self._delivery.resume(state, now_s)
         delivery = self._delivery.state
         if state.weaning and delivery.running:

@@ -48,6 +48,10 @@ class WeaningPolicy:
     def stop(self) -> None:
         self.active = False
 
+    def retarget(self, target_map_mmhg: float) -> None:
+        """An operator's new MAP target is what a weaning step must hold from now on."""
+        self._target_mmhg = target_map_mmhg
+
     def next_step(
         self, dose_mcg_min: float, map_mmhg: float | None, now_s: float, *, hold: bool = False
     ) -> WeanStep | None:

@@ -353,3 +353,13 @@ def test_target_can_be_raised_for_a_hypertensive_patient_within_60_to_85() -> No
     assert supervisor.view(START_S + 1).target_map_mmhg == 75.0
     actions = [e.action for e in sink.events if isinstance(e, OperatorAction)]
     assert actions[-2:] == ["set_target", "set_target_refused"]
+
+
+def test_weaning_holds_the_target_an_operator_raised() -> None:
+    supervisor, pump, _ = running(10.0)
+    assert supervisor.set_target(75.0, START_S, by="nurse").applied
+    t = feed(supervisor, START_S, START_S + 60, pump=pump)
+    assert supervisor.start_weaning(t, by="nurse").applied
+    # 70 mmHg held the old target of 65, not the new one of 75: no step.
+    t = feed(supervisor, t, t + supervisor.limits.wean_interval_s + 60, map_mmhg=70.0, pump=pump)
+    assert supervisor.view(t).dose_mcg_min == 10.0

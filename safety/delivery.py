@@ -70,7 +70,9 @@ class DeliveryState:
     unknown: the pump runs ``commanded_dose_mcg_min`` or ``prior_dose_mcg_min``, and only a
     read-back tells which. ``safe_dose_mcg_min`` is the last journaled running dose within the
     limits; ``confirmed_mcg_min`` the highest dose above the soft maximum an operator confirmed
-    for this infusion; ``last_up_t_s`` the time of the last up-titration; ``stops`` counts
+    for this infusion; ``last_up_t_s`` the time of the last up-titration (an unconfirmed one
+    counts until a read-back shows it did not happen: then ``prior_last_up_t_s`` is the last
+    one again); ``stops`` counts
     the stops made; ``volume_mark`` the (time, delivered mL, commanded mL/h) of the last poll
     that found the pump at its commanded rate.
     """
@@ -85,6 +87,7 @@ class DeliveryState:
     safe_dose_mcg_min: float = 0.0
     confirmed_mcg_min: float = 0.0
     last_up_t_s: float | None = None
+    prior_last_up_t_s: float | None = None
     stop_reason: StopReason | None = None
     needs_operator: bool = False
     stops: int = 0
@@ -208,13 +211,14 @@ class Delivery:
         except PumpError as exc:
             # Lost reply or broken link: the pump may or may not have acted (LoopKit's
             # "uncertain delivery"); believe only a read-back from now on.
-            self._set(uncertain=True)
+            self._set(uncertain=True, prior_last_up_t_s=state.last_up_t_s)
+            if change is DoseChange.TITRATION and dose_mcg_min > previous + DOSE_EPS_MCG_MIN:
+                self._set(last_up_t_s=now_s)
             self._rec.record([Fault(t_s=now_s, code=FaultCode.DELIVERY_UNCERTAIN,
                                     message=str(exc), detail=f"commanded {rate_ml_h:.3f} mL/h")])
             self._rec.alarm(AlarmCode.DELIVERY_UNCERTAIN,
                             f"the pump did not confirm {dose_mcg_min:.2f} mcg/min: {exc}", now_s)
             self.settle(now_s)
-            self._note_up(previous, change, now_s)
             return False
         limits = self._limits
         confirmed_mcg_min = state.confirmed_mcg_min
@@ -234,8 +238,6 @@ class Delivery:
         return True
 
     def _note_up(self, previous_mcg_min: float, change: DoseChange, now_s: float) -> None:
-        # Judged on the dose now running, so an increase the pump made without confirming it
-        # still counts towards the up-titration interval.
         if change in (DoseChange.TITRATION, DoseChange.ADOPTED) and \
                 self._state.dose_mcg_min > previous_mcg_min + DOSE_EPS_MCG_MIN:
             self._set(last_up_t_s=now_s)
@@ -416,11 +418,20 @@ class Delivery:
                                 detail=f"delivered_ml={status.delivered_ml:.3f}")])
 
     def _settled(self, status: PumpStatus, now_s: float) -> bool:
-        """After an unconfirmed command: the pump runs it, or the dose before it (believed,
-        journaled even when unchanged so the journal's last dose is the pump's real one), or it
-        still runs after a stop, which is sent again. Anything else is not settled here."""
+        """After an unconfirmed command: a stop the pump has not made is sent again (the
+        decision to stop stands); otherwise the pump runs the command, or the dose before it
+        (believed, journaled even when unchanged so the journal's last dose is the pump's real
+        one). Anything else is not settled here."""
         state = self._state
         running = infusing(status)
+        if state.commanded_dose_mcg_min == 0 and running and state.stop_reason is not None:
+            self._rec.record([Fault(
+                t_s=now_s, code=FaultCode.STOP_RESENT,
+                message=f"the pump still infuses after a stop for {state.stop_reason}: "
+                        "stopping it again")])
+            if not self._stop_confirmed(self._pump, now_s):
+                self._set(uncertain=True)
+            return True
         candidates = [state.commanded_dose_mcg_min]
         if state.prior_dose_mcg_min != state.commanded_dose_mcg_min:
             candidates.append(state.prior_dose_mcg_min)
@@ -439,14 +450,6 @@ class Delivery:
                     and not (self._resuming and state.commanded_dose_mcg_min > 0):
                 self._believe(0.0, 0.0, now_s)
                 return True
-        if state.commanded_dose_mcg_min == 0 and running and state.stop_reason is not None:
-            self._rec.record([Fault(
-                t_s=now_s, code=FaultCode.STOP_RESENT,
-                message=f"the pump still infuses after a stop for {state.stop_reason}: "
-                        "stopping it again")])
-            if not self._stop_confirmed(self._pump, now_s):
-                self._set(uncertain=True)
-            return True
         return False
 
     def _believe(self, dose_mcg_min: float, rate_ml_h: float, now_s: float) -> None:
@@ -458,9 +461,13 @@ class Delivery:
             change=DoseChange.RECONCILED,
         )])
         running = dose_mcg_min > 0
+        # The command never happened: neither did its up-step.
+        last_up_t_s = state.last_up_t_s if dose_mcg_min == state.commanded_dose_mcg_min \
+            else state.prior_last_up_t_s
         self._set(dose_mcg_min=dose_mcg_min, rate_ml_h=rate_ml_h, running=running,
                   commanded_dose_mcg_min=dose_mcg_min, prior_dose_mcg_min=dose_mcg_min,
-                  safe_dose_mcg_min=dose_mcg_min if running else state.safe_dose_mcg_min)
+                  safe_dose_mcg_min=dose_mcg_min if running else state.safe_dose_mcg_min,
+                  last_up_t_s=last_up_t_s)
 
     def _stopped_by_itself(self, status: PumpStatus, now_s: float) -> None:
         state = self._state

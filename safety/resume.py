@@ -14,6 +14,7 @@ from vasopilot.core.events import (
     AlarmCode,
     AlarmRaised,
     DoseApplied,
+    DoseChange,
     Event,
     OperatorAction,
     StopReason,
@@ -55,7 +56,10 @@ class ResumeState:
         open_alarms: dict[AlarmCode, OpenAlarm] = {}
         for event in events:
             if isinstance(event, DoseApplied):
-                previous, dose_mcg_min = event.previous_dose_mcg_min, event.dose_mcg_min
+                # A change taken back (never sent) leaves no dose the pump might still run.
+                previous = event.dose_mcg_min if event.change is DoseChange.NOT_APPLIED \
+                    else event.previous_dose_mcg_min
+                dose_mcg_min = event.dose_mcg_min
                 stop_reason = event.stop_reason if dose_mcg_min == 0 else None
             elif isinstance(event, OperatorAction):
                 if event.action in ("wean", "stop_weaning"):

@@ -181,10 +181,12 @@ class Supervisor:
                 DoseRequest(dose_mcg_min, Requester.OPERATOR, "start", soft_limit_confirmed, by),
                 now_s, Ruling(0.0, (f"stopped for {state.stop_reason} just now: check the line "
                                     "and start again",), RefusalCode.STOPPED))
-        if state.running:
+        if state.running or state.uncertain:
+            # Running: a dose change. Unconfirmed (the pump cannot be read): refused by the
+            # rules, and the last stop is not released until the pump's state is known.
             return self.request(
-                DoseRequest(dose_mcg_min, Requester.OPERATOR, "start while running",
-                            soft_limit_confirmed, by),
+                DoseRequest(dose_mcg_min, Requester.OPERATOR, "start while running"
+                            if state.running else "start", soft_limit_confirmed, by),
                 now_s,
             )
         for code in STOP_ALARMS:

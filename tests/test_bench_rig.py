@@ -28,7 +28,7 @@ def test_only_the_supervisor_holds_the_bench_pump(emulated_pump: str | None) -> 
     bench = build_bench(load_rig(SIM), clock=VirtualClock(), sink=MemorySink(),
                         emulated_pump=emulated_pump)
     try:
-        pump: Any = bench.supervisor._pump
+        pump: Any = bench.supervisor._delivery._pump
         assert isinstance(pump, Pump)
         outside = list(reachable(bench, skip={id(bench.supervisor)}))
         assert all(obj is not pump for obj in outside)

@@ -322,8 +322,11 @@ class JournalInvariants:
                 self._safe_doses.add(dose)
             return
         if change is DoseChange.NOT_APPLIED:
+            # The change journaled just before was never sent: neither was its up-step.
             assert self._close(dose, self._prior_commanded) and self._close(
                 previous, self._last_commanded)
+            if previous > dose:
+                self._last_up_t_s = self._prior_up_t_s
             self._last_commanded = dose
             return
         if change is DoseChange.ADOPTED:

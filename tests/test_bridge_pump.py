@@ -31,7 +31,7 @@ from vasopilot.core.errors import (
 )
 from vasopilot.core.events import DoseApplied, Event, Fault, PumpContract
 from vasopilot.core.interfaces import Pump
-from vasopilot.core.types import HostLossBehaviour, PumpState
+from vasopilot.core.types import HostLossBehaviour, PumpAlarm, PumpState
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_host_silent_past_the_timeout_keeps_the_rate_and_alarms_until_acknowledg
     assert _emu(rig).alarm_output
     status = rig.pump.status()
     assert status.state is PumpState.INFUSING
-    assert status.alarm == "host-was-lost"
+    assert status.alarm is PumpAlarm.HOST_WAS_LOST
     pump = rig.pump
     assert isinstance(pump, BridgePump)
     assert pump.bridge_state().alarm_latched
@@ -152,7 +152,7 @@ def test_a_stall_is_reported_for_the_supervisor_and_backing_off_still_works(
     rig.physics.faults.stall()
     _clock(rig).advance(0.5)
     status = rig.pump.status()
-    assert status.stalled and status.state is PumpState.ALARM and status.alarm == "stall"
+    assert status.stalled and status.state is PumpState.ALARM and status.alarm is PumpAlarm.STALL
     with pytest.raises(PumpRefusedError, match="blocked"):
         rig.pump.set_rate(7.5)
     assert rig.pump.back_off(100.0).state is PumpState.BACKING_OFF

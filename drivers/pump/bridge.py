@@ -38,7 +38,13 @@ from vasopilot.core.errors import (
     PumpRefusedError,
     UncertainDeliveryError,
 )
-from vasopilot.core.types import HostLossBehaviour, PumpCapabilities, PumpState, PumpStatus
+from vasopilot.core.types import (
+    HostLossBehaviour,
+    PumpAlarm,
+    PumpCapabilities,
+    PumpState,
+    PumpStatus,
+)
 from vasopilot.core.units import UL_PER_ML, volume_per_microstep_ul
 
 SECONDS_PER_HOUR = 3600.0
@@ -52,11 +58,11 @@ CONNECT_ATTEMPTS = 3
 HostLossAction = Literal["keep-rate", "stop"]
 
 _STOP_ALARMS = {
-    p.STOP_STALL: "stall",
-    p.STOP_END_OF_TRAVEL: "end-of-travel",
-    p.STOP_NO_PLUNGER: "plunger-not-detected",
-    p.STOP_UNATTENDED_CAP: "unattended-cap",
-    p.STOP_HOST_LOST: "host-timeout",
+    p.STOP_STALL: PumpAlarm.STALL,
+    p.STOP_END_OF_TRAVEL: PumpAlarm.END_OF_TRAVEL,
+    p.STOP_NO_PLUNGER: PumpAlarm.NO_PLUNGER,
+    p.STOP_UNATTENDED_CAP: PumpAlarm.UNATTENDED_CAP,
+    p.STOP_HOST_LOST: PumpAlarm.HOST_TIMEOUT,
 }
 _ERRORS = {
     p.ERR_OUT_OF_RANGE: "out of range",
@@ -484,7 +490,8 @@ class BridgePump:
         alarm = None
         if alarm_latched:
             alarm = _STOP_ALARMS.get(status.stop_cause) or (
-                "host-lost" if status.flags & p.FLAG_HOST_LOST else "host-was-lost")
+                PumpAlarm.HOST_LOST if status.flags & p.FLAG_HOST_LOST
+                else PumpAlarm.HOST_WAS_LOST)
         stalled = bool(status.inputs & p.INPUT_STALL) or status.stop_cause == p.STOP_STALL
         end_of_travel = (bool(status.inputs & p.INPUT_END_OF_TRAVEL)
                          or status.stop_cause == p.STOP_END_OF_TRAVEL)

@@ -41,9 +41,14 @@ class PumpAlarm(StrEnum):
     STALL = "stall"
     HOST_TIMEOUT = "host-timeout"
     EMPTY = "empty"
-    END_OF_TRAVEL = "end_of_travel"
-    NO_PLUNGER = "plunger_not_detected"
-    STEP_THREAD = "step_thread_failed"
+    END_OF_TRAVEL = "end-of-travel"
+    NO_PLUNGER = "plunger-not-detected"
+    STEP_THREAD = "step-thread-failed"
+    # The firmware bridge: it stopped after delivering its unattended cap; it has no host now
+    # (or had none for a while) and kept the rate, its alarm output latched.
+    UNATTENDED_CAP = "unattended-cap"
+    HOST_LOST = "host-lost"
+    HOST_WAS_LOST = "host-was-lost"
     PROGRAM_ERROR = "program-error"
     PHASE_OUT_OF_RANGE = "phase-out-of-range"
 

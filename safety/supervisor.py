@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from safety.alarms import Alarm, AlarmCode, AlarmManager
-from safety.delivery import Delivery
+from safety.delivery import Delivery, contract
 from safety.hazards import Hazard, LineWatch, empty, extravasation, syringe_outlook, time_left_min
 from safety.limits import DoseLimits
 from safety.map_watch import AlarmOrder, MapWatch

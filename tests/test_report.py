@@ -12,9 +12,11 @@ from vasopilot.core.events import (
     AlarmRaised,
     BeatSummary,
     DoseApplied,
+    DoseChange,
     DoseRefused,
     Event,
     RunStarted,
+    StopReason,
 )
 from vasopilot.core.types import Priority, Requester
 from vasopilot.core.units import DoseUnit
@@ -69,7 +71,8 @@ def synthetic_run(seed: int = 7, t0_s: float = 1000.0) -> tuple[list[Event], Map
                     message="occlusion: infusion stopped"),
         DoseApplied(t_s=t0_s + 9000, requester=Requester.SUPERVISOR, dose_mcg_min=0.0,
                     previous_dose_mcg_min=dose_mcg_min, rate_ml_h=0.0,
-                    reason="stopped: occlusion"),
+                    reason="stopped: occlusion", change=DoseChange.STOP,
+                    stop_reason=StopReason.OCCLUSION),
         AlarmAcknowledged(t_s=t0_s + 9300, code="OCCLUSION"),
     ]
     events.sort(key=lambda e: e.t_s)
@@ -187,7 +190,8 @@ def _restarted_run() -> list[Event]:
         DoseApplied(t_s=0.0, requester=Requester.OPERATOR, dose_mcg_min=8.0,
                     previous_dose_mcg_min=0.0, rate_ml_h=6.0, reason="start"),
         DoseApplied(t_s=1800.0, requester=Requester.SUPERVISOR, dose_mcg_min=0.0,
-                    previous_dose_mcg_min=8.0, rate_ml_h=0.0, reason="stopped: occlusion"),
+                    previous_dose_mcg_min=8.0, rate_ml_h=0.0, reason="stopped: occlusion",
+                    change=DoseChange.STOP, stop_reason=StopReason.OCCLUSION),
         BeatSummary(t_s=3600.0, map_mmhg=58.0, sbp_mmhg=None, dbp_mmhg=None, hr_bpm=80.0,
                     quality="good"),
         RunStarted(t_s=4800.0, restarted=True, **start),
@@ -201,12 +205,12 @@ def _restarted_run() -> list[Event]:
 def test_series_mark_restarts_with_the_time_no_process_ran_and_the_stopped_spells() -> None:
     series = RunSeries.from_events(_restarted_run())
     assert series.restarts == [(1.0, pytest.approx(4800 / 3600))]
-    assert series.stopped == [StoppedSpell(0.5, 1.5, "occlusion")]
+    assert series.stopped == [StoppedSpell(0.5, 1.5, StopReason.OCCLUSION)]
 
 
 def test_a_stop_still_in_force_at_the_end_runs_to_the_end() -> None:
     events = _restarted_run()[:4]
-    assert RunSeries.from_events(events).stopped == [StoppedSpell(0.5, 1.0, "occlusion")]
+    assert RunSeries.from_events(events).stopped == [StoppedSpell(0.5, 1.0, StopReason.OCCLUSION)]
 
 
 def test_a_run_without_stops_or_restarts_marks_none() -> None:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safety.resume import stop_reason_of
 from vasopilot.core.events import (
     AlarmCleared,
     AlarmRaised,
@@ -27,6 +26,7 @@ from vasopilot.core.events import (
     DoseRefused,
     Event,
     RunStarted,
+    StopReason,
 )
 from vasopilot.core.types import GOOD, Priority
 from vasopilot.core.units import (
@@ -61,7 +61,7 @@ class StoppedSpell:
 
     start_h: float
     end_h: float
-    reason: str
+    reason: StopReason
 
 
 @dataclass
@@ -95,13 +95,13 @@ class RunSeries:
         series = cls(t0_s=t0_s, run=starts[-1] if starts else None)
         series.true_map = [(series._h(t_s), mmhg) for t_s, mmhg in true_map]
         opened: dict[str, tuple[Priority, float]] = {}
-        stop: tuple[float, str] | None = None
+        stop: tuple[float, StopReason] | None = None
         for event in ordered:
             t_h = series._h(event.t_s)
             last_h = series.end_h
             series.end_h = max(series.end_h, t_h)
             if isinstance(event, DoseApplied):
-                reason = stop_reason_of(event.reason)
+                reason = event.stop_reason
                 if stop is not None and event.dose_mcg_min > 0:
                     series.stopped.append(StoppedSpell(stop[0], t_h, stop[1]))
                     stop = None

@@ -91,3 +91,22 @@ def test_off_grid_rates_and_rhythms_are_good_beats(fs_hz: float, hr_bpm: float, 
                         seconds=30.0, seed=SEED)
     s = _score(cell)
     assert s.se >= 0.995 and s.ppv >= 0.995 and s.map_share >= 0.99, (s.missed_t_s, s.false_t_s)
+
+
+@pytest.mark.parametrize("fs_hz,seed", [(62.5, 57), (125.0, 64), (1000.0, 69)])
+def test_the_beat_straddling_a_kink_release_is_refused(fs_hz: float, seed: int) -> None:
+    # A kink that halves the trace and is released within a beat: the beat starts on the
+    # halved diastole and ends on the full one. Its MAP sits between the two and its period is
+    # regular, so only the jump between its two feet shows the line.
+    hr_bpm, pp_mmhg = (60.0, 40.0) if fs_hz != 125.0 else (105.0, 70.0)
+    cell = battery.Cell(fs_hz, hr_bpm, pp_mmhg, "normal", 0.0, battery.map_for(pp_mmhg),
+                        artefact=ArtefactKind.KINK, seconds=55.0, seed=seed)
+    trace = battery.render(cell)
+    assert trace.artefact_s is not None
+    release_s = trace.artefact_s[1]
+    beats = [b for b in BeatDetector(fs_hz).feed(0.0, trace.samples) if b.hr_bpm > 0]
+    straddling = [b for b in beats if b.t_s < release_s < b.t_s + 60.0 / b.hr_bpm]
+    assert len(straddling) == 1
+    assert not straddling[0].is_good, straddling[0]
+    # the beats well after the release are trusted again
+    assert any(b.is_good for b in beats if b.t_s > release_s + 3.0)

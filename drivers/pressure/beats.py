@@ -448,9 +448,16 @@ class BeatDetector:
         regular = not beat.ectopic and all(
             lim.premature_ratio <= r <= 1.0 / lim.premature_ratio for r in (ratio, self._prev_ratio)
         )
-        shift = self._level_shift(start, map_mmhg, regular)
-        if shift > (lim.level_shift_fraction if regular else lim.irregular_shift_fraction):
-            return INCONSISTENT
+        level = self._level(start, map_mmhg, regular)
+        if level is not None:
+            shift = (map_mmhg - level) / level
+            limit = lim.level_shift_fraction if regular else lim.irregular_shift_fraction
+            if abs(shift) > limit and not (
+                shift > 0 and ref is not None and self._stronger_beat(beat, ref, limit)
+            ):
+                return INCONSISTENT
+            if regular and self._floor_moved(end, dbp, lim.level_shift_fraction * level):
+                return INCONSISTENT
         if ref is not None and regular:
             # In a regular rhythm SBP and DBP moving together is the baseline jumping.
             jump = max(lim.jump_floor_mmhg, lim.jump_fraction_of_pp * ref.pp_mmhg)
@@ -458,15 +465,30 @@ class BeatDetector:
             if abs(d_sbp) > jump and abs(d_dbp) > jump and d_sbp * d_dbp > 0:
                 return INCONSISTENT
         return GOOD
-        if self._level_shift(start, map_mmhg):
-            return INCONSISTENT
-        if ref is not None:
-            # In a regular rhythm SBP and DBP moving together is the baseline jumping.
-            jump = max(lim.jump_floor_mmhg, lim.jump_fraction_of_pp * ref.pp_mmhg)
-            d_sbp, d_dbp = sbp - ref.sbp_mmhg, dbp - ref.dbp_mmhg
-            if abs(d_sbp) > jump and abs(d_dbp) > jump and d_sbp * d_dbp > 0:
-                return INCONSISTENT
-        return GOOD
+
+    @staticmethod
+    def _stronger_beat(beat: Beat, ref: _Reference, limit: float) -> bool:
+        """A MAP above the level raised by a wider pulse over the usual diastole.
+
+        A kinked or damped line lowers the trace or narrows the pulse; a baseline offset moves
+        the diastole with it. A beat whose systole rose above the recent ones while its
+        diastole stayed within the level's own tolerance is the heart ejecting more (after a
+        pause, post-extrasystolic potentiation), not the line.
+        """
+        return (beat.map_mmhg > ref.map_mmhg
+                and beat.sbp_mmhg - beat.dbp_mmhg > ref.pp_mmhg
+                and abs(beat.dbp_mmhg - ref.dbp_mmhg) <= limit * ref.dbp_mmhg)
+
+    def _floor_moved(self, end: int, dbp: float, limit_mmhg: float) -> bool:
+        """The next beat's foot is more than ``limit_mmhg`` off this beat's diastole.
+
+        In a regular rhythm a beat ends near the diastole it started from (breathing and
+        wander move it by a few mmHg); a line that kinks or is released within the beat halves
+        or doubles the trace between its two feet, a jump of about half the MAP level.
+        """
+        b = self._base
+        foot = self._raw[end - b : end - b + max(2, round(0.05 * self.fs_hz))]
+        return abs(float(foot.min()) - dbp) > limit_mmhg
 
     def _artefact(self, start: int, end: int, beat: Beat) -> BeatQuality | None:
         """The artefact signature a stretch of pressure shows, if any."""
@@ -547,17 +569,16 @@ class BeatDetector:
         rhythm = self._rhythm()
         return 60.0 * self.fs_hz / rhythm if rhythm else 0.0
 
-    def _level_shift(self, start: int, map_mmhg: float, regular: bool) -> float:
-        """How far ``map_mmhg`` is from the recent level, as a fraction of it."""
+    def _level(self, start: int, map_mmhg: float, regular: bool) -> float | None:
+        """The recent MAP level (the median of the last minute's regular beats), once known."""
         levels = self._levels
         while levels and levels[0][0] < start - self.limits.level_window_s * self.fs_hz:
             levels.popleft()
         if regular:
             levels.append((start, map_mmhg))
         if len(levels) < 4:
-            return 0.0
-        level = float(median(m for _, m in levels))
-        return abs(map_mmhg - level) / level
+            return None
+        return float(median(m for _, m in levels))
 
     def _square(self, x: FloatArray, span: float) -> bool:
         """Most samples sit at one of two levels: a monitor's calibration square wave."""

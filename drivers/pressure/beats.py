@@ -96,6 +96,7 @@ class QualityLimits:
     runoff_share: float = 0.3
     runoff_vs_noise: float = 4.0
     runoff_fraction_of_pp: float = 0.06
+    runoff_step_vs_neighbours: float = 4.0
     damping_pp_fraction: float = 0.5
     damping_map_shift_mmhg: float = 15.0
     # SBP and DBP moving together by this much of the pulse pressure in a regular beat (and at
@@ -456,7 +457,12 @@ class BeatDetector:
                 shift > 0 and ref is not None and self._stronger_beat(beat, ref, limit)
             ):
                 return INCONSISTENT
-            if regular and self._floor_moved(end, dbp, lim.level_shift_fraction * level):
+            # A pause ends low, an early beat starts high; a beat of the rhythm's length after
+            # none of them (the one before may be refused, cut short by an artefact) ends
+            # near the diastole it started from.
+            steady = not beat.ectopic and self._prev_ratio <= 1.0 / lim.premature_ratio and (
+                lim.premature_ratio <= ratio <= 1.0 / lim.premature_ratio)
+            if steady and self._floor_moved(end, dbp, lim.level_shift_fraction * level):
                 return INCONSISTENT
         if ref is not None and regular:
             # In a regular rhythm SBP and DBP moving together is the baseline jumping.
@@ -535,24 +541,35 @@ class BeatDetector:
             return NOISE
         if float(np.abs(dy).sum()) > 2.0 * (1.0 + lim.excess_travel) * span:
             return NOISE
-        if self._runoff_residual(x) > max(lim.runoff_vs_noise * noise_sd,
-                                          lim.runoff_fraction_of_pp * pp):
+        tail = self._runoff(x)
+        if tail is None:
+            return None
+        if self._runoff_residual(tail) > max(lim.runoff_vs_noise * noise_sd,
+                                             lim.runoff_fraction_of_pp * pp):
             return NOISE
+        # The run-off decays smoothly: one step many times both its neighbours (beyond the
+        # noise) is the baseline jumping.
+        s = np.abs(np.diff(tail))
+        if s.size >= 3 and bool(np.any(
+                s[1:-1] > lim.runoff_step_vs_neighbours * np.maximum(s[:-2], s[2:]) + margin)):
+            return MOTION
         return None
 
-    def _runoff_residual(self, x: FloatArray) -> float:
-        """RMS residual of the end of diastole around a parabola (mmHg).
-
-        The run-off is the smoothest part of a beat: there a clean trace leaves only its white
-        noise around a parabola, and a burst of interference stands out. 0 when the beat has
-        no run-off of at least 0.1 s.
-        """
+    def _runoff(self, x: FloatArray) -> FloatArray | None:
+        """The end of diastole, the smoothest part of a beat; None if under 0.1 s long."""
         # Before ~0.4 s the dicrotic wave may still be running; a beat cut short that soon
         # by an early one has no run-off to judge.
         first = max(round((1.0 - self.limits.runoff_share) * x.size), round(0.4 * self.fs_hz))
         tail = x[first:]
-        if tail.size < max(5, round(0.1 * self.fs_hz)):
-            return 0.0
+        return tail if tail.size >= max(5, round(0.1 * self.fs_hz)) else None
+
+    @staticmethod
+    def _runoff_residual(tail: FloatArray) -> float:
+        """RMS residual of the run-off around a parabola (mmHg).
+
+        There a clean trace leaves only its white noise around a parabola, and a burst of
+        interference stands out.
+        """
         t = np.linspace(-1.0, 1.0, tail.size)
         basis = np.vstack([np.ones(tail.size), t, t * t])
         coef = np.linalg.solve(basis @ basis.T, basis @ tail)

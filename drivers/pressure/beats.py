@@ -150,6 +150,10 @@ class BeatDetector:
         kernel = np.convolve(np.ones(box), np.ones(box))
         self._kernel: FloatArray = kernel / kernel.sum()
         self._delay = box - 1  # group delay of the triangular low-pass, samples
+        # Mean |step| of white noise of unit SD after the low-pass, with a 1.5x margin for its
+        # spread over one beat.
+        self._noise_travel = 1.5 * math.sqrt(2.0 / math.pi) * float(
+            np.linalg.norm(np.diff(self._kernel)))
         self._window = max(2, round(0.128 * fs_hz))
         self._eye = round(0.25 * fs_hz)
         self._look = round(0.15 * fs_hz)
@@ -539,7 +543,10 @@ class BeatDetector:
             return MOTION
         if pp > 0 and noise_sd > lim.noise_sd_fraction_of_pp * pp:
             return NOISE
-        if float(np.abs(dy).sum()) > 2.0 * (1.0 + lim.excess_travel) * span:
+        # White noise left by the low-pass travels too, the more the longer the beat (a slow
+        # or paused beat at a small pulse pressure): only travel beyond it counts.
+        noise_travel = self._noise_travel * noise_sd * dy.size
+        if float(np.abs(dy).sum()) > 2.0 * (1.0 + lim.excess_travel) * span + noise_travel:
             return NOISE
         tail = self._runoff(x)
         if tail is None:

@@ -555,10 +555,14 @@ class BeatDetector:
                                              lim.runoff_fraction_of_pp * pp):
             return NOISE
         # The run-off decays smoothly: one step many times both its neighbours (beyond the
-        # noise) is the baseline jumping.
+        # noise, and beyond two levels of the converter: a quantised run-off moves in
+        # isolated one-level steps) is the baseline jumping.
         s = np.abs(np.diff(tail))
+        moves = np.abs(step[step != 0])
+        quantum = float(moves.min()) if moves.size else 0.0
         if s.size >= 3 and bool(np.any(
-                s[1:-1] > lim.runoff_step_vs_neighbours * np.maximum(s[:-2], s[2:]) + margin)):
+                s[1:-1] > lim.runoff_step_vs_neighbours * np.maximum(s[:-2], s[2:])
+                + margin + 2.0 * quantum)):
             return MOTION
         return None
 

@@ -14,7 +14,8 @@ Run: ``.venv/bin/python bench/beats.py [--seed 1] [--seconds 40] [--json]
   pulse transit time);
   no beat of the calibration and flat-line records may be good.
 - Throughput on one core at 250 Hz, fed in 1 s chunks and sample by sample; verdict delay
-  (signal time from a beat's onset to the sample that produced its verdict) per heart rate.
+  (signal time from a beat's onset to the chunk that produced its verdict) per heart rate of
+  the virtual patient, over the battery's HR mix and on the real records.
 """
 
 from __future__ import annotations
@@ -304,7 +305,7 @@ def delays(seed: int) -> list[dict[str, object]]:
                             seconds=120.0, seed=seed + i)
         mix += _verdict_delays(cell.fs_hz, battery.render(cell).samples)
     rows.append(_delay_row("battery HR mix 30-200 (all beats)", mix))
-    if ABP.is_dir():
+    if FOUND is not None:
         from drivers.pressure.replay import load_channel
 
         for name, (path, (_, hi)) in CLEAN.items():

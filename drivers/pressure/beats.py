@@ -558,12 +558,13 @@ class BeatDetector:
         # noise, and beyond two levels of the converter: a quantised run-off moves in
         # isolated one-level steps) is the baseline jumping.
         s = np.abs(np.diff(tail))
-        moves = np.abs(step[step != 0])
-        quantum = float(moves.min()) if moves.size else 0.0
-        if s.size >= 3 and bool(np.any(
-                s[1:-1] > lim.runoff_step_vs_neighbours * np.maximum(s[:-2], s[2:])
-                + margin + 2.0 * quantum)):
-            return MOTION
+        if s.size >= 3:
+            excess = float(np.max(s[1:-1] - lim.runoff_step_vs_neighbours
+                                  * np.maximum(s[:-2], s[2:]))) - margin
+            if excess > 0.0:
+                moves = np.abs(step[step != 0])
+                if excess > 2.0 * float(moves.min()):
+                    return MOTION
         return None
 
     def _runoff(self, x: FloatArray) -> FloatArray | None:

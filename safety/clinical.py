@@ -9,7 +9,8 @@ trusted MAP, whether the infusion runs) and enacts the alarm orders it returns.
   ``VOLUME_CHECK`` that only an operator's answer (:class:`~vasopilot.core.types.VolumeAnswer`)
   closes; the request rules hold every increase above the soft maximum while it is open.
 - :class:`LineTimeWatch`: on a peripheral line, a LOW prompt to inspect the cannula site every
-  interval of infusion and a MEDIUM alarm once the entry's peripheral maximum is reached.
+  interval of infusion and a MEDIUM alarm once the entry's peripheral maximum is reached, for
+  as long as the infusion runs there.
 - :class:`HighDoseWatch`: time above the soft maximum added up over a sliding window; beyond a
   limit a LOW advisory to check the perfusion of the extremities.
 
@@ -155,12 +156,14 @@ class LineTimeWatch:
                 AlarmCode.CANNULA_CHECK, Priority.LOW,
                 f"inspect the cannula site: vasopressor on a peripheral line for {hours:.1f} h",
                 momentary=True))
-        if self._infused_s >= self._max_s:
-            orders.append(AlarmOrder(
-                AlarmCode.PERIPHERAL_LINE_TIME, Priority.MEDIUM,
-                f"vasopressor on a peripheral line for {hours:.1f} h, the most this entry "
-                f"allows ({self._max_s / 3600.0:g} h): move the infusion to a central line"))
-        return tuple(orders)
+        if self._infused_s < self._max_s:
+            return tuple(orders)
+        if not running:  # the drug no longer runs in that line
+            return (*orders, AlarmOrder(AlarmCode.PERIPHERAL_LINE_TIME))
+        return (*orders, AlarmOrder(
+            AlarmCode.PERIPHERAL_LINE_TIME, Priority.MEDIUM,
+            f"vasopressor on a peripheral line for {hours:.1f} h, the most this entry allows "
+            f"({self._max_s / 3600.0:g} h): move the infusion to a central line"))
 
 
 class HighDoseWatch:

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safety.alarms import AlarmCode
 from safety.clinical import (
     VOLUME_REARM_S,
     HighDoseWatch,
@@ -16,6 +15,7 @@ from safety.clinical import (
     VolumeRule,
     VolumeWatch,
 )
+from vasopilot.core.events import AlarmCode
 from vasopilot.core.types import Priority, VolumeAnswer
 
 RULE = VolumeRule(ratio=2.0, rise_mcg_min=10.0, window_s=1800.0, soft_max_mcg_min=30.0,
@@ -245,3 +245,10 @@ def test_the_advisory_clears_well_under_its_limit_as_the_window_slides() -> None
     cleared_s = transitions[1][0]
     # 3 h above from 0 to 3 h; under 1.5 h in the window once it starts after 1.5 h
     assert 7.5 * HOUR <= cleared_s <= 7.5 * HOUR + 120.0
+
+
+def test_the_peripheral_maximum_alarm_goes_when_the_infusion_stops() -> None:
+    watch = LineTimeWatch(peripheral=True, check_s=4 * HOUR, max_s=HOUR)
+    run_line(watch, 1.5 * HOUR)
+    stopped = watch.assess(1.5 * HOUR + 30.0, running=False)
+    assert [(o.code, o.priority) for o in stopped] == [(AlarmCode.PERIPHERAL_LINE_TIME, None)]

@@ -14,9 +14,9 @@ import pytest
 from drivers.pressure.beats import BeatDetector
 from drivers.pressure.replay import load_channel
 from drivers.sim.waveform import SimWaveformSource
-from safety.alarms import AlarmCode
 from safety.vitals import RHYTHM_REARM_S, VitalsLimits, VitalsWatch
 from vasopilot.core.clock import VirtualClock
+from vasopilot.core.events import AlarmCode
 from vasopilot.core.types import Beat
 
 ABP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "abp"

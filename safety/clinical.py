@@ -57,6 +57,8 @@ class VolumeWatch:
         self._message: str | None = None
         self._answered_s: float | None = None
         self.last_answer: VolumeAnswer | None = None
+        # the dose was under the soft maximum since the last answer: reaching it is news
+        self._under_soft_max = True
 
     @property
     def open(self) -> bool:
@@ -71,6 +73,8 @@ class VolumeWatch:
         if dose_mcg_min <= 0:
             self._doses.clear()
             return
+        if dose_mcg_min < self.rule.soft_max_mcg_min:
+            self._under_soft_max = True
         if not self._doses or self._doses[-1][1] != dose_mcg_min:
             self._doses.append((now_s, dose_mcg_min))
         start_s = now_s - self.rule.window_s
@@ -101,8 +105,9 @@ class VolumeWatch:
         elif dose - lowest > rule.rise_mcg_min:
             reason = (f"the dose rose by {dose - lowest:.1f} mcg/min (to {dose:.1f}) within "
                       f"{window_min:.0f} min")
-        elif (dose >= rule.soft_max_mcg_min and trusted_map_mmhg is not None
-              and trusted_map_mmhg < floor_mmhg and not self.answered_within_window(now_s)):
+        elif (dose >= rule.soft_max_mcg_min and self._under_soft_max
+              and trusted_map_mmhg is not None and trusted_map_mmhg < floor_mmhg
+              and not self.answered_within_window(now_s)):
             reason = (f"the dose reached the soft maximum of {rule.soft_max_mcg_min:.1f} mcg/min "
                       f"with MAP {trusted_map_mmhg:.0f} mmHg still under the floor of "
                       f"{floor_mmhg:.0f}")
@@ -122,6 +127,7 @@ class VolumeWatch:
         self._message = None
         self._answered_s = now_s
         self.last_answer = answer
+        self._under_soft_max = False
         return AlarmOrder(AlarmCode.VOLUME_CHECK)
 
 

@@ -252,3 +252,15 @@ def test_the_peripheral_maximum_alarm_goes_when_the_infusion_stops() -> None:
     run_line(watch, 1.5 * HOUR)
     stopped = watch.assess(1.5 * HOUR + 30.0, running=False)
     assert [(o.code, o.priority) for o in stopped] == [(AlarmCode.PERIPHERAL_LINE_TIME, None)]
+
+
+def test_staying_above_the_soft_maximum_under_the_floor_does_not_ask_again() -> None:
+    watch = VolumeWatch(RULE)
+    opened = climb(watch, [(0.0, 28.0), (40 * MIN, 32.0)], map_mmhg=60.0)
+    assert opened is not None
+    watch.answer(opened, VolumeAnswer.ASSESSED)
+    assert climb(watch, [(opened + 60.0, 32.0), (opened + 3 * HOUR, 33.0)], map_mmhg=60.0) \
+        is None
+    # back under the soft maximum and up again, once the answer is old: it asks
+    assert climb(watch, [(opened + 4 * HOUR, 28.0), (opened + 5 * HOUR, 30.0)],
+                 map_mmhg=60.0) == opened + 5 * HOUR

@@ -241,18 +241,19 @@ class Supervisor:
         self._now(now_s)
         lower = self._patient.lower_limit_mmhg
         dose = self._delivery.state.dose_mcg_min
-        if not (TARGET_MIN_MMHG <= target_map_mmhg <= TARGET_MAX_MMHG) or target_map_mmhg < lower:
-            reason = (f"a MAP target of {target_map_mmhg:g} mmHg is outside "
-                      f"{max(TARGET_MIN_MMHG, lower):g}-{TARGET_MAX_MMHG:g} mmHg")
-            self._rec.record([OperatorAction(t_s=now_s, action="set_target_refused", by=by,
-                                             detail=reason)])
-            return Decision(False, dose, reason, RefusalCode.TARGET_RANGE)
+        refusal: tuple[str, RefusalCode] | None = None
         below_usual = floor_below_usual(target_map_mmhg, self._patient.usual_sbp_mmhg)
-        if below_usual is not None and not confirmed:
-            reason = f"{below_usual}: confirm it to set it"
+        if not (TARGET_MIN_MMHG <= target_map_mmhg <= TARGET_MAX_MMHG) or target_map_mmhg < lower:
+            refusal = (f"a MAP target of {target_map_mmhg:g} mmHg is outside "
+                       f"{max(TARGET_MIN_MMHG, lower):g}-{TARGET_MAX_MMHG:g} mmHg",
+                       RefusalCode.TARGET_RANGE)
+        elif below_usual is not None and not confirmed:
+            refusal = f"{below_usual}: confirm it to set it", RefusalCode.TARGET_BELOW_USUAL
+        if refusal is not None:
+            reason, code = refusal
             self._rec.record([OperatorAction(t_s=now_s, action="set_target_refused", by=by,
                                              detail=reason)])
-            return Decision(False, dose, reason, RefusalCode.TARGET_BELOW_USUAL)
+            return Decision(False, dose, reason, code)
         previous = self._patient.target_map_mmhg
         self._rec.record([OperatorAction(t_s=now_s, action="set_target", by=by,
                                          detail=f"{previous:g} -> {target_map_mmhg:g} mmHg",

@@ -7,9 +7,10 @@ random line artefacts (4 per hour) and the cohort benchmark's 160 mcg/mL solutio
 set-up as ``vasopilot bench closed-loop``. One more arm puts the first
 :data:`PERIPHERAL_PATIENTS` on a peripheral line (16 mcg/mL entry, 20 mcg/min at most) for the
 line's prompts. For every new alarm the
-table gives its trigger, the patients it fired on (all, stable stratum, after the first hour),
-and how often it was raised per patient-hour; then whether each patient whose dose passed the
-soft maximum had been asked about volume first.
+table gives its trigger, the patients it fired on (all; the stable ones, whose need is within
+the start range, :data:`STABLE_NEED_MCG_MIN`, so the starting dose holds them; after the first
+hour), and how often it was raised per patient-hour; then whether each patient whose dose passed
+the soft maximum had been asked about volume first.
 
     python bench/guard_rails.py --patients 100 --seed 11          # a table
     python bench/guard_rails.py --patients 100 --seed 11 --json   # one JSON object per line
@@ -54,11 +55,14 @@ TRIGGERS: dict[AlarmCode, str] = {
 }
 HOUR_S = 3600.0
 PERIPHERAL_PATIENTS = 10
+# A patient whose need is within the start range (S1: 8-12 mcg/min) is held by its start dose.
+STABLE_NEED_MCG_MIN = 12.0
 
 
 class PatientFiring(BaseModel):
     index: int
     stratum: str
+    need_mcg_min: float
     arm: str
     raised_s: dict[str, list[float]]
     passed_soft_max_s: float | None
@@ -95,7 +99,8 @@ def run_patient(job: tuple[str, int, int, float, PatientParams]) -> PatientFirin
     config = _config(arm)
     result = run_sim(config, options, params=params)
     raised, passed, asked = _firing(result.events, config.drug.soft_max)
-    return PatientFiring(index=index, stratum=params.stratum, arm=arm, raised_s=raised,
+    return PatientFiring(index=index, stratum=params.stratum, need_mcg_min=params.need_mcg_min(),
+                         arm=arm, raised_s=raised,
                          passed_soft_max_s=passed, asked_before_passing=asked)
 
 
@@ -116,7 +121,7 @@ def rows(results: list[PatientFiring], hours: float) -> list[dict[str, object]]:
         arm = "peripheral" if code in (AlarmCode.CANNULA_CHECK,
                                        AlarmCode.PERIPHERAL_LINE_TIME) else "central"
         group = [r for r in results if r.arm == arm]
-        stable = [r for r in group if r.stratum == "stable"]
+        stable = [r for r in group if r.need_mcg_min <= STABLE_NEED_MCG_MIN]
         fired = [r for r in group if r.raised_s.get(code.value)]
         late = [r for r in group if any(t >= HOUR_S for t in r.raised_s.get(code.value, []))]
         raises = sum(len(r.raised_s.get(code.value, [])) for r in group)
@@ -144,14 +149,17 @@ def main() -> int:
     passed = [r for r in central if r.passed_soft_max_s is not None]
     asked = sum(1 for r in passed if r.asked_before_passing)
     strata = Counter(r.stratum for r in central)
+    stable = sum(r.need_mcg_min <= STABLE_NEED_MCG_MIN for r in central)
     if args.json:
         for row in table:
             print(json.dumps(row))
         print(json.dumps({"passed_soft_max": len(passed), "asked_before_passing": asked,
-                          "strata": dict(strata), "seed": args.seed, "hours": args.hours}))
+                          "strata": dict(strata), "stable": stable, "seed": args.seed,
+                          "hours": args.hours}))
         return 0
     print(f"guard rails over {args.patients} patients x {args.hours:g} h, resuscitate, seed "
-          f"{args.seed}, closed loop + bench nurse, 4 artefacts/h; strata {dict(strata)}")
+          f"{args.seed}, closed loop + bench nurse, 4 artefacts/h; strata {dict(strata)}; "
+          f"stable (need <= {STABLE_NEED_MCG_MIN:g} mcg/min): {stable}")
     print(f"{'alarm':<22} {'fired':>7} {'stable':>7} {'>1 h':>6} {'/pt-h':>6}  trigger")
     for row in table:
         fired = f"{row['fired']}/{row['patients']}"

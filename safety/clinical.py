@@ -109,8 +109,8 @@ class VolumeWatch:
               and trusted_map_mmhg is not None and trusted_map_mmhg < floor_mmhg
               and not self.answered_within_window(now_s)):
             reason = (f"the dose reached the soft maximum of {rule.soft_max_mcg_min:.1f} mcg/min "
-                      f"with MAP {trusted_map_mmhg:.0f} mmHg still under the floor of "
-                      f"{floor_mmhg:.0f}")
+                      f"with MAP {trusted_map_mmhg:.1f} mmHg still under the floor of "
+                      f"{floor_mmhg:g}")
         else:
             return None
         return self.ask(reason)

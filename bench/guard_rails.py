@@ -163,8 +163,8 @@ def main() -> int:
     print(f"{'alarm':<22} {'fired':>7} {'stable':>7} {'>1 h':>6} {'/pt-h':>6}  trigger")
     for row in table:
         fired = f"{row['fired']}/{row['patients']}"
-        stable = f"{row['stable_fired']}/{row['stable']}"
-        print(f"{row['code']:<22} {fired:>7} {stable:>7} {row['fired_after_1h']:>6} "
+        calm = f"{row['stable_fired']}/{row['stable']}"
+        print(f"{row['code']:<22} {fired:>7} {calm:>7} {row['fired_after_1h']:>6} "
               f"{row['raises_per_patient_h']:>6}  {row['trigger']}")
     print(f"dose passed the soft maximum in {len(passed)} patients; the volume check came "
           f"first in {asked} of them")

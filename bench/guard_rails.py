@@ -7,10 +7,12 @@ random line artefacts (4 per hour) and the cohort benchmark's 160 mcg/mL solutio
 set-up as ``vasopilot bench closed-loop``. One more arm puts the first
 :data:`PERIPHERAL_PATIENTS` on a peripheral line (16 mcg/mL entry, 20 mcg/min at most) for the
 line's prompts. For every new alarm the
-table gives its trigger, the patients it fired on (all; the stable ones, whose need is within
-the start range, :data:`STABLE_NEED_MCG_MIN`, so the starting dose holds them; after the first
-hour), and how often it was raised per patient-hour; then whether each patient whose dose passed
-the soft maximum had been asked about volume first.
+table gives its trigger, the patients it fired on (all; after the first hour), how often it
+was raised per patient-hour, and the same patients made *stable* as reference/patient.md's
+stable stratum describes them (MAP0 55-62 mmHg at the start, wander sigma 2-3.5 mmHg with
+tau 10-40 min, potency 0.5-2x, drawn from the seed + 1000; the surgical-like patients, on whom
+a guard rail should rarely fire); then whether each patient whose dose passed the soft maximum
+had been asked about volume first.
 
     python bench/guard_rails.py --patients 100 --seed 11          # a table
     python bench/guard_rails.py --patients 100 --seed 11 --json   # one JSON object per line
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import random
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
@@ -55,23 +58,29 @@ TRIGGERS: dict[AlarmCode, str] = {
 }
 HOUR_S = 3600.0
 PERIPHERAL_PATIENTS = 10
-# A patient whose need is within the start range (S1: 8-12 mcg/min) is held by its start dose.
-STABLE_NEED_MCG_MIN = 12.0
+STABLE_SEED_OFFSET = 1000
 
 
 class PatientFiring(BaseModel):
     index: int
     stratum: str
-    need_mcg_min: float
     arm: str
     raised_s: dict[str, list[float]]
     passed_soft_max_s: float | None
     asked_before_passing: bool | None
 
 
+def stable(params: PatientParams, rng: random.Random) -> PatientParams:
+    """``params`` as a patient of reference/patient.md's stable stratum."""
+    return dataclasses.replace(params, map0_mmhg=rng.uniform(55.0, 62.0),
+                               ou_sigma_mmhg=rng.uniform(2.0, 3.5),
+                               ou_tau_min=rng.uniform(10.0, 40.0),
+                               ec50_factor=rng.uniform(0.5, 2.0))
+
+
 def _config(arm: str) -> RigConfig:
     config = bench_config(160.0)
-    if arm == "central":
+    if arm != "peripheral":
         return config
     patient = PatientSettings(line="peripheral")
     return dataclasses.replace(config, drug=NOREPINEPHRINE_PERIPHERAL,
@@ -99,14 +108,15 @@ def run_patient(job: tuple[str, int, int, float, PatientParams]) -> PatientFirin
     config = _config(arm)
     result = run_sim(config, options, params=params)
     raised, passed, asked = _firing(result.events, config.drug.soft_max)
-    return PatientFiring(index=index, stratum=params.stratum, need_mcg_min=params.need_mcg_min(),
-                         arm=arm, raised_s=raised,
+    return PatientFiring(index=index, stratum=params.stratum, arm=arm, raised_s=raised,
                          passed_soft_max_s=passed, asked_before_passing=asked)
 
 
 def run(patients: int, seed: int, hours: float, workers: int) -> list[PatientFiring]:
     cohort = draw_patients(patients, seed, "resuscitate", calibration_error=False)
+    rng = random.Random(seed + STABLE_SEED_OFFSET)
     jobs = [("central", seed, i, hours, p) for i, p in enumerate(cohort)]
+    jobs += [("stable", seed, i, hours, stable(p, rng)) for i, p in enumerate(cohort)]
     jobs += [("peripheral", seed, i, hours, p)
              for i, p in enumerate(cohort[:PERIPHERAL_PATIENTS])]
     if workers <= 1:
@@ -121,14 +131,15 @@ def rows(results: list[PatientFiring], hours: float) -> list[dict[str, object]]:
         arm = "peripheral" if code in (AlarmCode.CANNULA_CHECK,
                                        AlarmCode.PERIPHERAL_LINE_TIME) else "central"
         group = [r for r in results if r.arm == arm]
-        stable = [r for r in group if r.need_mcg_min <= STABLE_NEED_MCG_MIN]
+        calm = [r for r in results if r.arm == "stable"]
         fired = [r for r in group if r.raised_s.get(code.value)]
         late = [r for r in group if any(t >= HOUR_S for t in r.raised_s.get(code.value, []))]
         raises = sum(len(r.raised_s.get(code.value, [])) for r in group)
         out.append({
             "code": code.value, "arm": arm, "trigger": trigger, "patients": len(group),
-            "fired": len(fired), "stable": len(stable),
-            "stable_fired": sum(1 for r in stable if r.raised_s.get(code.value)),
+            "fired": len(fired), "stable": len(calm) if arm == "central" else 0,
+            "stable_fired": sum(1 for r in calm if r.raised_s.get(code.value))
+            if arm == "central" else 0,
             "fired_after_1h": len(late),
             "raises_per_patient_h": round(raises / (len(group) * hours), 3) if group else 0.0,
         })
@@ -149,17 +160,15 @@ def main() -> int:
     passed = [r for r in central if r.passed_soft_max_s is not None]
     asked = sum(1 for r in passed if r.asked_before_passing)
     strata = Counter(r.stratum for r in central)
-    stable = sum(r.need_mcg_min <= STABLE_NEED_MCG_MIN for r in central)
     if args.json:
         for row in table:
             print(json.dumps(row))
         print(json.dumps({"passed_soft_max": len(passed), "asked_before_passing": asked,
-                          "strata": dict(strata), "stable": stable, "seed": args.seed,
-                          "hours": args.hours}))
+                          "strata": dict(strata), "seed": args.seed, "hours": args.hours}))
         return 0
     print(f"guard rails over {args.patients} patients x {args.hours:g} h, resuscitate, seed "
           f"{args.seed}, closed loop + bench nurse, 4 artefacts/h; strata {dict(strata)}; "
-          f"stable (need <= {STABLE_NEED_MCG_MIN:g} mcg/min): {stable}")
+          "'stable': the same patients as patient.md's stable stratum")
     print(f"{'alarm':<22} {'fired':>7} {'stable':>7} {'>1 h':>6} {'/pt-h':>6}  trigger")
     for row in table:
         fired = f"{row['fired']}/{row['patients']}"

@@ -5,7 +5,8 @@ trusted MAP, whether the infusion runs) and enacts the alarm orders it returns.
 
 - :class:`VolumeWatch`: "before substantially escalating the dose, the medical team must address
   uncorrected volume depletion". A dose that doubles or rises by more than a set amount within a
-  window, or reaches the soft maximum while MAP is still under the floor, opens a MEDIUM
+  window to a level it has not held in the two hours before (climbing back after a dip is not an
+  escalation), or reaches the soft maximum while MAP is still under the floor, opens a MEDIUM
   ``VOLUME_CHECK`` that only an operator's answer (:class:`~vasopilot.core.types.VolumeAnswer`)
   closes; the request rules hold every increase above the soft maximum while it is open.
 - :class:`LineTimeWatch`: on a peripheral line, a LOW prompt to inspect the cannula site every
@@ -30,6 +31,9 @@ from vasopilot.core.types import Priority, VolumeAnswer
 
 # After an answer the volume check asks again at the earliest this much later.
 VOLUME_REARM_S = 900.0
+# A dose that climbs back to a level it held in this long before the window is a recovery from
+# a dip, not an escalation (a titrating controller swings around its patient's need).
+VOLUME_LOOKBACK_S = 7200.0
 # The high-dose advisory clears once the time above the soft maximum falls under this share.
 HIGH_DOSE_CLEAR_FRACTION = 0.75
 VOLUME_CHECK_MESSAGE = ("check volume status before escalating further: {reason}; answer "
@@ -77,7 +81,7 @@ class VolumeWatch:
             self._under_soft_max = True
         if not self._doses or self._doses[-1][1] != dose_mcg_min:
             self._doses.append((now_s, dose_mcg_min))
-        start_s = now_s - self.rule.window_s
+        start_s = now_s - self.rule.window_s - VOLUME_LOOKBACK_S
         while len(self._doses) > 1 and self._doses[1][0] <= start_s:
             self._doses.popleft()
 
@@ -95,25 +99,30 @@ class VolumeWatch:
         if self._answered_s is not None:
             since_s = max(since_s, self._answered_s)
         # the doses in force since then: the last set before it, and every later one
-        in_force = [d for t, d in self._doses if t > since_s]
-        in_force += [d for t, d in self._doses if t <= since_s][-1:]
+        before = [d for t, d in self._doses if t <= since_s]
+        in_force = [d for t, d in self._doses if t > since_s] + before[-1:]
         lowest = min(in_force)
+        # the highest dose held in the lookback before then (an answer's dose included)
+        held = max(before, default=0.0)
         window_min = rule.window_s / 60.0
-        if dose > rule.start_max_mcg_min and dose >= rule.ratio * lowest:
+        if dose <= held:
+            reason = None
+        elif dose > rule.start_max_mcg_min and dose >= rule.ratio * lowest:
             reason = (f"the dose went from {lowest:.1f} to {dose:.1f} mcg/min "
                       f"(x{dose / lowest:.1f}) within {window_min:.0f} min")
         elif dose - lowest > rule.rise_mcg_min:
             reason = (f"the dose rose by {dose - lowest:.1f} mcg/min (to {dose:.1f}) within "
                       f"{window_min:.0f} min")
-        elif (dose >= rule.soft_max_mcg_min and self._under_soft_max
-              and trusted_map_mmhg is not None and trusted_map_mmhg < floor_mmhg
-              and not self.answered_within_window(now_s)):
+        else:
+            reason = None
+        if reason is None and (dose >= rule.soft_max_mcg_min and self._under_soft_max
+                               and trusted_map_mmhg is not None
+                               and trusted_map_mmhg < floor_mmhg
+                               and not self.answered_within_window(now_s)):
             reason = (f"the dose reached the soft maximum of {rule.soft_max_mcg_min:.1f} mcg/min "
                       f"with MAP {trusted_map_mmhg:.1f} mmHg still under the floor of "
                       f"{floor_mmhg:g}")
-        else:
-            return None
-        return self.ask(reason)
+        return None if reason is None else self.ask(reason)
 
     def ask(self, reason: str) -> AlarmOrder:
         """Open a check (or restate the open one) for ``reason``."""

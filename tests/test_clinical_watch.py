@@ -264,3 +264,12 @@ def test_staying_above_the_soft_maximum_under_the_floor_does_not_ask_again() -> 
     # back under the soft maximum and up again, once the answer is old: it asks
     assert climb(watch, [(opened + 4 * HOUR, 28.0), (opened + 5 * HOUR, 30.0)],
                  map_mmhg=60.0) == opened + 5 * HOUR
+
+
+def test_climbing_back_after_a_dip_is_not_an_escalation() -> None:
+    """A titrating loop swings around its patient's need: 14 -> 6 -> 14 in half an hour."""
+    watch = VolumeWatch(RULE)
+    swings = [(0.0, 14.0), (40 * MIN, 6.0), *ramp(50 * MIN, 8.0, 14.0)]
+    assert climb(watch, swings, map_mmhg=66.0) is None
+    assert climb(watch, [(70 * MIN, 14.0), *ramp(72 * MIN, 16.0, 30.0)], map_mmhg=66.0) \
+        == 72 * MIN  # past 14, the rise counts again: 6 -> 16 within 30 min

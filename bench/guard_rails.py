@@ -8,7 +8,7 @@ set-up as ``vasopilot bench closed-loop``. One more arm puts the first
 :data:`PERIPHERAL_PATIENTS` on a peripheral line (16 mcg/mL entry, 20 mcg/min at most) for the
 line's prompts. For every new alarm the
 table gives its trigger, the patients it fired on (all; after the first hour), how often it
-was raised per patient-hour, and the same patients made *stable* as reference/patient.md's
+was raised per patient-hour, and the same patients made *stable* as docs/virtual-patient.md's
 stable stratum describes them (MAP0 55-62 mmHg at the start, wander sigma 2-3.5 mmHg with
 tau 10-40 min, potency 0.5-2x, drawn from the seed + 1000; the surgical-like patients, on whom
 a guard rail should rarely fire); then whether each patient whose dose passed the soft maximum
@@ -17,7 +17,7 @@ had been asked about volume first.
     python bench/guard_rails.py --patients 100 --seed 11          # a table
     python bench/guard_rails.py --patients 100 --seed 11 --json   # one JSON object per line
 
-References for the reader: the cohort's strata follow reference/patient.md (about 20 % stable,
+References for the reader: the cohort's strata follow docs/virtual-patient.md (about 20 % stable,
 14 % refractory); a stable patient should see a guard rail rarely, a refractory one the volume
 check and the high-dose advisory by design.
 """
@@ -71,7 +71,7 @@ class PatientFiring(BaseModel):
 
 
 def stable(params: PatientParams, rng: random.Random) -> PatientParams:
-    """``params`` as a patient of reference/patient.md's stable stratum."""
+    """``params`` as a patient of docs/virtual-patient.md's stable stratum."""
     return dataclasses.replace(params, map0_mmhg=rng.uniform(55.0, 62.0),
                                ou_sigma_mmhg=rng.uniform(2.0, 3.5),
                                ou_tau_min=rng.uniform(10.0, 40.0),

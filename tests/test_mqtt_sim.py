@@ -136,4 +136,5 @@ def test_cmd_client_against_a_running_realtime_sim(tls_broker: Broker, tmp_path:
     with JournalReader(journal) as reader:
         acted = [e for e in reader.iter_events() if isinstance(e, RemoteCommand)]
     assert [(e.sender, e.command) for e in acted] == [("alice", "set_target"),
+                                                      ("alice", "volume_assessed"),
                                                       ("alice", "acknowledge")]

@@ -47,6 +47,14 @@ ALARM_PRIORITY: dict[AlarmCode, Priority] = {
     AlarmCode.RESTARTED: Priority.LOW,
     AlarmCode.HARD_LIMIT_REFUSED: Priority.LOW,
     AlarmCode.JOURNAL_FAULT: Priority.HIGH,
+    AlarmCode.VOLUME_CHECK: Priority.MEDIUM,
+    AlarmCode.TACHYCARDIA: Priority.MEDIUM,
+    AlarmCode.BRADYCARDIA: Priority.MEDIUM,
+    AlarmCode.RHYTHM_IRREGULAR: Priority.LOW,
+    AlarmCode.SBP_LOW: Priority.MEDIUM,
+    AlarmCode.CANNULA_CHECK: Priority.LOW,
+    AlarmCode.PERIPHERAL_LINE_TIME: Priority.MEDIUM,
+    AlarmCode.PROLONGED_HIGH_DOSE: Priority.LOW,
 }
 
 

@@ -22,12 +22,14 @@ MAP_LOW_HYSTERESIS_MMHG = 2.0
 
 @dataclass(frozen=True)
 class AlarmOrder:
-    """A decision about one alarm: raise it at ``priority`` with ``message``, or (``priority``
-    None) its cause is gone."""
+    """A decision about one alarm: raise it at ``priority`` with ``message`` (``momentary``: it
+    reports something that happened, and clears once acknowledged), or (``priority`` None) its
+    cause is gone."""
 
     code: AlarmCode
     priority: Priority | None = None
     message: str = ""
+    momentary: bool = False
 
 
 class MapWatch:

@@ -45,6 +45,11 @@ class RequestContext:
     needs_operator: bool = False
     stop_reason: StopReason | None = None
     weaning: bool = False
+    # issue 19: a volume check waits for an answer; one was given within its window; a
+    # tachycardia alarm nobody has acknowledged yet
+    volume_check_open: bool = False
+    volume_checked_recently: bool = True
+    tachycardia_unacknowledged: bool = False
 
     @property
     def automatic(self) -> bool:
@@ -213,6 +218,36 @@ def up_step(ctx: RequestContext, dose: float) -> Verdict | None:
                             f"({current:.2f} -> {limited:.2f} instead of {dose:.2f})")
 
 
+def _above_soft_max_increase(ctx: RequestContext, dose: float) -> bool:
+    return not ctx.starting and dose > ctx.dose_mcg_min and dose > ctx.limits.soft_max
+
+
+def volume_before_escalation(ctx: RequestContext, dose: float) -> Verdict | None:
+    """Volume depletion is addressed before the dose escalates past the soft maximum: while a
+    volume check waits for its answer, and when the dose would pass the soft maximum with no
+    answer within the check's window."""
+    if not _above_soft_max_increase(ctx, dose):
+        return None
+    if ctx.volume_check_open:
+        return _refuse(ctx, RefusalCode.VOLUME_CHECK,
+                       "check volume status before escalating further: answer the volume "
+                       "check (assessed, fluid given, not indicated) first")
+    if ctx.dose_mcg_min <= ctx.limits.soft_max and not ctx.volume_checked_recently:
+        return _refuse(ctx, RefusalCode.VOLUME_CHECK,
+                       f"{dose:.2f} mcg/min would pass the soft maximum of "
+                       f"{ctx.limits.soft_max:.2f} mcg/min and volume status has not been "
+                       "checked: answer the volume check first")
+    return None
+
+
+def tachycardia_hold(ctx: RequestContext, dose: float) -> Verdict | None:
+    if _above_soft_max_increase(ctx, dose) and ctx.tachycardia_unacknowledged:
+        return _refuse(ctx, RefusalCode.TACHYCARDIA,
+                       "sustained tachycardia: no increase above the soft maximum until the "
+                       "alarm is acknowledged")
+    return None
+
+
 def down_step(ctx: RequestContext, dose: float) -> Verdict | None:
     current, step = ctx.dose_mcg_min, ctx.limits.max_down_step
     if ctx.starting or current - dose <= step:
@@ -253,6 +288,8 @@ RULES: tuple[Rule, ...] = (
     Rule("start range", "S1", start_range),
     Rule("up interval", "S3", up_interval),
     Rule("up step", "S3", up_step),
+    Rule("volume before escalation", "GR1", volume_before_escalation),
+    Rule("tachycardia hold", "GR2", tachycardia_hold),
     Rule("down step", "S3", down_step),
     Rule("deliverable", "S4", deliverable),
 )

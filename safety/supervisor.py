@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from safety.alarms import Alarm, AlarmCode, AlarmManager
 from safety.delivery import Delivery, contract
+from safety.guard_rails import GuardRails
 from safety.hazards import Hazard, LineWatch, empty, extravasation, syringe_outlook, time_left_min
 from safety.limits import DoseLimits
 from safety.map_watch import AlarmOrder, MapWatch
@@ -26,7 +27,13 @@ from safety.resume import ResumeState
 from safety.rules import RequestContext, Ruling, evaluate
 from safety.view import AlarmSnapshot, SupervisorView
 from safety.weaning import WeaningPolicy
-from vasopilot.core.config import DrugEntry, PatientSettings, SafetySettings, SyringeSpec
+from vasopilot.core.config import (
+    DrugEntry,
+    PatientSettings,
+    SafetySettings,
+    SyringeSpec,
+    floor_below_usual,
+)
 from vasopilot.core.events import (
     DoseChange,
     DoseRefused,
@@ -38,7 +45,14 @@ from vasopilot.core.events import (
     StopReason,
 )
 from vasopilot.core.interfaces import Pump
-from vasopilot.core.types import Beat, DoseRequest, LineSignals, PumpState, Requester
+from vasopilot.core.types import (
+    Beat,
+    DoseRequest,
+    LineSignals,
+    PumpState,
+    Requester,
+    VolumeAnswer,
+)
 
 # A higher target for a previously hypertensive patient is allowed within this range.
 TARGET_MIN_MMHG = 60.0
@@ -102,6 +116,7 @@ class Supervisor:
             self._limits.wean_step, self._limits.wean_interval_s,
             patient.target_map_mmhg, patient.lower_limit_mmhg,
         )
+        self._rails = GuardRails(drug, patient, safety, self._limits)
         self._last_finding: OcclusionFinding | None = None
         self._readable = True
         self._t_s = 0.0
@@ -148,6 +163,8 @@ class Supervisor:
             limits=self._limits,
             weaning=self._weaning.active,
             journal_ok=self._rec.journal_ok,
+            volume_check_open=self._rails.volume.open,
+            line=self._rails.line,
         )
 
     def _now(self, now_s: float) -> None:
@@ -217,17 +234,26 @@ class Supervisor:
         self._now(now_s)
         self._rec.record(self._alarms.silence(code, now_s, by=by))
 
-    def set_target(self, target_map_mmhg: float, now_s: float, *, by: str = "operator") -> Decision:
-        """Change the MAP target (60-85 mmHg, not below the lower limit); journaled first."""
+    def set_target(self, target_map_mmhg: float, now_s: float, *, by: str = "operator",
+                   confirmed: bool = False) -> Decision:
+        """Change the MAP target (60-85 mmHg, not below the lower limit; not more than 40 mmHg
+        in systolic terms below a usual SBP unless ``confirmed``); journaled first."""
         self._now(now_s)
         lower = self._patient.lower_limit_mmhg
         dose = self._delivery.state.dose_mcg_min
+        refusal: tuple[str, RefusalCode] | None = None
+        below_usual = floor_below_usual(target_map_mmhg, self._patient.usual_sbp_mmhg)
         if not (TARGET_MIN_MMHG <= target_map_mmhg <= TARGET_MAX_MMHG) or target_map_mmhg < lower:
-            reason = (f"a MAP target of {target_map_mmhg:g} mmHg is outside "
-                      f"{max(TARGET_MIN_MMHG, lower):g}-{TARGET_MAX_MMHG:g} mmHg")
+            refusal = (f"a MAP target of {target_map_mmhg:g} mmHg is outside "
+                       f"{max(TARGET_MIN_MMHG, lower):g}-{TARGET_MAX_MMHG:g} mmHg",
+                       RefusalCode.TARGET_RANGE)
+        elif below_usual is not None and not confirmed:
+            refusal = f"{below_usual}: confirm it to set it", RefusalCode.TARGET_BELOW_USUAL
+        if refusal is not None:
+            reason, code = refusal
             self._rec.record([OperatorAction(t_s=now_s, action="set_target_refused", by=by,
                                              detail=reason)])
-            return Decision(False, dose, reason, RefusalCode.TARGET_RANGE)
+            return Decision(False, dose, reason, code)
         previous = self._patient.target_map_mmhg
         self._rec.record([OperatorAction(t_s=now_s, action="set_target", by=by,
                                          detail=f"{previous:g} -> {target_map_mmhg:g} mmHg",
@@ -238,6 +264,15 @@ class Supervisor:
     def _retarget(self, target_map_mmhg: float) -> None:
         self._patient = self._patient.model_copy(update={"target_map_mmhg": target_map_mmhg})
         self._weaning.retarget(target_map_mmhg)
+
+    def answer_volume_check(self, answer: VolumeAnswer, now_s: float, *,
+                            by: str = "operator") -> None:
+        """GR1: an operator says what was done about volume status (journaled first); the
+        volume check closes, and escalation is measured from here on."""
+        self._now(now_s)
+        self._rec.record([OperatorAction(t_s=now_s, action="volume_assessed", by=by,
+                                         detail=answer.value, volume_answer=answer)])
+        self._order(self._rails.volume.answer(now_s, answer), now_s)
 
     def report_extravasation(self, now_s: float, *, by: str = "operator") -> None:
         """S9: an operator saw infiltration at the cannula."""
@@ -311,6 +346,7 @@ class Supervisor:
     def context(self, req: DoseRequest, now_s: float, *, starting: bool) -> RequestContext:
         """The frozen picture the request rules judge ``req`` on."""
         state = self._delivery.state
+        tachycardia = self._alarms.get(AlarmCode.TACHYCARDIA)
         return RequestContext(
             request=req,
             now_s=now_s,
@@ -331,6 +367,9 @@ class Supervisor:
             needs_operator=state.needs_operator,
             stop_reason=state.stop_reason,
             weaning=self._weaning.active,
+            volume_check_open=self._rails.volume.open,
+            volume_checked_recently=self._rails.volume.answered_within_window(now_s),
+            tachycardia_unacknowledged=tachycardia is not None and not tachycardia.acknowledged,
         )
 
     def _decide(self, req: DoseRequest, now_s: float, *, starting: bool) -> Decision:
@@ -346,6 +385,10 @@ class Supervisor:
             if ruling.code is RefusalCode.HARD_MAX:
                 self._rec.alarm(AlarmCode.HARD_LIMIT_REFUSED, ruling.reason, now_s,
                                 momentary=True)
+            elif ruling.code is RefusalCode.VOLUME_CHECK:
+                self._order(self._rails.volume.ask(
+                    f"{req.dose_mcg_min:.1f} mcg/min was asked for, above the soft maximum of "
+                    f"{self._limits.soft_max:.1f}"), now_s)
             return self._refuse(req, now_s, ruling)
         current = self._delivery.state.dose_mcg_min
         if not starting and ruling.dose_mcg_min == current:
@@ -386,6 +429,7 @@ class Supervisor:
     def on_beat(self, beat: Beat, now_s: float) -> None:
         self._now(now_s)
         self._map.on_beat(beat)
+        self._rails.on_beat(beat)
 
     def on_line_signals(self, signals: LineSignals, now_s: float) -> None:
         self._now(now_s)
@@ -406,6 +450,7 @@ class Supervisor:
         self._look(now_s)
         self._check_syringe(now_s)
         self._check_map(now_s)
+        self._check_guard_rails(now_s)
         self._wean(now_s)
 
     def _look(self, now_s: float) -> None:
@@ -491,11 +536,20 @@ class Supervisor:
                                       self._patient.lower_limit_mmhg):
             self._order(order, now_s)
 
+    def _check_guard_rails(self, now_s: float) -> None:
+        state = self._delivery.state
+        for order in self._rails.assess(now_s, dose_mcg_min=state.dose_mcg_min,
+                                        running=state.running,
+                                        trusted_map_mmhg=self._map.trusted_map_mmhg(now_s),
+                                        floor_mmhg=self._patient.target_map_mmhg):
+            self._order(order, now_s)
+
     def _order(self, order: AlarmOrder, now_s: float) -> None:
         if order.priority is None:
             self._rec.clear(order.code, now_s)
         else:
-            self._rec.alarm(order.code, order.message, now_s, priority=order.priority)
+            self._rec.alarm(order.code, order.message, now_s, priority=order.priority,
+                            momentary=order.momentary)
 
     def _wean(self, now_s: float) -> None:
         state = self._delivery.state

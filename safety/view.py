@@ -8,6 +8,7 @@ cannot reach the pump it holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from safety.limits import DoseLimits
 from vasopilot.core.events import AlarmCode, StopReason
@@ -48,3 +49,6 @@ class SupervisorView:
     limits: DoseLimits
     weaning: bool = False
     journal_ok: bool = True
+    # issue 19: a volume check waits for an operator's answer; the line the drug runs in
+    volume_check_open: bool = False
+    line: Literal["central", "peripheral"] = "central"

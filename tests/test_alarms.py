@@ -6,7 +6,9 @@ a function that removes the cause the way a bedside would (new data, new syringe
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from safety_fixtures import ListSink, MockPump, feed, make_supervisor
@@ -14,8 +16,14 @@ from safety_fixtures import ListSink, MockPump, feed, make_supervisor
 from safety.alarms import ALARM_PRIORITY, AlarmCode, AlarmManager
 from safety.resume import ResumeState
 from safety.supervisor import Supervisor
+from vasopilot.core.config import (
+    NOREPINEPHRINE,
+    NOREPINEPHRINE_PERIPHERAL,
+    PatientSettings,
+    SafetySettings,
+)
 from vasopilot.core.events import AlarmAcknowledged, AlarmCleared, AlarmRaised, AlarmSilenced
-from vasopilot.core.types import DoseRequest, PumpAlarm, PumpState, Requester
+from vasopilot.core.types import Beat, DoseRequest, PumpAlarm, PumpState, Requester, VolumeAnswer
 
 T0_S = 100.0
 Fix = Callable[[float], None]
@@ -143,6 +151,104 @@ def journal_fault(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix
     return fix
 
 
+def _vitals(supervisor: Supervisor, pump: MockPump, t0_s: float, seconds: float, *,
+            hr_bpm: float = 80.0, sbp_mmhg: float = 110.0, irregular: bool = False) -> float:
+    """Beats at ``hr_bpm`` (fibrillation-like intervals if ``irregular``; a beat's rate is 60
+    over the time to the next onset) with one tick per beat; returns the time reached."""
+    rng = random.Random(7)
+    t_s = t0_s
+    while t_s < t0_s + seconds:
+        rr_s = 60.0 / hr_bpm * (rng.uniform(0.6, 1.4) if irregular else 1.0)
+        pump.t_s = t_s
+        supervisor.on_beat(Beat(t_s=t_s, sbp_mmhg=sbp_mmhg, dbp_mmhg=sbp_mmhg - 45.0,
+                                map_mmhg=70.0, hr_bpm=60.0 / rr_s), t_s)
+        supervisor.tick(t_s)
+        t_s += rr_s
+    return t_s
+
+
+def _then_normal_beats(supervisor: Supervisor, pump: MockPump, seconds: float) -> Fix:
+    def fix(t_s: float) -> None:
+        _vitals(supervisor, pump, t_s, seconds)
+    return fix
+
+
+def tachycardia(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    _vitals(supervisor, pump, T0_S, 70.0, hr_bpm=140.0)
+    return _then_normal_beats(supervisor, pump, 40.0)
+
+
+def bradycardia(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    _vitals(supervisor, pump, T0_S, 70.0, hr_bpm=35.0)
+    return _then_normal_beats(supervisor, pump, 40.0)
+
+
+def rhythm_irregular(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    _vitals(supervisor, pump, T0_S, 100.0, irregular=True)
+    return _then_normal_beats(supervisor, pump, 130.0)
+
+
+def sbp_low(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    _vitals(supervisor, pump, T0_S, 70.0, sbp_mmhg=82.0)
+    return _then_normal_beats(supervisor, pump, 40.0)
+
+
+def volume_check(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    t_s = feed(supervisor, T0_S, T0_S + 130, pump=pump)
+    assert supervisor.request(DoseRequest(12.0, Requester.CONTROLLER, "MAP low"), t_s).applied
+    feed(supervisor, t_s, t_s + 2, pump=pump)
+
+    def fix(t_s: float) -> None:
+        supervisor.answer_volume_check(VolumeAnswer.FLUID_GIVEN, t_s, by="nurse")
+    return fix
+
+
+def cannula_check(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    feed(supervisor, T0_S, T0_S + 15 * 60 + 1, pump=pump)
+    return lambda t_s: None  # a prompt: acknowledging it is the answer
+
+
+def peripheral_line_time(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    feed(supervisor, T0_S, T0_S + 900 + 1, pump=pump)
+
+    def fix(t_s: float) -> None:
+        supervisor.operator_stop(t_s, reason="moving to a central line")
+        supervisor.tick(t_s)
+    return fix
+
+
+def prolonged_high_dose(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    t_s = feed(supervisor, T0_S, T0_S + 130, pump=pump)
+    supervisor.answer_volume_check(VolumeAnswer.ASSESSED, t_s)
+    for dose in (12.0, 14.0):  # 12 is this entry's soft maximum
+        decision = supervisor.request(DoseRequest(dose, Requester.OPERATOR, "refractory", True),
+                                      t_s)
+        assert decision.applied and decision.dose_mcg_min == dose, decision
+        t_s = feed(supervisor, t_s, t_s + 130, pump=pump)
+    feed(supervisor, t_s, t_s + 900, pump=pump)
+
+    def fix(t_s: float) -> None:
+        supervisor.request(DoseRequest(12.0, Requester.OPERATOR, "lower"), t_s)
+        feed(supervisor, t_s, t_s + 3600, pump=pump)
+    return fix
+
+
+PERIPHERAL = {"drug": NOREPINEPHRINE_PERIPHERAL, "patient": PatientSettings(line="peripheral")}
+# How the supervisor is set up for a scenario, where the defaults cannot show it quickly.
+SETUPS: dict[AlarmCode, dict[str, Any]] = {
+    AlarmCode.VOLUME_CHECK: {"drug": NOREPINEPHRINE.model_copy(
+        update={"volume_check_rise_mcg_min": 1.0})},
+    AlarmCode.CANNULA_CHECK: {**PERIPHERAL, "safety": SafetySettings(cannula_check_min=15.0)},
+    AlarmCode.PERIPHERAL_LINE_TIME: {
+        "drug": NOREPINEPHRINE_PERIPHERAL.model_copy(update={"peripheral_max_hours": 0.25}),
+        "patient": PatientSettings(line="peripheral"),
+        "safety": SafetySettings(cannula_check_min=240.0)},
+    AlarmCode.PROLONGED_HIGH_DOSE: {
+        "drug": NOREPINEPHRINE.model_copy(update={"soft_max": 12.0}),
+        "safety": SafetySettings(high_dose_window_h=1.0, high_dose_limit_h=0.25)},
+}
+
+
 SCENARIOS: dict[AlarmCode, Scenario] = {
     AlarmCode.MAP_STALE: map_stale,
     AlarmCode.MAP_LOW: map_low,
@@ -159,6 +265,14 @@ SCENARIOS: dict[AlarmCode, Scenario] = {
     AlarmCode.HARD_LIMIT_REFUSED: hard_limit,
     AlarmCode.PUMP_UNCOMMANDED: uncommanded,
     AlarmCode.JOURNAL_FAULT: journal_fault,
+    AlarmCode.VOLUME_CHECK: volume_check,
+    AlarmCode.TACHYCARDIA: tachycardia,
+    AlarmCode.BRADYCARDIA: bradycardia,
+    AlarmCode.RHYTHM_IRREGULAR: rhythm_irregular,
+    AlarmCode.SBP_LOW: sbp_low,
+    AlarmCode.CANNULA_CHECK: cannula_check,
+    AlarmCode.PERIPHERAL_LINE_TIME: peripheral_line_time,
+    AlarmCode.PROLONGED_HIGH_DOSE: prolonged_high_dose,
 }
 
 
@@ -171,7 +285,7 @@ def test_alarm_is_raised_silenced_at_most_two_minutes_acknowledged_and_cleared(
     code: AlarmCode,
 ) -> None:
     spare = MockPump() if code is AlarmCode.CHANGEOVER else None
-    supervisor, pump, sink = make_supervisor(standby=spare)
+    supervisor, pump, sink = make_supervisor(standby=spare, **SETUPS.get(code, {}))
     feed(supervisor, T0_S - 20, T0_S, pump=pump)
     assert supervisor.start(10.0, T0_S).applied
     fix = SCENARIOS[code](supervisor, pump, sink)
@@ -180,7 +294,7 @@ def test_alarm_is_raised_silenced_at_most_two_minutes_acknowledged_and_cleared(
     assert raised and raised[0].priority is ALARM_PRIORITY[code]
     assert len(raised[0].message) > 20
 
-    t = T0_S + 10
+    t = max(T0_S + 10, supervisor.view().t_s)
     supervisor.silence(code, t, by="nurse")
     silenced = [e for e in sink.events if isinstance(e, AlarmSilenced)][-1]
     assert silenced.until_t_s - t <= 120.0

@@ -194,3 +194,52 @@ def test_run_refuses_absurd_settings_before_creating_anything(
     assert err.startswith("vasopilot: ") and err.count("\n") == 1
     assert ": key " in err and "Traceback" not in err
     assert listing(tmp_path) == before
+
+
+def test_the_default_entry_is_refused_on_a_peripheral_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = check_json(write_set(tmp_path, edited({"rig:patient.line": "peripheral"})),
+                              capsys)
+    library = str(tmp_path / "drug-library.toml")
+    use = "use a peripheral entry (norepinephrine-peripheral) or a central line"
+    assert code == 2
+    assert report["refusals"] == [
+        {"file": library, "key": f"{NE}conc_mcg_ml", "value": 80.0,
+         "reason": "80 mcg/mL is above the 16 mcg/mL this entry allows on a peripheral line "
+                   "([patient] line = \"peripheral\"): extravasation of a concentrated "
+                   f"vasopressor causes necrosis; {use}"},
+        {"file": library, "key": f"{NE}hard_max", "value": 60.0,
+         "reason": "60 mcg/min is above the 20 mcg/min this entry allows on a peripheral line "
+                   f"([patient] line = \"peripheral\"); {use}"},
+    ]
+
+
+def test_the_peripheral_entry_is_accepted_on_a_peripheral_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = edited({"rig:patient.line": "peripheral", "rig:drug": "norepinephrine-peripheral"})
+    code, report = check_json(write_set(tmp_path, files), capsys)
+    assert code == 0
+    assert report["opens"]["drug"] == {"entry": "norepinephrine-peripheral", "conc_mcg_ml": 16.0,
+                                       "dose_unit": "mcg/min", "hard_max": 20.0}
+
+
+def test_without_a_peripheral_entry_the_refusal_asks_for_a_central_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = edited({"rig:patient.line": "peripheral", "rig:drug": "norepinephrine-peripheral",
+                    "drugs:drugs.norepinephrine-peripheral.peripheral_max_conc_mcg_ml": 8.0})
+    code, report = check_json(write_set(tmp_path, files), capsys)
+    assert code == 2
+    assert [r["key"] for r in report["refusals"]] == [
+        "drugs.norepinephrine-peripheral.conc_mcg_ml"]
+    assert report["refusals"][0]["reason"].endswith("; use a central line")
+
+
+def test_the_peripheral_entry_on_a_central_line_is_accepted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = check_json(write_set(tmp_path, edited({"rig:drug": "norepinephrine-peripheral"})),
+                         capsys)
+    assert code == 0

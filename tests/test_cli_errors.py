@@ -77,6 +77,7 @@ def good(tmp_path: Path) -> dict[str, str]:
         "journal": str(journal),
         "broker": "mqtt://operator@127.0.0.1:1",
         "code": "MAP_LOW",
+        "answer": "fluid given",
         "dose_mcg_min": "5",
         "target_map_mmhg": "65",
         "rate": "1",

@@ -75,3 +75,28 @@ def test_readable_at_80_columns_one_unbroken_line_per_rig() -> None:
     header = next(line for line in lines if "mcg/min" in line)
     for label in ("rig", "link", "mode", "mcg/min", "mL/h", "MAP", "trend", "alarms"):
         assert label in header, label
+
+
+def test_the_volume_check_is_shown_with_its_message_and_how_to_answer() -> None:
+    prompt = AlarmState(code="VOLUME_CHECK", priority=Priority.MEDIUM,
+                        message="check volume status before escalating further: the dose "
+                                "went from 10.0 to 20.0 mcg/min (x2.0) within 30 min")
+    board = board_of("rig-01", 62.0)
+    board.on_message("state", RECORDED_STATE.model_copy(update={
+        "alarms": (prompt,), "volume_check_open": True}).model_dump_json().encode())
+    text = shown({"rig-01": board})
+    row = next(line for line in text.splitlines() if "rig-01" in line)
+    assert "VOLUME_CHECK" in row
+    assert "rig-01 VOLUME_CHECK: check volume status before escalating further" in text
+    assert "volume-assessed ANSWER" in text
+
+
+def test_an_acknowledged_alarm_keeps_its_code_but_not_its_message() -> None:
+    advisory = AlarmState(code="RHYTHM_IRREGULAR", priority=Priority.LOW,
+                          message="rhythm irregular: check the ECG", acknowledged=True)
+    board = board_of("rig-01", 62.0)
+    board.on_message("state", RECORDED_STATE.model_copy(
+        update={"alarms": (advisory,)}).model_dump_json().encode())
+    text = shown({"rig-01": board})
+    assert "RHYTHM_IRREGULAR (ack)" in text
+    assert "check the ECG" not in text

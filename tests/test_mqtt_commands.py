@@ -27,7 +27,7 @@ from vasopilot.core.events import (
     RemoteCommand,
     RemoteRefused,
 )
-from vasopilot.core.types import CommandRefusal
+from vasopilot.core.types import CommandRefusal, VolumeAnswer
 from vasopilot.telemetry import Telemetry
 from vasopilot.telemetry.commands import RefusalLog
 from vasopilot.telemetry.payloads import CommandReply
@@ -205,6 +205,11 @@ def test_viewers_do_not_see_commands_in_flight(remote: Remote) -> None:
     (command("set_dose", dose_mcg_min="12")[1], CommandRefusal.INVALID),
     (command("set_dose", dose_mcg_min=35, confirm_soft_limit="yes")[1], CommandRefusal.INVALID),
     (command("set_target", target_map_mmhg="70")[1], CommandRefusal.INVALID),
+    (command("volume_assessed", answer="fluid")[1], CommandRefusal.INVALID),
+    (command("volume_assessed", answer="FLUID GIVEN")[1], CommandRefusal.INVALID),
+    (command("volume_assessed", answer=1)[1], CommandRefusal.INVALID),
+    (command("set_target", target_map_mmhg=70, confirm_below_usual="yes")[1],
+     CommandRefusal.INVALID),
     (command("stop", issued_at=WALL.replace(tzinfo=None))[1].replace("Z", ""),
      CommandRefusal.INVALID),
     (command("stop", issued_at=WALL - timedelta(seconds=11))[1], CommandRefusal.STALE),
@@ -280,6 +285,17 @@ def test_set_target_changes_the_target_through_the_supervisor(remote: Remote) ->
     actions = [e for e in remote.rig.journal.tail(50) if isinstance(e, OperatorAction)
                and e.action == "set_target"]
     assert actions and actions[-1].by == "remote:alice"
+
+
+def test_a_volume_check_is_answered_by_a_remote_operator_and_journaled(remote: Remote) -> None:
+    request_id, body = command("volume_assessed", answer="fluid given")
+    remote.send(body)
+    reply = remote.reply(request_id)
+    assert reply.accepted and reply.reason == "volume check answered: fluid given"
+    answers = [e for e in remote.rig.journal.tail(50) if isinstance(e, OperatorAction)
+               and e.action == "volume_assessed"]
+    assert answers and answers[-1].by == "remote:alice"
+    assert answers[-1].volume_answer is VolumeAnswer.FLUID_GIVEN
 
 
 def test_stop_and_weaning_reach_the_supervisor(remote: Remote) -> None:

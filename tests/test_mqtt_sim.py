@@ -113,6 +113,9 @@ def test_cmd_client_against_a_running_realtime_sim(tls_broker: Broker, tmp_path:
         accepted = _cmd(tls_broker, tmp_path, "alice", "set-target", "72")
         assert accepted.returncode == 0, accepted.stderr
         assert accepted.stdout.startswith("accepted set-target") and "72" in accepted.stdout
+        answered = _cmd(tls_broker, tmp_path, "alice", "volume-assessed", "not indicated")
+        assert answered.returncode == 0, answered.stderr
+        assert "volume check answered: not indicated" in answered.stdout
         refused = _cmd(tls_broker, tmp_path, "alice", "acknowledge", "NO_SUCH")
         assert refused.returncode == 1 and "[NO_SUCH_ALARM]" in refused.stdout
         # bob commands only rig-02: the broker drops his command and says nothing.
@@ -133,4 +136,5 @@ def test_cmd_client_against_a_running_realtime_sim(tls_broker: Broker, tmp_path:
     with JournalReader(journal) as reader:
         acted = [e for e in reader.iter_events() if isinstance(e, RemoteCommand)]
     assert [(e.sender, e.command) for e in acted] == [("alice", "set_target"),
+                                                      ("alice", "volume_assessed"),
                                                       ("alice", "acknowledge")]

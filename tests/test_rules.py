@@ -58,7 +58,7 @@ def test_baseline_request_passes_every_rule() -> None:
 
 
 def test_every_rule_names_its_requirement() -> None:
-    assert all(r.requirement.startswith(("S", "invariant")) for r in RULES)
+    assert all(r.requirement.startswith(("S", "invariant", "GR")) for r in RULES)
     assert len({r.name for r in RULES}) == len(RULES)
 
 
@@ -125,3 +125,37 @@ def test_a_down_step_is_limited_and_a_start_is_not_slew_limited() -> None:
 def test_map_rules_leave_a_move_the_right_way_alone() -> None:
     assert not evaluate(asking(9.0, trusted_map_mmhg=80.0)).refused
     assert not evaluate(asking(11.0, trusted_map_mmhg=55.0)).refused
+
+
+# -- issue 19's guard rails (GR1 volume, GR2 tachycardia) ---------------------------------------
+
+
+def test_an_open_volume_check_holds_an_increase_above_the_soft_max() -> None:
+    ruling = evaluate(asking(32.0, dose_mcg_min=30.0, confirmed=True, volume_check_open=True))
+    assert ruling.code is RefusalCode.VOLUME_CHECK
+    assert "answer the volume check" in ruling.reason
+
+
+def test_passing_the_soft_max_without_a_recent_volume_check_is_held() -> None:
+    ruling = evaluate(asking(31.0, dose_mcg_min=29.0, confirmed=True,
+                             volume_checked_recently=False))
+    assert ruling.code is RefusalCode.VOLUME_CHECK
+
+
+def test_the_volume_rule_leaves_other_requests_alone() -> None:
+    open_check = {"volume_check_open": True, "volume_checked_recently": False}
+    # an increase up to the soft max, a decrease, a start above it, once answered
+    assert not evaluate(asking(30.0, dose_mcg_min=28.0, **open_check)).refused
+    assert not evaluate(asking(31.0, dose_mcg_min=32.0, confirmed=True, **open_check)).refused
+    assert not evaluate(asking(31.0, dose_mcg_min=29.0, confirmed=True)).refused
+    starting = asking(35.0, starting=True, running=False, dose_mcg_min=0.0, confirmed=True,
+                      **open_check)
+    assert not evaluate(starting).refused
+
+
+def test_unacknowledged_tachycardia_holds_an_increase_above_the_soft_max() -> None:
+    held = evaluate(asking(32.0, dose_mcg_min=30.0, confirmed=True,
+                           tachycardia_unacknowledged=True))
+    assert held.code is RefusalCode.TACHYCARDIA
+    assert not evaluate(asking(12.0, tachycardia_unacknowledged=True)).refused
+    assert not evaluate(asking(32.0, dose_mcg_min=30.0, confirmed=True)).refused

@@ -25,10 +25,11 @@ from vasopilot.core.events import (
     DoseApplied,
     DoseRefused,
     Event,
+    OperatorAction,
     RunStarted,
     StopReason,
 )
-from vasopilot.core.types import GOOD, Priority
+from vasopilot.core.types import GOOD, Priority, VolumeAnswer
 from vasopilot.core.units import (
     DoseUnit,
     dose_from_rate_ml_h,
@@ -80,6 +81,8 @@ class RunSeries:
     # restarts of the process (hours), each with the last event before it: no process ran
     restarts: list[tuple[float, float]] = field(default_factory=list)
     stopped: list[StoppedSpell] = field(default_factory=list)
+    # the operator's answers to the volume check (issue 19), at the dose then running
+    volume_answers: list[tuple[float, VolumeAnswer]] = field(default_factory=list)
 
     @classmethod
     def from_events(
@@ -123,6 +126,8 @@ class RunSeries:
                         priority, start_h = opened[event.code]
                         series.alarms.append(AlarmBar(event.code, priority, start_h, t_h, False))
                     opened[event.code] = (event.priority, t_h)
+                case OperatorAction(volume_answer=VolumeAnswer() as answer):
+                    series.volume_answers.append((t_h, answer))
                 case AlarmCleared() if event.code in opened:
                     priority, start_h = opened.pop(event.code)
                     series.alarms.append(AlarmBar(event.code, priority, start_h, t_h, False))
@@ -229,6 +234,10 @@ def plot_run(
     if series.refused:
         ax_dose.plot(*zip(*series.refused, strict=True), linestyle="none", marker="x",
                      markersize=7, markeredgewidth=2, color="#d62728", label="refused request")
+    for t_h, answer in series.volume_answers:
+        ax_dose.axvline(t_h, color="#2ca02c", linewidth=1.0, linestyle="--", alpha=0.8)
+        ax_dose.annotate(f"volume: {answer}", (t_h, 0.97), xycoords=("data", "axes fraction"),
+                         rotation=90, va="top", ha="right", fontsize=7, color="#2ca02c")
     ax_dose.set_ylabel("norepinephrine\n(mcg/min)")
     ax_dose.set_ylim(bottom=0)
     ax_dose.grid(alpha=0.3)

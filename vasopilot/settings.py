@@ -200,6 +200,39 @@ def weight_for_weight_based_dosing(named: Named) -> Iterator[Refusal]:
             f"{ceiling.hard_max_mcg_kg_min:g} mcg/kg/min ceiling: {ceiling.why_dose}")
 
 
+def peripheral_line_fits_the_entry(named: Named) -> Iterator[Refusal]:
+    """A drug on a peripheral line only as dilute and as high as its entry allows there:
+    extravasation of a concentrated vasopressor from a peripheral cannula causes tissue
+    necrosis, so a central line is used whenever possible."""
+    drug, patient = named.drug, named.profile.patient
+    if drug is None or patient.line != "peripheral":
+        return
+    entry = f"drugs.{named.profile.drug}"
+    others = sorted(name for name, other in named.library.drugs.items()
+                    if other.peripheral_max_conc_mcg_ml is not None
+                    and other.conc_mcg_ml <= other.peripheral_max_conc_mcg_ml)
+    use = (f"use a peripheral entry ({', '.join(others)}) or a central line" if others
+           else "use a central line")
+    allowed = drug.peripheral_max_conc_mcg_ml
+    if allowed is None:
+        yield Refusal(named.library_file, f"{entry}.peripheral_max_conc_mcg_ml", MISSING,
+                      f"on a peripheral line ([patient] line = \"peripheral\") the entry must "
+                      f"say what it allows there; {use}")
+    elif drug.conc_mcg_ml > allowed:
+        yield Refusal(named.library_file, f"{entry}.conc_mcg_ml", drug.conc_mcg_ml,
+                      f"{drug.conc_mcg_ml:g} mcg/mL is above the {allowed:g} mcg/mL this entry "
+                      f"allows on a peripheral line ([patient] line = \"peripheral\"): "
+                      f"extravasation of a concentrated vasopressor causes necrosis; {use}")
+    if drug.dose_unit is DoseUnit.MCG_KG_MIN and patient.weight_kg is None:
+        return
+    hard_max_mcg_min = drug.mcg_min(drug.hard_max, patient.weight_kg)
+    if hard_max_mcg_min > drug.peripheral_max_dose_mcg_min:
+        yield Refusal(named.library_file, f"{entry}.hard_max", drug.hard_max,
+                      f"{hard_max_mcg_min:g} mcg/min is above the "
+                      f"{drug.peripheral_max_dose_mcg_min:g} mcg/min this entry allows on a "
+                      f"peripheral line ([patient] line = \"peripheral\"); {use}")
+
+
 def port_is_a_serial_url(named: Named) -> Iterator[Refusal]:
     pump = named.profile.pump
     if pump.driver not in SERIAL_DRIVERS or pump.port is None:
@@ -270,6 +303,7 @@ RULES: list[Rule] = [
     drug_in_library,
     syringe_in_catalogue,
     weight_for_weight_based_dosing,
+    peripheral_line_fits_the_entry,
     port_is_a_serial_url,
     mqtt_files_exist,
     replay_record_exists,

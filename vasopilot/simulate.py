@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel
 
 from safety.supervisor import EventSink
+from safety.view import SupervisorView
 from vasopilot.control.base import Controller
 from vasopilot.control.closed_loop import ClosedLoopController
 from vasopilot.control.manual import ManualMode
@@ -21,6 +22,7 @@ from vasopilot.control.protocol import NurseProtocol
 from vasopilot.control.wean import WeanController
 from vasopilot.core.clock import MonotonicClock, VirtualClock
 from vasopilot.core.events import (
+    AlarmCode,
     AlarmRaised,
     BeatSummary,
     DoseApplied,
@@ -28,7 +30,7 @@ from vasopilot.core.events import (
     Event,
     RunStarted,
 )
-from vasopilot.core.types import GOOD, DoseRequest, Requester
+from vasopilot.core.types import GOOD, DoseRequest, Requester, VolumeAnswer
 from vasopilot.metrics import BandMetrics, MapBand, band_metrics
 from vasopilot.rig import Rig, build_rig
 from vasopilot.rig.faults import SimFault
@@ -65,7 +67,8 @@ class SimOptions:
     # seeded random line artefacts (flush, sampling, zeroing, ...) per hour; 0: a clean line
     artefacts_per_h: float = 0.0
     # a simulated bedside nurse confirms a dose above the soft maximum that the supervisor
-    # refused, when the trusted MAP is below target (or the request lowers the dose)
+    # refused, when the trusted MAP is below target (or the request lowers the dose), and
+    # answers the volume check after a few minutes
     nurse_confirms_soft_max: bool = False
     # a second twin pump with a fresh syringe, loaded at the start as the supervisor's standby
     # (S10 changeover): a refractory patient empties a 50 mL syringe within a 4 h run
@@ -175,7 +178,7 @@ def run_sim(
             rig.loop.set_controller(controller_for(world.patient))
         controller = rig.loop.controller
         if options.nurse_confirms_soft_max:
-            recorder.nurse = SoftMaxNurse(rig.loop)
+            recorder.nurse = SoftMaxNurse(rig.loop, world.patient)
         if on_loop is not None:
             on_loop(rig.loop)
         drug = config.drug
@@ -194,7 +197,7 @@ def run_sim(
             world.spares.load(0.0)
         rig.supervisor.start(start_dose, 0.0, soft_limit_confirmed=True)
         true_map = _run_loop(clock, options, rig=rig, world=world, progress=progress,
-                             pace=MonotonicClock() if realtime else None)
+                             pace=MonotonicClock() if realtime else None, nurse=recorder.nurse)
         delivered_mcg = world.lines.outflow_volume_ml * drug.conc_mcg_ml
     finally:
         rig.close()
@@ -226,8 +229,8 @@ class _Recorder:
     def append(self, event: Event) -> Event:
         stamped = self._sink.append(event)
         self.events.append(stamped)
-        if self.nurse is not None and isinstance(stamped, DoseRefused):
-            self.nurse.on_refusal(stamped)
+        if self.nurse is not None:
+            self.nurse.on_event(stamped)
         return stamped
 
     def flush_pending(self) -> bool:
@@ -242,6 +245,7 @@ def _run_loop(
     world: SimWorld,
     progress: Callable[[float], None] | None,
     pace: MonotonicClock | None,
+    nurse: SoftMaxNurse | None = None,
 ) -> list[tuple[float, float]]:
     end_s = options.hours * 3600.0
     steps = round(end_s / options.dt_s)
@@ -255,6 +259,8 @@ def _run_loop(
         if pace is not None:
             pace.sleep(wall_start_s + now_s - pace.now_s())
         world.before_step(now_s)
+        if nurse is not None:
+            nurse.step(now_s)
         view = rig.loop.step(now_s)
         world.after_step(view, now_s)
         if i % samples_every == 0:
@@ -271,25 +277,60 @@ class SoftMaxNurse:
     above the soft maximum, the nurse sends the same dose as an operator with the soft limit
     confirmed (journaled as such, sender ``bench nurse``), at the loop's next step. The hard
     maximum and the slew limits still apply.
+
+    The nurse answers a volume check (GR1) :data:`VOLUME_ANSWER_DELAY_S` after it is raised:
+    "fluid given" while the trusted MAP is under the floor and fewer than
+    :data:`MAX_BOLUSES` boluses were given (the patient's MAP0 then responds as the patient
+    does, see ``VirtualPatient.give_fluid``), "assessed" otherwise.
     """
 
     SENDER = "bench nurse"
+    VOLUME_ANSWER_DELAY_S = 300.0
+    MAX_BOLUSES = 2
 
-    def __init__(self, loop: RigLoop) -> None:
+    def __init__(self, loop: RigLoop, patient: VirtualPatient) -> None:
         self._loop = loop
+        self._patient = patient
+        self._answer_due_s: float | None = None
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, DoseRefused):
+            self.on_refusal(event)
+        elif isinstance(event, AlarmRaised) and event.code is AlarmCode.VOLUME_CHECK \
+                and self._answer_due_s is None:
+            self._answer_due_s = event.t_s + self.VOLUME_ANSWER_DELAY_S
+
+    def step(self, now_s: float) -> None:
+        if self._answer_due_s is not None and now_s >= self._answer_due_s:
+            self._answer_due_s = None
+            self._loop.submit(self._answer)
 
     def on_refusal(self, refused: DoseRefused) -> None:
         if refused.code != "SOFT_MAX" or refused.requester is Requester.OPERATOR:
             return
         self._loop.submit(lambda now_s: self._confirm(refused.requested_dose_mcg_min, now_s))
 
+    def _answer(self, now_s: float) -> None:
+        view = self._loop.supervisor.view(now_s)
+        if not view.volume_check_open:
+            return
+        if _map_below_target(view) and self._patient.boluses < self.MAX_BOLUSES:
+            self._patient.give_fluid(now_s)
+            answer = VolumeAnswer.FLUID_GIVEN
+        else:
+            answer = VolumeAnswer.ASSESSED
+        self._loop.supervisor.answer_volume_check(answer, now_s, by=self.SENDER)
+
     def _confirm(self, dose_mcg_min: float, now_s: float) -> None:
         view = self._loop.supervisor.view(now_s)
         lowers = dose_mcg_min < view.dose_mcg_min
-        low_map = (view.map_trusted and view.last_good_map_mmhg is not None
-                   and view.last_good_map_mmhg < view.target_map_mmhg)
-        if view.running and (lowers or low_map):
+        if view.running and (lowers or _map_below_target(view)):
             self._loop.supervisor.request(DoseRequest(
                 dose_mcg_min, Requester.OPERATOR,
                 f"nurse confirms {dose_mcg_min:.2f} mcg/min above the soft maximum",
                 soft_limit_confirmed=True, sender=self.SENDER), now_s)
+
+
+def _map_below_target(view: SupervisorView) -> bool:
+    return (view.map_trusted and view.last_good_map_mmhg is not None
+            and view.last_good_map_mmhg < view.target_map_mmhg)

@@ -38,6 +38,9 @@ MMHG_PER_CM = 0.74  # transducer level error: hydrostatic column of blood per cm
 # Drug rate at which the rebound knob's suppression of own vascular tone is half developed.
 REBOUND_HALF_MCG_MIN = 5.0
 _NOISE_BLOCK = 4096
+# Share of patients whose MAP0 responds to a fluid bolus, and how long the rise lasts (s).
+FLUID_RESPONDERS = 0.5
+FLUID_EFFECT_S = 90 * 60.0
 
 # line drug mass (mcg), plasma and effect-site level (ng/mL), own-tone suppression (0..1)
 _DrugState = tuple[float, float, float, float]
@@ -214,7 +217,7 @@ class VirtualPatient:
         self.scenario = scenario
         self._t0_s = start_t_s
         root = np.random.SeedSequence(seed)
-        ou_seed, beat_seed, event_seed, artefact_seed, phase_seed = root.spawn(5)
+        ou_seed, beat_seed, event_seed, artefact_seed, phase_seed, fluid_seed = root.spawn(6)
         self._ou_normal = _Normals(np.random.Generator(np.random.PCG64(ou_seed)))
         self._beat_normal = _Normals(np.random.Generator(np.random.PCG64(beat_seed)))
         self._beat_rng = np.random.Generator(np.random.PCG64(beat_seed.spawn(1)[0]))
@@ -224,6 +227,11 @@ class VirtualPatient:
         self.artefacts = ArtefactSchedule(int(artefact_seed.generate_state(1)[0]))
         phase_rng = np.random.Generator(np.random.PCG64(phase_seed))
         self._resp_phase0 = float(phase_rng.uniform(0.0, 2.0 * math.pi))
+        fluid_rng = np.random.Generator(np.random.PCG64(fluid_seed))
+        # About half of shocked patients are fluid responders (their MAP0 rises with a bolus).
+        self.fluid_response_mmhg = (float(fluid_rng.uniform(3.0, 8.0))
+                                    if fluid_rng.uniform() < FLUID_RESPONDERS else 0.0)
+        self.boluses = 0
         self.carrier_ml_h = params.carrier_ml_h
 
         p = params
@@ -273,6 +281,17 @@ class VirtualPatient:
         """Fill the line's dead volume with the syringe's solution (it starts drug-free unless
         the patient starts on a dose)."""
         self._m_mcg = conc_mcg_ml * self.params.dead_volume_ml
+
+    def give_fluid(self, t_s: float) -> float:
+        """A fluid bolus at ``t_s``: MAP0 rises by the patient's response (halved with every
+        bolus before it) for :data:`FLUID_EFFECT_S`, then falls back as the fluid
+        redistributes. Returns the rise in mmHg (0 for a non-responder)."""
+        rise_mmhg = self.fluid_response_mmhg * 0.5 ** self.boluses
+        self.boluses += 1
+        if rise_mmhg > 0:
+            self.events = sorted([*self.events, DisturbanceEvent(t_s, rise_mmhg, FLUID_EFFECT_S)],
+                                 key=lambda e: e.start_t_s)
+        return rise_mmhg
 
     def inject(self, kind: ArtefactKind | str, start_t_s: float, duration_s: float) -> Artefact:
         return self.artefacts.add(kind, start_t_s, duration_s)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vasopilot.cli._args import nonnegative_float, positive_float
+from vasopilot.core.types import VolumeAnswer
 
 if TYPE_CHECKING:
     from vasopilot.core.config import MqttSettings
@@ -32,6 +33,9 @@ VERBS: dict[str, tuple[str, tuple[str, str, Callable[[str], Any]] | None]] = {
     "acknowledge": ("acknowledge", ("code", "alarm code", str)),
     "silence": ("silence", ("code", "alarm code", str)),
     "stop": ("stop", None),
+    "volume-assessed": ("volume_assessed", (
+        "answer", "what was done about volume status: assessed, 'fluid given' or "
+        "'not indicated'", VolumeAnswer)),
 }
 
 
@@ -61,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                              help="confirm a dose over the soft limit (S2)")
         if verb == "stop":
             sub.add_argument("--reason", default="", help="why (journaled)")
+        if verb == "set-target":
+            sub.add_argument("--confirm-below-usual", action="store_true",
+                             help="confirm a floor more than 40 mmHg below the usual SBP")
     parser.set_defaults(func=run)
 
 
@@ -73,6 +80,8 @@ def body(args: argparse.Namespace, request_id: str, issued_at: str) -> dict[str,
         fields[argument[0]] = getattr(args, argument[0])
     if args.verb == "set-dose" and args.confirm_soft_limit:
         fields["confirm_soft_limit"] = True
+    if args.verb == "set-target" and args.confirm_below_usual:
+        fields["confirm_below_usual"] = True
     if args.verb == "stop" and args.reason:
         fields["reason"] = args.reason
     return fields

@@ -50,8 +50,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="seeded random line artefacts per hour (default 0: a clean line)")
     parser.add_argument("--nurse", action="store_true",
                         help="a simulated bedside nurse keeps a spare syringe pump loaded "
-                        "(changeover, S10) and confirms doses above the soft maximum while MAP "
-                        "is below target (S2)")
+                        "(changeover, S10), confirms doses above the soft maximum while MAP "
+                        "is below target (S2) and answers the volume check after 5 min, "
+                        "giving fluid while MAP is low (GR1)")
     parser.add_argument("--rig", type=Path, default=None,
                         help="rig profile (default: the embedded simulation defaults)")
     parser.add_argument("--out", type=Path, default=Path("out"),

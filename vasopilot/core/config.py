@@ -177,6 +177,35 @@ class DrugEntry(Model):
     wean_interval_s: Annotated[float, _bounded(
         60, 21600, "s", "S7 judges the floor on ~60 s MAP medians over the whole interval; "
         "beyond 6 h nothing weans")] = Field(description="time between weaning steps, s (S7)")
+    peripheral_max_conc_mcg_ml: Annotated[float | None, _bounded(
+        4, 64, "mcg/mL", "published peripheral norepinephrine protocols run 4–64 mcg/mL "
+        "(16 mcg/mL, 4 mg in 250 mL, is common)")] = Field(
+        default=16.0, description="highest concentration this entry allows on a peripheral "
+                                  "line, mcg/mL (unset: central line only)")
+    peripheral_max_dose_mcg_min: Annotated[float, _bounded(
+        0, 60, "mcg/min", "peripheral protocols stop at about 0.2–0.3 mcg/kg/min "
+        "(15–25 mcg/min); S1's hard max is 60", lo_open=True)] = Field(
+        default=20.0, description="highest dose this entry allows on a peripheral line, "
+                                  "mcg/min: its hard_max must not exceed it there")
+    peripheral_max_hours: Annotated[float, _bounded(
+        0, 72, "h", "peripheral vasopressor protocols allow 2–72 h (most 24–48) before a "
+        "central line", lo_open=True)] = Field(
+        default=24.0, description="longest infusion on a peripheral line, h: then a medium "
+                                  "alarm asks for a central line")
+    volume_check_ratio: Annotated[float, _bounded(
+        1.2, 10, "", "the seed's 'substantially escalating': a doubling by default")] = Field(
+        default=2.0, description="the dose reaching this multiple of its lowest value within "
+                                 "volume_check_window_s prompts a volume check")
+    volume_check_rise_mcg_min: Annotated[float, _bounded(
+        0, 60, "mcg/min", "a rise within S1's hard max (default +10 mcg/min)",
+        lo_open=True)] = Field(
+        default=10.0, description="the dose rising by more than this within "
+                                  "volume_check_window_s prompts a volume check, mcg/min")
+    volume_check_window_s: Annotated[float, _bounded(
+        300, 7200, "s", "S3 allows +2 mcg/min per 2 min: shorter than 5 min no rise counts, "
+        "longer than 2 h is not an escalation")] = Field(
+        default=1800.0, description="the window the volume check's rise and doubling are "
+                                    "measured over, s")
 
     @model_validator(mode="after")
     def _limits_are_ordered(self) -> Self:
@@ -253,9 +282,16 @@ NOREPINEPHRINE_WEIGHT_BASED = DrugEntry.model_validate(NOREPINEPHRINE.model_dump
     "start_max": 0.1, "max_up_step": 0.03, "max_down_step": 0.03, "wean_step": 0.01})
 
 
+# A peripheral line (patient.line = "peripheral"): the dilute solution, its doses within the
+# entry's peripheral maximum (a central line takes the 80 mcg/mL entry).
+NOREPINEPHRINE_PERIPHERAL = DrugEntry.model_validate(NOREPINEPHRINE.model_dump() | {
+    "conc_mcg_ml": 16.0, "soft_max": 15.0, "hard_max": 20.0})
+
+
 def _default_drugs() -> dict[str, DrugEntry]:
     return {"norepinephrine": NOREPINEPHRINE,
-            "norepinephrine-weight": NOREPINEPHRINE_WEIGHT_BASED}
+            "norepinephrine-weight": NOREPINEPHRINE_WEIGHT_BASED,
+            "norepinephrine-peripheral": NOREPINEPHRINE_PERIPHERAL}
 
 
 class DrugLibrary(Model):
@@ -325,6 +361,16 @@ class PatientSettings(Model):
     lower_limit_mmhg: Annotated[float, _bounded(40, 80, "mmHg", "S6: the lower limit sits "
                                                 "below the floor")] = Field(
         default=60.0, description="MAP lower limit, mmHg (never weaned below, S6)")
+    line: Literal["central", "peripheral"] = Field(
+        default="central", description="the line the drug runs in: central, or peripheral "
+                                       "(the drug entry must allow it)")
+    usual_sbp_mmhg: Annotated[float | None, _bounded(
+        70, 250, "mmHg", "a person's usual systolic pressure")] = Field(
+        default=None, description="the patient's usual systolic pressure, mmHg (a previously "
+                                  "hypertensive patient): SBP alarms under max(90, usual - 40)")
+    floor_below_usual_confirmed: bool = Field(
+        default=False, description="a clinician confirms a MAP floor more than 40 mmHg (in "
+                                   "systolic terms) below the usual SBP")
 
     @model_validator(mode="after")
     def _lower_limit_below_target(self) -> Self:
@@ -333,6 +379,41 @@ class PatientSettings(Model):
                          f"{self.lower_limit_mmhg:g} must not exceed target_map_mmhg "
                          f"({self.target_map_mmhg:g})")
         return self
+
+    @model_validator(mode="after")
+    def _floor_near_the_usual_pressure(self) -> Self:
+        reason = floor_below_usual(self.target_map_mmhg, self.usual_sbp_mmhg)
+        if reason is not None and not self.floor_below_usual_confirmed:
+            raise refuse("target_map_mmhg", f"{reason}: raise it, or confirm it with "
+                         "floor_below_usual_confirmed = true")
+        return self
+
+    def sbp_alarm_mmhg(self, sbp_low_mmhg: float) -> float:
+        """The trusted SBP under which an alarm comes, mmHg: ``sbp_low_mmhg`` (the older
+        SBP > 90 rule), or the usual SBP - 40 when that is higher."""
+        if self.usual_sbp_mmhg is None:
+            return sbp_low_mmhg
+        return max(sbp_low_mmhg, self.usual_sbp_mmhg - USUAL_SBP_MARGIN_MMHG)
+
+
+# A previously hypertensive patient's pressure is kept no more than 40 mmHg below the usual SBP.
+USUAL_SBP_MARGIN_MMHG = 40.0
+# The floor is a MAP, the usual pressure an SBP: SBP ≈ MAP + 2/3 of the pulse pressure, about
+# +30 mmHg at a typical ICU pulse pressure of 45 mmHg, so the floor is compared in systolic terms.
+SBP_ABOVE_MAP_MMHG = 30.0
+
+
+def floor_below_usual(floor_mmhg: float, usual_sbp_mmhg: float | None) -> str | None:
+    """Why a MAP floor (mmHg) is too far below the usual SBP to set unconfirmed, or None."""
+    if usual_sbp_mmhg is None:
+        return None
+    lowest = usual_sbp_mmhg - USUAL_SBP_MARGIN_MMHG - SBP_ABOVE_MAP_MMHG
+    if floor_mmhg >= lowest:
+        return None
+    return (f"a MAP floor of {floor_mmhg:g} mmHg (systolic about "
+            f"{floor_mmhg + SBP_ABOVE_MAP_MMHG:g}) is more than {USUAL_SBP_MARGIN_MMHG:g} mmHg "
+            f"below the usual SBP of {usual_sbp_mmhg:g} mmHg (lowest floor without a "
+            f"confirmation: {lowest:g})")
 
 
 class MechanicsSettings(Model):
@@ -600,6 +681,42 @@ class SafetySettings(Model):
     map_high_margin_mmhg: Annotated[float, _bounded(
         0, 40, "mmHg", "S6 never increases a dose 15 mmHg above the floor")] = Field(
         default=10.0, description="MAP above target by this much raises a high-MAP alarm, mmHg")
+    tachycardia_bpm: Annotated[float, _bounded(
+        100, 200, "bpm", "norepinephrine's tachycardia; the beat detector reads up to 200")] = \
+        Field(default=130.0, description="trusted heart rate above this for "
+                                         "heart_rate_sustain_s: a medium alarm, and no "
+                                         "up-titration above the soft max until acknowledged")
+    bradycardia_bpm: Annotated[float, _bounded(
+        25, 60, "bpm", "a reflex bradycardia; the beat detector reads down to 20")] = Field(
+        default=40.0, description="trusted heart rate below this for heart_rate_sustain_s: a "
+                                  "medium alarm")
+    heart_rate_sustain_s: Annotated[float, _bounded(
+        10, 600, "s", "sustained, not a run of ectopic beats (default 60 s)")] = Field(
+        default=60.0, description="how long the heart rate (10 s median) must stay beyond a "
+                                  "limit, s")
+    rhythm_irregularity: Annotated[float, _bounded(
+        0.02, 0.5, "", "median successive beat-interval change over the median interval: "
+        "sinus rhythm stays under about 0.05, atrial fibrillation well over 0.1")] = Field(
+        default=0.1, description="beat-interval irregularity over a minute above which a low "
+                                 "advisory asks for the ECG")
+    sbp_low_mmhg: Annotated[float, _bounded(
+        70, 120, "mmHg", "the older guideline keeps SBP > 90")] = Field(
+        default=90.0, description="trusted SBP (10 s median) below this for sbp_sustain_s: a "
+                                  "medium alarm (usual SBP - 40 when that is higher)")
+    sbp_sustain_s: Annotated[float, _bounded(
+        10, 600, "s", "sustained, not a respiratory dip (default 60 s)")] = Field(
+        default=60.0, description="how long SBP must stay low, s")
+    cannula_check_min: Annotated[float, _bounded(
+        15, 240, "min", "peripheral vasopressor protocols inspect the site every 1–2 h")] = \
+        Field(default=60.0, description="on a peripheral line, a low prompt to inspect the "
+                                        "cannula site this often, min")
+    high_dose_window_h: Annotated[float, _bounded(
+        1, 24, "h", "ischaemia follows hours of vasoconstriction (default 6 h)")] = Field(
+        default=6.0, description="window over which time above the soft max is added up, h")
+    high_dose_limit_h: Annotated[float, _bounded(
+        0.25, 24, "h", "at most the window")] = Field(
+        default=2.0, description="time above the soft max within high_dose_window_h beyond "
+                                 "which a low advisory asks to check the extremities, h")
 
     @model_validator(mode="after")
     def _escalation_comes_later(self) -> Self:
@@ -607,6 +724,13 @@ class SafetySettings(Model):
             raise refuse("stale_high_after_s", f"must be greater than stale_after_s "
                          f"({self.stale_after_s:g}): S5 escalates a stale MAP from medium "
                          "to high, not the other way")
+        return self
+
+    @model_validator(mode="after")
+    def _high_dose_limit_fits_its_window(self) -> Self:
+        if self.high_dose_limit_h > self.high_dose_window_h:
+            raise refuse("high_dose_limit_h", f"must not exceed high_dose_window_h "
+                         f"({self.high_dose_window_h:g}): the time is counted within it")
         return self
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from vasopilot.core.types import (
     PumpState,
     Requester,
     RunEndReason,
+    VolumeAnswer,
 )
 from vasopilot.core.units import DoseUnit
 
@@ -43,6 +44,15 @@ class AlarmCode(StrEnum):
     RESTARTED = "RESTARTED"
     HARD_LIMIT_REFUSED = "HARD_LIMIT_REFUSED"
     JOURNAL_FAULT = "JOURNAL_FAULT"
+    # issue 19's guard rails
+    VOLUME_CHECK = "VOLUME_CHECK"
+    TACHYCARDIA = "TACHYCARDIA"
+    BRADYCARDIA = "BRADYCARDIA"
+    RHYTHM_IRREGULAR = "RHYTHM_IRREGULAR"
+    SBP_LOW = "SBP_LOW"
+    CANNULA_CHECK = "CANNULA_CHECK"
+    PERIPHERAL_LINE_TIME = "PERIPHERAL_LINE_TIME"
+    PROLONGED_HIGH_DOSE = "PROLONGED_HIGH_DOSE"
 
 
 class StopReason(StrEnum):
@@ -99,6 +109,10 @@ class RefusalCode(StrEnum):
     JOURNAL_FAULT = "JOURNAL_FAULT"
     PUMP_ERROR = "PUMP_ERROR"
     TARGET_RANGE = "TARGET_RANGE"
+    # issue 19's guard rails
+    VOLUME_CHECK = "VOLUME_CHECK"
+    TACHYCARDIA = "TACHYCARDIA"
+    TARGET_BELOW_USUAL = "TARGET_BELOW_USUAL"
 
 
 class FaultCode(StrEnum):
@@ -249,6 +263,8 @@ class OperatorAction(EventBase):
     detail: str = ""
     # the MAP target a ``set_target`` put in force (a restart restores it)
     target_map_mmhg: float | None = None
+    # the answer a ``volume_assessed`` gave to the volume check (issue 19)
+    volume_answer: VolumeAnswer | None = None
 
 
 class Fault(EventBase):

@@ -83,6 +83,15 @@ class CommandRefusal(StrEnum):
     JOURNAL = "JOURNAL"
 
 
+class VolumeAnswer(StrEnum):
+    """An operator's answer to the volume check (issue 19): what was done about volume status
+    before the dose escalates further."""
+
+    ASSESSED = "assessed"
+    FLUID_GIVEN = "fluid given"
+    NOT_INDICATED = "not indicated"
+
+
 class Priority(StrEnum):
     LOW = "low"
     MEDIUM = "medium"

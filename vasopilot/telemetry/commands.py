@@ -47,6 +47,7 @@ from vasopilot.telemetry.payloads import (
     StartWeaning,
     Stop,
     StopWeaning,
+    VolumeAssessed,
 )
 
 REMOTE_PREFIX = "remote:"
@@ -266,7 +267,8 @@ def act(
                 command.dose_mcg_min, Requester.REMOTE, f"remote command {command.request_id}",
                 command.confirm_soft_limit, by), now_s)
         case SetTarget():
-            decision = supervisor.set_target(command.target_map_mmhg, now_s, by=by)
+            decision = supervisor.set_target(command.target_map_mmhg, now_s, by=by,
+                                             confirmed=command.confirm_below_usual)
         case StartWeaning():
             decision = supervisor.start_weaning(now_s, by=by)
         case StopWeaning():
@@ -282,6 +284,9 @@ def act(
                 return reply(True, f"alarm {command.code} acknowledged")
             supervisor.silence(code, now_s, by=by)
             return reply(True, f"alarm {command.code} silenced")
+        case VolumeAssessed():
+            supervisor.answer_volume_check(command.answer, now_s, by=by)
+            return reply(True, f"volume check answered: {command.answer}")
         case Stop():
             supervisor.operator_stop(now_s, by=by, reason=command.reason or "remote stop")
             return reply(True, "infusion stopped", dose_mcg_min=0.0)

@@ -9,6 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from vasopilot.core.events import AlarmCode
 from vasopilot.core.types import Priority
 from vasopilot.telemetry.payloads import ONLINE, AlarmsPayload, AlarmState, StatePayload
 
@@ -106,4 +107,21 @@ def render(boards: dict[str, RigBoard], broker: str, connected: bool, *,
         table.add_row(*cells, _alarm_text(board.alarms))
     footer = Text("broker connected" if connected else "broker unreachable: reconnecting…",
                   style="green" if connected else "bold red")
-    return Group(table, footer)
+    return Group(table, *_messages(boards), footer)
+
+
+def _messages(boards: dict[str, RigBoard]) -> list[Text]:
+    """What each unacknowledged alarm says (the table has room for codes only), with how to
+    answer a volume check."""
+    lines = []
+    for rig_id in sorted(boards):
+        for alarm in boards[rig_id].alarms:
+            if alarm.acknowledged:
+                continue
+            line = Text(f"{rig_id} ")
+            line.append(alarm.code, style=PRIORITY_STYLE[alarm.priority])
+            line.append(f": {alarm.message}")
+            if alarm.code == AlarmCode.VOLUME_CHECK:
+                line.append(f" (vasopilot cmd … --rig {rig_id} volume-assessed ANSWER)")
+            lines.append(line)
+    return lines

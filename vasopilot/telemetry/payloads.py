@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from vasopilot.core.events import Event
-from vasopilot.core.types import Priority
+from vasopilot.core.types import Priority, VolumeAnswer
 
 PAYLOAD_SCHEMA_VERSION = 1
 TOPIC_ROOT = "vasopilot/v1"
@@ -85,6 +85,9 @@ class StatePayload(Payload):
     alarms: tuple[AlarmState, ...]
     remote_commands: bool
     last_seq: int
+    # issue 19: a volume check waits for an operator's answer; the line the drug runs in
+    volume_check_open: bool = False
+    line: Literal["central", "peripheral"] = "central"
 
     def changed_from(self, other: StatePayload | None) -> bool:
         """Whether anything an observer acts on differs (time and the vitals aside)."""
@@ -158,6 +161,8 @@ class SetDose(_CommandBase):
 class SetTarget(_CommandBase):
     command: Literal["set_target"]
     target_map_mmhg: float = Field(ge=60, le=85)
+    # a floor more than 40 mmHg (in systolic terms) below the patient's usual SBP
+    confirm_below_usual: bool = False
 
 
 class StartWeaning(_CommandBase):
@@ -178,13 +183,21 @@ class SilenceAlarm(_CommandBase):
     code: str = Field(min_length=1, max_length=64)
 
 
+class VolumeAssessed(_CommandBase):
+    """The answer to the volume check: what was done about volume status (issue 19)."""
+
+    command: Literal["volume_assessed"]
+    answer: VolumeAnswer
+
+
 class Stop(_CommandBase):
     command: Literal["stop"]
     reason: str = Field(default="", max_length=200)
 
 
 Command = Annotated[
-    SetDose | SetTarget | StartWeaning | StopWeaning | AcknowledgeAlarm | SilenceAlarm | Stop,
+    SetDose | SetTarget | StartWeaning | StopWeaning | AcknowledgeAlarm | SilenceAlarm | Stop
+    | VolumeAssessed,
     Field(discriminator="command"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)

@@ -54,6 +54,7 @@ def state_payload(
         vitals=vitals, target_map_mmhg=view.target_map_mmhg,
         lower_limit_mmhg=view.lower_limit_mmhg, alarms=alarm_states(view),
         remote_commands=remote_commands, last_seq=last_seq,
+        volume_check_open=view.volume_check_open, line=view.line,
     )
 
 

@@ -1,0 +1,191 @@
+"""Heart rate, rhythm and systolic pressure from the trusted beats (issue 19's guard rails).
+
+Norepinephrine can cause tachycardia and arrhythmias, so rhythm monitoring is mandatory; the
+older guideline keeps SBP > 90 mmHg, and a previously hypertensive patient no more than 40 mmHg
+below the usual SBP. Pure: good beats come in with :meth:`VitalsWatch.on_beat`, and
+:meth:`VitalsWatch.assess` returns alarm orders for the supervisor to enact. Only beats of good
+quality count; an artefact or a gap in the data neither raises nor clears anything, and a spell
+without trusted beats restarts every "sustained for" clock.
+
+No alarm storm: a rate or a pressure is a 10 s median (one ectopic beat or a respiratory dip
+is not a trend), it must stay beyond its limit for the whole sustain time, it clears only past
+a hysteresis margin held for half that time; an irregular rhythm must last
+:data:`RHYTHM_SUSTAIN_S` and, once cleared, is not raised again for :data:`RHYTHM_REARM_S`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections import deque
+from dataclasses import dataclass
+
+from safety.map_watch import AlarmOrder
+from vasopilot.core.events import AlarmCode
+from vasopilot.core.types import Beat, Priority
+
+MEDIAN_S = 10.0
+RHYTHM_WINDOW_S = 60.0
+# A minute of beats is judged only when it has enough of them (30 pairs: 30 bpm at least).
+RHYTHM_MIN_PAIRS = 30
+# Two good beats are neighbours when the second starts one interval (±20 %) after the first.
+NEIGHBOUR_TOLERANCE = 0.2
+RHYTHM_CLEAR_FRACTION = 0.7
+# The minute's irregularity must stay over the threshold this long (a burst of ectopic beats
+# passes), and under the clearing level twice as long.
+RHYTHM_SUSTAIN_S = 30.0
+RHYTHM_REARM_S = 600.0
+HR_HYSTERESIS_BPM = 5.0
+SBP_HYSTERESIS_MMHG = 5.0
+
+
+class Sustained:
+    """A condition that becomes true after holding for ``on_s`` and false after its opposite
+    (past the hysteresis) has held for ``off_s``; times in seconds of the caller's clock."""
+
+    def __init__(self, on_s: float, off_s: float) -> None:
+        self._on_s = on_s
+        self._off_s = off_s
+        self._beyond_since: float | None = None
+        self._back_since: float | None = None
+        self.active = False
+
+    def update(self, now_s: float, *, beyond: bool, back: bool) -> bool:
+        if beyond:
+            self._back_since = None
+            self._beyond_since = now_s if self._beyond_since is None else self._beyond_since
+            if now_s - self._beyond_since >= self._on_s:
+                self.active = True
+        else:
+            self._beyond_since = None
+        if back:
+            self._back_since = now_s if self._back_since is None else self._back_since
+            if now_s - self._back_since >= self._off_s:
+                self.active = False
+        elif not beyond:
+            self._back_since = None
+        return self.active
+
+    def interrupt(self) -> None:
+        """The data stopped: whatever was building up starts again; the verdict stays."""
+        self._beyond_since = self._back_since = None
+
+
+@dataclass(frozen=True)
+class VitalsLimits:
+    """Limits in bpm and mmHg, times in s (``SafetySettings`` and the patient give them)."""
+
+    tachycardia_bpm: float = 130.0
+    bradycardia_bpm: float = 40.0
+    heart_rate_sustain_s: float = 60.0
+    rhythm_irregularity: float = 0.1
+    sbp_alarm_mmhg: float = 90.0
+    sbp_sustain_s: float = 60.0
+    stale_after_s: float = 10.0
+
+
+def irregularity(beats: list[Beat]) -> float | None:
+    """Median change between neighbouring beat intervals over the median interval, or ``None``
+    with too few neighbouring pairs. Each good beat's interval is 60 / its HR (onset to
+    onset); a missing or untrusted beat between two good ones breaks the pair, so a dropped
+    beat does not read as irregularity."""
+    changes: list[float] = []
+    intervals = [60.0 / b.hr_bpm for b in beats if b.hr_bpm > 0]
+    if len(intervals) != len(beats):
+        return None
+    for (prev, prev_rr), (beat, rr) in itertools.pairwise(zip(beats, intervals, strict=True)):
+        if abs(beat.t_s - prev.t_s - prev_rr) <= NEIGHBOUR_TOLERANCE * prev_rr:
+            changes.append(abs(rr - prev_rr))
+    if len(changes) < RHYTHM_MIN_PAIRS:
+        return None
+    return statistics.median(changes) / statistics.median(intervals)
+
+
+class VitalsWatch:
+    """TACHYCARDIA, BRADYCARDIA (medium), RHYTHM_IRREGULAR (low) and SBP_LOW (medium)."""
+
+    def __init__(self, limits: VitalsLimits) -> None:
+        self.limits = limits
+        self._beats: deque[Beat] = deque()
+        hr_s, sbp_s = limits.heart_rate_sustain_s, limits.sbp_sustain_s
+        self._tachy = Sustained(hr_s, hr_s / 2)
+        self._brady = Sustained(hr_s, hr_s / 2)
+        self._sbp = Sustained(sbp_s, sbp_s / 2)
+        self._irregular = Sustained(RHYTHM_SUSTAIN_S, 2 * RHYTHM_SUSTAIN_S)
+        self._rhythm_cleared_s: float | None = None
+
+    def on_beat(self, beat: Beat) -> None:
+        if not beat.is_good or (self._beats and beat.t_s <= self._beats[-1].t_s):
+            return
+        self._beats.append(beat)
+        while self._beats[0].t_s < beat.t_s - RHYTHM_WINDOW_S:
+            self._beats.popleft()
+
+    def heart_rate_bpm(self, now_s: float) -> float | None:
+        """The median heart rate of the good beats of the last 10 s, if they are fresh."""
+        recent = self._recent(now_s)
+        return statistics.median(b.hr_bpm for b in recent) if recent else None
+
+    def sbp_mmhg(self, now_s: float) -> float | None:
+        recent = self._recent(now_s)
+        return statistics.median(b.sbp_mmhg for b in recent) if recent else None
+
+    @property
+    def tachycardia(self) -> bool:
+        return self._tachy.active
+
+    def assess(self, now_s: float) -> tuple[AlarmOrder, ...]:
+        hr, sbp = self.heart_rate_bpm(now_s), self.sbp_mmhg(now_s)
+        if hr is None or sbp is None:
+            for sustained in (self._tachy, self._brady, self._sbp):
+                sustained.interrupt()
+            return ()
+        lim = self.limits
+        tachy = self._tachy.update(now_s, beyond=hr > lim.tachycardia_bpm,
+                                   back=hr < lim.tachycardia_bpm - HR_HYSTERESIS_BPM)
+        brady = self._brady.update(now_s, beyond=hr < lim.bradycardia_bpm,
+                                   back=hr > lim.bradycardia_bpm + HR_HYSTERESIS_BPM)
+        low = self._sbp.update(now_s, beyond=sbp < lim.sbp_alarm_mmhg,
+                               back=sbp > lim.sbp_alarm_mmhg + SBP_HYSTERESIS_MMHG)
+        return (
+            _order(AlarmCode.TACHYCARDIA, tachy, Priority.MEDIUM,
+                   f"heart rate {hr:.0f}/min, above {lim.tachycardia_bpm:.0f} for over "
+                   f"{lim.heart_rate_sustain_s:.0f} s: check the patient and the ECG; no "
+                   "increase above the soft maximum until this is acknowledged"),
+            _order(AlarmCode.BRADYCARDIA, brady, Priority.MEDIUM,
+                   f"heart rate {hr:.0f}/min, below {lim.bradycardia_bpm:.0f} for over "
+                   f"{lim.heart_rate_sustain_s:.0f} s: check the patient and the ECG"),
+            _order(AlarmCode.SBP_LOW, low, Priority.MEDIUM,
+                   f"systolic pressure {sbp:.0f} mmHg, below {lim.sbp_alarm_mmhg:.0f} for over "
+                   f"{lim.sbp_sustain_s:.0f} s"),
+            *self._rhythm(now_s),
+        )
+
+    def _recent(self, now_s: float) -> list[Beat]:
+        beats = self._beats
+        if not beats or now_s - beats[-1].t_s >= self.limits.stale_after_s:
+            return []
+        return [b for b in beats if b.t_s >= beats[-1].t_s - MEDIAN_S]
+
+    def _rhythm(self, now_s: float) -> tuple[AlarmOrder, ...]:
+        beats = list(self._beats)
+        if not beats or beats[-1].t_s - beats[0].t_s < RHYTHM_WINDOW_S - MEDIAN_S:
+            return ()
+        score = irregularity(beats)
+        if score is None:
+            return ()
+        threshold = self.limits.rhythm_irregularity
+        was = self._irregular.active
+        rearmed = self._rhythm_cleared_s is None \
+            or now_s - self._rhythm_cleared_s >= RHYTHM_REARM_S
+        active = self._irregular.update(now_s, beyond=rearmed and score > threshold,
+                                        back=score < RHYTHM_CLEAR_FRACTION * threshold)
+        if was and not active:
+            self._rhythm_cleared_s = now_s
+        return (_order(AlarmCode.RHYTHM_IRREGULAR, active, Priority.LOW,
+                       f"rhythm irregular: check the ECG (beat-to-beat interval change "
+                       f"{score:.2f} of the interval over the last minute)"),)
+
+
+def _order(code: AlarmCode, active: bool, priority: Priority, message: str) -> AlarmOrder:
+    return AlarmOrder(code, priority, message) if active else AlarmOrder(code)

@@ -1,13 +1,21 @@
-"""Seeded cohort benchmark: the closed loop against the nurse protocol (docs/virtual-patient.md).
+"""Seeded cohort benchmark of reference/patient.md: controllers, references, strata.
 
-Every patient of ``draw_cohort(n, seed, scenario)`` runs once per controller through
-:func:`~vasopilot.simulate.run_sim` (same supervisor, pump twin and virtual patient as
-``vasopilot sim``, no journal), in a process pool. Per-patient outcomes are pydantic models;
-the cohort summary is the median over patients (IQR in the table).
+Every patient of the seeded cohort (``vasopilot.rig.sim.draw_patients``) runs under each
+controller through :func:`~vasopilot.simulate.run_sim` (same supervisor, pump twin and virtual
+patient as ``vasopilot sim``, no journal): the closed loop (the model-predictive controller; the
+wean mode in the wean scenario), the nurse protocol and, with ``bound``, the full-state and
+clairvoyant references. One process-pool task is one patient under all of them, so the per-
+patient ratios (time to floor against full-state, time in band against clairvoyant, the
+avoidable deficit, the wean time against the protocol's) are taken on the same patient; the
+floor proof and the wean's held arm are computed there once.
 
-The benchmark runs the 8 mg/50 mL solution (160 mcg/mL) by default: at the library's
-80 mcg/mL a refractory patient on the 30 mcg/min soft maximum empties the 50 mL syringe after
-about 2.2 h, and the simulation has no nurse to change it.
+Scoring: the monitor MAP (gain and levelling offset in, beat noise out) is primary, the model's
+true MAP beside it. Strata: the drawn ones (stable, hypertensive, refractory) and, from each
+patient's need at its starting MAP0 and set-point, reachable / out of reach (need above the
+hard maximum, or no dose reaches it).
+
+The benchmark runs the 8 mg/50 mL solution (160 mcg/mL): at the library's 80 mcg/mL a
+refractory patient on the 30 mcg/min soft maximum empties the 50 mL syringe in about 2.2 h.
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel
+import numpy as np
+from pydantic import BaseModel, ConfigDict
 
-from vasopilot.bounds import PerfectInformationController, hard_max_bound, s7_wean_hours
+from vasopilot.bounds import ReferenceMpc, hard_max_bound, held_arm, s7_wean_hours
 from vasopilot.control.base import Controller
+from vasopilot.control.mpc import LineModel, MpcController
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import DoseApplied, Event
 from vasopilot.metrics import (
@@ -34,26 +44,21 @@ from vasopilot.metrics import (
     map_metrics,
     wean_metrics,
 )
-from vasopilot.rig.sim import draw_patients
+from vasopilot.rig.sim import draw_patients, scenario_events
 from vasopilot.settings import RigConfig, load_rig
-from vasopilot.simulate import Scenario, SimOptions, run_sim
+from vasopilot.simulate import SimOptions, run_sim
 
 if TYPE_CHECKING:
-    from drivers.sim.patient import PatientParams, VirtualPatient
+    from drivers.sim.patient import PatientParams, Scenario, VirtualPatient
 
-ControllerName = Literal["closed-loop", "protocol", "oracle"]
-# the controllers the --json contract reports; "oracle" is the perfect-information bound
+ControllerName = Literal["closed-loop", "protocol", "full-state", "clairvoyant"]
 CONTROLLERS: tuple[ControllerName, ...] = ("closed-loop", "protocol")
+REFERENCES: tuple[ControllerName, ...] = ("full-state", "clairvoyant")
+StratumName = Literal["all", "reachable", "out-of-reach", "stable", "hypertensive", "refractory"]
+STRATA: tuple[StratumName, ...] = ("all", "reachable", "out-of-reach", "stable", "hypertensive",
+                                   "refractory")
 BENCH_CONC_MCG_ML = 160.0
 TRACE_EVERY_S = 60
-
-# the summary's metric keys, in table order; weaning keys are null outside the wean scenario
-METRICS = (
-    "time_in_target_pct", "map_below_65_pct", "map_below_60_pct", "hypertension_pct",
-    "mdpe_pct", "mdape_pct", "wobble_pct", "divergence_pct_per_h", "time_to_target_min",
-    "total_drug_mcg", "dose_changes_per_h", "artefact_increases", "wean_hours",
-    "rebound_episodes",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,68 +74,105 @@ class BenchOptions:
     # the optional ±10 % transducer calibration error of docs/virtual-patient.md (30 % of
     # patients); off by default so the headline scores the controllers, on for the robustness run
     calibration_error: bool = False
-    # also run the perfect-information controller and the hard-maximum bound (vasopilot.bounds)
+    # also run the full-state and clairvoyant references and the floor proof
     bound: bool = False
+    # the line, a scenario option (reference/patient.md): primed and carrier-free by default
+    carrier_ml_h: float = 0.0
+    primed_line: bool = True
 
     @property
     def controllers(self) -> tuple[ControllerName, ...]:
-        return (*CONTROLLERS, "oracle") if self.bound else CONTROLLERS
+        return (*CONTROLLERS, *REFERENCES) if self.bound else CONTROLLERS
 
 
 class PatientOutcome(BaseModel):
-    """One patient under one controller; ``trace_mmhg`` is true MAP every minute.
-
-    ``floor`` (the oracle's outcome only): metrics of the hard-maximum trajectory, whose time
-    below 65 / 60 mmHg bounds every controller's; ``floor_wean_hours``: S7's fastest wean.
-    """
+    """One patient under one controller. ``monitor`` and ``true`` are the yardstick on the
+    monitor MAP and the true MAP; ``trace_mmhg`` the monitor MAP every minute. Ratios against
+    a reference are None when it did not run. ``floor``: the floor proof's metrics (on the
+    full-state outcome only)."""
 
     controller: ControllerName
     index: int
     stratum: str
-    need_mcg_min: float | None  # steady-state need at the start; None: target unreachable
-    out_of_reach: bool  # needs more than the hard maximum (or cannot reach target at all)
-    map: MapMetrics
-    total_drug_mcg: float
+    weight_kg: float
+    need_mcg_min: float | None  # steady state at the start's MAP0 and set-point; None: never
+    out_of_reach: bool
+    monitor: MapMetrics
+    true: MapMetrics
+    total_drug_mcg_per_kg: float
     dose_changes_per_h: float
     artefact_increases: int
-    wean: WeanMetrics | None  # the wean scenario only
+    time_to_floor_ratio: float | None = None
+    tib_ratio_to_clairvoyant: float | None = None
+    avoidable_deficit_mmhg_min: float | None = None
+    # the wean scenario
+    wean: WeanMetrics | None = None
+    weanable: bool | None = None
+    wean_excess_h: float | None = None
+    wean_ratio_to_protocol: float | None = None
+    # the closed loop's out-of-reach figures: minutes to the hard maximum, beyond S3's pace,
+    # and to its "target unreachable" flag
+    hard_max_lag_min: float | None = None
+    unreachable_min: float | None = None
     floor: MapMetrics | None = None
-    floor_wean_hours: float | None = None
     trace_mmhg: list[float]
 
-    def metric(self, key: str) -> float | None:
-        """A metric by its table name: the outcome's own, its MAP or weaning metrics', or
-        ``floor_`` and a MAP metric's name for the hard-maximum bound."""
-        if key.startswith("floor_map"):
-            return None if self.floor is None else getattr(self.floor, key[len("floor_"):])
-        for source in (self, self.map, self.wean):
-            if source is not None and hasattr(source, key):
-                value = getattr(source, key)
-                return None if value is None else float(value)
-        return None
+    @property
+    def reachable(self) -> bool:
+        return not self.out_of_reach
+
+    def in_stratum(self, stratum: StratumName) -> bool:
+        if stratum == "all":
+            return True
+        if stratum == "reachable":
+            return self.reachable
+        if stratum == "out-of-reach":
+            return self.out_of_reach
+        return self.stratum == stratum
 
 
 class CohortSummary(BaseModel):
-    """One ``--json`` line: cohort medians for one controller."""
+    """One ``--json`` line: one (controller, stratum). Medians unless named otherwise;
+    ``artefact_increases``, ``diverged``, ``weanable``, ``weaned_unweanable`` are totals."""
+
+    model_config = ConfigDict(extra="forbid")
 
     controller: ControllerName
     scenario: str
+    stratum: StratumName
     patients: int
-    time_in_target_pct: float | None
-    map_below_65_pct: float | None
-    map_below_60_pct: float | None
-    hypertension_pct: float | None
+    tib_pct: float | None
+    tib_p25_pct: float | None
+    below_floor_pct: float | None
+    below_floor5_pct: float | None
+    above_pct: float | None
     mdpe_pct: float | None
     mdape_pct: float | None
     wobble_pct: float | None
     divergence_pct_per_h: float | None
-    time_to_target_min: float | None
-    total_drug_mcg: float | None
+    time_to_floor_min: float | None
+    time_to_floor_ratio: float | None
     dose_changes_per_h: float | None
-    artefact_increases: float | None
-    wean_hours: float | None
-    rebound_episodes: float | None
+    total_drug_mcg_per_kg: float | None
+    true_tib_pct: float | None
+    true_below_floor_pct: float | None
+    artefact_increases: int
     diverged: int
+    tib_ratio_to_clairvoyant: float | None
+    avoidable_deficit_mmhg_min: float | None
+    event_recovery_min: float | None
+    weanable: int | None
+    wean_excess_h: float | None
+    not_weaned_pct: float | None
+    weaned_unweanable: int | None
+    excess_rebound_low5: float | None
+    excess_rebound_low5_p90: float | None
+    excess_rebound_floor: float | None
+    wean_ratio_to_protocol: float | None
+
+
+# one controller's run of one patient: outcome, sample times, monitor MAP, dose changes
+_Run = tuple[PatientOutcome, np.ndarray, np.ndarray, list[DoseChange]]
 
 
 def bench_config(conc_mcg_ml: float) -> RigConfig:
@@ -139,115 +181,228 @@ def bench_config(conc_mcg_ml: float) -> RigConfig:
         config, drug=config.drug.model_copy(update={"conc_mcg_ml": conc_mcg_ml}))
 
 
-def _mode(controller: ControllerName, scenario: Scenario) -> str:
-    return "wean" if controller != "protocol" and scenario == "wean" else controller
-
-
 def _dose_changes(events: Sequence[Event]) -> list[DoseChange]:
     applied = [e for e in events if isinstance(e, DoseApplied)]
     # the first is the operator's starting dose, not a controller's decision
     return [DoseChange(e.t_s, e.previous_dose_mcg_min, e.dose_mcg_min) for e in applied[1:]]
 
 
-def run_patient(job: tuple[BenchOptions, ControllerName, int, PatientParams]) -> PatientOutcome:
-    """Run one patient under one controller (a process-pool task: plain, picklable input)."""
-    options, controller, index, params = job
-    sim = SimOptions(scenario=options.scenario, hours=options.hours, seed=options.seed + index,
-                     mode=_mode(controller, options.scenario), dt_s=options.dt_s,
-                     artefacts_per_h=options.artefacts_per_h, nurse_confirms_soft_max=True,
-                     spare_syringe=True)
-    oracle = None
-    if controller == "oracle":
-        def oracle(patient: VirtualPatient) -> Controller:
-            return PerfectInformationController(patient, options.conc_mcg_ml)
+def wean_physiology_h(params: PatientParams, hours: float) -> float | None:
+    """T_phys: hours until the noise-free need to hold the floor along MAP0's recovery trend
+    falls to the final wean step, the rebound knob's steady suppression at that need included
+    (None: not within ``hours``, the patient is not weanable in the run)."""
+    final = NOREPINEPHRINE.wean_step
+    for minute in range(int(hours * 60) + 1):
+        x = min(1.0, minute / 60.0 / params.recovery_h)
+        map0 = params.map0_mmhg + params.recovery_mmhg * x * x * (3.0 - 2.0 * x)
+        if params.steady_need_mcg_min(map0, params.floor_mmhg) <= final + 1e-9:
+            return minute / 60.0
+    return None
+
+
+def _controller_for(name: ControllerName, options: BenchOptions,
+                    params: PatientParams) -> Callable[[VirtualPatient], Controller] | None:
+    if name in REFERENCES:
+        def reference(patient: VirtualPatient) -> Controller:
+            return ReferenceMpc(patient, options.conc_mcg_ml, clairvoyant=name == "clairvoyant")
+        return reference
+    if name == "closed-loop" and options.scenario != "wean":
+        def mpc(patient: VirtualPatient) -> Controller:
+            return MpcController(LineModel(
+                dead_volume_ml=params.dead_volume_ml, carrier_ml_h=options.carrier_ml_h,
+                conc_mcg_ml=options.conc_mcg_ml, primed=options.primed_line))
+        return mpc
+    return None
+
+
+def _run_one(options: BenchOptions, name: ControllerName, index: int,
+             params: PatientParams) -> _Run:
+    seed = options.seed + index
+    mode = "wean" if name == "closed-loop" and options.scenario == "wean" else name
+    sim = SimOptions(scenario=options.scenario, hours=options.hours, seed=seed, mode=mode,
+                     dt_s=options.dt_s, artefacts_per_h=options.artefacts_per_h,
+                     nurse_confirms_soft_max=True, spare_syringe=True,
+                     carrier_ml_h=options.carrier_ml_h, primed_line=options.primed_line)
+    built: list[Controller] = []
+    make = _controller_for(name, options, params)
+
+    def keep(patient: VirtualPatient) -> Controller:
+        assert make is not None
+        controller = make(patient)
+        built.append(controller)
+        return controller
+
     result = run_sim(bench_config(options.conc_mcg_ml), sim, params=params,
-                     controller_for=oracle)
-    t = [x for x, _ in result.true_map]
-    m = [y for _, y in result.true_map]
-    metrics = map_metrics(t, m, result.target_map_mmhg)
+                     controller_for=keep if make is not None else None)
+    t = np.array([x for x, _ in result.true_map])
+    true = np.array([y for _, y in result.true_map])
+    monitor = params.calibration_gain * true + params.transducer_offset_mmhg
+    events = (scenario_events(params, options.scenario, seed)
+              if options.scenario == "disturbance" else [])
     changes = _dose_changes(result.events)
-    weaning = (wean_metrics(t, m, changes, start_t_s=0.0,
-                            final_dose_mcg_min=NOREPINEPHRINE.wean_step)
-               if options.scenario == "wean" else None)
-    need = params.need_mcg_min()
-    floor = (hard_max_bound(params, options.scenario, sim.seed, hours=options.hours,
-                            hard_max_mcg_min=NOREPINEPHRINE.hard_max,
-                            conc_mcg_ml=options.conc_mcg_ml)
-             if controller == "oracle" else None)
-    return PatientOutcome(
-        controller=controller, index=index, stratum=params.stratum,
+    need = params.steady_need_mcg_min()
+    step = max(1, round(TRACE_EVERY_S / (t[1] - t[0]))) if t.size > 1 else 1
+    outcome = PatientOutcome(
+        controller=name, index=index, stratum=params.stratum, weight_kg=params.weight_kg,
         need_mcg_min=None if math.isinf(need) else need,
         out_of_reach=need > NOREPINEPHRINE.hard_max,
-        map=metrics,
-        total_drug_mcg=result.summary.total_drug_mcg,
+        monitor=map_metrics(t, monitor, params.floor_mmhg, events=events),
+        true=map_metrics(t, true, params.floor_mmhg, events=events),
+        total_drug_mcg_per_kg=result.summary.total_drug_mcg / params.weight_kg,
         dose_changes_per_h=dose_changes_per_h(changes, options.hours),
         artefact_increases=artefact_increases(
             changes, [(a.start_t_s, a.end_t_s) for a in result.artefacts]),
-        wean=weaning,
-        floor=floor,
-        floor_wean_hours=(s7_wean_hours(params.initial_dose_mcg_min)
-                          if floor and options.scenario == "wean" else None),
-        trace_mmhg=m[::max(1, round(TRACE_EVERY_S / (t[1] - t[0])))] if len(t) > 1 else m,
+        trace_mmhg=[float(x) for x in monitor[::step]],
+    )
+    if built and isinstance(built[0], MpcController):
+        outcome = outcome.model_copy(update=_reach_figures(built[0], changes))
+    return outcome, t, monitor, changes
+
+
+def _reach_figures(controller: MpcController, changes: Sequence[DoseChange]) -> dict[str, float]:
+    hard_max = NOREPINEPHRINE.hard_max
+    figures: dict[str, float] = {}
+    at_max = next((c.t_s for c in changes if c.dose_mcg_min >= hard_max - 1e-6), None)
+    if at_max is not None:
+        start = changes[0].previous_mcg_min if changes else 0.0
+        steps = math.ceil((hard_max - start) / NOREPINEPHRINE.max_up_step - 1e-9)
+        pace_s = max(0, steps - 1) * NOREPINEPHRINE.min_up_interval_s
+        figures["hard_max_lag_min"] = (at_max - pace_s) / 60.0
+    if controller.unreachable_since_s is not None:
+        figures["unreachable_min"] = controller.unreachable_since_s / 60.0
+    return figures
+
+
+def run_patient(job: tuple[BenchOptions, int, PatientParams]) -> list[PatientOutcome]:
+    """One patient under every controller (a process-pool task: plain, picklable input)."""
+    options, index, params = job
+    runs = {name: _run_one(options, name, index, params) for name in options.controllers}
+    outcomes = {name: run[0] for name, run in runs.items()}
+    seed = options.seed + index
+    full, clair = outcomes.get("full-state"), outcomes.get("clairvoyant")
+    if full is not None:
+        t, floor_true = hard_max_bound(params, options.scenario, seed, hours=options.hours,
+                                       hard_max_mcg_min=NOREPINEPHRINE.hard_max,
+                                       conc_mcg_ml=options.conc_mcg_ml)
+        outcomes["full-state"] = full.model_copy(update={"floor": map_metrics(
+            t, params.calibration_gain * floor_true + params.transducer_offset_mmhg,
+            params.floor_mmhg)})
+    for name, o in outcomes.items():
+        update: dict[str, float | None] = {}
+        if full is not None and o.monitor.time_to_floor_min is not None \
+                and full.monitor.time_to_floor_min:
+            update["time_to_floor_ratio"] = (o.monitor.time_to_floor_min
+                                             / full.monitor.time_to_floor_min)
+        if clair is not None and clair.monitor.tib_pct > 0:
+            update["tib_ratio_to_clairvoyant"] = o.monitor.tib_pct / clair.monitor.tib_pct
+        if clair is not None and options.scenario == "disturbance":
+            update["avoidable_deficit_mmhg_min"] = (
+                sum(e.deficit_mmhg_min for e in o.monitor.events)
+                - sum(e.deficit_mmhg_min for e in clair.monitor.events))
+        outcomes[name] = o.model_copy(update=update)
+    if options.scenario == "wean":
+        _score_weans(options, params, seed, runs, outcomes)
+    return list(outcomes.values())
+
+
+def _score_weans(options: BenchOptions, params: PatientParams, seed: int,
+                 runs: dict[ControllerName, _Run],
+                 outcomes: dict[ControllerName, PatientOutcome]) -> None:
+    held_t, held_true = held_arm(params, seed, hours=options.hours,
+                                 conc_mcg_ml=options.conc_mcg_ml)
+    held_monitor = params.calibration_gain * held_true + params.transducer_offset_mmhg
+    t_phys = wean_physiology_h(params, options.hours)
+    t_s7 = s7_wean_hours(params.initial_dose_mcg_min)
+    for name, (_, t, monitor, changes) in runs.items():
+        held = np.interp(t, held_t, held_monitor)
+        wean = wean_metrics(t, monitor, held, changes, floor_mmhg=params.floor_mmhg,
+                            start_t_s=0.0, final_dose_mcg_min=NOREPINEPHRINE.wean_step)
+        off_h = options.hours if wean.off_h is None else wean.off_h
+        outcomes[name] = outcomes[name].model_copy(update={
+            "wean": wean, "weanable": t_phys is not None,
+            "wean_excess_h": None if t_phys is None else off_h - max(t_phys, t_s7)})
+    protocol = outcomes.get("protocol")
+    if protocol is not None and protocol.wean is not None:
+        protocol_h = options.hours if protocol.wean.off_h is None else protocol.wean.off_h
+        for name, o in outcomes.items():
+            if o.wean is not None and protocol_h > 0:
+                off_h = options.hours if o.wean.off_h is None else o.wean.off_h
+                outcomes[name] = o.model_copy(update={"wean_ratio_to_protocol": off_h / protocol_h})
+
+
+def run_cohort(options: BenchOptions) -> list[PatientOutcome]:
+    cohort = draw_patients(options.patients, options.seed, options.scenario,
+                           calibration_error=options.calibration_error)
+    jobs = [(options, i, p) for i, p in enumerate(cohort)]
+    if options.workers <= 1:
+        return [o for job in jobs for o in run_patient(job)]
+    with ProcessPoolExecutor(options.workers) as pool:
+        return [o for outcomes in pool.map(run_patient, jobs) for o in outcomes]
+
+
+# -- summaries ------------------------------------------------------------------------------
+
+def _median(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return statistics.median(kept) if kept else None
+
+
+def _quantile(values: Sequence[float], q: float) -> float | None:
+    return float(np.quantile(values, q)) if values else None
+
+
+def summarize(outcomes: Sequence[PatientOutcome], controller: ControllerName, scenario: str,
+              stratum: StratumName = "all") -> CohortSummary:
+    mine = [o for o in outcomes if o.controller == controller and o.in_stratum(stratum)]
+    reachable = [o for o in mine if o.reachable]
+    disturbance = scenario == "disturbance"
+    wean = scenario == "wean"
+    weanable = [o for o in mine if o.weanable]
+    not_weaned = [o for o in weanable if o.wean is not None and o.wean.off_h is None]
+    low5 = [float(o.wean.excess_rebound_low5) for o in mine if o.wean is not None]
+    recoveries = [e.recovery_min for o in mine for e in o.monitor.events
+                  if e.amplitude_mmhg < 0]
+    return CohortSummary(
+        controller=controller, scenario=scenario, stratum=stratum, patients=len(mine),
+        tib_pct=_median([o.monitor.tib_pct for o in mine]),
+        tib_p25_pct=_quantile([o.monitor.tib_pct for o in mine], 0.25),
+        below_floor_pct=_median([o.monitor.below_floor_pct for o in mine]),
+        below_floor5_pct=_median([o.monitor.below_floor5_pct for o in mine]),
+        above_pct=_median([o.monitor.above_pct for o in mine]),
+        mdpe_pct=_median([o.monitor.mdpe_pct for o in mine]),
+        mdape_pct=_median([o.monitor.mdape_pct for o in mine]),
+        wobble_pct=_median([o.monitor.wobble_pct for o in mine]),
+        divergence_pct_per_h=_median([o.monitor.divergence_pct_per_h for o in reachable]),
+        time_to_floor_min=_median([o.monitor.time_to_floor_min for o in mine]),
+        time_to_floor_ratio=_median([o.time_to_floor_ratio for o in mine]),
+        dose_changes_per_h=_median([o.dose_changes_per_h for o in mine]),
+        total_drug_mcg_per_kg=_median([o.total_drug_mcg_per_kg for o in mine]),
+        true_tib_pct=_median([o.true.tib_pct for o in mine]),
+        true_below_floor_pct=_median([o.true.below_floor_pct for o in mine]),
+        artefact_increases=sum(o.artefact_increases for o in mine),
+        diverged=sum(o.monitor.divergence_pct_per_h > 0 for o in reachable),
+        tib_ratio_to_clairvoyant=(_median([o.tib_ratio_to_clairvoyant for o in mine])
+                                  if disturbance else None),
+        avoidable_deficit_mmhg_min=(_median([o.avoidable_deficit_mmhg_min for o in mine])
+                                    if disturbance else None),
+        event_recovery_min=_median(recoveries) if disturbance else None,
+        weanable=len(weanable) if wean else None,
+        wean_excess_h=_median([o.wean_excess_h for o in weanable]) if wean else None,
+        not_weaned_pct=(100.0 * len(not_weaned) / len(weanable)
+                        if wean and weanable else None),
+        weaned_unweanable=(sum(1 for o in mine if o.weanable is False and o.wean is not None
+                               and o.wean.off_h is not None) if wean else None),
+        excess_rebound_low5=_median(low5) if wean else None,
+        excess_rebound_low5_p90=_quantile(low5, 0.9) if wean else None,
+        excess_rebound_floor=(_median([float(o.wean.excess_rebound_floor) for o in mine
+                                       if o.wean is not None]) if wean else None),
+        wean_ratio_to_protocol=(_median([o.wean_ratio_to_protocol for o in mine])
+                                if wean else None),
     )
 
 
-def run_cohort(options: BenchOptions,
-               controllers: Sequence[ControllerName] | None = None) -> list[PatientOutcome]:
-    cohort = draw_patients(options.patients, options.seed, options.scenario,
-                           calibration_error=options.calibration_error)
-    jobs = [(options, c, i, p) for c in controllers or options.controllers
-            for i, p in enumerate(cohort)]
-    if options.workers <= 1:
-        return [run_patient(job) for job in jobs]
-    with ProcessPoolExecutor(options.workers) as pool:
-        chunk = max(1, len(jobs) // (8 * options.workers))
-        return list(pool.map(run_patient, jobs, chunksize=chunk))
-
-
-def _values(outcomes: Sequence[PatientOutcome], key: str) -> list[float]:
-    return [v for v in (o.metric(key) for o in outcomes) if v is not None]
-
-
-def _median(values: Sequence[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
-def summarize(outcomes: Sequence[PatientOutcome], controller: ControllerName,
-              scenario: str) -> CohortSummary:
-    mine = [o for o in outcomes if o.controller == controller]
-    medians: dict[str, float | None] = {key: _median(_values(mine, key)) for key in METRICS}
-    if scenario != "wean":
-        medians["wean_hours"] = medians["rebound_episodes"] = None
-    return CohortSummary(controller=controller, scenario=scenario, patients=len(mine),
-                         diverged=sum(o.map.divergence_pct_per_h > 0 for o in mine), **medians)
-
-
-def median_iqr(values: Sequence[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) < 2:
-        return f"{values[0]:.1f}"
-    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return f"{q2:.1f} [{q1:.1f}-{q3:.1f}]"
-
-
-def table_rows(outcomes: Sequence[PatientOutcome],
-               select: Callable[[PatientOutcome], bool] = lambda o: True,
-               controllers: Sequence[ControllerName] = CONTROLLERS,
-               ) -> list[tuple[str, ...]]:
-    """Rows of (metric, then median [IQR] for each controller)."""
-    chosen = [o for o in outcomes if select(o)]
-    rows = []
-    for key in (*METRICS, "map_below_65_after_target_pct", "decrements_followed_by_low_pct",
-                "floor_map_below_65_pct", "floor_map_below_60_pct", "floor_wean_hours"):
-        cells = [median_iqr(_values([o for o in chosen if o.controller == c], key))
-                 for c in controllers]
-        if any(cell != "-" for cell in cells):
-            rows.append((key, *cells))
-    if any(o.wean is not None for o in chosen):
-        # the wean_hours medians are over the patients weaned within the run only
-        rows.append(("not_weaned_in_run (patients)", *(
-            str(sum(o.wean is not None and o.wean.wean_hours is None
-                    for o in chosen if o.controller == c))
-            for c in controllers)))
-    return rows
+def summaries(outcomes: Sequence[PatientOutcome], options: BenchOptions) -> list[CohortSummary]:
+    """Every (controller, stratum) line of the ``--json`` contract (an empty stratum too:
+    ``patients`` 0 and null medians)."""
+    return [summarize(outcomes, controller, options.scenario, stratum)
+            for controller in options.controllers for stratum in STRATA]

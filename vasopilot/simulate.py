@@ -18,6 +18,7 @@ from safety.view import SupervisorView
 from vasopilot.control.base import Controller
 from vasopilot.control.closed_loop import ClosedLoopController
 from vasopilot.control.manual import ManualMode
+from vasopilot.control.mpc import LineModel, MpcController
 from vasopilot.control.protocol import NurseProtocol
 from vasopilot.control.wean import WeanController
 from vasopilot.core.clock import MonotonicClock, VirtualClock
@@ -49,9 +50,15 @@ PumpKind = SimPumpKind
 MODES: dict[str, Callable[[], Controller]] = {
     "protocol": NurseProtocol,
     "manual": ManualMode,
-    "closed-loop": ClosedLoopController,
+    "closed-loop": MpcController,  # on a rig: the line of LineModel's defaults
+    "pi": ClosedLoopController,
     "wean": WeanController,
 }
+
+
+def make_controller(mode: str, line: LineModel) -> Controller:
+    """The mode's controller; the model-predictive one doses through ``line``, known exactly."""
+    return MpcController(line) if mode == "closed-loop" else MODES[mode]()
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,10 @@ class SimOptions:
     # (S10 changeover): a refractory patient empties a 50 mL syringe within a 4 h run
     spare_syringe: bool = False
     faults: tuple[SimFault, ...] = ()
+    # the line is a scenario setting (reference/patient.md): carrier flow in mL/h, and whether
+    # the dead volume starts filled with the infusion, as clinical practice primes it
+    carrier_ml_h: float = 0.0
+    primed_line: bool = True
 
 
 class SimSummary(BaseModel):
@@ -111,7 +122,8 @@ class SensorErrors:
 class SimResult:
     options: SimOptions
     summary: SimSummary
-    target_map_mmhg: float
+    target_map_mmhg: float  # the set-point the supervisor holds, floor + 5
+    floor_mmhg: float
     true_map: list[tuple[float, float]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     # the injected artefacts: ground truth for "dose increases while an artefact was present"
@@ -120,7 +132,7 @@ class SimResult:
 
     @property
     def band(self) -> MapBand:
-        return MapBand(self.target_map_mmhg)
+        return MapBand(self.floor_mmhg)
 
     @property
     def monitor_map(self) -> list[tuple[float, float]]:
@@ -160,15 +172,23 @@ def run_sim(
     setup = SimSetup(scenario=options.scenario, seed=options.seed, params=params,
                      pump=options.pump, waveform=options.waveform,
                      artefacts_per_h=options.artefacts_per_h, hours=options.hours,
-                     spare_syringe=options.spare_syringe, faults=options.faults)
-    target = setup.patient_params().target_map_mmhg
-    patient_settings = config.profile.patient.model_copy(update={"target_map_mmhg": target})
+                     spare_syringe=options.spare_syringe, faults=options.faults,
+                     carrier_ml_h=options.carrier_ml_h, primed_line=options.primed_line)
+    params = setup.patient_params()
+    # the supervisor holds the set-point F + 5 with the lower limit F - 5 (S6)
+    target = params.setpoint_mmhg
+    patient_settings = config.profile.patient.model_copy(update={
+        "target_map_mmhg": target, "lower_limit_mmhg": params.floor_mmhg - 5.0})
     config = dataclasses.replace(
         config, profile=config.profile.model_copy(update={"patient": patient_settings}))
     recorder = _Recorder(sink if sink is not None else MemorySink())
     # An oracle needs the patient that the rig builder makes: manual mode holds its place
     # until then (no step runs in between).
-    first = ManualMode() if controller_for is not None else MODES[options.mode]()
+    line = LineModel(dead_volume_ml=params.dead_volume_ml, carrier_ml_h=params.carrier_ml_h,
+                     conc_mcg_ml=config.drug.conc_mcg_ml,
+                     primed=options.primed_line or bool(params.initial_dose_mcg_min))
+    first = (ManualMode() if controller_for is not None
+             else make_controller(options.mode, line))
     rig = build_rig(config, clock=clock, sink=recorder, controller=first, sim=setup,
                     console=console)
     try:
@@ -188,7 +208,6 @@ def run_sim(
             lower_limit_mmhg=patient_settings.lower_limit_mmhg, conc_mcg_ml=drug.conc_mcg_ml,
             weight_kg=patient_settings.weight_kg, dose_unit=drug.dose_unit,
         ))
-        params = setup.patient_params()
         start_dose = params.initial_dose_mcg_min or options.start_dose_mcg_min
         if params.initial_dose_mcg_min and isinstance(controller, NurseProtocol):
             # the wean scenario takes over an infusion already running at steady state
@@ -202,7 +221,8 @@ def run_sim(
     finally:
         rig.close()
     events = recorder.events
-    truth = band_metrics([t for t, _ in true_map], [m for _, m in true_map], MapBand(target))
+    truth = band_metrics([t for t, _ in true_map], [m for _, m in true_map],
+                         MapBand(params.floor_mmhg))
     summary = SimSummary(
         scenario=options.scenario,
         hours=options.hours,
@@ -214,7 +234,8 @@ def run_sim(
         dose_changes=sum(isinstance(e, DoseApplied) for e in events),
     )
     sensor = SensorErrors(params.calibration_gain, params.transducer_offset_mmhg)
-    return SimResult(options, summary, target, true_map, events, world.artefacts, sensor)
+    return SimResult(options, summary, target, params.floor_mmhg, true_map, events,
+                     world.artefacts, sensor)
 
 
 class _Recorder:

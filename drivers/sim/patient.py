@@ -13,7 +13,7 @@ state is plain floats: a 4 h patient costs a fraction of a second.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -31,9 +31,11 @@ from vasopilot.core.types import GOOD, Beat, BeatQuality
 from vasopilot.core.units import MINUTES_PER_HOUR, SECONDS_PER_MIN
 
 Scenario = Literal["resuscitate", "disturbance", "wean"]
-Stratum = Literal["responsive", "typical", "refractory", "hypertensive"]
+Stratum = Literal["responsive", "typical", "refractory", "hypertensive", "stable"]
 
 STEP_S = 0.5
+# reference/patient.md: the set-point sits this far above the floor, the band is [F, F + 10]
+SETPOINT_ABOVE_FLOOR_MMHG = 5.0
 MMHG_PER_CM = 0.74  # transducer level error: hydrostatic column of blood per cm
 # Drug rate at which the rebound knob's suppression of own vascular tone is half developed.
 REBOUND_HALF_MCG_MIN = 5.0
@@ -50,6 +52,7 @@ _DrugState = tuple[float, float, float, float]
 class PatientParams:
     """One patient. Units in names; C in ng/mL (= µg/L), doses in µg/min (= mcg/min).
 
+    ``floor_mmhg`` is the clinical floor F; the set-point is F + 5 (:attr:`setpoint_mmhg`).
     ``ec50_factor`` is the potency stress factor on EC50 (10 = ten times less potent).
     ``initial_dose_mcg_min`` is the dose the patient is in steady state on at the start (wean).
     ``rebound_mmhg`` is the rebound knob: the patient's own tone, suppressed by a long infusion,
@@ -59,7 +62,7 @@ class PatientParams:
     """
 
     stratum: Stratum
-    target_map_mmhg: float
+    floor_mmhg: float
     weight_kg: float
     dead_volume_ml: float
     carrier_ml_h: float
@@ -88,6 +91,15 @@ class PatientParams:
     transducer_height_cm: float
     calibration_gain: float
     initial_dose_mcg_min: float = 0.0
+
+    @property
+    def setpoint_mmhg(self) -> float:
+        return self.floor_mmhg + SETPOINT_ABOVE_FLOOR_MMHG
+
+    def monitor_map_mmhg(self, true_map_mmhg: float) -> float:
+        """What the monitor shows for ``true_map_mmhg``: calibration gain and levelling offset
+        included, beat noise and respiration left out (reference/patient.md, Metrics)."""
+        return self.calibration_gain * true_map_mmhg + self.transducer_offset_mmhg
 
     @property
     def ec50_effective_ng_ml(self) -> float:
@@ -119,9 +131,10 @@ class PatientParams:
 
     def need_mcg_min(self, map0_mmhg: float | None = None,
                      target_mmhg: float | None = None) -> float:
-        """Steady-state dose that holds ``target_mmhg`` at ``map0_mmhg`` (inf: unreachable)."""
+        """Steady-state dose that holds ``target_mmhg`` (default: the set-point) at
+        ``map0_mmhg`` (inf: unreachable)."""
         map0 = self.map0_mmhg if map0_mmhg is None else map0_mmhg
-        target = self.target_map_mmhg if target_mmhg is None else target_mmhg
+        target = self.setpoint_mmhg if target_mmhg is None else target_mmhg
         h = self.occupancy(self.c_base_ng_ml) + (target - map0) / self.emax_mmhg
         if h >= 1.0:
             return math.inf
@@ -129,6 +142,20 @@ class PatientParams:
             return 0.0
         ce = self.ec50_effective_ng_ml * float((h / (1.0 - h)) ** (1.0 / self.gamma))
         return max(0.0, self.cl_l_min * ce - self.q_endo_mcg_min)
+
+    def steady_need_mcg_min(self, map0_mmhg: float | None = None,
+                            target_mmhg: float | None = None) -> float:
+        """:meth:`need_mcg_min` with the rebound knob's suppression at that very dose (found by
+        fixed-point iteration; it saturates, so it settles): the dose that holds the target
+        for good, as the cohort's reachable / out-of-reach strata count it."""
+        map0 = self.map0_mmhg if map0_mmhg is None else map0_mmhg
+        need = self.need_mcg_min(map0, target_mmhg)
+        for _ in range(30):
+            if math.isinf(need):
+                break
+            need = self.need_mcg_min(map0 - self.rebound_mmhg * self.rebound_suppression(need),
+                                     target_mmhg)
+        return need
 
     def is_refractory(self, map0_mmhg: float | None = None) -> bool:
         """Needs more than 0.5 mcg/kg/min, or cannot reach the target at all."""
@@ -168,18 +195,32 @@ class DisturbanceEvent:
 
 
 class _Normals:
-    """Standard normals from a PCG64 stream, drawn in blocks so a step costs no numpy call."""
+    """Standard normals from a PCG64 stream, drawn in blocks so a step costs no numpy call.
+    :meth:`peek` shows the coming ones without taking them (the clairvoyant reference): the
+    stream is the same whether or not anyone peeks."""
 
     def __init__(self, rng: np.random.Generator) -> None:
         self._rng = rng
-        self._it: Iterator[float] = iter(())
+        self._buf: list[float] = []
+        self._i = 0
 
     def __call__(self) -> float:
-        try:
-            return next(self._it)
-        except StopIteration:
-            self._it = iter(self._rng.standard_normal(_NOISE_BLOCK).tolist())
-            return next(self._it)
+        if self._i >= len(self._buf):
+            self._refill(1)
+        value = self._buf[self._i]
+        self._i += 1
+        return value
+
+    def peek(self, n: int) -> list[float]:
+        if len(self._buf) - self._i < n:
+            self._refill(n)
+        return self._buf[self._i:self._i + n]
+
+    def _refill(self, n: int) -> None:
+        buf = self._buf[self._i:]
+        while len(buf) < n:
+            buf.extend(self._rng.standard_normal(_NOISE_BLOCK).tolist())
+        self._buf, self._i = buf, 0
 
 
 def disturbance_events(rng: np.random.Generator, start_t_s: float) -> list[DisturbanceEvent]:
@@ -252,6 +293,7 @@ class VirtualPatient:
         self._acc_ml = 0.0
         self._acc_mcg = 0.0
         self._ou = 0.0
+        self._wander_cache: tuple[tuple[int, int, float], list[float]] | None = None
         self._ou_decay = math.exp(-STEP_S / (p.ou_tau_min * SECONDS_PER_MIN))
         self._ou_kick = p.ou_sigma_mmhg * math.sqrt(1.0 - self._ou_decay**2)
         self._h_base = p.occupancy(p.c_base_ng_ml)
@@ -334,20 +376,27 @@ class VirtualPatient:
         """Drug rate leaving the dead volume into the vein now (before the input lag)."""
         return self._history[self._k % len(self._history)]
 
-    def forecast_map(self, inflow_ml_h: float, conc_mcg_ml: float, horizon_s: float,
-                     step_s: float = 10.0) -> list[float]:
+    def forecast_map(self, inflow_ml_h: float | Sequence[float], conc_mcg_ml: float,
+                     horizon_s: float, step_s: float = 10.0, *,
+                     clairvoyant: bool = False) -> list[float]:
         """True MAP every ``step_s`` over ``horizon_s`` if ``inflow_ml_h`` entered the line from
-        now on, without noise: the wander decays to its mean, the disturbance events keep their
-        present shift, the recovery trend goes on. What a controller that knew this patient
-        exactly could foresee: the benchmark's perfect-information bound uses it, never a rig.
+        now on (one rate, or one per step), without beat noise. Without ``clairvoyant`` the
+        wander decays to its mean and the disturbance events keep their present shift: what a
+        controller reading this patient's state could expect. With it, the wander follows the
+        very path the patient will take and the events come as scheduled: the model's ceiling.
+        The recovery trend goes on in both. The benchmark's references use it, never a rig.
         ``step_s`` must not exceed the input lag (10 s at least in any drawn patient)."""
         p = self.params
+        n = int(horizon_s / step_s)
+        inflows = ([float(inflow_ml_h)] * n if isinstance(inflow_ml_h, int | float)
+                   else list(inflow_ml_h))
+        if len(inflows) < n:
+            raise ValueError(f"{len(inflows)} inflows for {n} forecast steps")
         h = step_s / SECONDS_PER_MIN
-        q_ml_min = inflow_ml_h / MINUTES_PER_HOUR
-        mass_in = q_ml_min * conc_mcg_ml
-        washout = (q_ml_min + self.carrier_ml_h / MINUTES_PER_HOUR) / p.dead_volume_ml
+        carrier_ml_min = self.carrier_ml_h / MINUTES_PER_HOUR
         state: _DrugState = (self._m_mcg, self._c, self._ce, self._s)
-        rates = [washout * self._m_mcg]  # leaving the line, every step_s from now
+        first_q = inflows[0] / MINUTES_PER_HOUR if n else 0.0
+        rates = [(first_q + carrier_ml_min) / p.dead_volume_ml * self._m_mcg]
 
         def delayed(t_rel_s: float) -> float:
             at_s = t_rel_s - p.input_lag_s
@@ -358,19 +407,42 @@ class VirtualPatient:
             frac = j - i
             return rates[i] * (1.0 - frac) + rates[min(i + 1, len(rates) - 1)] * frac
 
+        if clairvoyant:
+            wander = self._future_wander(n, step_s)
+        else:
+            decay = math.exp(-step_s / (p.ou_tau_min * SECONDS_PER_MIN))
+            wander = [self._ou * decay ** (j + 1) for j in range(n)]
         events_now = self._events_mmhg(self._t_s)
-        tau_s = p.ou_tau_min * SECONDS_PER_MIN
         out = []
-        for j in range(int(horizon_s / step_s)):
+        for j in range(n):
             t_rel = j * step_s
-            state = self._rk4(state, h, washout=washout, mass_in=mass_in,
+            q_ml_min = inflows[j] / MINUTES_PER_HOUR
+            washout = (q_ml_min + carrier_ml_min) / p.dead_volume_ml
+            state = self._rk4(state, h, washout=washout, mass_in=q_ml_min * conc_mcg_ml,
                               rates_in=(delayed(t_rel), delayed(t_rel + 0.5 * step_s),
                                         delayed(t_rel + step_s)))
             rates.append(washout * state[0])
-            t_rel += step_s
-            map0 = (p.map0_mmhg + self._trend_mmhg(self._t_s + t_rel) + events_now
-                    + self._ou * math.exp(-t_rel / tau_s) - p.rebound_mmhg * state[3])
+            at_s = self._t_s + t_rel + step_s
+            events = self._events_mmhg(at_s) if clairvoyant else events_now
+            map0 = (p.map0_mmhg + self._trend_mmhg(at_s) + events + wander[j]
+                    - p.rebound_mmhg * state[3])
             out.append(map0 + self._effect_mmhg(state[2]))
+        return out
+
+    def _future_wander(self, n: int, step_s: float) -> list[float]:
+        """The wander at the end of each of the next ``n`` forecast steps, from the very normals
+        the patient will draw (cached per grid step: every plan of a decision shares it)."""
+        if self._wander_cache is not None and self._wander_cache[0] == (self._k, n, step_s):
+            return self._wander_cache[1]
+        per = round(step_s / STEP_S)
+        kicks = self._ou_normal.peek(n * per)
+        ou, decay, kick = self._ou, self._ou_decay, self._ou_kick
+        out = []
+        for j in range(n):
+            for x in kicks[j * per:(j + 1) * per]:
+                ou = ou * decay + kick * x
+            out.append(ou)
+        self._wander_cache = ((self._k, n, step_s), out)
         return out
 
     def haemodynamics(self, t_s: float | None = None) -> Haemodynamics:
@@ -535,14 +607,21 @@ _STRATA: dict[Stratum, tuple[float, float, float, float]] = {
     "typical": (1.0, 2.0, 20.0, 60.0),
     "refractory": (1.5, 10.0, 20.0, 100.0),
     "hypertensive": (1.0, 2.0, 20.0, 60.0),
+    # the surgical-like patients of the published anchors: potency 0.5-2x
+    "stable": (0.5, 2.0, 20.0, 100.0),
 }
 HYPERTENSIVE_SHARE = 0.1
+STABLE_SHARE = 0.2
+_REST = 1.0 - HYPERTENSIVE_SHARE - STABLE_SHARE
 _MIX: dict[Stratum, float] = {
-    "responsive": 0.4 * (1 - HYPERTENSIVE_SHARE),
-    "typical": 0.4 * (1 - HYPERTENSIVE_SHARE),
-    "refractory": 0.2 * (1 - HYPERTENSIVE_SHARE),
+    "responsive": 0.4 * _REST,
+    "typical": 0.4 * _REST,
+    "refractory": 0.2 * _REST,
     "hypertensive": HYPERTENSIVE_SHARE,
+    "stable": STABLE_SHARE,
 }
+DEFAULT_FLOOR_MMHG = 65.0
+HYPERTENSIVE_FLOOR_MMHG = 75.0
 WEAN_DOSE_RANGE_MCG_MIN = (10.0, 20.0)
 _MAX_WEAN_DRAWS = 10_000
 
@@ -557,14 +636,15 @@ def _draw(rng: np.random.Generator, stratum: Stratum, scenario: Scenario) -> Pat
     cl = float(np.clip(2.0 * (weight / 70.0) ** 0.75 * math.exp(rng.normal(0.0, 0.45)),
                        0.8, 4.5))
     v = 0.12 * weight * math.exp(rng.normal(0.0, 0.35))
-    carrier = float(rng.uniform(2.0, 20.0)) if rng.uniform() < 0.5 else 0.0
     compressed = scenario == "wean"  # recovery squeezed so weaning fits a simulated session
+    stable = stratum == "stable"
+    # the line's carrier flow is a scenario option (SimOptions), not a draw
     return PatientParams(
         stratum=stratum,
-        target_map_mmhg=75.0 if stratum == "hypertensive" else 65.0,
+        floor_mmhg=HYPERTENSIVE_FLOOR_MMHG if stratum == "hypertensive" else DEFAULT_FLOOR_MMHG,
         weight_kg=weight,
         dead_volume_ml=float(rng.uniform(0.3, 3.0)),
-        carrier_ml_h=carrier,
+        carrier_ml_h=0.0,
         input_lag_s=float(rng.uniform(10.0, 30.0)),
         cl_l_min=cl,
         v_l=v,
@@ -574,9 +654,9 @@ def _draw(rng: np.random.Generator, stratum: Stratum, scenario: Scenario) -> Pat
         ec50_ng_ml=5.0 * math.exp(rng.normal(0.0, 0.6)),
         ec50_factor=_log_uniform(rng, ec50_lo, ec50_hi),
         gamma=float(rng.uniform(1.0, 1.8)),
-        map0_mmhg=float(rng.uniform(45.0, 55.0)),
-        ou_tau_min=float(rng.uniform(5.0, 30.0)),
-        ou_sigma_mmhg=float(rng.uniform(3.0, 6.0)),
+        map0_mmhg=float(rng.uniform(55.0, 62.0) if stable else rng.uniform(45.0, 55.0)),
+        ou_tau_min=float(rng.uniform(10.0, 40.0) if stable else rng.uniform(5.0, 30.0)),
+        ou_sigma_mmhg=float(rng.uniform(2.0, 3.5) if stable else rng.uniform(3.0, 6.0)),
         recovery_mmhg=float(rng.uniform(10.0, 30.0)),
         recovery_h=float(rng.uniform(2.0, 6.0) if compressed else rng.uniform(6.0, 48.0)),
         rebound_mmhg=float(rng.uniform(0.0, 10.0)),
@@ -593,19 +673,12 @@ def _draw(rng: np.random.Generator, stratum: Stratum, scenario: Scenario) -> Pat
 
 
 def _draw_wean(rng: np.random.Generator, stratum: Stratum) -> PatientParams:
-    """A patient of ``stratum`` in steady state at target on 10–20 mcg/min (dose rounded up to
-    0.5 mcg/min so MAP starts just above target). The need counts the rebound knob's
-    suppression at that very dose, found by fixed-point iteration (it saturates, so it settles).
-    """
+    """A patient of ``stratum`` in steady state at its set-point on 10–20 mcg/min (dose rounded
+    up to 0.5 mcg/min so MAP starts just above it), the rebound knob's suppression included."""
     low, high = WEAN_DOSE_RANGE_MCG_MIN
     for _ in range(_MAX_WEAN_DRAWS):
         params = _draw(rng, stratum, "wean")
-        need = params.need_mcg_min()
-        for _ in range(30):
-            if math.isinf(need):
-                break
-            need = params.need_mcg_min(
-                params.map0_mmhg - params.rebound_mmhg * params.rebound_suppression(need))
+        need = params.steady_need_mcg_min()
         if low <= need <= high:
             dose = math.ceil(need * 2.0) / 2.0
             return replace(params, initial_dose_mcg_min=dose)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,9 +16,35 @@ from vasopilot.cli._args import (
 )
 
 if TYPE_CHECKING:
-    from vasopilot.cohort import BenchOptions, PatientOutcome
+    from vasopilot.cohort import (
+        BenchOptions,
+        CohortSummary,
+        ControllerName,
+        PatientOutcome,
+        StratumName,
+    )
 
-COLUMN_NAMES = {"oracle": "perfect information"}
+# table rows: (summary key, label); the closed loop's out-of-reach figures come after them
+ROWS = (
+    ("tib_pct", "tib_pct (in band)"), ("tib_p25_pct", "tib_p25_pct"),
+    ("below_floor_pct", "below_floor_pct"), ("below_floor5_pct", "below_floor5_pct"),
+    ("above_pct", "above_pct"), ("mdpe_pct", "mdpe_pct"), ("mdape_pct", "mdape_pct"),
+    ("wobble_pct", "wobble_pct"), ("divergence_pct_per_h", "divergence_pct_per_h"),
+    ("time_to_floor_min", "time_to_floor_min"), ("time_to_floor_ratio", "time_to_floor_ratio"),
+    ("dose_changes_per_h", "dose_changes_per_h"),
+    ("total_drug_mcg_per_kg", "total_drug_mcg_per_kg"), ("true_tib_pct", "true_tib_pct"),
+    ("true_below_floor_pct", "true_below_floor_pct"),
+    ("artefact_increases", "artefact_increases (total)"), ("diverged", "diverged (total)"),
+    ("tib_ratio_to_clairvoyant", "tib_ratio_to_clairvoyant"),
+    ("avoidable_deficit_mmhg_min", "avoidable_deficit_mmhg_min"),
+    ("event_recovery_min", "event_recovery_min"), ("weanable", "weanable (total)"),
+    ("wean_excess_h", "wean_excess_h"), ("not_weaned_pct", "not_weaned_pct"),
+    ("weaned_unweanable", "weaned_unweanable (total)"),
+    ("excess_rebound_low5", "excess_rebound_low5"),
+    ("excess_rebound_low5_p90", "excess_rebound_low5_p90"),
+    ("excess_rebound_floor", "excess_rebound_floor"),
+    ("wean_ratio_to_protocol", "wean_ratio_to_protocol"),
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,26 +71,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="robustness run: give 30%% of patients the virtual patient's "
                         "optional +-10%% transducer calibration error (off by default)")
     cohort.add_argument("--bound", action="store_true",
-                        help="also run the perfect-information controller (reads the virtual "
-                        "patient) and the hard-maximum bound: what no controller can beat; "
-                        "table only, --json keeps its two lines")
+                        help="also run the full-state and clairvoyant references (they read the "
+                        "virtual patient) and the floor proof (the hard maximum from t = 0)")
+    cohort.add_argument("--carrier", type=float, default=0.0, metavar="ML_H",
+                        help="carrier flow on the line in mL/h (default 0)")
+    cohort.add_argument("--unprimed", action="store_true",
+                        help="start with a drug-free dead volume (default: primed)")
     cohort.add_argument("--workers", type=positive_int, default=2, help="processes (default 2)")
     cohort.add_argument("--json", action="store_true",
-                        help="one JSON object per controller instead of the table")
+                        help="one JSON object per (controller, stratum) instead of the tables")
     cohort.add_argument("--plot", type=Path, default=None,
-                        help="write a PNG of every patient's true MAP, both controllers")
+                        help="write a PNG of every patient's monitor MAP per controller")
     cohort.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from vasopilot.cohort import CONTROLLERS, BenchOptions, run_cohort, summarize
+    from vasopilot.cohort import BenchOptions, run_cohort, summaries
     from vasopilot.core.clock import MonotonicClock
 
+    if args.carrier < 0:
+        print("vasopilot bench closed-loop: --carrier must be at least 0 mL/h", file=sys.stderr)
+        return 2
     hours = args.hours if args.hours is not None else (10.0 if args.scenario == "wean" else 4.0)
     options = BenchOptions(scenario=args.scenario, patients=args.cohort, seed=args.seed,
                            hours=hours, dt_s=args.dt, artefacts_per_h=args.artefacts_per_h,
                            workers=args.workers, calibration_error=args.calibration_error,
-                           bound=args.bound)
+                           bound=args.bound, carrier_ml_h=args.carrier,
+                           primed_line=not args.unprimed)
     if args.plot is not None:
         make_folder(args.plot.parent, "--plot")
     clock = MonotonicClock()
@@ -72,41 +106,84 @@ def run(args: argparse.Namespace) -> int:
     elapsed_s = clock.now_s() - started_s
     if args.plot is not None:
         plot(outcomes, args.plot, args.scenario)
+    lines = summaries(outcomes, options)
     if args.json:
-        for controller in CONTROLLERS:
-            print(summarize(outcomes, controller, args.scenario).model_dump_json())
+        for line in lines:
+            print(line.model_dump_json())
         return 0
     calibration = ", calibration error on" if args.calibration_error else ""
-    print_tables(outcomes, options, f"{args.cohort} patients, seed {args.seed}, "
-                 f"{hours:g} h{calibration}, {elapsed_s:.0f} s on {args.workers} workers")
+    line_text = f"carrier {args.carrier:g} mL/h, {'unprimed' if args.unprimed else 'primed'}"
+    print_tables(outcomes, lines, options,
+                 f"{args.cohort} patients, seed {args.seed}, {hours:g} h, {line_text}"
+                 f"{calibration}, {elapsed_s:.0f} s on {args.workers} workers")
     return 0
 
 
-def print_tables(outcomes: list[PatientOutcome], options: BenchOptions, caption: str) -> None:
+def _cell(value: float | int | None) -> str:
+    if value is None:
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.2f}"
+
+
+def print_tables(outcomes: list[PatientOutcome], lines: list[CohortSummary],
+                 options: BenchOptions, caption: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from vasopilot.cohort import table_rows
+    from vasopilot.cohort import STRATA
 
     console = Console()
-    for title, select in (
-        ("whole cohort", lambda o: True),
-        ("refractory stratum", lambda o: o.stratum == "refractory"),
-        ("other strata", lambda o: o.stratum != "refractory"),
-        ("out of reach (need > hard max or never)", lambda o: o.out_of_reach),
-    ):
-        controllers = options.controllers
-        rows = table_rows(outcomes, select, controllers)
-        n = sum(select(o) for o in outcomes) // len(controllers)
+    controllers = options.controllers
+    for stratum in STRATA:
+        mine = {line.controller: line for line in lines if line.stratum == stratum}
+        n = next(iter(mine.values())).patients if mine else 0
         if n == 0:
             continue
-        table = Table(title=f"{options.scenario}: {title}, n={n} ({caption})")
-        table.add_column("metric", no_wrap=True, min_width=max(len(row[0]) for row in rows))
+        table = Table(title=f"{options.scenario}: {stratum}, n={n} ({caption})")
+        table.add_column("metric (median unless total)", no_wrap=True,
+                         min_width=max(len(label) for _, label in ROWS))
         for controller in controllers:
-            table.add_column(f"{COLUMN_NAMES.get(controller, controller)} median [IQR]")
-        for row in rows:
-            table.add_row(*row)
+            table.add_column(controller, justify="right")
+        for key, label in ROWS:
+            cells = [_cell(getattr(mine[c], key)) for c in controllers]
+            if any(cell != "-" for cell in cells):
+                table.add_row(label, *cells)
+        for label, cells in _extra_rows(outcomes, stratum, controllers):
+            table.add_row(label, *cells)
         console.print(table)
+
+
+def _extra_rows(outcomes: list[PatientOutcome], stratum: StratumName,
+                controllers: tuple[ControllerName, ...]) -> list[tuple[str, list[str]]]:
+    """The floor proof and the closed loop's out-of-reach figures: medians over patients."""
+    import statistics
+
+    def med(values: list[float]) -> str:
+        return f"{statistics.median(values):.2f} (n={len(values)})" if values else "-"
+
+    mine = [o for o in outcomes if o.in_stratum(stratum)]
+    rows: list[tuple[str, list[str]]] = []
+    floors = [o.floor for o in mine if o.floor is not None]
+    if floors:
+        at = controllers.index("full-state")
+        for label, values in (
+            ("floor proof: below_floor_pct", [f.below_floor_pct for f in floors]),
+            ("floor proof: time_to_floor_min",
+             [f.time_to_floor_min for f in floors if f.time_to_floor_min is not None]),
+        ):
+            cells = ["-"] * len(controllers)
+            cells[at] = med(values)
+            rows.append((label, cells))
+    closed = [o for o in mine if o.controller == "closed-loop"]
+    for label, values in (
+        ("hard max reached, min after S3 pace",
+         [o.hard_max_lag_min for o in closed if o.hard_max_lag_min is not None]),
+        ("'target unreachable' at min", [o.unreachable_min for o in closed
+                                         if o.unreachable_min is not None]),
+    ):
+        if values:
+            rows.append((label, [med(values)] + ["-"] * (len(controllers) - 1)))
+    return rows
 
 
 def plot(outcomes: list[PatientOutcome], path: Path, scenario: str) -> None:
@@ -126,13 +203,12 @@ def plot(outcomes: list[PatientOutcome], path: Path, scenario: str) -> None:
                 minutes = [i * TRACE_EVERY_S / 60.0 for i in range(len(o.trace_mmhg))]
                 ax.plot(minutes, o.trace_mmhg, lw=0.6, alpha=0.35,
                         color="tab:red" if o.out_of_reach else "tab:blue")
-        ax.axhspan(60.0, 70.0, color="tab:green", alpha=0.12)
+        ax.axhspan(65.0, 75.0, color="tab:green", alpha=0.12)
         ax.axhline(65.0, color="k", lw=0.8, ls="--")
-        name = COLUMN_NAMES.get(controller, controller)
-        ax.set_title(f"{name} ({scenario}); red: need above the hard max")
+        ax.set_title(f"{controller} ({scenario}); red: out of reach", fontsize=9)
         ax.set_xlabel("time (min)")
         ax.set_ylim(30, 110)
-    axes[0][0].set_ylabel("true MAP (mmHg)")
+    axes[0][0].set_ylabel("monitor MAP (mmHg); band [F, F + 10] for F = 65")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -55,9 +55,13 @@ class SimSetup:
     hours: float | None = None
     spare_syringe: bool = False
     faults: tuple[SimFault, ...] = ()
+    # the line, a scenario option (reference/patient.md): carrier flow and a primed dead volume
+    carrier_ml_h: float = 0.0
+    primed_line: bool = True
 
     def patient_params(self) -> PatientParams:
-        return self.params or draw_patient(self.seed, self.scenario)
+        params = self.params or draw_patient(self.seed, self.scenario)
+        return dataclasses.replace(params, carrier_ml_h=self.carrier_ml_h)
 
 
 @dataclass
@@ -114,6 +118,8 @@ def build_world(
     drug = config.drug
     patient = VirtualPatient(params, setup.scenario, setup.seed, start_t_s=clock.now_s(),
                              conc_mcg_ml=drug.conc_mcg_ml)
+    if setup.primed_line and not params.initial_dose_mcg_min:
+        patient.prime_line(drug.conc_mcg_ml)
     if setup.artefacts_per_h > 0:
         until_t_s = None if setup.hours is None else clock.now_s() + setup.hours * 3600.0
         patient.random_artefacts(setup.artefacts_per_h, setup.seed, until_t_s=until_t_s)
@@ -213,14 +219,16 @@ def draw_patients(n: int, seed: int, scenario: Scenario, *,
 
 def open_loop_map(params: PatientParams, scenario: Scenario, seed: int, *, hours: float,
                   inflow_ml_h: float, conc_mcg_ml: float, sample_s: float,
-                  rebound: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                  rebound: bool = True, primed: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The patient's true MAP (times and mmHg, every ``sample_s``) under a constant inflow
-    from the first second, through a line primed with the syringe's solution, with no pump and
+    from the first second, through a line primed with the syringe's solution (unless not
+    ``primed``: a wean patient's line is in steady state on its dose anyway), with no pump and
     no supervisor: the model alone (``rebound=False`` leaves out the rebound of tone)."""
     if not rebound:
         params = dataclasses.replace(params, rebound_mmhg=0.0)
     patient = VirtualPatient(params, scenario, seed, conc_mcg_ml=conc_mcg_ml)
-    patient.prime_line(conc_mcg_ml)
+    if primed:
+        patient.prime_line(conc_mcg_ml)
     steps = round(hours * 3600.0 / sample_s)
     t = np.arange(steps + 1) * sample_s
     map_mmhg = np.empty(steps + 1)
@@ -229,3 +237,11 @@ def open_loop_map(params: PatientParams, scenario: Scenario, seed: int, *, hours
         patient.step(float(t[i]), inflow_ml_h, conc_mcg_ml)
         map_mmhg[i] = patient.true_map_mmhg
     return t, map_mmhg
+
+
+def scenario_events(params: PatientParams, scenario: Scenario,
+                    seed: int) -> list[tuple[float, float, float]]:
+    """(onset s, end s, amplitude mmHg) of the disturbances the patient of ``seed`` meets."""
+    patient = VirtualPatient(params, scenario, seed)
+    return [(e.start_t_s, e.start_t_s + e.duration_s, e.amplitude_mmhg) for e in patient.events]
+

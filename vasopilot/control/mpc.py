@@ -1,0 +1,389 @@
+"""Model-predictive titration on an online-estimated patient (mode ``closed-loop``).
+
+What it knows exactly: the line. From the doses the supervisor reports running, the dead
+volume, the carrier flow and the syringe's concentration it integrates the drug mass in the
+dead volume and so the drug rate R(t) actually reaching the vein (reference/patient.md, model
+step 1): the main reason low-flow pumps behave badly, and nothing to estimate.
+
+What it estimates: the rest. A bank of candidate lag models (plasma time constant × effect-site
+time constant, spanning the cohort's 1.7-11 min and 1-5 min) filters R(t) into an "effect" x(t)
+in mcg/min. For each, an extended Kalman filter tracks the state [b, ln g] of
+MAP = b + g·x: b is MAP0 with its wander (a random walk between looks, its predicted spread
+capped at the wander's own size), g the patient's local potency in mmHg per mcg/min (drifting
+slowly, since the dose-response curve is a sigmoid, not a line). Each candidate keeps the
+likelihood of its innovations with a 15 min memory; the most likely one plans.
+
+The plan (vasopilot.control.planner): every 30 s, S3-feasible dose trajectories over 15 min,
+the one with the highest expected time in band [F, F + 10] under a chance constraint on
+MAP < F. Only its first move is asked for. Every look leaves a :class:`Look` with its reason
+as data (``looks``), including why it held.
+
+It runs on trusted beats only (median of the good beats of the last 10 s, each filter update),
+never raises within 30 s of an untrusted beat or a gap (S5), and flags *target unreachable*
+when the chosen model says that even the hard maximum held for good leaves MAP under the floor
+with 90 % confidence, or the hard maximum has run 10 min with MAP under the floor: it then
+climbs to the hard maximum at the S3 pace and an operator decides what comes next.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from safety.view import SupervisorView
+from vasopilot.control.closed_loop import MapEstimator
+from vasopilot.control.planner import Plan, PlanLimits, PlanTuning, best_plan
+from vasopilot.core.types import Beat, DoseRequest, Requester
+from vasopilot.core.units import MINUTES_PER_HOUR
+from vasopilot.metrics import SET_POINT_ABOVE_FLOOR_MMHG
+
+FILTER_PERIOD_S = 10.0
+_Z90 = 1.2816
+
+
+@dataclass(frozen=True)
+class LineModel:
+    """The infusion line the controller doses through (known on a rig: it is set up so)."""
+
+    dead_volume_ml: float = 1.0
+    carrier_ml_h: float = 0.0
+    conc_mcg_ml: float = 80.0
+    primed: bool = True
+
+
+class LookAction(StrEnum):
+    RAISE = "raise"
+    LOWER = "lower"
+    HOLD = "hold"
+
+
+class LookReason(StrEnum):
+    NOT_RUNNING = "held, because the infusion is not running"
+    NO_TRUSTED_MAP = "held, because there is no trusted MAP (S5)"
+    ARTEFACT = "held, because an untrusted beat or a gap came within 30 s"
+    LEARNING = "held, because the model has had no trusted MAP yet"
+    PLAN_HOLDS = "held, because holding is the best plan"
+    UP_INTERVAL = "held, because the best plan climbs once S3's interval has passed"
+    TOO_HIGH = "held, because MAP stands 10 mmHg over the set-point (S6)"
+    TOO_LOW = "held, because MAP is under the lower limit, no decrease (S6)"
+    PLAN_RAISES = "raised: the best plan climbs now"
+    PLAN_LOWERS = "lowered: the best plan comes down now"
+    UNREACHABLE = "raised: target unreachable, climbing to the hard maximum at the S3 pace"
+
+
+@dataclass(frozen=True)
+class Look:
+    """One decision with its reasons as data."""
+
+    t_s: float
+    action: LookAction
+    reason: LookReason
+    dose_mcg_min: float  # running before the look
+    requested_mcg_min: float | None
+    map_mmhg: float | None
+    predicted_end_mmhg: float | None
+    model: int | None
+    potency_mmhg_per_mcg_min: float | None
+    unreachable: bool
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What a look knew when it decided: the plan, the model that made it and the flag."""
+
+    plan: Plan
+    model: int
+    potency: float
+    unreachable: bool
+
+
+@dataclass(frozen=True)
+class MpcTuning:
+    period_s: float = 30.0
+    plasma_tau_min: tuple[float, ...] = (2.0, 4.5, 9.0)
+    effect_tau_min: tuple[float, ...] = (1.2, 3.0)
+    potency_prior: float = 1.0  # mmHg per mcg/min
+    log_potency_sd: float = 1.2
+    map0_sd_mmhg: float = 8.0
+    map0_walk_mmhg2_s: float = 0.04
+    wander_cap_mmhg: float = 4.0
+    log_potency_walk_per_s: float = 1e-4
+    measurement_var_mmhg2: float = 2.0
+    model_var_mmhg2: float = 1.0
+    memory_s: float = 900.0
+    artefact_hold_s: float = 30.0
+    unreachable_confidence_z: float = _Z90
+    unreachable_at_max_s: float = 600.0
+    # its own model steps exactly at any step: 30 s is fine enough for a 15 min horizon
+    plan: PlanTuning = field(default_factory=lambda: PlanTuning(step_s=30.0))
+
+
+class _Candidate:
+    """One lag model: its effect state and the EKF over [b, ln g]."""
+
+    def __init__(self, plasma_tau_min: float, effect_tau_min: float, tuning: MpcTuning) -> None:
+        self.tau_p = plasma_tau_min
+        self.tau_e = effect_tau_min
+        self.x1 = 0.0
+        self.x2 = 0.0
+        self.b: float | None = None
+        self.lg = math.log(tuning.potency_prior)
+        self.p = [[tuning.map0_sd_mmhg**2, 0.0], [0.0, tuning.log_potency_sd**2]]
+        self.loglik = 0.0
+
+    def advance(self, rate_mcg_min: float, dt_min: float) -> None:
+        # exact first-order steps with the rate held over dt
+        a1 = math.exp(-dt_min / self.tau_p)
+        a2 = math.exp(-dt_min / self.tau_e)
+        self.x1 = rate_mcg_min + (self.x1 - rate_mcg_min) * a1
+        self.x2 = self.x1 + (self.x2 - self.x1) * a2
+
+    def update(self, y: float, dt_s: float, t: MpcTuning) -> None:
+        g = math.exp(self.lg)
+        if self.b is None:
+            self.b = y - g * self.x2
+        p = self.p
+        p[0][0] += t.map0_walk_mmhg2_s * dt_s
+        p[1][1] += t.log_potency_walk_per_s * dt_s
+        h1 = g * self.x2  # d(prediction)/d(ln g)
+        nu = y - (self.b + h1)
+        ph0 = p[0][0] + p[0][1] * h1
+        ph1 = p[1][0] + p[1][1] * h1
+        s = ph0 + h1 * ph1 + t.measurement_var_mmhg2 + t.model_var_mmhg2
+        k0, k1 = ph0 / s, ph1 / s
+        self.b += k0 * nu
+        self.lg += k1 * nu
+        p00 = p[0][0] - k0 * ph0
+        p01 = p[0][1] - k0 * ph1
+        p11 = p[1][1] - k1 * ph1
+        self.p = [[p00, p01], [p01, p11]]
+        forget = math.exp(-dt_s / t.memory_s)
+        self.loglik = forget * self.loglik - 0.5 * (math.log(2 * math.pi * s) + nu * nu / s)
+
+    def predict(self, rates: np.ndarray, step_s: float,
+                t: MpcTuning) -> tuple[np.ndarray, np.ndarray]:
+        """MAP mean and SD per plan and step for the vein's drug ``rates`` (mcg/min)."""
+        b = self.b if self.b is not None else 0.0
+        g = math.exp(self.lg)
+        p = self.p
+        dt_min = step_s / 60.0
+        a1 = math.exp(-dt_min / self.tau_p)
+        a2 = math.exp(-dt_min / self.tau_e)
+        x1 = np.full(rates.shape[0], self.x1)
+        x2 = np.full(rates.shape[0], self.x2)
+        effect = np.empty_like(rates)
+        for j in range(rates.shape[1]):
+            x1 = rates[:, j] + (x1 - rates[:, j]) * a1
+            x2 = x1 + (x2 - x1) * a2
+            effect[:, j] = x2
+        h1 = g * effect
+        walk = np.minimum(t.wander_cap_mmhg**2,
+                          t.map0_walk_mmhg2_s * step_s * np.arange(1, rates.shape[1] + 1))
+        var = p[0][0] + 2.0 * p[0][1] * h1 + p[1][1] * h1 * h1 + walk + t.model_var_mmhg2
+        return b + h1, np.sqrt(np.maximum(var, 0.01))
+
+    def steady_map(self, dose_mcg_min: float) -> tuple[float, float]:
+        g = math.exp(self.lg)
+        b = self.b if self.b is not None else 0.0
+        h1 = g * dose_mcg_min
+        p = self.p
+        var = p[0][0] + 2.0 * p[0][1] * h1 + p[1][1] * h1 * h1
+        return b + h1, math.sqrt(max(var, 0.0))
+
+
+class LineState:
+    """Drug mass in the line's dead volume, integrated from the doses running."""
+
+    def __init__(self, line: LineModel) -> None:
+        self.line = line
+        self.mass_mcg = line.conc_mcg_ml * line.dead_volume_ml if line.primed else 0.0
+
+    def rate_out(self, dose_mcg_min: float) -> float:
+        q = dose_mcg_min / self.line.conc_mcg_ml
+        flow = q + self.line.carrier_ml_h / MINUTES_PER_HOUR
+        return flow * self.mass_mcg / self.line.dead_volume_ml
+
+    def advance(self, dose_mcg_min: float, dt_min: float) -> float:
+        """Step ``dt_min`` on ``dose_mcg_min``; the mean rate into the vein meanwhile."""
+        q = dose_mcg_min / self.line.conc_mcg_ml
+        flow = q + self.line.carrier_ml_h / MINUTES_PER_HOUR
+        k = flow / self.line.dead_volume_ml
+        if k <= 0:
+            return 0.0
+        equilibrium = dose_mcg_min / k  # mass the inflow would hold
+        before = self.mass_mcg
+        self.mass_mcg = equilibrium + (before - equilibrium) * math.exp(-k * dt_min)
+        return max(0.0, (dose_mcg_min * dt_min - (self.mass_mcg - before)) / dt_min)
+
+    def rates(self, doses: np.ndarray, step_s: float) -> np.ndarray:
+        """The vein's mean drug rate per plan and step if each row of ``doses`` ran from now
+        (the line's own state is kept)."""
+        dt_min = step_s / 60.0
+        flow = doses / self.line.conc_mcg_ml + self.line.carrier_ml_h / MINUTES_PER_HOUR
+        k = np.maximum(flow / self.line.dead_volume_ml, 1e-12)
+        decay = np.exp(-k * dt_min)
+        mass = np.full(doses.shape[0], self.mass_mcg)
+        out = np.empty_like(doses)
+        for j in range(doses.shape[1]):
+            equilibrium = doses[:, j] / k[:, j]
+            after = equilibrium + (mass - equilibrium) * decay[:, j]
+            out[:, j] = np.maximum(0.0, (doses[:, j] * dt_min - (after - mass)) / dt_min)
+            mass = after
+        return out
+
+
+class MpcController:
+    """The closed loop of mode ``closed-loop`` (module docstring); pure: time from ``view``."""
+
+    mode = "closed-loop"
+    requester = Requester.CONTROLLER
+
+    def __init__(self, line: LineModel | None = None, tuning: MpcTuning | None = None,
+                 *, history: int = 2000) -> None:
+        self.tuning = tuning or MpcTuning()
+        self.line = LineState(line or LineModel())
+        self.candidates = [_Candidate(tp, te, self.tuning) for tp in self.tuning.plasma_tau_min
+                           for te in self.tuning.effect_tau_min]
+        self.estimator = MapEstimator(window_s=FILTER_PERIOD_S, trend_window_s=FILTER_PERIOD_S,
+                                      hold_s=self.tuning.artefact_hold_s, min_beats=5)
+        self.looks: deque[Look] = deque(maxlen=history)
+        self.unreachable_since_s: float | None = None
+        self._last_t_s: float | None = None
+        self._last_dose: float | None = None
+        self._last_up_s: float | None = None
+        self._next_filter_s: float | None = None
+        self._last_filter_s: float | None = None
+        self._next_look_s: float | None = None
+        self._at_max_low_since_s: float | None = None
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def on_beat(self, beat: Beat) -> None:
+        self.estimator.add(beat)
+
+    def propose(self, view: SupervisorView) -> DoseRequest | None:
+        now_s = view.t_s
+        self._advance_line(view)
+        filter_due = self._next_filter_s is None or now_s >= self._next_filter_s
+        look_due = self._next_look_s is None or now_s >= self._next_look_s
+        if not (filter_due or look_due):
+            return None
+        est = self.estimator.estimate(now_s)
+        if filter_due:
+            self._next_filter_s = now_s + FILTER_PERIOD_S
+            if est is not None and not est.disturbed and view.map_trusted and view.running:
+                dt_s = FILTER_PERIOD_S if self._last_filter_s is None \
+                    else now_s - self._last_filter_s
+                self._last_filter_s = now_s
+                for c in self.candidates:
+                    c.update(est.map_mmhg, dt_s, self.tuning)
+        if not look_due:
+            return None
+        self._next_look_s = now_s + self.tuning.period_s
+        return self._look(view, est.map_mmhg if est is not None else None,
+                          est is not None and est.disturbed)
+
+    # -- the look ------------------------------------------------------------------------------
+
+    def _look(self, view: SupervisorView, map_mmhg: float | None,
+              disturbed: bool) -> DoseRequest | None:
+        now_s, current = view.t_s, view.dose_mcg_min
+        if not view.running:
+            return self._record(view, LookReason.NOT_RUNNING, map_mmhg)
+        if map_mmhg is None or not view.map_trusted:
+            return self._record(view, LookReason.NO_TRUSTED_MAP, map_mmhg)
+        model_index = max(range(len(self.candidates)), key=lambda i: self.candidates[i].loglik)
+        model = self.candidates[model_index]
+        if model.b is None:
+            return self._record(view, LookReason.LEARNING, map_mmhg)
+        floor = view.target_map_mmhg - SET_POINT_ABOVE_FLOOR_MMHG
+        limits = view.limits
+        plan_limits = PlanLimits(up_step_mcg_min=limits.max_up_step,
+                                 up_interval_s=limits.min_up_interval_s,
+                                 down_step_mcg_min=limits.max_up_step,
+                                 hard_max_mcg_min=limits.hard_max)
+        since_up = None if self._last_up_s is None else now_s - self._last_up_s
+        step_s = self.tuning.plan.step_s
+
+        def predict(doses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return model.predict(self.line.rates(doses, step_s), step_s, self.tuning)
+
+        plan = best_plan(current, since_up, plan_limits, predict=predict, floor_mmhg=floor,
+                         tuning=self.tuning.plan)
+        unreachable = self._unreachable(view, model, floor, map_mmhg)
+        want = plan.first_move_mcg_min
+        if unreachable and (since_up is None or since_up >= limits.min_up_interval_s):
+            want = min(limits.hard_max, current + limits.max_up_step)
+        context = _Context(plan, model_index, math.exp(model.lg), unreachable)
+        if want > current + 1e-9:
+            if disturbed:
+                return self._record(view, LookReason.ARTEFACT, map_mmhg, context)
+            if map_mmhg >= view.target_map_mmhg + 10.0:
+                return self._record(view, LookReason.TOO_HIGH, map_mmhg, context)
+            self._last_up_s = now_s
+            reason = LookReason.UNREACHABLE if unreachable else LookReason.PLAN_RAISES
+            return self._record(view, reason, map_mmhg, context, want)
+        if want < current - 1e-9:
+            if map_mmhg < view.lower_limit_mmhg:
+                return self._record(view, LookReason.TOO_LOW, map_mmhg, context)
+            return self._record(view, LookReason.PLAN_LOWERS, map_mmhg, context, want)
+        held = (LookReason.UP_INTERVAL if any(d > current + 1e-9 for d in plan.doses_mcg_min)
+                else LookReason.PLAN_HOLDS)
+        return self._record(view, held, map_mmhg, context)
+
+    def _unreachable(self, view: SupervisorView, model: _Candidate, floor: float,
+                     map_mmhg: float) -> bool:
+        now_s = view.t_s
+        at_max = view.dose_mcg_min >= view.limits.hard_max - 1e-6
+        if at_max and map_mmhg < floor:
+            if self._at_max_low_since_s is None:
+                self._at_max_low_since_s = now_s
+        else:
+            self._at_max_low_since_s = None
+        mean, sd = model.steady_map(view.limits.hard_max)
+        predicted = mean + self.tuning.unreachable_confidence_z * sd < floor
+        long_at_max = (self._at_max_low_since_s is not None
+                       and now_s - self._at_max_low_since_s >= self.tuning.unreachable_at_max_s)
+        if predicted or long_at_max:
+            if self.unreachable_since_s is None:
+                self.unreachable_since_s = now_s
+            return True
+        return self.unreachable_since_s is not None and map_mmhg < floor
+
+    def _record(self, view: SupervisorView, reason: LookReason, map_mmhg: float | None,
+                context: _Context | None = None,
+                dose: float | None = None) -> DoseRequest | None:
+        """Journal the look (``looks``) and, with a ``dose``, ask for it."""
+        current = view.dose_mcg_min
+        asked = None if dose is None else round(max(0.0, dose), 2)
+        action = (LookAction.HOLD if asked is None else
+                  LookAction.RAISE if asked > current else LookAction.LOWER)
+        predicted = (context.plan.mean_mmhg[-1] if context is not None and context.plan.mean_mmhg
+                     else None)
+        self.looks.append(Look(
+            t_s=view.t_s, action=action, reason=reason, dose_mcg_min=current,
+            requested_mcg_min=asked, map_mmhg=map_mmhg, predicted_end_mmhg=predicted,
+            model=None if context is None else context.model,
+            potency_mmhg_per_mcg_min=None if context is None else context.potency,
+            unreachable=context is not None and context.unreachable))
+        if asked is None:
+            return None
+        ahead = "" if predicted is None else f", {predicted:.1f} mmHg in 15 min"
+        return DoseRequest(asked, self.requester,
+                           f"{self.mode}: {reason.value} (MAP {map_mmhg:.1f} mmHg{ahead})")
+
+    def _advance_line(self, view: SupervisorView) -> None:
+        now_s = view.t_s
+        dose = view.dose_mcg_min if view.running else 0.0
+        if self._last_dose is not None and dose > self._last_dose + 1e-9:
+            self._last_up_s = now_s  # an increase by anyone starts S3's interval
+        if self._last_t_s is not None and now_s > self._last_t_s:
+            dt_min = (now_s - self._last_t_s) / 60.0
+            rate = self.line.advance(self._last_dose or 0.0, dt_min)
+            for c in self.candidates:
+                c.advance(rate, dt_min)
+        self._last_t_s, self._last_dose = now_s, dose

@@ -1,0 +1,123 @@
+"""Horizon planning shared by the model-predictive controller and the bench's references.
+
+A *plan* is a dose for every forecast step of the horizon that the supervisor would accept:
+increases at most one slew step (S3) per up-interval, decreases at most one slew step per
+up-interval too (a cut made on a passing high leaves a hole that takes as long to refill),
+within [0, hard max]. Only the first move of the best plan is ever asked for (receding
+horizon); the rest says what the supervisor will let follow, so "hold now, climb in 40 s" and
+"climb now" are told apart.
+
+Every plan gets a predicted MAP with a standard deviation per step (from whichever model the
+caller has) and is scored by the expected share of the horizon in the band [F, F + 10], minus
+the expected share below F and, as a chance constraint on MAP < F, a steep price for every
+step where the probability of MAP < F exceeds ``alpha``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vasopilot.metrics import BAND_ABOVE_FLOOR_MMHG
+
+# a dose (mcg/min) per plan and step, shape (plans, steps) -> MAP mean and SD, same shape
+Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+@dataclass(frozen=True)
+class PlanLimits:
+    """What the supervisor lets a plan do, in mcg/min and seconds."""
+
+    up_step_mcg_min: float
+    up_interval_s: float
+    down_step_mcg_min: float
+    hard_max_mcg_min: float
+    min_dose_mcg_min: float = 0.0
+
+
+@dataclass(frozen=True)
+class PlanTuning:
+    horizon_s: float = 900.0
+    step_s: float = 10.0
+    # the first steps are the line's and the drug's, whatever is decided now
+    ignore_first_s: float = 60.0
+    below_weight: float = 1.0
+    alpha: float = 0.1  # chance constraint: P(MAP < F) at most this
+    chance_weight: float = 4.0
+    max_ramp_steps: int = 7
+    # fractions of the slew step a single move may take (up or down)
+    partial_moves: tuple[float, ...] = (0.25, 0.5, 1.0)
+    change_cost: float = 0.02  # per move, in horizon-shares: no chatter over a rounding
+
+
+@dataclass(frozen=True)
+class Plan:
+    doses_mcg_min: tuple[float, ...]
+    first_move_mcg_min: float  # the dose asked for now (== current: hold now)
+    score: float
+    mean_mmhg: tuple[float, ...]
+    p_below_floor_max: float
+
+
+def candidate_plans(current_mcg_min: float, since_up_s: float | None, limits: PlanLimits,
+                    tuning: PlanTuning) -> np.ndarray:
+    """S3-feasible plans, one per row: hold; one move up or down (a share of the slew step);
+    ramps up by the whole step at every up-interval; ramps down likewise."""
+    n = int(tuning.horizon_s / tuning.step_s)
+    t = np.arange(n) * tuning.step_s
+    interval = limits.up_interval_s
+    first_up_s = 0.0 if since_up_s is None else max(0.0, interval - since_up_s)
+
+    def moves_by(first_s: float, moves: int) -> np.ndarray:
+        k = 1 + np.floor((t - first_s) / interval) if interval > 0 else np.ones(n)
+        return np.where(t < first_s, 0.0, np.minimum(moves, k))
+
+    rows = [np.zeros(n)]
+    for share in tuning.partial_moves:
+        rows.append(share * limits.up_step_mcg_min * moves_by(first_up_s, 1))
+        rows.append(-share * limits.down_step_mcg_min * moves_by(0.0, 1))
+    for moves in range(2, tuning.max_ramp_steps + 1):
+        rows.append(limits.up_step_mcg_min * moves_by(first_up_s, moves))
+    for moves in (2, 3):
+        rows.append(-limits.down_step_mcg_min * moves_by(0.0, moves))
+    plans = np.clip(current_mcg_min + np.array(rows), limits.min_dose_mcg_min,
+                    limits.hard_max_mcg_min)
+    return np.unique(plans, axis=0)
+
+
+def normal_cdf(z: np.ndarray) -> np.ndarray:
+    """Φ(z), Abramowitz and Stegun 7.1.26 (error under 1.5e-7): numpy has no erf."""
+    x = np.abs(z) / math.sqrt(2.0)
+    k = 1.0 / (1.0 + 0.3275911 * x)
+    poly = k * (0.254829592 + k * (-0.284496736 + k * (1.421413741
+                                                      + k * (-1.453152027 + k * 1.061405429))))
+    erf = 1.0 - poly * np.exp(-x * x)
+    cdf: np.ndarray = 0.5 * (1.0 + np.sign(z) * erf)
+    return cdf
+
+
+def score(mean: np.ndarray, sd: np.ndarray, floor_mmhg: float,
+          tuning: PlanTuning) -> tuple[np.ndarray, np.ndarray]:
+    """(score, the largest P(MAP < F) over the scored steps) of each predicted trajectory."""
+    skip = math.ceil(tuning.ignore_first_s / tuning.step_s)
+    mu, s = mean[:, skip:], np.maximum(sd[:, skip:], 0.1)
+    below = normal_cdf((floor_mmhg - mu) / s)
+    inside = normal_cdf((floor_mmhg + BAND_ABOVE_FLOOR_MMHG - mu) / s) - below
+    per_step = (inside - tuning.below_weight * below
+                - tuning.chance_weight * np.maximum(0.0, below - tuning.alpha))
+    return per_step.mean(axis=1), below.max(axis=1)
+
+
+def best_plan(current_mcg_min: float, since_up_s: float | None, limits: PlanLimits, *,
+              predict: Predictor, floor_mmhg: float, tuning: PlanTuning) -> Plan:
+    """The plan with the highest score; a move must beat holding by ``change_cost``."""
+    plans = candidate_plans(current_mcg_min, since_up_s, limits, tuning)
+    mean, sd = predict(plans)
+    values, worst = score(mean, sd, floor_mmhg, tuning)
+    moves = np.any(np.abs(plans - current_mcg_min) > 1e-9, axis=1)
+    values = values - tuning.change_cost * moves
+    i = int(np.argmax(values))
+    return Plan(tuple(float(d) for d in plans[i]), float(plans[i, 0]), float(values[i]),
+                tuple(float(m) for m in mean[i]), float(worst[i]))

@@ -1,4 +1,4 @@
-"""The benchmark's bounds: the patient's forecast, the hard-maximum proof, the oracle."""
+"""The benchmark's references: the patient's forecasts, the floor proof, the reference MPCs."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from dataclasses import replace
 from itertools import pairwise
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.sim.patient import VirtualPatient, draw_cohort
-from vasopilot.bounds import PerfectInformationController, hard_max_bound, s7_wean_hours
+from vasopilot.bounds import ReferenceMpc, hard_max_bound, held_arm, s7_wean_hours
 from vasopilot.cohort import bench_config
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import DoseApplied
@@ -40,6 +41,32 @@ def test_forecast_follows_the_noise_free_patient_through_a_dose_change() -> None
     assert np.max(np.abs(np.array(forecast) - np.array(actual))) < 0.1
 
 
+def test_a_schedule_of_one_rate_is_that_rate() -> None:
+    patient = VirtualPatient(PATIENTS[2], "disturbance", 3, conc_mcg_ml=CONC)
+    for k in range(1, 301):
+        patient.step(k * 2.0, _ml_h(6.0), CONC)
+    assert patient.forecast_map([_ml_h(8.0)] * 60, CONC, 600.0) == \
+        patient.forecast_map(_ml_h(8.0), CONC, 600.0)
+
+
+def test_the_clairvoyant_forecast_is_the_future_and_the_state_forecast_is_not() -> None:
+    # with its wander and events on, only the clairvoyant forecast follows the patient exactly
+    params = PATIENTS[4]
+    patient = VirtualPatient(params, "disturbance", 8, conc_mcg_ml=CONC)
+    start = round(patient.events[0].start_t_s / 2.0) - 150  # 5 min before the first event
+    for k in range(1, start + 1):
+        patient.step(k * 2.0, _ml_h(5.0), CONC)
+    clairvoyant = patient.forecast_map(_ml_h(5.0), CONC, 1800.0, clairvoyant=True)
+    state = patient.forecast_map(_ml_h(5.0), CONC, 1800.0)
+    actual = []
+    for k in range(start + 1, start + 901):
+        patient.step(k * 2.0, _ml_h(5.0), CONC)
+        if (k - start) % 5 == 0:
+            actual.append(patient.true_map_mmhg)
+    assert np.max(np.abs(np.array(clairvoyant) - np.array(actual))) < 0.1
+    assert np.max(np.abs(np.array(state) - np.array(actual))) > 5.0  # the event comes
+
+
 @settings(max_examples=15, deadline=None)
 @given(index=st.integers(0, len(PATIENTS) - 1),
        doses=st.lists(st.floats(0.0, NOREPINEPHRINE.hard_max), min_size=1, max_size=12))
@@ -62,29 +89,39 @@ def test_no_permitted_dosing_raises_map_above_the_hard_max_bound(
 
 def test_hard_max_bound_counts_the_climb_every_controller_must_make() -> None:
     params = PATIENTS[0]
-    floor = hard_max_bound(params, "resuscitate", 7, hours=1.0,
-                           hard_max_mcg_min=NOREPINEPHRINE.hard_max, conc_mcg_ml=CONC)
+    t, floor = hard_max_bound(params, "resuscitate", 7, hours=1.0,
+                              hard_max_mcg_min=NOREPINEPHRINE.hard_max, conc_mcg_ml=CONC)
     assert params.map0_mmhg < 60.0
-    # the patient starts below 60 and cannot be above it at once, however it is dosed
-    assert floor.map_below_60_pct > 0.0
-    assert floor.map_below_65_pct >= floor.map_below_60_pct
+    # the patient starts below 60 and cannot be above the floor at once, however it is dosed
+    metrics = map_metrics(t, floor, params.floor_mmhg)
+    assert metrics.time_to_floor_min is not None and metrics.time_to_floor_min > 0.0
+    assert metrics.induction_deficit_mmhg_min > 0.0
 
 
-def test_perfect_information_controller_doses_only_through_the_supervisor() -> None:
-    params = replace(draw_cohort(4, 1, "resuscitate")[3], calibration_gain=1.0)
+def test_the_held_arm_holds_the_pre_wean_dose_in_steady_state() -> None:
+    params = replace(draw_cohort(3, 2, "wean")[1], ou_sigma_mmhg=1e-9)
+    t, held = held_arm(params, 5, hours=0.5, conc_mcg_ml=CONC)
+    # at the start and after half an hour on the same dose: the set-point, plus the trend
+    assert held[0] == pytest.approx(params.setpoint_mmhg, abs=1.0)
+    assert abs(held[-1] - held[0]) < 3.0
+
+
+@pytest.mark.parametrize("clairvoyant", [False, True])
+def test_reference_mpcs_dose_only_through_the_supervisor_within_s3(clairvoyant: bool) -> None:
+    params = replace(draw_cohort(8, 1, "resuscitate")[7], calibration_gain=1.0)
     result = run_sim(
         bench_config(CONC),
-        SimOptions(scenario="resuscitate", hours=2.0, seed=4, dt_s=2.0),
+        SimOptions(scenario="resuscitate", hours=2.0, seed=8, dt_s=2.0),
         params=params,
-        controller_for=lambda patient: PerfectInformationController(patient, CONC))
+        controller_for=lambda patient: ReferenceMpc(patient, CONC, clairvoyant=clairvoyant))
     applied = [e for e in result.events if isinstance(e, DoseApplied)][1:]
     assert applied
     ups = [e for e in applied if e.dose_mcg_min > e.previous_dose_mcg_min]
     assert all(e.dose_mcg_min - e.previous_dose_mcg_min <= 2.0 + 1e-9 for e in ups)
     assert all(b.t_s - a.t_s >= 120.0 - 1e-9 for a, b in pairwise(ups))
     t = [x for x, _ in result.true_map]
-    m = [y for _, y in result.true_map]
-    assert map_metrics(t, m, params.target_map_mmhg).time_in_target_pct > 60.0
+    m = [params.monitor_map_mmhg(y) for _, y in result.true_map]
+    assert map_metrics(t, m, params.floor_mmhg).tib_pct > 70.0
 
 
 def test_s7_pace_counts_whole_steps_down_to_the_final_one() -> None:

@@ -162,7 +162,7 @@ def test_stable_at_ten_times_sensitivity() -> None:
 def test_reaches_target_at_a_tenth_of_the_sensitivity() -> None:
     trace = _run_at_sensitivity(0.1, 2.0)
     metrics = map_metrics(range(len(trace)), trace, 65.0)
-    assert metrics.time_to_target_min is not None and metrics.time_to_target_min < 60.0
+    assert metrics.time_to_floor_min is not None and metrics.time_to_floor_min < 60.0
 
 
 def _rig_run(params: PatientParams, options: SimOptions) -> list[Event]:

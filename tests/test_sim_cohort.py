@@ -9,18 +9,24 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from drivers.sim.patient import draw_cohort, draw_patient
+from drivers.sim.patient import PatientParams, draw_cohort, draw_patient
 
 
 def test_cohort_need_matches_patient_md_for_map0_40_to_62_and_target_65() -> None:
     # docs/virtual-patient.md: need ≈ 6 mcg/min median, 10th–90th 1.4–28, ≈ 14 % refractory
     rng = np.random.Generator(np.random.PCG64(2026))
-    cohort = [p for p in draw_cohort(560, seed=17, scenario="resuscitate")
-              if p.stratum != "hypertensive"]
+    # (the stable stratum, added with the floor-anchored yardstick, is left out: it is not
+    # part of the mix that statement was made for)
+    cohort = [p for p in draw_cohort(800, seed=17, scenario="resuscitate")
+              if p.stratum not in ("hypertensive", "stable")]
     cohort = [replace(p, map0_mmhg=float(rng.uniform(40.0, 62.0))) for p in cohort]
     assert len(cohort) >= 480
-    refractory = [p for p in cohort if p.is_refractory()]
-    needs = sorted(p.need_mcg_min() for p in cohort if not p.is_refractory())
+
+    def need(p: PatientParams) -> float:
+        return p.need_mcg_min(target_mmhg=65.0)
+
+    refractory = [p for p in cohort if need(p) > 0.5 * p.weight_kg]
+    needs = sorted(need(p) for p in cohort if need(p) <= 0.5 * p.weight_kg)
     deciles = statistics.quantiles(needs, n=10)
     assert 0.09 <= len(refractory) / len(cohort) <= 0.21
     assert 4.5 <= statistics.median(needs) <= 8.0
@@ -28,16 +34,26 @@ def test_cohort_need_matches_patient_md_for_map0_40_to_62_and_target_65() -> Non
     assert 18.0 <= deciles[-1] <= 35.0
 
 
-def test_cohort_mix_is_40_40_20_plus_a_hypertensive_stratum_with_target_75() -> None:
+def test_cohort_mix_is_40_40_20_plus_hypertensive_floor_75_and_a_fifth_stable() -> None:
     cohort = draw_cohort(1000, seed=3, scenario="resuscitate")
     share = {s: sum(p.stratum == s for p in cohort) / len(cohort)
-             for s in ("responsive", "typical", "refractory", "hypertensive")}
-    assert share["responsive"] == pytest.approx(0.36, abs=0.04)
-    assert share["typical"] == pytest.approx(0.36, abs=0.04)
-    assert share["refractory"] == pytest.approx(0.18, abs=0.03)
+             for s in ("responsive", "typical", "refractory", "hypertensive", "stable")}
+    assert share["responsive"] == pytest.approx(0.28, abs=0.04)
+    assert share["typical"] == pytest.approx(0.28, abs=0.04)
+    assert share["refractory"] == pytest.approx(0.14, abs=0.03)
     assert share["hypertensive"] == pytest.approx(0.10, abs=0.03)
-    assert {p.target_map_mmhg for p in cohort if p.stratum == "hypertensive"} == {75.0}
-    assert {p.target_map_mmhg for p in cohort if p.stratum != "hypertensive"} == {65.0}
+    assert share["stable"] == pytest.approx(0.20, abs=0.03)
+    assert {p.floor_mmhg for p in cohort if p.stratum == "hypertensive"} == {75.0}
+    assert {p.floor_mmhg for p in cohort if p.stratum != "hypertensive"} == {65.0}
+    assert {p.setpoint_mmhg for p in cohort if p.stratum != "hypertensive"} == {70.0}
+
+
+def test_the_stable_stratum_is_patient_md_s_surgical_like_patient() -> None:
+    stable = [p for p in draw_cohort(300, seed=9, scenario="resuscitate") if p.stratum == "stable"]
+    assert len(stable) > 30
+    for p in stable:
+        assert 55 <= p.map0_mmhg <= 62 and 0.5 <= p.ec50_factor <= 2.0
+        assert 2.0 <= p.ou_sigma_mmhg <= 3.5 and 10 <= p.ou_tau_min <= 40
 
 
 def test_same_seed_gives_the_same_cohort_and_another_seed_another() -> None:
@@ -49,11 +65,13 @@ def test_same_seed_gives_the_same_cohort_and_another_seed_another() -> None:
 def test_parameters_stay_in_patient_md_ranges() -> None:
     for p in draw_cohort(300, seed=8, scenario="resuscitate"):
         assert 50 <= p.weight_kg <= 110 and 0.8 <= p.cl_l_min <= 4.5
-        assert 0.3 <= p.dead_volume_ml <= 3.0 and 0 <= p.carrier_ml_h <= 20
+        # the carrier is a scenario option, not a draw
+        assert 0.3 <= p.dead_volume_ml <= 3.0 and p.carrier_ml_h == 0.0
         assert 10 <= p.input_lag_s <= 30 and 0.5 <= p.q_endo_mcg_min <= 1.5
         assert 0.2 <= p.ke0_per_min <= 1.0 and 12 <= p.emax_mmhg <= 100
         assert 0.1 <= p.ec50_factor <= 10 and 1.0 <= p.gamma <= 1.8
-        assert 45 <= p.map0_mmhg <= 55 and 6 <= p.recovery_h <= 48
+        low, high = (55, 62) if p.stratum == "stable" else (45, 55)
+        assert low <= p.map0_mmhg <= high and 6 <= p.recovery_h <= 48
         assert 60 <= p.hr_bpm <= 120 and 30 <= p.pulse_pressure_mmhg <= 60
         assert 0.9 <= p.calibration_gain <= 1.1 and p.initial_dose_mcg_min == 0.0
     half_lives = [p.half_life_min for p in draw_cohort(300, seed=8, scenario="resuscitate")]

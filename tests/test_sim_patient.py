@@ -14,7 +14,7 @@ from vasopilot.core.interfaces import BeatSource
 CONC = 80.0
 
 QUIET = PatientParams(
-    stratum="typical", target_map_mmhg=65.0, weight_kg=70.0, dead_volume_ml=1.0,
+    stratum="typical", floor_mmhg=65.0, weight_kg=70.0, dead_volume_ml=1.0,
     carrier_ml_h=0.0, input_lag_s=20.0, cl_l_min=2.0, v_l=8.4, q_endo_mcg_min=1.0,
     ke0_per_min=0.5, emax_mmhg=50.0, ec50_ng_ml=5.0, ec50_factor=1.0, gamma=1.4,
     map0_mmhg=50.0, ou_tau_min=10.0, ou_sigma_mmhg=0.0, recovery_mmhg=0.0, recovery_h=24.0,
@@ -84,20 +84,20 @@ def test_drug_reaches_the_plasma_only_after_the_input_lag() -> None:
     assert patient.plasma_conc_ng_ml > 0.55
 
 
-def test_holding_the_computed_need_brings_map_to_target() -> None:
+def test_holding_the_computed_need_brings_map_to_the_set_point() -> None:
     need = QUIET.need_mcg_min()
     patient = VirtualPatient(QUIET, "resuscitate", seed=1)
     run(patient, 4 * 3600.0, rate_ml_h=need * 60.0 / CONC, tick_s=5.0)
-    assert patient.true_map_mmhg == pytest.approx(65.0, abs=0.05)
+    assert patient.true_map_mmhg == pytest.approx(QUIET.setpoint_mmhg, abs=0.05)
 
 
 def test_wean_starts_in_steady_state_at_target_on_its_initial_dose() -> None:
     dose = QUIET.need_mcg_min()
     params = replace(QUIET, initial_dose_mcg_min=dose)
     patient = VirtualPatient(params, "wean", seed=2, conc_mcg_ml=CONC)
-    assert patient.true_map_mmhg == pytest.approx(65.0, abs=1e-6)
+    assert patient.true_map_mmhg == pytest.approx(QUIET.setpoint_mmhg, abs=1e-6)
     run(patient, 1800.0, rate_ml_h=dose * 60.0 / CONC)
-    assert patient.true_map_mmhg == pytest.approx(65.0, abs=0.01)
+    assert patient.true_map_mmhg == pytest.approx(QUIET.setpoint_mmhg, abs=0.01)
 
 
 def test_rebound_leaves_map_below_baseline_after_a_long_infusion_stops() -> None:

@@ -92,8 +92,8 @@ def test_serial_pump_through_its_emulator_matches_the_physics_twin() -> None:
 
 
 def test_the_nurse_keeps_a_high_dose_infusion_going_across_syringe_changes() -> None:
-    # seed 4 needs about 50 mcg/min: a 50 mL syringe at 80 mcg/mL lasts about 80 minutes
-    result = run_sim(load_rig(None), SimOptions(hours=3.0, seed=4, spare_syringe=True,
+    # seed 1 needs about 58 mcg/min: a 50 mL syringe at 80 mcg/mL lasts about 70 minutes
+    result = run_sim(load_rig(None), SimOptions(hours=3.0, seed=1, spare_syringe=True,
                                                 nurse_confirms_soft_max=True))
     codes = [e.code for e in result.events if e.kind == "alarm.raised"]
     assert "CHANGEOVER" in codes
@@ -109,6 +109,6 @@ def test_the_nurse_keeps_a_high_dose_infusion_going_across_syringe_changes() -> 
 
 def test_without_a_nurse_the_syringe_runs_dry_and_the_supervisor_stops_with_a_high_alarm(
 ) -> None:
-    result = run_sim(load_rig(None), SimOptions(hours=3.0, seed=4))
+    result = run_sim(load_rig(None), SimOptions(hours=3.0, seed=1))
     empty = [e for e in result.events if e.kind == "alarm.raised" and e.code == "SYRINGE_EMPTY"]
     assert empty and empty[0].priority == "high"

@@ -607,8 +607,9 @@ _STRATA: dict[Stratum, tuple[float, float, float, float]] = {
     "typical": (1.0, 2.0, 20.0, 60.0),
     "refractory": (1.5, 10.0, 20.0, 100.0),
     "hypertensive": (1.0, 2.0, 20.0, 60.0),
-    # the surgical-like patients of the published anchors: potency 0.5-2x
-    "stable": (0.5, 2.0, 20.0, 100.0),
+    # the surgical-like patients of the published anchors: potency 0.5-2x, and an Emax that
+    # covers the 8-15 mmHg from their MAP0 to the set-point with the rebound knob on
+    "stable": (0.5, 2.0, 40.0, 100.0),
 }
 HYPERTENSIVE_SHARE = 0.1
 STABLE_SHARE = 0.2

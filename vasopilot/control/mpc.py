@@ -331,9 +331,14 @@ class MpcController:
             if map_mmhg < view.lower_limit_mmhg:
                 return self._record(view, LookReason.TOO_LOW, map_mmhg, context)
             return self._record(view, LookReason.PLAN_LOWERS, map_mmhg, context, want)
-        held = (LookReason.UP_INTERVAL if any(d > current + 1e-9 for d in plan.doses_mcg_min)
-                else LookReason.PLAN_HOLDS)
-        return self._record(view, held, map_mmhg, context)
+        waiting = since_up is not None and since_up < limits.min_up_interval_s
+        if waiting and self._last_up_s is not None \
+                and any(d > current + 1e-9 for d in plan.doses_mcg_min):
+            # look again the moment S3 lets the climb begin, not up to a period later
+            self._next_look_s = min(self._next_look_s or now_s,
+                                    self._last_up_s + limits.min_up_interval_s)
+            return self._record(view, LookReason.UP_INTERVAL, map_mmhg, context)
+        return self._record(view, LookReason.PLAN_HOLDS, map_mmhg, context)
 
     def _unreachable(self, view: SupervisorView, model: _Candidate, floor: float,
                      map_mmhg: float) -> bool:
@@ -379,8 +384,10 @@ class MpcController:
     def _advance_line(self, view: SupervisorView) -> None:
         now_s = view.t_s
         dose = view.dose_mcg_min if view.running else 0.0
-        if self._last_dose is not None and dose > self._last_dose + 1e-9:
-            self._last_up_s = now_s  # an increase by anyone starts S3's interval
+        ours = (self._last_up_s is not None
+                and now_s - self._last_up_s <= self.tuning.period_s)
+        if self._last_dose is not None and dose > self._last_dose + 1e-9 and not ours:
+            self._last_up_s = now_s  # an operator's increase starts S3's interval too
         if self._last_t_s is not None and now_s > self._last_t_s:
             dt_min = (now_s - self._last_t_s) / 60.0
             rate = self.line.advance(self._last_dose or 0.0, dt_min)

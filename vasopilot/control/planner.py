@@ -10,7 +10,8 @@ horizon); the rest says what the supervisor will let follow, so "hold now, climb
 Every plan gets a predicted MAP with a standard deviation per step (from whichever model the
 caller has) and is scored by the expected share of the horizon in the band [F, F + 10], minus
 the expected share below F and, as a chance constraint on MAP < F, a steep price for every
-step where the probability of MAP < F exceeds ``alpha``.
+step where the probability of MAP < F exceeds ``alpha``; a small price per mmHg of mean
+shortfall under F ranks plans that all miss the band (an out-of-reach patient still climbs).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class PlanTuning:
     # fractions of the slew step a single move may take (up or down)
     partial_moves: tuple[float, ...] = (0.25, 0.5, 1.0)
     change_cost: float = 0.02  # per move, in horizon-shares: no chatter over a rounding
+    # per mmHg of mean shortfall under F: when no plan reaches the band, the nearer is better
+    shortfall_weight: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ def score(mean: np.ndarray, sd: np.ndarray, floor_mmhg: float,
     below = normal_cdf((floor_mmhg - mu) / s)
     inside = normal_cdf((floor_mmhg + BAND_ABOVE_FLOOR_MMHG - mu) / s) - below
     per_step = (inside - tuning.below_weight * below
-                - tuning.chance_weight * np.maximum(0.0, below - tuning.alpha))
+                - tuning.chance_weight * np.maximum(0.0, below - tuning.alpha)
+                - tuning.shortfall_weight * np.maximum(0.0, floor_mmhg - mu))
     return per_step.mean(axis=1), below.max(axis=1)
 
 

@@ -1,0 +1,127 @@
+"""The model-predictive closed loop and its planner, as clinical rules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from control_fixtures import RUNNING_VIEW
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drivers.sim.patient import draw_cohort
+from safety.supervisor import SupervisorView
+from vasopilot.cohort import bench_config
+from vasopilot.control.mpc import LineModel, LookAction, LookReason, MpcController
+from vasopilot.control.planner import PlanLimits, PlanTuning, candidate_plans
+from vasopilot.core.config import NOREPINEPHRINE
+from vasopilot.core.events import DoseApplied
+from vasopilot.core.types import Beat, DoseRequest
+from vasopilot.simulate import SimOptions, run_sim
+
+# the supervisor holds the set-point F + 5 = 70 with the lower limit F - 5 = 60
+BASE = replace(RUNNING_VIEW, target_map_mmhg=70.0, lower_limit_mmhg=60.0)
+LIMITS = PlanLimits(up_step_mcg_min=2.0, up_interval_s=120.0, down_step_mcg_min=2.0,
+                    hard_max_mcg_min=60.0)
+
+
+def feed(controller: MpcController, map_mmhg: float, until_s: float, *,
+         view: SupervisorView = BASE, quality: str = "good",
+         from_s: float = 0.0) -> list[DoseRequest]:
+    """A beat per second at ``map_mmhg``, a look every 2 s; the dose in ``view`` never
+    changes (the supervisor is played as refusing everything)."""
+    requests = []
+    t = from_s
+    while t <= until_s:
+        controller.on_beat(Beat(t, map_mmhg + 20, map_mmhg - 10, map_mmhg, 80.0, quality))
+        if t % 2 == 0:
+            request = controller.propose(replace(view, t_s=t))
+            if request is not None:
+                requests.append(request)
+        t += 1.0
+    return requests
+
+
+@settings(max_examples=300, deadline=None)
+@given(current=st.floats(0.0, 60.0), since_up=st.one_of(st.none(), st.floats(0.0, 600.0)))
+def test_every_plan_is_one_the_supervisor_would_take(current: float,
+                                                     since_up: float | None) -> None:
+    tuning = PlanTuning()
+    plans = candidate_plans(current, since_up, LIMITS, tuning)
+    assert np.all(plans >= 0.0) and np.all(plans <= LIMITS.hard_max_mcg_min + 1e-9)
+    t = np.arange(plans.shape[1]) * tuning.step_s
+    first_up_s = 0.0 if since_up is None else max(0.0, 120.0 - since_up)
+    for plan in plans:
+        moves = [(t[j], plan[j] - prev) for j, prev in enumerate((current, *plan[:-1]))
+                 if abs(plan[j] - prev) > 1e-9]
+        ups = [at for at, by in moves if by > 0]
+        assert all(by <= 2.0 + 1e-9 and -by <= 2.0 + 1e-9 for _, by in moves)
+        assert all(at >= first_up_s - 1e-9 for at in ups)
+        assert all(b - a >= 120.0 - 1e-9 for a, b in pairwise(ups))
+
+
+def test_it_never_raises_around_an_artefact_and_says_why_it_held() -> None:
+    controller = MpcController()
+    assert feed(controller, 50.0, 120.0) != []  # far under the floor: it climbs
+    held = feed(controller, 50.0, 600.0, from_s=121.0, quality="flush")
+    assert held == []
+    reasons = {look.reason for look in controller.looks if look.t_s > 121.0}
+    assert reasons <= {LookReason.NO_TRUSTED_MAP, LookReason.ARTEFACT}
+    assert all(look.action is LookAction.HOLD for look in controller.looks if look.t_s > 121.0)
+
+
+def test_within_30_s_of_an_untrusted_beat_it_holds_then_climbs_again() -> None:
+    controller = MpcController()
+    feed(controller, 50.0, 300.0)
+    controller.on_beat(Beat(301.0, 300.0, 290.0, 295.0, 80.0, "flush"))
+    assert feed(controller, 50.0, 330.0, from_s=302.0) == []
+    assert {look.reason for look in controller.looks if look.t_s > 301.0} <= {
+        LookReason.ARTEFACT, LookReason.UP_INTERVAL}
+    assert [r for r in feed(controller, 50.0, 700.0, from_s=331.0)
+            if r.dose_mcg_min > BASE.dose_mcg_min]
+
+
+def test_without_trusted_data_it_holds_and_journals_the_hold() -> None:
+    controller = MpcController()
+    assert feed(controller, 50.0, 300.0, view=replace(BASE, map_trusted=False)) == []
+    assert controller.looks
+    assert {look.reason for look in controller.looks} == {LookReason.NO_TRUSTED_MAP}
+
+
+def test_at_the_top_of_the_band_it_never_raises_and_under_the_floor_never_lowers() -> None:
+    steady = replace(BASE, dose_mcg_min=10.0)
+    high = feed(MpcController(), 75.0, 3600.0, view=steady)
+    assert high and all(r.dose_mcg_min < 10.0 for r in high)
+    low = feed(MpcController(), 63.0, 3600.0, view=steady)
+    assert low and all(r.dose_mcg_min > 10.0 for r in low)
+
+
+def test_it_never_lowers_under_the_lower_limit() -> None:
+    # a MAP that the filter cannot explain (high potency, but 58 mmHg): no decrease
+    controller = MpcController()
+    requests = feed(controller, 58.0, 1200.0, view=replace(BASE, dose_mcg_min=30.0))
+    assert all(r.dose_mcg_min >= 30.0 for r in requests)
+
+
+@pytest.mark.timeout(300)
+def test_an_out_of_reach_patient_climbs_to_the_hard_max_at_the_s3_pace_and_is_flagged() -> None:
+    params = replace(draw_cohort(1, 1, "resuscitate")[0], emax_mmhg=8.0, calibration_gain=1.0)
+    built: list[MpcController] = []
+
+    def make(_patient: object) -> MpcController:
+        built.append(MpcController(LineModel(dead_volume_ml=params.dead_volume_ml,
+                                             conc_mcg_ml=160.0)))
+        return built[0]
+
+    result = run_sim(bench_config(160.0), SimOptions(hours=1.5, seed=1, dt_s=2.0,
+                                                     nurse_confirms_soft_max=True,
+                                                     spare_syringe=True),
+                     params=params, controller_for=make)
+    applied = [e for e in result.events if isinstance(e, DoseApplied)][1:]
+    at_max = next(e.t_s for e in applied if e.dose_mcg_min >= NOREPINEPHRINE.hard_max)
+    # from 10 mcg/min, 25 steps of 2 every 2 min: 48 min at the S3 pace; 2 min of slack
+    assert at_max <= 48 * 60.0 + 120.0 + 30.0
+    assert built[0].unreachable_since_s is not None
+    assert built[0].unreachable_since_s <= 30 * 60.0

@@ -100,7 +100,7 @@ def test_hard_max_bound_counts_the_climb_every_controller_must_make() -> None:
 
 def test_the_held_arm_holds_the_pre_wean_dose_in_steady_state() -> None:
     params = replace(draw_cohort(3, 2, "wean")[1], ou_sigma_mmhg=1e-9)
-    t, held = held_arm(params, 5, hours=0.5, conc_mcg_ml=CONC)
+    _, held = held_arm(params, 5, hours=0.5, conc_mcg_ml=CONC)
     # at the start and after half an hour on the same dose: the set-point, plus the trend
     assert held[0] == pytest.approx(params.setpoint_mmhg, abs=1.0)
     assert abs(held[-1] - held[0]) < 3.0

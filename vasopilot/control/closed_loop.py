@@ -67,6 +67,11 @@ class MapEstimator:
         else:
             self._last_bad_t_s = beat.t_s
 
+    @property
+    def last_beat_t_s(self) -> float | None:
+        """Time of the newest beat seen, good or not."""
+        return self._last_beat_t_s
+
     def estimate(self, now_s: float) -> MapEstimate | None:
         """``None`` when there are too few good beats in the window to trust a number."""
         while self._good and self._good[0][0] < now_s - self._trend_window_s:

@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 sim: $(STAMP)
-	$(BIN)/vasopilot sim --scenario resuscitate --hours 2
+	$(BIN)/vasopilot sim --scenario resuscitate --hours 2 --mode closed-loop --seed 7
 
 # The real arterial-pressure records, into ~/.cache/vasopilot/records, unless they are beside the clone.
 records: $(STAMP)

@@ -7,6 +7,7 @@ from itertools import pairwise
 
 import pytest
 from control_fixtures import RUNNING_VIEW as BASE
+from control_fixtures import feed_beats
 
 from drivers.sim.patient import PatientParams, draw_cohort
 from safety.view import SupervisorView
@@ -24,18 +25,8 @@ SETPOINT_MMHG = 65.0 + Tuning().aim_mmhg
 def feed(controller: ClosedLoopController, map_mmhg: float, until_s: float, *,
          view: SupervisorView = BASE, quality: str = "good",
          from_s: float = 0.0) -> list[DoseRequest]:
-    """A beat per second at ``map_mmhg``; the requests proposed at the 5 s control cadence.
-    The supervisor is played as refusing everything (the dose in ``view`` never changes)."""
-    requests = []
-    t = from_s
-    while t <= until_s:
-        controller.on_beat(Beat(t, map_mmhg + 20, map_mmhg - 10, map_mmhg, 80.0, quality))
-        if t % 5 == 0:
-            request = controller.propose(replace(view, t_s=t))
-            if request is not None:
-                requests.append(request)
-        t += 1.0
-    return requests
+    """Beats at ``map_mmhg``, the requests proposed at the 5 s control cadence."""
+    return feed_beats(controller, map_mmhg, until_s, view=view, quality=quality, from_s=from_s)
 
 
 def test_increases_dose_when_map_below_target() -> None:

@@ -7,12 +7,12 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from control_fixtures import RUNNING_VIEW
+from control_fixtures import RUNNING_VIEW, feed_beats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.sim.patient import draw_cohort
-from safety.supervisor import SupervisorView
+from safety.view import SupervisorView
 from vasopilot.cohort import bench_config
 from vasopilot.control.mpc import LineModel, LookAction, LookReason, MpcController
 from vasopilot.control.planner import PlanLimits, PlanTuning, candidate_plans
@@ -30,18 +30,9 @@ LIMITS = PlanLimits(up_step_mcg_min=2.0, up_interval_s=120.0, down_step_mcg_min=
 def feed(controller: MpcController, map_mmhg: float, until_s: float, *,
          view: SupervisorView = BASE, quality: str = "good",
          from_s: float = 0.0) -> list[DoseRequest]:
-    """A beat per second at ``map_mmhg``, a look every 2 s; the dose in ``view`` never
-    changes (the supervisor is played as refusing everything)."""
-    requests = []
-    t = from_s
-    while t <= until_s:
-        controller.on_beat(Beat(t, map_mmhg + 20, map_mmhg - 10, map_mmhg, 80.0, quality))
-        if t % 2 == 0:
-            request = controller.propose(replace(view, t_s=t))
-            if request is not None:
-                requests.append(request)
-        t += 1.0
-    return requests
+    """Beats at ``map_mmhg``, a look at every 2 s loop step."""
+    return feed_beats(controller, map_mmhg, until_s, view=view, quality=quality, from_s=from_s,
+                      look_every_s=2)
 
 
 @settings(max_examples=300, deadline=None)

@@ -42,7 +42,7 @@ from vasopilot.core.units import MINUTES_PER_HOUR
 from vasopilot.metrics import SET_POINT_ABOVE_FLOOR_MMHG
 
 FILTER_PERIOD_S = 10.0
-_Z90 = 1.2816
+_Z90 = 1.2816  # one-sided 90 %
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,10 @@ class _Context:
 
 @dataclass(frozen=True)
 class MpcTuning:
+    """Priors and noise levels, set from reference/patient.md's ranges (wander σ 3-6 mmHg over
+    τ 5-30 min is a walk of about 0.04 mmHg²/s; beat noise 1-2 mmHg averaged over 10 s), not
+    swept on a cohort. Doses in mcg/min, pressures in mmHg, times in seconds or minutes."""
+
     period_s: float = 30.0
     plasma_tau_min: tuple[float, ...] = (2.0, 4.5, 9.0)
     effect_tau_min: tuple[float, ...] = (1.2, 3.0)

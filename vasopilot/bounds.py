@@ -1,4 +1,4 @@
-"""The closed-loop benchmark's references and bounds (reference/patient.md, "References").
+"""The closed-loop benchmark's references and bounds (docs/virtual-patient.md, "References").
 
 * :func:`hard_max_bound`, the floor proof. Every stage of the virtual patient is monotone in
   the pump's rate: line concentration and delivered drug rise with the inflow (the line starts

@@ -1,4 +1,4 @@
-"""Seeded cohort benchmark of reference/patient.md: controllers, references, strata.
+"""Seeded cohort benchmark of docs/virtual-patient.md: controllers, references, strata.
 
 Every patient of the seeded cohort (``vasopilot.rig.sim.draw_patients``) runs under each
 controller through :func:`~vasopilot.simulate.run_sim` (same supervisor, pump twin and virtual
@@ -76,7 +76,7 @@ class BenchOptions:
     calibration_error: bool = False
     # also run the full-state and clairvoyant references and the floor proof
     bound: bool = False
-    # the line, a scenario option (reference/patient.md): primed and carrier-free by default
+    # the line, a scenario option (docs/virtual-patient.md): primed and carrier-free by default
     carrier_ml_h: float = 0.0
     primed_line: bool = True
 

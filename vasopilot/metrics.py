@@ -1,4 +1,4 @@
-"""The yardstick of reference/patient.md: floor F, set-point F + 5, band [F, F + 10].
+"""The yardstick of docs/virtual-patient.md: floor F, set-point F + 5, band [F, F + 10].
 
 Scored on a MAP series sampled every 1-2 s: the bench passes the *monitor* MAP (what the
 transducer reports: gain and levelling offset in, beat noise and artefacts out) as the primary

@@ -81,7 +81,7 @@ class SimOptions:
     # (S10 changeover): a refractory patient empties a 50 mL syringe within a 4 h run
     spare_syringe: bool = False
     faults: tuple[SimFault, ...] = ()
-    # the line is a scenario setting (reference/patient.md): carrier flow in mL/h, and whether
+    # the line is a scenario setting (docs/virtual-patient.md): carrier flow in mL/h, and whether
     # the dead volume starts filled with the infusion, as clinical practice primes it
     carrier_ml_h: float = 0.0
     primed_line: bool = True

@@ -34,7 +34,7 @@ Scenario = Literal["resuscitate", "disturbance", "wean"]
 Stratum = Literal["responsive", "typical", "refractory", "hypertensive", "stable"]
 
 STEP_S = 0.5
-# reference/patient.md: the set-point sits this far above the floor, the band is [F, F + 10]
+# docs/virtual-patient.md: the set-point sits this far above the floor, the band is [F, F + 10]
 SETPOINT_ABOVE_FLOOR_MMHG = 5.0
 MMHG_PER_CM = 0.74  # transducer level error: hydrostatic column of blood per cm
 # Drug rate at which the rebound knob's suppression of own vascular tone is half developed.
@@ -98,7 +98,7 @@ class PatientParams:
 
     def monitor_map_mmhg(self, true_map_mmhg: float) -> float:
         """What the monitor shows for ``true_map_mmhg``: calibration gain and levelling offset
-        included, beat noise and respiration left out (reference/patient.md, Metrics)."""
+        included, beat noise and respiration left out (docs/virtual-patient.md, Metrics)."""
         return self.calibration_gain * true_map_mmhg + self.transducer_offset_mmhg
 
     @property

@@ -2,7 +2,7 @@
 
 What it knows exactly: the line. From the doses the supervisor reports running, the dead
 volume, the carrier flow and the syringe's concentration it integrates the drug mass in the
-dead volume and so the drug rate R(t) actually reaching the vein (reference/patient.md, model
+dead volume and so the drug rate R(t) actually reaching the vein (docs/virtual-patient.md, model
 step 1): the main reason low-flow pumps behave badly, and nothing to estimate.
 
 What it estimates: the rest. A bank of candidate lag models (plasma time constant × effect-site
@@ -104,7 +104,7 @@ class _Context:
 
 @dataclass(frozen=True)
 class MpcTuning:
-    """Priors and noise levels, set from reference/patient.md's ranges (wander σ 3-6 mmHg over
+    """Priors and noise levels, set from docs/virtual-patient.md's ranges (wander σ 3-6 mmHg over
     τ 5-30 min is a walk of about 0.04 mmHg²/s; beat noise 1-2 mmHg averaged over 10 s), not
     swept on a cohort. Doses in mcg/min, pressures in mmHg, times in seconds or minutes."""
 

@@ -55,7 +55,7 @@ class SimSetup:
     hours: float | None = None
     spare_syringe: bool = False
     faults: tuple[SimFault, ...] = ()
-    # the line, a scenario option (reference/patient.md): carrier flow and a primed dead volume
+    # the line, a scenario option (docs/virtual-patient.md): carrier flow and a primed dead volume
     carrier_ml_h: float = 0.0
     primed_line: bool = True
 

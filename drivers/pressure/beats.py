@@ -557,7 +557,10 @@ class BeatDetector:
         # The run-off decays smoothly: one step many times both its neighbours (beyond the
         # noise, and beyond two levels of the converter: a quantised run-off moves in
         # isolated one-level steps) is the baseline jumping.
-        s = np.abs(np.diff(tail))
+        # The last 30 ms may already hold the foot of the next upstroke (the onset is where
+        # its tangents cross, after the curve has begun to turn): a rhythm whose next beat
+        # comes early is not a baseline jump.
+        s = np.abs(np.diff(tail[: tail.size - round(0.03 * self.fs_hz)]))
         if s.size >= 3:
             excess = float(np.max(s[1:-1] - lim.runoff_step_vs_neighbours
                                   * np.maximum(s[:-2], s[2:]))) - margin

@@ -41,6 +41,7 @@ from vasopilot.metrics import MapBand
 
 S_PER_H = 3600.0
 DEFAULT_FLOOR_MMHG = 65.0  # a journal without a run start: the default floor
+LOWER_LIMIT_BELOW_FLOOR_MMHG = 5.0
 
 PRIORITY_COLOURS = {Priority.HIGH: "#d62728", Priority.MEDIUM: "#ff9f1c", Priority.LOW: "#17becf"}
 
@@ -189,9 +190,10 @@ def plot_run(
 
     ``true_map``: optional (t_s, mmHg) series of a virtual patient's true MAP, drawn as a thin
     line beside the monitor's. The band is the run's :class:`~vasopilot.metrics.MapBand` (its
-    target MAP is the floor). ``note`` goes under the title (a simulated monitor's sensor
-    errors). The monitor MAP line is broken where good beats are more than ``max_gap_s`` apart,
-    so a spell without trusted data shows as a gap rather than as a straight line across it.
+    floor is the journaled lower limit + 5, S6). ``note`` goes under the title (a simulated
+    monitor's sensor errors). The monitor MAP line is broken where good beats are more than
+    ``max_gap_s`` apart, so a spell without trusted data shows as a gap rather than as a
+    straight line across it.
     """
     max_gap_h = max_gap_s / S_PER_H
     from matplotlib.figure import Figure
@@ -199,7 +201,10 @@ def plot_run(
 
     series = RunSeries.from_events(events, true_map)
     run = series.run
-    band = MapBand(run.target_map_mmhg if run else DEFAULT_FLOOR_MMHG)
+    # S6: the lower limit is F - 5 (the target is the set-point in a sim, the floor in an
+    # older profile; the lower limit means the same in both)
+    band = MapBand(run.lower_limit_mmhg + LOWER_LIMIT_BELOW_FLOOR_MMHG if run
+                   else DEFAULT_FLOOR_MMHG)
     codes = sorted({bar.code for bar in series.alarms})
 
     fig = Figure(figsize=(12, 8.5), dpi=110, layout="constrained")

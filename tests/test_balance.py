@@ -217,3 +217,23 @@ def test_a_pulled_cable_is_a_connection_error_and_the_port_is_found_again(
             assert balance.weigh_now().mass_g == pytest.approx(60.0)
         finally:
             balance.close()
+
+
+def test_a_balance_port_held_by_another_process_is_refused_and_free_once_closed(
+        clock: VirtualClock, tmp_path: Path) -> None:
+    from drivers.balance.mt_sics_balance import MtSicsBalance
+    from drivers.sim.pty_port import PtyPort
+
+    emulator = BalanceEmulator(clock, Beaker(clock, 0.0), QUIET)
+    with PtyPort(emulator, link=tmp_path / "balance") as port:
+        first = MtSicsBalance(port.path, clock=clock, timeout_s=0.3)
+        try:
+            with pytest.raises(BalanceConnectionError, match="held by another process"):
+                MtSicsBalance(port.path, clock=clock, timeout_s=0.3)
+        finally:
+            first.close()
+        second = MtSicsBalance(port.path, clock=clock, timeout_s=0.3)  # no false refusal
+        try:
+            assert second.weigh_now().mass_g == pytest.approx(60.0)
+        finally:
+            second.close()

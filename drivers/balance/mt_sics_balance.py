@@ -32,6 +32,7 @@ from drivers.balance.mt_sics import (
     parse_identity,
     parse_weight,
 )
+from drivers.port_lock import lock_alone
 from vasopilot.core.clock import Clock
 from vasopilot.core.errors import (
     BalanceCommunicationError,
@@ -210,6 +211,10 @@ class MtSicsBalance:
                 write_timeout=self._timeout_s)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise BalanceConnectionError(f"cannot open balance port {self.url}: {exc}") from None
+        if not lock_alone(port):
+            raise BalanceConnectionError(
+                f"balance port {self.url} is held by another process (another accuracy run?): "
+                "its replies would be shared; stop that one first")
         self._port = port
         return port
 

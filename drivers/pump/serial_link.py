@@ -9,8 +9,6 @@ plugged back is found again without anyone touching its settings.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import io
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +16,7 @@ from typing import Protocol, TypeVar
 
 import serial
 
+from drivers.port_lock import lock_alone
 from drivers.pump.frames import FrameError, FrameFault
 from vasopilot.core.errors import (
     PumpCommunicationError,
@@ -55,24 +54,6 @@ class FrameDecoder(Protocol[T_co]):
     def clear(self) -> None: ...
 
 
-def _hold_exclusively(port: SerialPort, url: str) -> None:
-    """Lock a device port against every other process (``flock``, as pyserial's ``exclusive``
-    does), or close it and refuse: two hosts interleaving commands to one pump would each
-    believe a rate the other may have changed. Ports without a file (``socket://``) pass."""
-    fileno = getattr(port, "fileno", None)
-    if fileno is None:
-        return
-    try:
-        fcntl.flock(fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        port.close()
-        raise PumpConnectionError(
-            f"pump port {url} is held by another process (another vasopilot run?): only one "
-            "may drive a pump; stop that one first") from None
-    except (OSError, io.UnsupportedOperation):
-        return  # no lockable file behind it (loop://, a socket): nothing to share
-
-
 # More than a few frames' worth of bytes without a reply means the line is babbling.
 MAX_REPLY_BYTES = 512
 
@@ -103,7 +84,10 @@ class SerialLink:
             )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise PumpConnectionError(f"cannot open pump port {self.url}: {exc}") from None
-        _hold_exclusively(port, self.url)
+        if not lock_alone(port):
+            raise PumpConnectionError(
+                f"pump port {self.url} is held by another process (another vasopilot run?): "
+                "only one may drive a pump; stop that one first")
         self._port = port
 
     def close(self) -> None:

@@ -55,6 +55,9 @@ ALARM_PRIORITY: dict[AlarmCode, Priority] = {
     AlarmCode.CANNULA_CHECK: Priority.LOW,
     AlarmCode.PERIPHERAL_LINE_TIME: Priority.MEDIUM,
     AlarmCode.PROLONGED_HIGH_DOSE: Priority.LOW,
+    # S9: infiltration seen in line pressure alarms at once; a flow-independent offset advises.
+    AlarmCode.CANNULA_SITE: Priority.HIGH,
+    AlarmCode.LINE_PRESSURE_CHANGED: Priority.LOW,
 }
 
 

@@ -19,6 +19,11 @@ is journaled as a decision with its reason:
   ``pump-fault`` stop that needs an operator.
 
 A running vasopressor is never stopped here except for a reason the caller names (S8-S10).
+
+Flow probes (S8, S9) are enacted here too: a pause, then a make-up above the programmed rate
+(never over the soft maximum unless the dose already is, never over the hard one) until the
+paused volume is back, each step journaled before the pump is told; a dose change, a stop or a
+changeover cuts a probe short and journals what it still owed.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from safety.alarms import AlarmCode
+from safety.hazards import PROBE_MAKE_UP_FRACTION
 from safety.limits import DOSE_EPS_MCG_MIN, DoseLimits, dose_for_rate
+from safety.occlusion import ProbeRequest
 from safety.record import Recorder
 from safety.resume import ResumeState
 from vasopilot.core.errors import PumpError, PumpRefusedError
@@ -36,6 +43,8 @@ from vasopilot.core.events import (
     DoseChange,
     Fault,
     FaultCode,
+    FlowProbe,
+    ProbeCause,
     PumpContract,
     StopReason,
 )
@@ -48,7 +57,7 @@ from vasopilot.core.types import (
     PumpStatus,
     Requester,
 )
-from vasopilot.core.units import rate_ml_h_from_dose
+from vasopilot.core.units import UL_PER_ML, rate_ml_h_from_dose
 
 # A read-back within 1 % (and a pump's last digit) of the command is the command.
 RATE_READBACK_TOLERANCE = 0.01
@@ -59,6 +68,35 @@ VOLUME_SLACK_ML = 0.05
 VOLUME_SLACK_FRACTION = 0.5
 # Stops that an operator must clear before anything restarts the infusion.
 LATCHING = frozenset(StopReason) - {StopReason.WEANED}
+
+
+def _ul(rate_ml_h: float, duration_s: float) -> float:
+    return rate_ml_h * duration_s / 3600.0 * UL_PER_ML
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A flow probe being enacted: paused since ``started_s`` for ``pause_s`` (carrying what an
+    interrupted probe still owed), then making up ``owed_ul`` at ``make_up_rate_ml_h`` until
+    ``make_up_until_s``."""
+
+    cause: ProbeCause
+    started_s: float
+    pause_s: float
+    carried_ul: float = 0.0
+    owed_ul: float = 0.0
+    make_up_rate_ml_h: float = 0.0
+    make_up_until_s: float | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.make_up_until_s is None
+
+    def owed_at(self, now_s: float, rate_ml_h: float) -> float:
+        """The volume still owed at ``now_s`` with ``rate_ml_h`` programmed."""
+        if self.make_up_until_s is None:
+            return self.carried_ul + _ul(rate_ml_h, now_s - self.started_s)
+        return _ul(self.make_up_rate_ml_h - rate_ml_h, max(0.0, self.make_up_until_s - now_s))
 
 
 @dataclass(frozen=True)
@@ -74,7 +112,7 @@ class DeliveryState:
     counts until a read-back shows it did not happen: then ``prior_last_up_t_s`` is the last
     one again); ``stops`` counts
     the stops made; ``volume_mark`` the (time, delivered mL, commanded mL/h) of the last poll
-    that found the pump at its commanded rate.
+    that found the pump at its commanded rate; ``probe`` the flow probe under way, if any.
     """
 
     dose_mcg_min: float = 0.0
@@ -92,6 +130,23 @@ class DeliveryState:
     needs_operator: bool = False
     stops: int = 0
     volume_mark: tuple[float, float, float] | None = None
+    probe: Probe | None = None
+
+    @property
+    def paused(self) -> bool:
+        """A probe holds the running infusion paused."""
+        return self.probe is not None and self.probe.paused
+
+    @property
+    def pump_rate_ml_h(self) -> float:
+        """The rate the pump was last told: the programmed one, or a probe's pause or make-up."""
+        probe = self.probe
+        if probe is None:
+            return self.rate_ml_h
+        return 0.0 if probe.paused else probe.make_up_rate_ml_h
+
+    def owed_ul(self, now_s: float) -> float:
+        return 0.0 if self.probe is None else self.probe.owed_at(now_s, self.rate_ml_h)
 
 
 def contract(role: Literal["active", "standby"], pump: Pump, now_s: float) -> PumpContract:
@@ -199,6 +254,7 @@ class Delivery:
                       message=f"{dose_mcg_min:.2f} mcg/min not applied: journal unavailable"),
             ])
             return False
+        self._cancel_probe(now_s, "the dose changed")
         self._set(commanded_dose_mcg_min=dose_mcg_min, prior_dose_mcg_min=state.dose_mcg_min)
         try:
             status = self._pump.set_rate(rate_ml_h)
@@ -246,6 +302,7 @@ class Delivery:
              requester: Requester = Requester.SUPERVISOR) -> None:
         """Stop for ``reason`` (S8-S10, or the last weaning step); journaled even when the
         journal is down (the event stays pending), and never held back by it."""
+        self._cancel_probe(now_s, f"stopped: {reason}")
         state = self._state
         self._rec.record([DoseApplied(
             t_s=now_s, requester=requester, dose_mcg_min=0.0,
@@ -300,6 +357,98 @@ class Delivery:
         except PumpError:
             return False
 
+    # -- flow probes (S8, S9) -----------------------------------------------------------------
+
+    def pause(self, request: ProbeRequest, now_s: float) -> bool:
+        """Pause the running infusion for ``request`` (the caller judged it allowed): journaled
+        first, and not made if it cannot be journaled. ``True`` once the pump paused."""
+        state = self._state
+        carried_ul = state.owed_ul(now_s)
+        volume_ul = _ul(state.rate_ml_h, request.pause_s)
+        share = volume_ul / (state.rate_ml_h * UL_PER_ML) * 100.0
+        carried = (f", with {carried_ul:.1f} µL the last probe still owed" if carried_ul
+                   else "")
+        if not self._rec.record([FlowProbe(
+                t_s=now_s, phase="pause", cause=request.cause, rate_ml_h=0.0,
+                volume_ul=volume_ul,
+                reason=f"{request.message}; pause {request.pause_s:.0f} s ({share:.2f} % of the "
+                       f"hourly dose, made up afterwards{carried})")]):
+            return False
+        self._set(probe=Probe(request.cause, now_s, request.pause_s, carried_ul))
+        try:
+            self._set(status=self._pump.stop())
+        except PumpError as exc:
+            self._probe_failed(now_s, exc)
+            return False
+        return True
+
+    def advance_probe(self, now_s: float) -> None:
+        """End the pause when it is due (make-up begins), and the make-up once it is done."""
+        state = self._state
+        probe = state.probe
+        if probe is None:
+            return
+        if probe.make_up_until_s is None:
+            if now_s >= probe.started_s + probe.pause_s:
+                self._make_up(probe, now_s)
+        elif now_s >= probe.make_up_until_s:
+            self._set(probe=None)
+            # The return to the running dose goes ahead even with the journal down.
+            self._rec.record([FlowProbe(
+                t_s=now_s, phase="made-up", cause=probe.cause, rate_ml_h=state.rate_ml_h,
+                volume_ul=probe.owed_ul, reason="the paused volume is made up")])
+            self._probe_rate(state.rate_ml_h, now_s)
+
+    def _make_up(self, probe: Probe, now_s: float) -> None:
+        """Run again above the programmed rate until the paused volume is made up: within the
+        limits an operator programmed (the soft maximum, or the dose itself above it)."""
+        state, limits = self._state, self._limits
+        owed_ul = probe.owed_at(now_s, state.rate_ml_h)
+        ceiling_mcg_min = min(limits.hard_max, max(limits.soft_max, state.dose_mcg_min))
+        capabilities = self._pump.capabilities
+        rate_ml_h = capabilities.deliverable_rate_ml_h(min(
+            state.rate_ml_h * (1 + PROBE_MAKE_UP_FRACTION),
+            rate_ml_h_from_dose(ceiling_mcg_min, limits.conc_mcg_ml),
+            capabilities.max_rate_ml_h))
+        extra_ml_h = rate_ml_h - state.rate_ml_h
+        if extra_ml_h <= 0:
+            # At the limit already: nothing above the programmed rate may make it up.
+            rate_ml_h, make_up_s = state.rate_ml_h, 0.0
+            reason = f"pause over: {owed_ul:.1f} µL not made up (the dose is at its limit)"
+        else:
+            make_up_s = owed_ul * 3.6 / extra_ml_h
+            reason = f"pause over: making up {owed_ul:.1f} µL in {make_up_s:.0f} s"
+        self._set(probe=replace(probe, owed_ul=owed_ul, make_up_rate_ml_h=rate_ml_h,
+                                make_up_until_s=now_s + make_up_s))
+        self._rec.record([FlowProbe(t_s=now_s, phase="make-up", cause=probe.cause,
+                                    rate_ml_h=rate_ml_h, volume_ul=owed_ul, reason=reason)])
+        self._probe_rate(rate_ml_h, now_s)
+
+    def _probe_rate(self, rate_ml_h: float, now_s: float) -> None:
+        try:
+            self._set(status=self._pump.set_rate(rate_ml_h))
+        except PumpError as exc:
+            self._probe_failed(now_s, exc)
+
+    def _probe_failed(self, now_s: float, exc: PumpError) -> None:
+        """A probe's command the pump did not confirm: back to the running dose."""
+        self._rec.record([Fault(t_s=now_s, code=FaultCode.PROBE_FAILED, message=str(exc))])
+        self._cancel_probe(now_s, "the pump did not confirm the probe's command")
+        self.command(self._state.dose_mcg_min, Requester.SUPERVISOR,
+                     "flow probe failed: back to the running dose", now_s,
+                     change=DoseChange.RESTORED, safety=True)
+
+    def _cancel_probe(self, now_s: float, why: str) -> None:
+        state = self._state
+        probe = state.probe
+        if probe is None:
+            return
+        owed_ul = state.owed_ul(now_s)
+        self._set(probe=None)
+        self._rec.record([FlowProbe(
+            t_s=now_s, phase="cancelled", cause=probe.cause, rate_ml_h=state.rate_ml_h,
+            volume_ul=owed_ul, reason=f"{why}: {owed_ul:.1f} µL not made up")])
+
     # -- the second pump ----------------------------------------------------------------------
 
     def set_standby(self, pump: Pump) -> None:
@@ -311,6 +460,7 @@ class Delivery:
         state = self._state
         if standby is None:
             return False
+        self._cancel_probe(now_s, "changeover to the second pump")
         rate_ml_h = standby.capabilities.deliverable_rate_ml_h(
             rate_ml_h_from_dose(state.dose_mcg_min, self._limits.conc_mcg_ml))
         # Continuity of the running dose: carried out even when the journal is down.
@@ -386,13 +536,15 @@ class Delivery:
         else:
             self._rec.clear(AlarmCode.DELIVERY_UNCERTAIN, now_s)
         state = self._state
+        if state.paused and status.state is PumpState.STOPPED and status.alarm is None:
+            return  # a probe's pause, as commanded
         if state.running and not infusing(status):
             if status.state is PumpState.BACKING_OFF:
                 self._uncommanded(status, now_s, "the pump is withdrawing")
             else:
                 self._stopped_by_itself(status, now_s)
         elif infusing(status) and (not state.running
-                                   or not same_rate(status.rate_ml_h, state.rate_ml_h)):
+                                   or not same_rate(status.rate_ml_h, state.pump_rate_ml_h)):
             self._uncommanded(status, now_s, "")
         elif state.running:
             self._check_volume(status, now_s)
@@ -401,8 +553,9 @@ class Delivery:
         """The volume the pump says it delivered since the last poll, against its rate: more
         is a bolus nobody commanded (a purge at its keys). Alarmed; what is in is in."""
         mark = self._state.volume_mark
-        self._set(volume_mark=(status.t_s, status.delivered_ml, self._state.rate_ml_h))
-        if mark is None or mark[2] != self._state.rate_ml_h:
+        rate_now_ml_h = self._state.pump_rate_ml_h
+        self._set(volume_mark=(status.t_s, status.delivered_ml, rate_now_ml_h))
+        if mark is None or mark[2] != rate_now_ml_h:
             return
         t0_s, delivered0_ml, rate_ml_h = mark
         moved_ml = status.delivered_ml - delivered0_ml

@@ -1,22 +1,29 @@
 """The hazard watches: line pressure (S8 occlusion, S9 infiltration) and the syringe (S10).
 
 Each watch decides and returns a finding; the supervisor enacts it through the delivery part.
+Line pressure is P_patient + Q·R + a hydrostatic offset: only a change tied to the pump's flow
+stops. An ambiguous one asks for a flow probe (a brief pause), which :func:`probe_allowed`
+permits or not and the delivery part carries out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from safety.extravasation import InfiltrationDetector
+from safety.extravasation import InfiltrationDetector, InfiltrationFinding, LineChange
 from safety.map_watch import AlarmOrder
-from safety.occlusion import OcclusionDetector, OcclusionFinding
-from vasopilot.core.events import AlarmCode, StopReason
+from safety.occlusion import OcclusionDetector, OcclusionFinding, ProbeRequest
+from vasopilot.core.events import AlarmCode, ProbeCause, StopReason
 from vasopilot.core.types import Priority, PumpStatus
 from vasopilot.core.units import MINUTES_PER_HOUR
 
 # The second pump takes over this long before the first runs dry: late enough to use the
 # syringe, early enough that a slow tick cannot leave a gap.
 CHANGEOVER_LEAD_S = 60.0
+# A flow probe's paused volume is made up at this fraction over the programmed rate, and what
+# probes owe must be made up within this long (the issue's bound).
+PROBE_MAKE_UP_FRACTION = 0.1
+PROBE_MAKE_UP_WITHIN_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,15 @@ class Hazard:
     occlusion: OcclusionFinding | None = None
 
 
+@dataclass(frozen=True)
+class LineVerdict:
+    """What one line-pressure sample calls for: a stop, alarm orders, a probe to consider."""
+
+    hazard: Hazard | None = None
+    alarms: tuple[AlarmOrder, ...] = ()
+    probe: ProbeRequest | None = None
+
+
 class LineWatch:
     """Occlusion and infiltration from line pressure, stall and the cannula-site sensor."""
 
@@ -36,24 +52,102 @@ class LineWatch:
         self._occlusion = OcclusionDetector(threshold_mmhg, compliance_ul_per_mmhg,
                                             rise_rate=rise_rate)
         self._infiltration = InfiltrationDetector(compliance_ul_per_mmhg)
+        self._cannula_suspected = False
+        self._probing = False
 
     def reset(self) -> None:
         """A new start or a new pump: the baselines are learnt again."""
         self._occlusion.reset()
         self._infiltration.reset()
+        self._cannula_suspected = False
+        self._probing = False
 
-    def pressure(self, pressure_mmhg: float, rate_ml_h: float, t_s: float) -> Hazard | None:
-        """One line-pressure sample taken while infusing at ``rate_ml_h``."""
-        finding = self._occlusion.update(pressure_mmhg, rate_ml_h, t_s)
-        if finding is not None:
-            return occlusion(finding)
+    def pressure(self, pressure_mmhg: float, rate_ml_h: float, t_s: float) -> LineVerdict:
+        """One line-pressure sample at the programmed ``rate_ml_h`` (also during a probe)."""
+        occlusion_seen = self._occlusion.update(pressure_mmhg, rate_ml_h, t_s)
+        if isinstance(occlusion_seen, OcclusionFinding):
+            if occlusion_seen.detector == "probe" and self._cannula_suspected:
+                # The line suspected of infiltration now follows the pump's flow on a probe:
+                # the resistance evidence is unambiguous (S9).
+                return LineVerdict(Hazard(
+                    StopReason.INFILTRATION,
+                    f"infiltration confirmed by a probe: {occlusion_seen.message}"))
+            return LineVerdict(occlusion(occlusion_seen))
         infiltration = self._infiltration.update(pressure_mmhg, rate_ml_h, t_s)
-        if infiltration is not None:
-            return Hazard(StopReason.INFILTRATION, infiltration.message)
-        return None
+        alarms: tuple[AlarmOrder, ...] = ()
+        if isinstance(infiltration, InfiltrationFinding):
+            alarms = self._line_changed(infiltration)
+        probe: ProbeRequest | None = None
+        if isinstance(occlusion_seen, ProbeRequest):
+            probe = occlusion_seen
+        elif isinstance(infiltration, ProbeRequest) and not self._occlusion.climbing:
+            # A fast climb is the occlusion detector's to judge: a pause now would hide it.
+            probe = infiltration
+        return LineVerdict(alarms=alarms, probe=probe)
+
+    def _line_changed(self, finding: InfiltrationFinding) -> tuple[AlarmOrder, ...]:
+        """S9: pressure that comes with the flow is a high alarm at the cannula site; one that
+        does not is at most a low advisory. Neither stops: a probe or an operator confirms."""
+        self._cannula_suspected = finding.change is LineChange.FLOW_RELATED
+        if self._cannula_suspected:
+            return (AlarmOrder(AlarmCode.CANNULA_SITE, Priority.HIGH,
+                               f"infiltration suspected: {finding.message}"),)
+        return (AlarmOrder(AlarmCode.CANNULA_SITE),
+                AlarmOrder(AlarmCode.LINE_PRESSURE_CHANGED, Priority.LOW, finding.message,
+                           momentary=True))
+
+    def probe_started(self, cause: ProbeCause, t_s: float) -> None:
+        """The delivery part paused the pump now for a request with ``cause``."""
+        ours = cause is ProbeCause.OCCLUSION
+        self._occlusion.probe_started(t_s, ours=ours)
+        self._infiltration.probe_started(t_s, ours=not ours)
+        self._probing = True
+
+    def probe_declined(self, cause: ProbeCause, t_s: float) -> None:
+        """The request was not enacted: its detector waits for unambiguous evidence."""
+        if cause is ProbeCause.OCCLUSION:
+            self._occlusion.probe_declined(t_s)
+        else:
+            self._infiltration.probe_declined(t_s)
+
+    def follow(self, paused: bool, t_s: float) -> None:
+        """The pump runs again after a probe's pause (its make-up, or a probe cut short)."""
+        if self._probing and not paused:
+            self._probing = False
+            self._occlusion.probe_ended(t_s)
+            self._infiltration.probe_ended(t_s)
 
     def stall(self, pressure_mmhg: float | None, cause: str) -> Hazard:
         return occlusion(self._occlusion.stall(pressure_mmhg, cause))
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe decision looks at: the programmed rate, whether the pump's state is known,
+    whether a probe is pausing it now, what earlier probes still owe, and the MAP trend (``None``
+    when MAP is not trusted) against the floor."""
+
+    rate_ml_h: float
+    uncertain: bool
+    paused: bool
+    owed_ul: float
+    map_trend_mmhg: float | None
+    floor_mmhg: float
+
+
+def probe_allowed(request: ProbeRequest, ctx: ProbeContext) -> bool:
+    """S8, S9: never on a pump whose state is uncertain, never over a running pause; never while
+    MAP is below the floor (or not trusted) unless the evidence already points to an occlusion.
+    An occlusion probe may interrupt another probe's make-up; any other only while what both
+    owe can still be made up within 10 min."""
+    if ctx.uncertain or ctx.rate_ml_h <= 0 or ctx.paused:
+        return False
+    if request.urgent:
+        return True
+    owed_ul = ctx.owed_ul + ctx.rate_ml_h * request.pause_s / 3.6
+    if owed_ul > ctx.rate_ml_h * PROBE_MAKE_UP_FRACTION * PROBE_MAKE_UP_WITHIN_S / 3.6:
+        return False
+    return ctx.map_trend_mmhg is not None and ctx.map_trend_mmhg >= ctx.floor_mmhg
 
 
 def occlusion(finding: OcclusionFinding) -> Hazard:

@@ -18,10 +18,19 @@ from dataclasses import dataclass
 from safety.alarms import Alarm, AlarmCode, AlarmManager
 from safety.delivery import Delivery, contract
 from safety.guard_rails import GuardRails
-from safety.hazards import Hazard, LineWatch, empty, extravasation, syringe_outlook, time_left_min
+from safety.hazards import (
+    Hazard,
+    LineWatch,
+    ProbeContext,
+    empty,
+    extravasation,
+    probe_allowed,
+    syringe_outlook,
+    time_left_min,
+)
 from safety.limits import DoseLimits
 from safety.map_watch import AlarmOrder, MapWatch
-from safety.occlusion import OcclusionFinding
+from safety.occlusion import OcclusionFinding, ProbeRequest
 from safety.record import EventSink, Recorder
 from safety.resume import ResumeState
 from safety.rules import RequestContext, Ruling, evaluate
@@ -61,6 +70,7 @@ TARGET_MAX_MMHG = 85.0
 # An operator's start deals with the causes of these; they still latch until acknowledged.
 STOP_ALARMS = (
     AlarmCode.OCCLUSION,
+    AlarmCode.CANNULA_SITE,
     AlarmCode.EXTRAVASATION,
     AlarmCode.SYRINGE_EMPTY,
     AlarmCode.PUMP_FAULT,
@@ -447,6 +457,10 @@ class Supervisor:
         cannot be read."""
         self._now(now_s)
         self._rec.catch_up(now_s)
+        if self._delivery.state.running:
+            # Before the read-back, so that the pump's state is the one the probe left.
+            self._delivery.advance_probe(now_s)
+            self._line.follow(self._delivery.state.paused, now_s)
         self._look(now_s)
         self._check_syringe(now_s)
         self._check_map(now_s)
@@ -472,7 +486,8 @@ class Supervisor:
                 self._delivery.stop(now_s, StopReason.EMPTY)
         else:
             self._delivery.reconcile(status, now_s)
-            if self._delivery.state.running and status.state is PumpState.INFUSING \
+            state = self._delivery.state
+            if state.running and (status.state is PumpState.INFUSING or state.paused) \
                     and status.line_pressure_mmhg is not None:
                 self._check_pressure(status.line_pressure_mmhg, status.t_s, now_s)
 
@@ -482,9 +497,32 @@ class Supervisor:
         state = self._delivery.state
         if not state.running:
             return
-        hazard = self._line.pressure(pressure_mmhg, state.rate_ml_h, sample_t_s)
-        if hazard is not None:
-            self._enact(hazard, now_s)
+        self._line.follow(state.paused, now_s)
+        verdict = self._line.pressure(pressure_mmhg, state.rate_ml_h, sample_t_s)
+        if verdict.hazard is not None:
+            self._enact(verdict.hazard, now_s)
+            return
+        for order in verdict.alarms:
+            self._order(order, now_s)
+        if verdict.probe is not None:
+            self._probe(verdict.probe, now_s)
+
+    def _probe(self, request: ProbeRequest, now_s: float) -> None:
+        """S8, S9: the watch asks, :func:`probe_allowed` decides, the delivery part pauses."""
+        state = self._delivery.state
+        patient = self._patient
+        # The floor F lies midway between the set-point (F + 5) and the lower limit (F - 5).
+        ctx = ProbeContext(
+            rate_ml_h=state.rate_ml_h, uncertain=state.uncertain, paused=state.paused,
+            owed_ul=state.owed_ul(now_s),
+            map_trend_mmhg=self._map.trend_mmhg if self._map.trusted(now_s) else None,
+            floor_mmhg=(patient.target_map_mmhg + patient.lower_limit_mmhg) / 2)
+        if not probe_allowed(request, ctx):
+            if state.probe is None:
+                self._line.probe_declined(request.cause, now_s)
+            return
+        if self._delivery.pause(request, now_s):
+            self._line.probe_started(request.cause, now_s)
 
     def _enact(self, hazard: Hazard, now_s: float) -> None:
         """S8: stop, release the stored bolus, latch; S9: stop (no back-off), latch."""

@@ -30,6 +30,7 @@ from vasopilot.core.events import (
     DoseChange,
     DoseRequested,
     Event,
+    FlowProbe,
     OperatorAction,
     StopReason,
 )
@@ -255,7 +256,9 @@ class JournalInvariants:
         self._high_map_mmhg = high_map_mmhg
         self._stale_after_s = stale_after_s
         self.checked = 0
-        self.applied_at: dict[int, tuple[DoseApplied, bool]] = {}
+        # The journaled rate change before each pump command (a dose, or a flow probe's step)
+        # and whether it was durable.
+        self.applied_at: dict[int, tuple[DoseApplied | FlowProbe, bool]] = {}
         self.open_codes: set[str] = set()
         self._last_good: Beat | None = None
         self._confirmed = False
@@ -292,6 +295,9 @@ class JournalInvariants:
                 if calls_when_appended is not None:
                     self.applied_at[calls_when_appended[index]] = (
                         event, durable is None or durable[index])
+            elif isinstance(event, FlowProbe) and calls_when_appended is not None:
+                self.applied_at[calls_when_appended[index]] = (
+                    event, durable is None or durable[index])
         self.checked = len(events)
         assert open_alarms == self.open_codes
 

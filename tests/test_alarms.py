@@ -249,6 +249,40 @@ SETUPS: dict[AlarmCode, dict[str, Any]] = {
 }
 
 
+def _line(supervisor: Supervisor, pump: MockPump, resistance: Callable[[float], float],
+          offset: Callable[[float], float]) -> None:
+    """A line at 8 mmHg + Q·R(t) + offset(t) until T0 + 660 s, Q the pump's own rate (0 while a
+    probe pauses it), one sample a second: long enough for the reference pause, a rise held
+    from T0 + 420 s, and the pause that judges it."""
+    t_s = T0_S
+    while t_s < T0_S + 660:
+        pump.line_pressure_mmhg = 8.0 + pump.rate_ml_h * resistance(t_s) + offset(t_s)
+        feed(supervisor, t_s, t_s + 1, pump=pump)
+        t_s += 1
+
+
+def _after(t0_s: float, value: float) -> Callable[[float], float]:
+    return lambda t: value if t >= T0_S + t0_s else 0.0
+
+
+def cannula_site(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    # The resistance grows by 10 mmHg at the running rate: pressure that comes with the flow.
+    _line(supervisor, pump, lambda t: 0.5 + _after(420.0, 10.0 / 7.5)(t), lambda t: 0.0)
+    restart = _restart(supervisor, pump)
+
+    def fix(t_s: float) -> None:  # a new cannula, and the operator restarts
+        supervisor.operator_stop(t_s - 6, by="nurse", reason="resite")
+        restart(t_s)
+
+    return fix
+
+
+def line_pressure_changed(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    # The pump is lowered: 10 mmHg more whatever the flow.
+    _line(supervisor, pump, lambda t: 0.5, _after(420.0, 10.0))
+    return lambda t_s: None
+
+
 SCENARIOS: dict[AlarmCode, Scenario] = {
     AlarmCode.MAP_STALE: map_stale,
     AlarmCode.MAP_LOW: map_low,
@@ -273,6 +307,10 @@ SCENARIOS: dict[AlarmCode, Scenario] = {
     AlarmCode.CANNULA_CHECK: cannula_check,
     AlarmCode.PERIPHERAL_LINE_TIME: peripheral_line_time,
     AlarmCode.PROLONGED_HIGH_DOSE: prolonged_high_dose,
+
+
+    AlarmCode.CANNULA_SITE: cannula_site,
+    AlarmCode.LINE_PRESSURE_CHANGED: line_pressure_changed,
 }
 
 

@@ -5,7 +5,7 @@ import pytest
 from vasopilot.core.events import AlarmRaised, DoseApplied, DoseRequested
 from vasopilot.rig.faults import FAULT_KINDS, parse_fault
 from vasopilot.settings import load_rig
-from vasopilot.simulate import SimOptions, SimResult, run_sim
+from vasopilot.simulate import PumpKind, SimOptions, SimResult, run_sim
 
 
 def simulate(*faults: str, hours: float = 1.0) -> SimResult:
@@ -56,3 +56,31 @@ def test_a_bad_fault_is_refused_with_the_way_to_write_it(spec: str) -> None:
 
 def test_every_artefact_kind_can_be_injected() -> None:
     assert {"occlusion", "flush", "sensor_loss", "calibration"} <= set(FAULT_KINDS)
+
+
+def test_a_patient_side_step_and_ramp_do_not_stop_and_sim_json_lists_the_stops() -> None:
+    quiet = simulate("line-step@600+120=20", "line-ramp@900+300=-15", hours=0.5)
+    assert quiet.summary.stops == []
+    occluded = simulate("line-ramp@600+300=20", "occlusion@1200", hours=0.5)
+    assert [s.reason for s in occluded.summary.stops] == ["occlusion"]
+    assert 1200 <= occluded.summary.stops[0].t_s <= 1260
+
+
+def test_a_line_disturbance_needs_its_size_in_mmhg() -> None:
+    fault = parse_fault("line-step@600+120=-15")
+    assert (fault.kind, fault.at_s, fault.duration_s, fault.mmhg) == ("line-step", 600.0,
+                                                                       120.0, -15.0)
+    with pytest.raises(ValueError, match="MMHG"):
+        parse_fault("line-ramp@600+120")
+    with pytest.raises(ValueError, match="MMHG"):
+        parse_fault("occlusion@600=5")
+
+
+@pytest.mark.parametrize("pump", ["new-era", "harvard", "bridge"])
+def test_line_disturbances_reach_the_emulated_pumps_twin(pump: PumpKind) -> None:
+    # A 20 mmHg ramp passes; a pressure over the 300 mmHg threshold, whatever its cause, stops.
+    result = run_sim(load_rig(None), SimOptions(
+        hours=0.25, seed=2, pump=pump,
+        faults=(parse_fault("line-ramp@120+120=20"), parse_fault("line-step@600+5=400"))))
+    assert [s.reason for s in result.summary.stops] == ["occlusion"]
+    assert 600 <= result.summary.stops[0].t_s <= 602

@@ -12,7 +12,7 @@ from vasopilot.settings import load_rig
 from vasopilot.simulate import SimOptions, run_sim
 
 SUMMARY_KEYS = {"scenario", "hours", "seed", "time_in_target_pct", "map_below_65_pct",
-                "total_drug_mcg", "alarms", "dose_changes"}
+                "total_drug_mcg", "alarms", "dose_changes", "stops"}
 
 
 def test_json_summary_has_exactly_the_contract_keys(tmp_path: Path,
@@ -28,6 +28,7 @@ def test_json_summary_has_exactly_the_contract_keys(tmp_path: Path,
     assert summary["hours"] == 0.5
     assert summary["seed"] == 3
     assert summary["total_drug_mcg"] > 0
+    assert summary["stops"] == []  # a run without faults, nothing to stop for
     assert (tmp_path / "sim-resuscitate-seed3.png").stat().st_size > 10_000
 
 

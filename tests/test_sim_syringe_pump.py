@@ -163,25 +163,54 @@ def test_empty_syringe_stops_the_pump_with_an_alarm() -> None:
         pump.set_rate(10.0)
 
 
-def test_infiltration_drifts_line_pressure_up_at_constant_rate_and_starves_the_patient() -> None:
+def test_infiltration_raises_pressure_with_the_flow_and_starves_the_patient() -> None:
     clock, pump = make()
     pump.set_rate(7.5)
     clock.advance(600.0)
     baseline = pump.line_pressure_mmhg
     out0 = pump.outflow_volume_ml
-    pump.faults.infiltrate(tissue_compliance_ul_per_mmhg=60.0)
+    pump.faults.infiltrate(rise_mmhg=20.0, over_s=600.0)
     clock.advance(600.0)
     after_10_min = pump.line_pressure_mmhg
     clock.advance(600.0)
     after_20_min = pump.line_pressure_mmhg
-    # 2.08 µL/s into 60 µL/mmHg (+1 µL/mmHg of line) ≈ 2.05 mmHg/min
-    assert after_10_min - baseline == pytest.approx(20.5, rel=0.02)
-    assert after_20_min - after_10_min == pytest.approx(after_10_min - baseline, rel=0.02)
+    # The resistance grows linearly: +20 mmHg at 7.5 mL/h per 10 min (less a lag of R·C).
+    assert after_10_min - baseline == pytest.approx(20.0, abs=0.5)
+    assert after_20_min - after_10_min == pytest.approx(20.0, abs=0.5)
     assert pump.outflow_volume_ml == out0
     assert pump.outflow_ml_h == 0.0
     pushed_ml = pump.status().rate_ml_h * 1200.0 / 3600.0
     held_in_line_ml = 1.0 * (after_20_min - baseline) / 1000.0
     assert pump.tissue_volume_ml == pytest.approx(pushed_ml - held_in_line_ml, rel=1e-6)
+    # Pausing reveals the resistance: the pressure falls by Q·R, slowly (R·C is now long).
+    pump.stop()
+    clock.advance(20.0)
+    fall = after_20_min - pump.line_pressure_mmhg
+    assert 10.0 < fall < after_20_min - baseline
+
+
+@pytest.mark.parametrize("ramp", [False, True])
+def test_a_patient_side_disturbance_shifts_the_pressure_but_not_the_flow(ramp: bool) -> None:
+    clock, pump = make()
+    pump.set_rate(5.0)
+    clock.advance(600.0)
+    before = pump.line_pressure_mmhg
+    out0 = pump.outflow_volume_ml
+    shift = pump.faults.ramp_line if ramp else pump.faults.shift_line
+    shift(-30.0, 120.0)
+    clock.advance(60.0)
+    assert pump.line_pressure_mmhg - before == pytest.approx(-15.0 if ramp else -30.0, abs=1e-6)
+    assert pump.status().line_pressure_mmhg == pytest.approx(pump.line_pressure_mmhg)
+    clock.advance(120.0)
+    assert pump.line_pressure_mmhg - before == pytest.approx(-30.0 if ramp else 0.0, abs=1e-6)
+    assert pump.outflow_volume_ml - out0 == pytest.approx(
+        pump.status().rate_ml_h * 180.0 / 3600.0, rel=1e-6)
+
+
+def test_a_disturbance_lasts_a_positive_time() -> None:
+    _, pump = make()
+    with pytest.raises(ValueError):
+        pump.faults.shift_line(10.0, 0.0)
 
 
 def test_stall_lever_stops_the_motor_and_raises_the_stall_signal() -> None:

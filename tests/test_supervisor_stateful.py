@@ -4,11 +4,13 @@ writes (a full disk).
 
 After every step the journal and the pump's call log are checked against the supervisor's
 promises: dose never above the hard max; never above the soft max without a confirmation;
-slew limits; no automatic up-titration on untrusted MAP or with MAP well above target; a
-running pump stopped only for an S8-S10 reason; no restart after an occlusion or extravasation
-without an operator; every rate sent to the pump journaled durably first (restoring the limits
-or the running dose excepted, which go ahead with the journal down); after every tick the pump
-runs nothing above the limits; every refusal and alarm journaled.
+slew limits; no automatic up-titration on untrusted MAP or with MAP well above target; stops
+only for a permitted reason, and never for a patient-side change of line pressure (a step, a
+ramp, a train of coughs: no S8–S10 cause, so no stop); no restart after an occlusion or
+extravasation without an operator; every rate sent to the pump journaled durably first, a dose
+or a flow probe's step (restoring the limits or the running dose excepted, which go ahead with
+the journal down); after every tick the pump runs nothing above the limits; every refusal and
+alarm journaled.
 
 CI runs 5,000 examples (env ``CI`` set); a local run 300.
 """
@@ -16,6 +18,7 @@ CI runs 5,000 examples (env ``CI`` set); a local run 300.
 from __future__ import annotations
 
 import os
+import random
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -34,7 +37,16 @@ from safety_fixtures import (
 from safety.alarms import AlarmCode
 from safety.supervisor import Decision, Supervisor
 from vasopilot.core.config import NOREPINEPHRINE, PatientSettings
-from vasopilot.core.events import DoseApplied, DoseChange, DoseRefused, RefusalCode
+from vasopilot.core.events import (
+    DoseApplied,
+    DoseChange,
+    DoseRefused,
+    Fault,
+    FaultCode,
+    FlowProbe,
+    RefusalCode,
+    StopReason,
+)
 from vasopilot.core.types import DoseRequest, LineSignals, PumpAlarm, PumpState, Requester
 from vasopilot.core.units import dose_from_rate_ml_h, rate_ml_h_from_dose
 
@@ -137,6 +149,38 @@ class SupervisorMachine(RuleBasedStateMachine):
             LineSignals(t_s=self.t_s, line_pressure_mmhg=pressure), self.t_s)
         self.check()
 
+    @rule(kind=st.sampled_from(["step", "ramp", "coughs"]),
+          size=st.floats(min_value=-40.0, max_value=80.0),
+          duration=st.sampled_from([1.0, 5.0, 15.0, 40.0]),
+          seed=st.integers(0, 2**16))
+    def patient_side(self, kind: str, size: float, duration: float, seed: int) -> None:
+        """A flow-independent change of line pressure, sampled each second with sensor noise,
+        while the supervisor ticks; the pump's state does not change it."""
+        if kind != "coughs":
+            size = max(-40.0, min(40.0, size))
+        rng = random.Random(seed)
+        first = len(self.sink.events)
+        for second in range(int(duration) + 15):
+            self.t_s += 1.0
+            if kind == "step":
+                offset = size if second < duration else 0.0
+            elif kind == "ramp":
+                offset = size * min(1.0, second / duration)
+            else:
+                offset = size if second % 4 == 0 and second < duration else 0.0
+            pressure = 15.0 + offset + rng.gauss(0.0, 0.5)
+            self.pump.t_s = self.t_s
+            self.pump.line_pressure_mmhg = pressure
+            self.supervisor.on_line_signals(
+                LineSignals(t_s=self.t_s, line_pressure_mmhg=pressure), self.t_s)
+            self.supervisor.tick(self.t_s)
+        for event in self.sink.events[first:]:
+            if isinstance(event, Fault) and event.code is FaultCode.OCCLUSION_DETECTED:
+                assert "detector=stall" in (event.detail or ""), event
+            if isinstance(event, DoseApplied):
+                assert event.stop_reason is not StopReason.INFILTRATION, event
+        self.check()
+
     @rule(fault=st.sampled_from(["stall", "empty", "near_empty", "drop_ack", "disconnect",
                                  "reconnect", "pump_alarm", "refill"]))
     def pump_fault(self, fault: str) -> None:
@@ -214,15 +258,24 @@ class SupervisorMachine(RuleBasedStateMachine):
                 journaled, durable = self.promises.applied_at.get(position, (None, False))
                 assert journaled is not None and argument is not None
                 assert abs(journaled.rate_ml_h - argument) < 1e-9
-                assert durable or journaled.change in SAFETY_CHANGES, journaled
+                # A probe's make-up and its end restore delivery, as the running dose does.
+                assert durable or (journaled.phase != "pause" if isinstance(journaled, FlowProbe)
+                                   else journaled.change in SAFETY_CHANGES), journaled
                 assert argument <= hard_max_ml_h + 1e-9
             elif name == "stop" and states[position] is PumpState.INFUSING:
                 decided = self._last_applied_before(position)
-                assert decided is not None and decided.change is DoseChange.STOP
-                assert decided.stop_reason in STOP_REASONS, decided
+                assert decided is not None
+                if isinstance(decided, FlowProbe):
+                    # A probe's pause, journaled durably before the pump was told.
+                    assert decided.phase == "pause"
+                    assert self.promises.applied_at[max(
+                        k for k in self.promises.applied_at if k <= position)][1]
+                else:
+                    assert decided.change is DoseChange.STOP
+                    assert decided.stop_reason in STOP_REASONS, decided
         self.checked_commands = len(commands)
 
-    def _last_applied_before(self, position: int) -> DoseApplied | None:
+    def _last_applied_before(self, position: int) -> DoseApplied | FlowProbe | None:
         keys = [k for k in self.promises.applied_at if k <= position]
         return self.promises.applied_at[max(keys)][0] if keys else None
 

@@ -52,6 +52,7 @@ from vasopilot.core.events import (
     DoseRequested,
     Event,
     Fault,
+    FlowProbe,
     JournalGap,
     ModeChanged,
     OperatorAction,
@@ -562,6 +563,9 @@ def summary_line(event: Event) -> str:
                     f"{host_loss_text(event.host_loss, event.host_loss_after_s)}")
         case Fault():
             return f"{event.code}: {event.message}" + (f" ({event.detail})" if event.detail else "")
+        case FlowProbe():
+            return (f"line probe ({event.cause}) {event.phase}: {event.rate_ml_h:.3f} mL/h, "
+                    f"{event.volume_ul:.1f} µL: {event.reason}")
         case ModeChanged():
             return f"mode {event.mode} (by {event.by})"
         case RemoteCommand():

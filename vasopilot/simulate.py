@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
-from safety.supervisor import EventSink
+from safety.supervisor import EventSink, StopReason
 from safety.view import SupervisorView
 from vasopilot.control.base import Controller
 from vasopilot.control.closed_loop import ClosedLoopController
@@ -27,6 +27,7 @@ from vasopilot.core.events import (
     AlarmRaised,
     BeatSummary,
     DoseApplied,
+    DoseChange,
     DoseRefused,
     Event,
     RunStarted,
@@ -87,6 +88,14 @@ class SimOptions:
     primed_line: bool = True
 
 
+class SimStop(BaseModel):
+    """One stop the supervisor made: why (never ``weaned``: the last weaning step is no
+    stop), and when (s from the start)."""
+
+    reason: StopReason
+    t_s: float
+
+
 class SimSummary(BaseModel):
     """The ``vasopilot sim --json`` contract: exactly these keys.
 
@@ -103,6 +112,7 @@ class SimSummary(BaseModel):
     total_drug_mcg: float
     alarms: int
     dose_changes: int
+    stops: list[SimStop]
 
 
 @dataclass(frozen=True)
@@ -232,6 +242,7 @@ def run_sim(
         total_drug_mcg=round(delivered_mcg, 1),
         alarms=sum(isinstance(e, AlarmRaised) for e in events),
         dose_changes=sum(isinstance(e, DoseApplied) for e in events),
+        stops=_stops(events),
     )
     sensor = SensorErrors(params.calibration_gain, params.transducer_offset_mmhg)
     return SimResult(options, summary, target, params.floor_mmhg, true_map, events,
@@ -256,6 +267,15 @@ class _Recorder:
 
     def flush_pending(self) -> bool:
         return self._sink.flush_pending()
+
+
+def _stops(events: list[Event]) -> list[SimStop]:
+    stops = []
+    for event in events:
+        if isinstance(event, DoseApplied) and event.change is DoseChange.STOP \
+                and event.stop_reason not in (None, StopReason.WEANED):
+            stops.append(SimStop(reason=event.stop_reason, t_s=event.t_s))
+    return stops
 
 
 def _run_loop(

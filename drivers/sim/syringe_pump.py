@@ -12,15 +12,22 @@ The model (docs/pumps.md, "Stepper syringe pump mechanics"):
   compliance, is what delays real flow by minutes at 1 mL/h with a 50 mL syringe.
 * Syringe and line store volume as pressure: C·dP/dt = q_stopper − q_out with
   q_out = (P − P_down)/R while the line is open. An anti-reflux valve keeps q_out ≥ 0, so blood
-  never flows back into the line. Downstream is the vein (fixed ``venous_pressure_mmhg``) or,
-  after an infiltration, the tissue, whose pressure rises with the volume it receives
-  (C_tissue·dP_tissue/dt = q_out): at a constant rate the line pressure then drifts up above
-  its running baseline, which is what S9's pressure-trend detector looks for.
+  never flows back into the line. Downstream is the vein (fixed ``venous_pressure_mmhg``).
+  After an infiltration the flow goes into tissue, which resists it more and more: R grows
+  linearly in time, so the line pressure drifts up above its running baseline by an amount
+  that scales with the flow (S9), and a pause lets it fall by Q·R over the longer R·C.
 * Occluded, q_out = 0 and the pressure climbs by pushed volume / C until the motor stalls at
   ``stall_pressure_mmhg``.
+* Patient-side disturbances (a cough, a Valsalva, the patient sitting up, the bed or the pump
+  moved up or down, a carrier infusion joining at the cannula) add an offset to the pressure
+  everywhere along the line that does not depend on the pump's flow (S8): the sensor reads
+  P + offset, the flow is unchanged. The few µL that the compliance takes up or gives back as
+  the offset moves (C·ΔP, within R·C ≈ 2 s) are neglected: they are what makes the model the
+  one the detectors are specified against, P = P_patient + Q·R + hydrostatic offset.
 
 Every piece between two events (take-up done, valve opens or closes, syringe empty, back-off
-done, watchdog, stall) is solved in closed form, so one jump of a virtual clock gives the same
+done, watchdog, stall) is solved in closed form (a growing resistance in pieces of at most
+``RESISTANCE_PIECE_S``), so one jump of a virtual clock gives the same
 state as many small ones, and a simulated day costs one short loop per call.
 
 Fault levers are on :attr:`SimSyringePump.faults`, never on the :class:`~vasopilot.core.
@@ -30,6 +37,7 @@ interfaces.Pump` protocol; the line-signal twin is :class:`SimLineSignals`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from enum import Enum, auto
 
 from vasopilot.core.clock import Clock
@@ -56,6 +64,8 @@ MAX_PLUNGER_SPEED_MM_MIN = 3.0
 PA_PER_MMHG = 133.322
 # Below this the closed-form solution would divide by ~0; a line is never that stiff.
 MIN_COMPLIANCE_UL_PER_MMHG = 1e-3
+# A resistance that grows (infiltration) is held constant over pieces this long.
+RESISTANCE_PIECE_S = 1.0
 
 
 def _ul_s(rate_ml_h: float) -> float:
@@ -76,6 +86,25 @@ class _Event(Enum):
     STALL = auto()
 
 
+@dataclass(frozen=True)
+class _Disturbance:
+    """A flow-independent offset of the line pressure: a step held ``duration_s`` from
+    ``start_s``, or a ramp to ``mmhg`` over ``duration_s`` that then stays."""
+
+    start_s: float
+    duration_s: float
+    mmhg: float
+    ramp: bool
+
+    def offset_mmhg(self, t_s: float) -> float:
+        elapsed_s = t_s - self.start_s
+        if elapsed_s < 0:
+            return 0.0
+        if self.ramp:
+            return self.mmhg * min(1.0, elapsed_s / self.duration_s)
+        return self.mmhg if elapsed_s < self.duration_s else 0.0
+
+
 class PumpFaults:
     """Fault levers of a :class:`SimSyringePump` (for tests and ``vasopilot sim`` fault plans)."""
 
@@ -91,22 +120,39 @@ class PumpFaults:
         self._pump.advance()
         self._pump._occluded = False
 
-    def infiltrate(self, tissue_compliance_ul_per_mmhg: float = 60.0) -> None:
-        """The cannula slips into tissue: flow no longer reaches the circulation, and tissue
-        pressure rises by 1 mmHg per ``tissue_compliance_ul_per_mmhg`` µL received (about
-        2 mmHg/min at 7.5 mL/h with the default)."""
-        if tissue_compliance_ul_per_mmhg <= 0:
-            raise ValueError("tissue compliance must be positive (µL/mmHg)")
-        self._pump.advance()
+    def infiltrate(self, rise_mmhg: float = 20.0, over_s: float = 600.0) -> None:
+        """The cannula slips into tissue: flow no longer reaches the circulation, and the
+        tissue resists it more and more. The resistance grows linearly, by as much as raises
+        the pressure at the rate running now by ``rise_mmhg`` over ``over_s`` (and on after)."""
+        if rise_mmhg <= 0 or over_s <= 0:
+            raise ValueError("the infiltration's rise (mmHg) and time (s) must be positive")
         pump = self._pump
-        pump._tissue_compliance_ul_per_mmhg = tissue_compliance_ul_per_mmhg
-        pump._downstream_mmhg = pump.venous_pressure_mmhg
+        pump.advance()
+        rate_ul_s = max(pump._rate_ul_s, _ul_s(pump.capabilities.min_rate_ml_h))
+        pump._infiltrated_at_s = pump._t_s
+        pump._resistance_growth = rise_mmhg / rate_ul_s / over_s
 
     def resite(self) -> None:
         """A new cannula in a vein: flow reaches the circulation again."""
-        self._pump.advance()
-        self._pump._tissue_compliance_ul_per_mmhg = None
-        self._pump._downstream_mmhg = self._pump.venous_pressure_mmhg
+        pump = self._pump
+        pump.advance()
+        pump._infiltrated_at_s = None
+        pump._resistance_growth = 0.0
+
+    def shift_line(self, mmhg: float, duration_s: float) -> None:
+        """From now, the pressure at the cannula is ``mmhg`` higher (or lower) for
+        ``duration_s``: a cough, a Valsalva, a bed or pump moved, a carrier-flow change."""
+        self._disturb(_Disturbance(self._pump._now(), duration_s, mmhg, ramp=False))
+
+    def ramp_line(self, mmhg: float, duration_s: float) -> None:
+        """From now, the pressure at the cannula moves linearly by ``mmhg`` over
+        ``duration_s``, then stays there (the patient sits up slowly, a drifting height)."""
+        self._disturb(_Disturbance(self._pump._now(), duration_s, mmhg, ramp=True))
+
+    def _disturb(self, disturbance: _Disturbance) -> None:
+        if disturbance.duration_s <= 0:
+            raise ValueError("a line disturbance lasts a positive number of seconds")
+        self._pump._disturbances.append(disturbance)
 
     def stall(self) -> None:
         """The motor stalls (mechanical jam): it stops stepping and raises alarm ``stall``."""
@@ -164,7 +210,7 @@ class SimSyringePump:
         self.band_ul = mechanics.slack_ul + takeup_mm * self.area_mm2
         self._compliance = max(syringe.compliance_ul_per_mmhg, MIN_COMPLIANCE_UL_PER_MMHG)
         # mmHg per (µL/s): the resistance in the units the integrator works in.
-        self._resistance = line_resistance_mmhg_per_ml_h * SECONDS_PER_HOUR / UL_PER_ML
+        self._resistance0 = line_resistance_mmhg_per_ml_h * SECONDS_PER_HOUR / UL_PER_ML
         max_rate_ml_h = self.area_mm2 * MAX_PLUNGER_SPEED_MM_MIN * 60.0 / UL_PER_ML
         self._capabilities = PumpCapabilities(
             min_rate_ml_h=_ml_h(self.microstep_ul / SLOWEST_STEP_PERIOD_S),
@@ -188,8 +234,10 @@ class SimSyringePump:
         self._withdrawn_ul = 0.0
         self._stopper_ul = 0.0  # net fluid volume the stopper has displaced
         self._pressure_mmhg = venous_pressure_mmhg
-        self._downstream_mmhg = venous_pressure_mmhg
-        self._tissue_compliance_ul_per_mmhg: float | None = None
+        self._infiltrated_at_s: float | None = None
+        # mmHg per (µL/s), per second since the infiltration
+        self._resistance_growth = 0.0
+        self._disturbances: list[_Disturbance] = []
         self._occluded = False
         self._jammed = False
         # A stall against line pressure blocks forward motion only: the motor can still back
@@ -271,9 +319,10 @@ class SimSyringePump:
     def outflow_ml_h(self) -> float:
         """Flow leaving the line into the circulation now (0 when occluded or infiltrated)."""
         self.advance()
-        if self._occluded or self._tissue_compliance_ul_per_mmhg is not None:
+        if self._occluded or self._infiltrated_at_s is not None:
             return 0.0
-        return _ml_h(max(0.0, self._pressure_mmhg - self._downstream_mmhg) / self._resistance)
+        return _ml_h(max(0.0, self._pressure_mmhg - self.venous_pressure_mmhg)
+                     / self._resistance(self._t_s))
 
     @property
     def outflow_volume_ml(self) -> float:
@@ -289,14 +338,41 @@ class SimSyringePump:
 
     @property
     def line_pressure_mmhg(self) -> float:
+        """What the line's pressure sensor reads: the line's own pressure plus the patient-side
+        and hydrostatic offset."""
         self.advance()
-        return self._pressure_mmhg
+        return self._pressure_mmhg + self._offset_mmhg()
 
     @property
     def stalled(self) -> bool:
         return self._jammed or self._overloaded
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        self.advance()
+        return self._t_s
+
+    def _resistance(self, t_s: float) -> float:
+        """The resistance at ``t_s``: after an infiltration it grows, held constant over cells
+        of ``RESISTANCE_PIECE_S`` counted from the infiltration (at each cell's middle), so
+        that any split of time into pieces gives the same state."""
+        if self._infiltrated_at_s is None:
+            return self._resistance0
+        middle_s = (self._resistance_cell(t_s) + 0.5) * RESISTANCE_PIECE_S
+        return self._resistance0 + self._resistance_growth * middle_s
+
+    def _resistance_cell(self, t_s: float) -> int:
+        since = self._infiltrated_at_s or 0.0
+        # A time a rounding error short of a cell's end belongs to the next cell.
+        return math.floor(max(0.0, t_s - since) / RESISTANCE_PIECE_S + 1e-9)
+
+    def _resistance_cell_end_s(self) -> float:
+        since = self._infiltrated_at_s or 0.0
+        return since + (self._resistance_cell(self._t_s) + 1) * RESISTANCE_PIECE_S
+
+    def _offset_mmhg(self) -> float:
+        return sum(d.offset_mmhg(self._t_s) for d in self._disturbances)
 
     def _command(self) -> None:
         if self._closed:
@@ -332,6 +408,7 @@ class SimSyringePump:
 
     def _status(self) -> PumpStatus:
         running = self._state is PumpState.INFUSING
+        offset_mmhg = self._offset_mmhg()
         return PumpStatus(
             t_s=self._t_s,
             state=self._state,
@@ -339,8 +416,9 @@ class SimSyringePump:
             delivered_ml=math.floor(self._forward_ul / self.microstep_ul + 1e-9)
             * self.microstep_ul / UL_PER_ML,
             syringe_remaining_ml=max(0.0, self._fill_ul - self._stopper_ul) / UL_PER_ML,
-            line_pressure_mmhg=self._pressure_mmhg,
-            plunger_force_n=self._pressure_mmhg * PA_PER_MMHG * self.area_mm2 * 1e-6,
+            line_pressure_mmhg=self._pressure_mmhg + offset_mmhg,
+            plunger_force_n=(self._pressure_mmhg + offset_mmhg) * PA_PER_MMHG * self.area_mm2
+            * 1e-6,
             stalled=self.stalled,
             end_of_travel=self._stopper_ul >= self._fill_ul,
             alarm=self._alarm,
@@ -384,36 +462,35 @@ class SimSyringePump:
             soonest(self._last_contact_s + self.watchdog_timeout_s - self._t_s, _Event.WATCHDOG)
 
         c = self._compliance
-        d0 = self._pressure_mmhg - self._downstream_mmhg
+        down = self.venous_pressure_mmhg
+        d0 = self._pressure_mmhg - down
         open_line = not self._occluded and (d0 > 0 or (d0 == 0 and q > 0))
-        c_tissue = self._tissue_compliance_ul_per_mmhg
         if open_line:
-            # D = P − P_down relaxes to D_inf with tau; with a tissue downstream both pressures
-            # rise together, so the effective compliance is C in series with C_tissue.
-            c_eff = c if c_tissue is None else c * c_tissue / (c + c_tissue)
-            tau = self._resistance * c_eff
-            d_inf = q * tau / c
+            resistance = self._resistance(self._t_s)
+            if self._resistance_growth > 0:
+                soonest(self._resistance_cell_end_s() - self._t_s, _Event.NONE)
+            # D = P − P_down relaxes to D_inf = q·R with tau = R·C.
+            tau = resistance * c
+            d_inf = q * resistance
             if q < 0:
                 soonest(tau * math.log((d0 - d_inf) / -d_inf), _Event.VALVE)
-            if q > 0 and c_tissue is None:
-                d_stall = self.stall_pressure_mmhg - self._downstream_mmhg
+            if q > 0:
+                d_stall = self.stall_pressure_mmhg - down
                 if d0 < d_stall < d_inf:
                     soonest(tau * math.log((d_inf - d0) / (d_inf - d_stall)), _Event.STALL)
             d1 = 0.0 if event is _Event.VALVE else d_inf + (d0 - d_inf) * math.exp(-h / tau)
-            ratio = 1.0 if c_tissue is None else 1.0 + c / c_tissue
-            out = (q * h - c * (d1 - d0)) / ratio
-            if c_tissue is None:
+            out = q * h - c * (d1 - d0)
+            if self._infiltrated_at_s is None:
                 self._outflow_ul += out
             else:
                 self._tissue_ul += out
-                self._downstream_mmhg += out / c_tissue
-            self._pressure_mmhg = self._downstream_mmhg + d1
+            self._pressure_mmhg = down + d1
         else:
             if q > 0 and not self._occluded and d0 < 0:
                 soonest(-d0 * c / q, _Event.VALVE)
             if q > 0:
                 soonest((self.stall_pressure_mmhg - self._pressure_mmhg) * c / q, _Event.STALL)
-            self._pressure_mmhg = (self._downstream_mmhg if event is _Event.VALVE
+            self._pressure_mmhg = (down if event is _Event.VALVE
                                    else self._pressure_mmhg + q * h / c)
 
         moved = motor * h

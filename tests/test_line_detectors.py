@@ -180,3 +180,16 @@ def test_a_flow_independent_offset_is_at_most_an_advisory(rate_ml_h: float) -> N
     findings = infiltration_run(rate_ml_h, 0.0, 20.0)
     assert findings and all(f.change is LineChange.OFFSET for f in findings)
     assert "not flow-related" in findings[0].message
+
+
+@pytest.mark.parametrize("rate_ml_h", [5e-324, 0.0])
+def test_a_rate_too_small_to_move_the_line_is_judged_without_error(rate_ml_h: float) -> None:
+    # A pump adopted at a denormal rate (the stateful test found one): its Q/C is 0, so a
+    # climb at it is no occlusion, and neither detector divides by that slope.
+    found, probes = play(OcclusionDetector(300.0, C_UL_PER_MMHG), rate_ml_h,
+                         lambda t, paused: t * 0.1, 600.0)
+    assert found is None and probes == []
+    infiltration = InfiltrationDetector(C_UL_PER_MMHG)
+    outs = [infiltration.update(15.0 + t_s * 0.05, rate_ml_h, float(t_s))
+            for t_s in range(1, 1200)]
+    assert not any(isinstance(o, InfiltrationFinding) for o in outs)

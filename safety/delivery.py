@@ -436,7 +436,7 @@ class Delivery:
         self._cancel_probe(now_s, "the pump did not confirm the probe's command")
         self.command(self._state.dose_mcg_min, Requester.SUPERVISOR,
                      "flow probe failed: back to the running dose", now_s,
-                     change=DoseChange.RESTORED, safety=True)
+                     change=DoseChange.RESUMED, safety=True)
 
     def _cancel_probe(self, now_s: float, why: str) -> None:
         state = self._state

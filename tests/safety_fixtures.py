@@ -295,7 +295,9 @@ class JournalInvariants:
                 if calls_when_appended is not None:
                     self.applied_at[calls_when_appended[index]] = (
                         event, durable is None or durable[index])
-            elif isinstance(event, FlowProbe) and calls_when_appended is not None:
+            elif isinstance(event, FlowProbe) and event.phase != "cancelled" \
+                    and calls_when_appended is not None:
+                # A cancelled probe commands nothing: the change that cut it short does.
                 self.applied_at[calls_when_appended[index]] = (
                     event, durable is None or durable[index])
         self.checked = len(events)

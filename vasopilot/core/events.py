@@ -95,7 +95,8 @@ class DoseChange(StrEnum):
     ADOPTED = "adopted"
     # An uncommanded pump state over the limits, brought back to the last safe dose.
     RESTORED = "restored"
-    # The pump stopped itself on losing the host; restarted at the last safe dose.
+    # The running dose sent again: the pump stopped itself on losing the host (restarted at the
+    # last safe dose), or did not confirm a flow probe's command.
     RESUMED = "resumed"
     # The change journaled just before could not be made durable and was never sent.
     NOT_APPLIED = "not_applied"

@@ -56,6 +56,10 @@ class ProbeRequest:
     message: str
 
 
+# A noise estimate from the 20th percentile of second differences needs five of them.
+MIN_FIT_SAMPLES = 7
+
+
 @dataclass(frozen=True)
 class Fit:
     """A least-squares line through pressure samples: slope (mmHg/s), residual RMS (mmHg),
@@ -69,11 +73,14 @@ class Fit:
     start_mmhg: float
     end_mmhg: float
     span_s: float
+    samples: int
 
     def straight(self, tolerance_mmhg: float) -> bool:
         """Whether a line explains the samples: residuals no larger than the noise allows.
-        A jump, a cough or a curve leaves residuals the noise does not explain."""
-        return self.rms <= 1.5 * self.noise_mmhg + tolerance_mmhg
+        A jump, a cough or a curve leaves residuals the noise does not explain. Too few samples
+        to estimate the noise from cannot show it: a cough among them would pass as noise."""
+        return self.samples >= MIN_FIT_SAMPLES and \
+            self.rms <= 1.5 * self.noise_mmhg + tolerance_mmhg
 
 
 def occluded_slope_mmhg_s(rate_ml_h: float, compliance_ul_per_mmhg: float) -> float:
@@ -101,7 +108,7 @@ def fit_line(samples: Iterable[tuple[float, float]]) -> Fit | None:
     # coughs, whose edges make most of the others large, leaves it alone.
     noise = second[len(second) // 5] / (0.253 * 6 ** 0.5)
     return Fit(slope, (rss / n) ** 0.5, noise, p_mean + slope * (points[0][0] - t_mean),
-               p_mean + slope * (points[-1][0] - t_mean), span_s)
+               p_mean + slope * (points[-1][0] - t_mean), span_s, n)
 
 
 class PressureTrace:

@@ -193,3 +193,31 @@ def test_a_rate_too_small_to_move_the_line_is_judged_without_error(rate_ml_h: fl
     outs = [infiltration.update(15.0 + t_s * 0.05, rate_ml_h, float(t_s))
             for t_s in range(1, 1200)]
     assert not any(isinstance(o, InfiltrationFinding) for o in outs)
+
+
+def test_too_few_samples_to_estimate_the_noise_are_never_straight() -> None:
+    # Four samples of a line plus one cough: the one second difference left is the cough's.
+    few = fit_line([(0.0, 15.0), (1.0, 16.2), (2.0, 23.5), (3.0, 18.7)])
+    assert few is not None and not few.straight(0.3)
+    many = fit_line([(float(t), 15.0 + 1.2 * t) for t in range(8)])
+    assert many is not None and many.straight(0.3)
+
+
+def test_a_step_then_coughs_sampled_each_second_is_no_occlusion() -> None:
+    # Like the stateful test's find: a line at 0 mmHg stepping to 15, then +6 mmHg coughs every
+    # 4 s, one noisy sample a second at 4.5 mL/h (Q/C 1.25 mmHg/s): a 4-s fit holds 4 samples.
+    detector = OcclusionDetector(300.0, C_UL_PER_MMHG)
+    rng = random.Random(167)
+    pause_until_s: float | None = None
+    for second in range(1, 120):
+        t_s = float(second)
+        if pause_until_s is not None and t_s >= pause_until_s:
+            detector.probe_ended(t_s)
+            pause_until_s = None
+        cough = 6.0 if second >= 20 and second % 4 == 0 and second < 35 else 0.0
+        pressure = (0.0 if second < 4 else 15.0) + cough + rng.gauss(0.0, 0.5)
+        out = detector.update(pressure, 4.5, t_s)
+        assert not isinstance(out, OcclusionFinding), out
+        if isinstance(out, ProbeRequest) and pause_until_s is None:
+            detector.probe_started(t_s, ours=True)
+            pause_until_s = t_s + out.pause_s

@@ -322,8 +322,9 @@ class OcclusionDetector:
             floor = (1 - self._slope_fraction / 2) * expected
             span_s = self._unambiguous_rise_mmhg / floor
             tracked = self._trace.fit(t_s - span_s, t_s, min_cover=0.95)
+            # A ramp an earlier probe showed to be flow-independent is no part of the climb.
             if (tracked is not None and tracked.straight(self._linear_tolerance_mmhg)
-                    and floor <= tracked.slope <= 2 * expected):
+                    and floor <= tracked.slope - self._disturbance_slope <= 2 * expected):
                 return self._finding(
                     "rise-rate", pressure_mmhg,
                     f"line pressure has climbed {tracked.slope * tracked.span_s:.0f} mmHg "

@@ -156,8 +156,13 @@ class SupervisorMachine(RuleBasedStateMachine):
     def patient_side(self, kind: str, size: float, duration: float, seed: int) -> None:
         """A flow-independent change of line pressure, sampled each second with sensor noise,
         while the supervisor ticks; the pump's state does not change it."""
-        if kind != "coughs":
+        if kind == "step":
             size = max(-40.0, min(40.0, size))
+        elif kind == "ramp":
+            # S8's envelope for a flow-independent ramp: up to 30 mmHg over 1-30 min (a faster,
+            # larger straight climb is what a closed line at the running flow does)
+            size = max(-30.0, min(30.0, size))
+            duration = 60.0 * max(1.0, duration / 15.0)
         rng = random.Random(seed)
         first = len(self.sink.events)
         for second in range(int(duration) + 15):

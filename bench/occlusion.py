@@ -175,12 +175,14 @@ MAP_MMHG = 72.0
 @dataclass(frozen=True)
 class Case:
     """One battery case: what happens from ``DISTURB_AT_S`` (``events``: seconds after it, and
-    the kind with its size and duration), whether a stop is the right answer (``expect``)."""
+    the kind with its size and duration), whether a stop is the right answer (``expect``), and
+    the patient's MAP throughout."""
 
     name: str
     events: tuple[tuple[float, str, float, float], ...]
     run_s: float
     expect: str | None = None
+    map_mmhg: float = MAP_MMHG
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,9 @@ def battery(quick: bool = False) -> list[Case]:
              "occlusion"),
         Case("infiltration +20 mmHg over 600 s", ((0.0, "infiltration", 20.0, 600.0),),
              900.0, "infiltration"),
+        # No probe while MAP is below the floor: the high alarm comes all the same (S9).
+        Case("infiltration +20 mmHg over 600 s, MAP 55 mmHg",
+             ((0.0, "infiltration", 20.0, 600.0),), 900.0, "infiltration", map_mmhg=55.0),
     ]
     return cases
 
@@ -270,6 +275,9 @@ class _Rig:
         self.events.append(event)
         return event
 
+    def flush_pending(self) -> bool:
+        return True
+
     def step(self, active: SimSyringePump) -> float:
         t_s = self.clock.advance(TICK_S)
         sup = self.supervisor
@@ -281,13 +289,15 @@ class _Rig:
 
 
 def run_case(case: Case, rate_ml_h: float, syringe: SyringeSpec, noise_mmhg: float,
-             seed: int, *, map_mmhg: float = MAP_MMHG, events: list[Event] | None = None
+             seed: int, *, map_mmhg: float | None = None, events: list[Event] | None = None
              ) -> CaseResult:
-    """One case at one rate and syringe; ``events`` (if given) receives the journal."""
+    """One case at one rate and syringe (at the case's MAP unless ``map_mmhg`` is given);
+    ``events`` (if given) receives the journal."""
     changeover = any(kind == "changeover" for _, kind, _, _ in case.events)
     # A syringe that runs dry a few minutes after the disturbance time: the spare takes over.
     fill_ml = rate_ml_h * (DISTURB_AT_S + 240.0) / 3600.0 + 0.05 if changeover else None
-    rig = _Rig(rate_ml_h, syringe, noise_mmhg, seed, fill_ml=fill_ml, map_mmhg=map_mmhg)
+    rig = _Rig(rate_ml_h, syringe, noise_mmhg, seed, fill_ml=fill_ml,
+               map_mmhg=case.map_mmhg if map_mmhg is None else map_mmhg)
     if events is not None:
         rig.events = events
     sup, active = rig.supervisor, rig.pump

@@ -107,7 +107,7 @@ class InfiltrationDetector:
         settle_s: float = 60.0,
         tau_s: float = 600.0,
         reference_after_s: float = 300.0,
-        pause_s: float = 30.0,
+        pause_s: float = 20.0,
         flow_fraction: float = 0.5,
         probe_spacing_s: float = 120.0,
         offset_spacing_s: float = 300.0,
@@ -143,6 +143,9 @@ class InfiltrationDetector:
         self._probe_before_mmhg = 0.0
         self._probe_baseline_mmhg = 0.0
         self._last_probe_s: float | None = None
+        # A declined request waits its spacing before it is asked again; a declined reference
+        # does not hold back the question a lasting rise asks.
+        self._declined: dict[ProbeCause, float] = {}
         self._spacing_s = self._probe_spacing_s
 
     @property
@@ -164,7 +167,7 @@ class InfiltrationDetector:
         self._resumed_s = t_s
 
     def probe_declined(self, t_s: float) -> None:
-        self._last_probe_s = t_s
+        self._declined[self._wanted] = t_s
 
     # -- samples ---------------------------------------------------------------------------------
 
@@ -200,7 +203,8 @@ class InfiltrationDetector:
             return self._reference(t_s)
         if self._above_since_s is None:
             self._above_since_s = t_s
-        if t_s - self._above_since_s < self._hold_s or not self._may_probe(t_s):
+        if t_s - self._above_since_s < self._hold_s or \
+                not self._may_probe(ProbeCause.INFILTRATION, t_s):
             return None
         self._wanted = ProbeCause.INFILTRATION
         return ProbeRequest(
@@ -213,7 +217,7 @@ class InfiltrationDetector:
     def _reference(self, t_s: float) -> ProbeRequest | None:
         if self._resistance is not None or t_s - self._calm_since_s < self._reference_after_s:
             return None
-        if not self._may_probe(t_s):
+        if not self._may_probe(ProbeCause.REFERENCE, t_s):
             return None
         self._wanted = ProbeCause.REFERENCE
         return ProbeRequest(
@@ -221,8 +225,9 @@ class InfiltrationDetector:
             message="a reference pause measures the line's own resistance",
         )
 
-    def _may_probe(self, t_s: float) -> bool:
-        return self._last_probe_s is None or t_s - self._last_probe_s >= self._spacing_s
+    def _may_probe(self, cause: ProbeCause, t_s: float) -> bool:
+        return all(since is None or t_s - since >= self._spacing_s
+                   for since in (self._last_probe_s, self._declined.get(cause)))
 
     def _relearn(self, t_s: float) -> None:
         self._calm_since_s = t_s
@@ -230,8 +235,8 @@ class InfiltrationDetector:
         self._above_since_s = None
 
     def _level(self, t0_s: float, t1_s: float) -> float | None:
-        samples = self._trace.between(t0_s, t1_s)
-        return statistics.median(p for _, p in samples) if samples else None
+        pressures = self._trace.pressures(t0_s, t1_s)
+        return statistics.median(pressures) if pressures else None
 
     def _probing(self, rate_ml_h: float, t_s: float) -> InfiltrationFinding | None:
         started_s, resumed_s = self._probe_started_s, self._resumed_s

@@ -2,13 +2,14 @@
 
 Each watch decides and returns a finding; the supervisor enacts it through the delivery part.
 Line pressure is P_patient + Q·R + a hydrostatic offset: only a change tied to the pump's flow
-stops. An ambiguous one asks for a flow probe (a brief pause), which :func:`probe_allowed`
+stops. An ambiguous one asks for a flow probe (a brief pause), which :func:`probe_refusal`
 permits or not and the delivery part carries out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from safety.extravasation import InfiltrationDetector, InfiltrationFinding, LineChange
 from safety.map_watch import AlarmOrder
@@ -103,12 +104,22 @@ class LineWatch:
         self._infiltration.probe_started(t_s, ours=not ours)
         self._probing = True
 
-    def probe_declined(self, cause: ProbeCause, t_s: float) -> None:
-        """The request was not enacted: its detector waits for unambiguous evidence."""
-        if cause is ProbeCause.OCCLUSION:
+    def probe_declined(self, request: ProbeRequest, refusal: ProbeRefusal, t_s: float
+                       ) -> tuple[AlarmOrder, ...]:
+        """The request was not enacted: its detector waits for unambiguous evidence. A lasting
+        rise no probe may judge (MAP below the floor) is still a possible infiltration: the high
+        "check the cannula site" alarm comes at once (S9), the probe is only needed to stop."""
+        if request.cause is ProbeCause.OCCLUSION:
             self._occlusion.probe_declined(t_s)
-        else:
-            self._infiltration.probe_declined(t_s)
+            return ()
+        self._infiltration.probe_declined(t_s)
+        if request.cause is not ProbeCause.INFILTRATION or refusal is not ProbeRefusal.MAP:
+            return ()
+        self._cannula_suspected = True
+        return (AlarmOrder(AlarmCode.CANNULA_SITE, Priority.HIGH,
+                           f"infiltration suspected: {request.message} No probe may tell it "
+                           "from a flow-independent offset while MAP is below the floor: check "
+                           "the cannula site"),)
 
     def follow(self, paused: bool, t_s: float) -> None:
         """The pump runs again after a probe's pause (its make-up, or a probe cut short)."""
@@ -135,19 +146,29 @@ class ProbeContext:
     floor_mmhg: float
 
 
-def probe_allowed(request: ProbeRequest, ctx: ProbeContext) -> bool:
+class ProbeRefusal(StrEnum):
+    """Why a probe is not enacted now."""
+
+    PUMP = "the pump's state is uncertain, it runs nothing or a pause is under way"
+    OWED = "earlier probes owe more than 10 min of make-up can return"
+    MAP = "MAP is below the floor or not trusted"
+
+
+def probe_refusal(request: ProbeRequest, ctx: ProbeContext) -> ProbeRefusal | None:
     """S8, S9: never on a pump whose state is uncertain, never over a running pause; never while
     MAP is below the floor (or not trusted) unless the evidence already points to an occlusion.
     An occlusion probe may interrupt another probe's make-up; any other only while what both
-    owe can still be made up within 10 min."""
+    owe can still be made up within 10 min. ``None``: the probe may go ahead."""
     if ctx.uncertain or ctx.rate_ml_h <= 0 or ctx.paused:
-        return False
+        return ProbeRefusal.PUMP
     if request.urgent:
-        return True
+        return None
     owed_ul = ctx.owed_ul + ctx.rate_ml_h * request.pause_s / 3.6
     if owed_ul > ctx.rate_ml_h * PROBE_MAKE_UP_FRACTION * PROBE_MAKE_UP_WITHIN_S / 3.6:
-        return False
-    return ctx.map_trend_mmhg is not None and ctx.map_trend_mmhg >= ctx.floor_mmhg
+        return ProbeRefusal.OWED
+    if ctx.map_trend_mmhg is None or ctx.map_trend_mmhg < ctx.floor_mmhg:
+        return ProbeRefusal.MAP
+    return None
 
 
 def occlusion(finding: OcclusionFinding) -> Hazard:

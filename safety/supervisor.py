@@ -24,7 +24,7 @@ from safety.hazards import (
     ProbeContext,
     empty,
     extravasation,
-    probe_allowed,
+    probe_refusal,
     syringe_outlook,
     time_left_min,
 )
@@ -508,7 +508,7 @@ class Supervisor:
             self._probe(verdict.probe, now_s)
 
     def _probe(self, request: ProbeRequest, now_s: float) -> None:
-        """S8, S9: the watch asks, :func:`probe_allowed` decides, the delivery part pauses."""
+        """S8, S9: the watch asks, :func:`probe_refusal` decides, the delivery part pauses."""
         state = self._delivery.state
         patient = self._patient
         # The floor F lies midway between the set-point (F + 5) and the lower limit (F - 5).
@@ -519,9 +519,11 @@ class Supervisor:
             owed_ul=state.owed_ul(now_s),
             map_trend_mmhg=self._map.trend_mmhg if self._map.trusted(now_s) else None,
             floor_mmhg=(patient.target_map_mmhg + patient.lower_limit_mmhg) / 2)
-        if not probe_allowed(request, ctx):
+        refusal = probe_refusal(request, ctx)
+        if refusal is not None:
             if state.probe is None:
-                self._line.probe_declined(request.cause, now_s)
+                for order in self._line.probe_declined(request, refusal, now_s):
+                    self._order(order, now_s)
             return
         if self._delivery.pause(request, now_s):
             self._line.probe_started(request.cause, now_s)

@@ -103,7 +103,8 @@ def test_an_occlusion_under_a_ramp_is_stopped_after_a_probe(rate_ml_h: float) ->
     assert found is not None and found.detector == "probe"
     assert probes
     # The target is 60 s at 1 mL/h; here (a ramp at half the occluded slope) the first probe's
-    # window straddles the occlusion's start and a second probe is needed: 72 s, a known miss.
+    # window may straddle the occlusion's start, and then a second probe is needed: 30.5 s with
+    # this seed, 61.5-62 s with seeds 4 and 5 at 1 mL/h, a known miss by up to 2 s.
     assert line.last_s - 330.0 <= (120.0 if rate_ml_h < 1.0 else 90.0)
 
 

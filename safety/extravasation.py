@@ -93,7 +93,7 @@ class InfiltrationDetector:
     ``level_window_s`` is the median's window; ``settle_s`` after a start, a rate change or a
     probe the baseline is only learnt; ``tau_s`` is how slowly it follows the pressure while it
     stays within half of ``rise_mmhg``. ``reference_after_s`` of calm running at one rate come
-    before the reference pause; every pause lasts ``pause_s``, and the next comes no sooner
+    before the reference pause; each pause lasts :meth:`pause_s`, and the next comes no sooner
     than ``probe_spacing_s`` after it (``offset_spacing_s`` after one that found an offset).
     """
 
@@ -107,7 +107,8 @@ class InfiltrationDetector:
         settle_s: float = 60.0,
         tau_s: float = 600.0,
         reference_after_s: float = 300.0,
-        pause_s: float = 20.0,
+        min_pause_s: float = 10.0,
+        max_pause_s: float = 30.0,
         flow_fraction: float = 0.5,
         probe_spacing_s: float = 120.0,
         offset_spacing_s: float = 300.0,
@@ -119,11 +120,12 @@ class InfiltrationDetector:
         self._settle_s = settle_s
         self._tau_s = tau_s
         self._reference_after_s = reference_after_s
-        self._pause_s = pause_s
+        self._min_pause_s = min_pause_s
+        self._max_pause_s = max_pause_s
         self._flow_fraction = flow_fraction
         self._probe_spacing_s = probe_spacing_s
         self._offset_spacing_s = offset_spacing_s
-        self._trace = PressureTrace(keep_s=max(level_window_s, pause_s) + 10.0)
+        self._trace = PressureTrace(keep_s=max(level_window_s, max_pause_s) + 10.0)
         self._resistance: float | None = None
         self.reset()
 
@@ -208,7 +210,7 @@ class InfiltrationDetector:
             return None
         self._wanted = ProbeCause.INFILTRATION
         return ProbeRequest(
-            pause_s=self._pause_s, cause=ProbeCause.INFILTRATION, urgent=False,
+            pause_s=self.pause_s(rate_ml_h), cause=ProbeCause.INFILTRATION, urgent=False,
             message=f"line pressure {rise:.0f} mmHg over its baseline for "
                     f"{t_s - self._above_since_s:.0f} s at {rate_ml_h:.2f} mL/h: does it "
                     "come with the flow?",
@@ -221,9 +223,19 @@ class InfiltrationDetector:
             return None
         self._wanted = ProbeCause.REFERENCE
         return ProbeRequest(
-            pause_s=self._pause_s, cause=ProbeCause.REFERENCE, urgent=False,
+            pause_s=self.pause_s(self._rate_ml_h or 0.0), cause=ProbeCause.REFERENCE,
+            urgent=False,
             message="a reference pause measures the line's own resistance",
         )
+
+    def pause_s(self, rate_ml_h: float) -> float:
+        """A pause as long as the line's R·C once a rise of ``rise_mmhg`` came with the flow
+        (R grown by rise/Q: long at low rates, where the line empties slowly), within
+        ``min_pause_s`` and ``max_pause_s`` (30 s is 0.83 % of the hourly dose)."""
+        if rate_ml_h <= 0:
+            return self._max_pause_s
+        tau_s = self._rise_mmhg / rate_ml_h * 3.6 * self._compliance_ul_per_mmhg
+        return min(self._max_pause_s, max(self._min_pause_s, tau_s))
 
     def _may_probe(self, cause: ProbeCause, t_s: float) -> bool:
         return all(since is None or t_s - since >= self._spacing_s

@@ -108,6 +108,9 @@ class QualityLimits:
     premature_ratio: float = 0.8
     min_period_ratio: float = 0.45
     max_period_ratio: float = 2.6
+    # An interval this much longer than the rhythm has lost a beat (a compensatory pause is
+    # at most 1.45 x: twice the period minus the early beat's coupling of at least 0.55).
+    search_back_ratio: float = 1.6
     # A kinked line can halve the trace; true MAP does not move by 30% within a minute.
     level_shift_fraction: float = 0.3
     # An early beat's MAP (or that of the beat it cuts short) strays up to ~25 %.
@@ -122,6 +125,7 @@ class _Reference:
     dbp_mmhg: float
     map_mmhg: float
     pp_mmhg: float
+    upstroke_mmhg: float  # largest step of the smoothed upstroke, per sample
 
 
 class BeatDetector:
@@ -192,6 +196,10 @@ class BeatDetector:
         # (onset index, MAP) of recent beats past the artefact checks: the level a kinked
         # line leaves; a median, so a few wrong first beats do not seed it.
         self._levels: deque[tuple[int, float]] = deque()
+        # A lone small beat and a beat cut short wait for the next one's verdict (_emit).
+        self._held: Beat | None = None
+        self._held_weak = False
+        self._weak = False
         self._linger_reason: BeatQuality | None = None
         self._linger_until = 0
 
@@ -302,7 +310,7 @@ class BeatDetector:
             if self._scan >= stop:
                 if deadline > limit:
                     return
-                beats.append(self._measure(self._seg_start, deadline, hr_bpm=0.0))
+                self._emit(self._seg_start, deadline, 0.0, beats)
                 self._seg_start = deadline
                 self._onset = None
                 self._scan = max(self._scan, deadline)
@@ -337,14 +345,58 @@ class BeatDetector:
             if foot <= self._start:
                 continue  # the trace began on an upstroke: its foot was never seen
             if self._onset is not None and foot > self._onset:
-                hr_bpm = 60.0 * self.fs_hz / (foot - self._onset)
-                beats.append(self._measure(self._onset, foot, hr_bpm))
-            self._onset = foot
-            self._onsets.append(foot)
-            if len(self._onsets) >= 4:
-                on = self._onsets
-                self._rhythm_n = float(median(b - a for a, b in itertools.pairwise(on)))
-            self._seg_start = max(foot, self._seg_start)
+                missed = self._search_back(self._onset, foot)
+                if missed is not None:
+                    self._accept(missed, beats)
+            self._accept(foot, beats)
+
+    def _accept(self, foot: int, beats: list[Beat]) -> None:
+        """Close the beat running since the last onset at ``foot`` and start the next."""
+        if self._onset is not None and foot > self._onset:
+            self._emit(self._onset, foot, 60.0 * self.fs_hz / (foot - self._onset), beats)
+        self._onset = foot
+        self._onsets.append(foot)
+        if len(self._onsets) >= 4:
+            on = self._onsets
+            self._rhythm_n = float(median(b - a for a, b in itertools.pairwise(on)))
+        self._seg_start = max(foot, self._seg_start)
+
+    def _search_back(self, onset: int, foot: int) -> int | None:
+        """The foot of a weak upstroke missed between ``onset`` and ``foot``, if any.
+
+        An interval that long in a known rhythm has lost a beat: an early beat that filled
+        little, or a weak one riding on a strong one's run-off, can rise under the threshold.
+        As in Pan and Tompkins' search-back (1985) the interval is searched again with the
+        threshold and the noise floor halved, for the strongest upstroke that leaves a beat
+        of at least ``min_period_ratio`` of the rhythm on either side and starts after the
+        refractory time (so it is no dicrotic wave).
+        """
+        rhythm = self._rhythm()
+        lim = self.limits
+        if rhythm is None or foot - onset < lim.search_back_ratio * rhythm:
+            return None
+        shortest = lim.min_period_ratio * rhythm
+        first = onset + round(max(self._refractory(), shortest))
+        last = foot - round(shortest)
+        if last <= first:
+            return None
+        assert self._ta is not None
+        base, dl = self._base, self._delay
+        # The SSF of an upstroke whose foot is at i crosses from i + delay on, within a window.
+        lo_c, hi_c = first + dl, last + dl + self._window
+        above = self._ssf[lo_c - 1 - base : hi_c - base] > self._ta / 6.0
+        hits = np.flatnonzero(above[1:] & ~above[:-1])
+        best: tuple[float, int] | None = None
+        for h in hits:
+            c = lo_c + int(h)
+            peak = float(self._ssf[c - base : c + self._look - base].max())
+            if peak >= self._ssf_floor / 2.0 and (best is None or peak > best[0]):
+                best = (peak, c)
+        if best is None:
+            return None
+        c = best[1]
+        found = self._foot(max(c - self._window - dl, onset + dl + self._eye // 2), c)
+        return found if first <= found <= last else None
 
     def _foot(self, lo: int, crossing: int) -> int:
         """Onset of the upstroke crossing the threshold at ``crossing`` (raw sample index).
@@ -393,6 +445,29 @@ class BeatDetector:
         nan = math.nan
         return Beat(self._time(start), nan, nan, nan, 0.0, MISSING)
 
+    def _emit(self, start: int, end: int, hr_bpm: float, beats: list[Beat]) -> None:
+        """Measure and judge the beat from ``start`` to ``end`` and add it to ``beats``; a good
+        beat that a lone small pulse or an early upstroke ends waits for the next verdict.
+
+        A damped line stays damped for many beats: a small beat between trusted ones was a
+        weak heartbeat. A beat is cut short by the one after it: if that one is no trusted
+        heartbeat (a spike, a jump), the cut is not a heartbeat's end either, and the beat's
+        MAP is not the mean of a cardiac cycle.
+        """
+        beat = self._measure(start, end, hr_bpm)
+        held, self._held = self._held, None
+        if held is not None and not beat.is_good:
+            held = replace(held, quality=DAMPING if self._held_weak else beat.quality,
+                           ectopic=False)
+        if held is not None:
+            beats.append(held)
+        cut_short = self._prev_ratio < self.limits.premature_ratio  # this beat's, just set
+        if beat.is_good and (self._weak or cut_short):
+            self._held, self._held_weak = beat, self._weak
+        else:
+            beats.append(beat)
+        self._weak = False
+
     def _time(self, index: int) -> float:
         assert self._t_origin is not None
         return self._t_origin + index / self.fs_hz
@@ -419,7 +494,12 @@ class BeatDetector:
         b = self._base
         if self._nan[start - b : end - b].any():
             return MISSING
-        reason = self._artefact(start, end, beat)
+        upstroke = self._upstroke(start, end)
+        usual = self._reference()
+        # A weak beat (early, or riding on a strong one's run-off) falls faster than it rose;
+        # a spike or a baseline jump falls faster than any upstroke this heart makes.
+        fastest_rise = max(upstroke, usual.upstroke_mmhg if usual is not None else 0.0)
+        reason = self._artefact(start, end, beat, fastest_rise)
         if reason in _LINGERING:
             self._linger_reason = reason
             self._linger_until = end + round(lim.linger_s * self.fs_hz)
@@ -437,15 +517,18 @@ class BeatDetector:
             or self._rhythm_bpm() > lim.hr_max_bpm
         ):
             return RANGE
-        ref = self._reference()
+        ref = usual
+        small = not beat.ectopic and ref is not None and (
+            pp < lim.damping_pp_fraction * ref.pp_mmhg
+            and abs(map_mmhg - ref.map_mmhg) < lim.damping_map_shift_mmhg)
         # An early beat has less time to fill: its pulse may be small, and is still a beat.
-        if not beat.ectopic and (pp < lim.pp_min_mmhg or (
-            ref is not None
-            and pp < lim.damping_pp_fraction * ref.pp_mmhg
-            and abs(map_mmhg - ref.map_mmhg) < lim.damping_map_shift_mmhg
-        )):
+        # A small beat right after a trusted one may be a weak heartbeat (one riding on a
+        # strong beat's run-off): the next beat tells, since a damped line stays damped.
+        lone = self._held is None and self._prev_quality == GOOD
+        if (not beat.ectopic and pp < lim.pp_min_mmhg) or (small and not lone):
             return DAMPING
-        self._refs.append(_Reference(sbp, dbp, map_mmhg, pp))
+        if not small:
+            self._refs.append(_Reference(sbp, dbp, map_mmhg, pp, upstroke))
         if not lim.min_period_ratio <= ratio <= lim.max_period_ratio:
             return INCONSISTENT  # a double detection, or beats lost inside this one
         # A beat cut short by an early one, the early one and the one after its pause have
@@ -453,7 +536,7 @@ class BeatDetector:
         regular = not beat.ectopic and all(
             lim.premature_ratio <= r <= 1.0 / lim.premature_ratio for r in (ratio, self._prev_ratio)
         )
-        level = self._level(start, map_mmhg, regular)
+        level = self._level(start, map_mmhg, regular and not small)
         if level is not None:
             shift = (map_mmhg - level) / level
             limit = lim.level_shift_fraction if regular else lim.irregular_shift_fraction
@@ -474,6 +557,7 @@ class BeatDetector:
             d_sbp, d_dbp = sbp - ref.sbp_mmhg, dbp - ref.dbp_mmhg
             if abs(d_sbp) > jump and abs(d_dbp) > jump and d_sbp * d_dbp > 0:
                 return INCONSISTENT
+        self._weak = small
         return GOOD
 
     @staticmethod
@@ -500,8 +584,18 @@ class BeatDetector:
         foot = self._raw[end - b : end - b + max(2, round(0.05 * self.fs_hz))]
         return abs(float(foot.min()) - dbp) > limit_mmhg
 
-    def _artefact(self, start: int, end: int, beat: Beat) -> BeatQuality | None:
-        """The artefact signature a stretch of pressure shows, if any."""
+    def _upstroke(self, start: int, end: int) -> float:
+        """The largest step of the smoothed trace in the first 0.2 s of a beat (mmHg)."""
+        b, dl = self._base, self._delay
+        n = min(end - start, round(0.2 * self.fs_hz) + 1)
+        return float(np.diff(self._y[start - b + dl : start - b + dl + n]).max()) if n >= 2 \
+            else 0.0
+
+    def _artefact(self, start: int, end: int, beat: Beat,
+                  fastest_rise: float) -> BeatQuality | None:
+        """The artefact signature a stretch of pressure shows, if any; ``fastest_rise`` is
+        the steepest smoothed upstroke step (mmHg per sample) of this beat or the usual
+        ones."""
         lim = self.limits
         b, dl = self._base, self._delay
         x = self._raw[start - b : end - b]
@@ -520,8 +614,12 @@ class BeatDetector:
         # Robust SD of white noise: the curvature of a pulse is large only at a few corners
         # (and sums to about zero over a beat, so |d2| needs no centring).
         noise_sd = 1.4826 * float(np.median(np.abs(d2))) / math.sqrt(6.0)
-        # A flat line's span is its noise's (about 6 SD over a few seconds).
-        if span < max(lim.pp_min_mmhg / 2, lim.flat_span_vs_noise * noise_sd):
+        # A flat line's span is its noise's (about 6 SD over a few seconds). Its curvature is
+        # noise everywhere, so its quietest quarter gives the same SD; a short beat sampled
+        # coarsely (19 samples at 200/min and 62.5 Hz) has corners in most of its samples,
+        # and only that quarter is still its noise.
+        quiet_sd = float(np.quantile(np.abs(d2), 0.25)) / (0.3186 * math.sqrt(6.0))
+        if span < max(lim.pp_min_mmhg / 2, lim.flat_span_vs_noise * min(noise_sd, quiet_sd)):
             return FLAT
         if self._plateau_at_extreme(x):
             return SATURATION
@@ -539,7 +637,7 @@ class BeatDetector:
             return MOTION
         y = self._y[start - b + dl : end - b + dl]
         dy = np.diff(y)
-        if float(-dy.min()) > lim.fall_vs_upstroke * float(dy[:up].max()) + margin / 4:
+        if float(-dy.min()) > lim.fall_vs_upstroke * fastest_rise + margin / 4:
             return MOTION
         if pp > 0 and noise_sd > lim.noise_sd_fraction_of_pp * pp:
             return NOISE
@@ -640,7 +738,8 @@ class BeatDetector:
             return None
         refs = self._refs
         return _Reference(median(r.sbp_mmhg for r in refs), median(r.dbp_mmhg for r in refs),
-                          median(r.map_mmhg for r in refs), median(r.pp_mmhg for r in refs))
+                          median(r.map_mmhg for r in refs), median(r.pp_mmhg for r in refs),
+                          median(r.upstroke_mmhg for r in refs))
 
 
 class DetectedBeatSource:

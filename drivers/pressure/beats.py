@@ -614,12 +614,13 @@ class BeatDetector:
         # Robust SD of white noise: the curvature of a pulse is large only at a few corners
         # (and sums to about zero over a beat, so |d2| needs no centring).
         noise_sd = 1.4826 * float(np.median(np.abs(d2))) / math.sqrt(6.0)
-        # A flat line's span is its noise's (about 6 SD over a few seconds). Its curvature is
-        # noise everywhere, so its quietest quarter gives the same SD; a short beat sampled
-        # coarsely (19 samples at 200/min and 62.5 Hz) has corners in most of its samples,
-        # and only that quarter is still its noise.
+        # A flat line's span is its noise's: n samples of white noise span about
+        # 2 sqrt(2 ln n) SD (6-8 SD over a few seconds, under 5 over the 19 samples of a beat
+        # at 200/min and 62.5 Hz). Its curvature is noise everywhere, so its quietest quarter
+        # gives the same SD; a short, coarsely sampled beat has corners in most samples.
         quiet_sd = float(np.quantile(np.abs(d2), 0.25)) / (0.3186 * math.sqrt(6.0))
-        if span < max(lim.pp_min_mmhg / 2, lim.flat_span_vs_noise * min(noise_sd, quiet_sd)):
+        spread = min(lim.flat_span_vs_noise, 2.0 * math.sqrt(2.0 * math.log(x.size)))
+        if span < max(lim.pp_min_mmhg / 2, spread * min(noise_sd, quiet_sd)):
             return FLAT
         if self._plateau_at_extreme(x):
             return SATURATION

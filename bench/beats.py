@@ -331,7 +331,9 @@ def delays(seed: int) -> list[dict[str, object]]:
     for i, hr_bpm in enumerate(battery.HR_BPM):
         cell = battery.Cell(125.0, hr_bpm, 40.0, "normal", 0.1, battery.map_for(40.0),
                             seconds=120.0, seed=seed + i)
-        mix += _verdict_delays(cell.fs_hz, battery.render(cell).samples)
+        d = _verdict_delays(cell.fs_hz, battery.render(cell).samples)
+        rows.append(_delay_row(f"battery HR {hr_bpm:g} (10 % ectopy)", d))
+        mix += d
     rows.append(_delay_row("battery HR mix 30-200 (all beats)", mix))
     if FOUND is not None:
         from drivers.pressure.replay import load_channel

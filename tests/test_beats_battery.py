@@ -110,3 +110,59 @@ def test_the_beat_straddling_a_kink_release_is_refused(fs_hz: float, seed: int) 
     assert not straddling[0].is_good, straddling[0]
     # the beats well after the release are trusted again
     assert any(b.is_good for b in beats if b.t_s > release_s + 3.0)
+
+
+@pytest.mark.parametrize("cell", [
+    battery.Cell(62.5, 60.0, 10.0, "no-notch", 0.1, battery.map_for(10.0), seed=65),
+    battery.Cell(125.0, 60.0, 10.0, "blunt", 0.2, battery.map_for(10.0), seed=975),
+], ids=lambda c: c.name)
+def test_an_early_beat_under_the_threshold_is_found_by_the_search_back(cell: battery.Cell) -> None:
+    # A 4 mmHg early pulse (PP 10 x 0.4) or a blunt one rises to under a third of the usual
+    # slope sum; missed, the beat before it spans both and its MAP is off by > 2 mmHg.
+    trace = battery.render(cell)
+    beats = BeatDetector(cell.fs_hz).feed(0.0, trace.samples)
+    s = battery.score(trace, beats)
+    assert s.se >= 0.995 and s.ppv >= 0.995 and s.map_share >= 0.99, (s.missed_t_s,
+                                                                       s.map_off_t_s)
+    early = [b.t_s for b in trace.truth if b.ectopic and 6.0 < b.t_s < 36.0]
+    assert early
+    for t_s in early:
+        found = min(beats, key=lambda b: abs(b.t_s - t_s))
+        assert abs(found.t_s - t_s) < 0.1 and found.is_good and found.ectopic, found
+
+
+def test_a_pause_searched_back_finds_no_beat_in_it() -> None:
+    # The search-back runs in every interval 1.6 x the rhythm: a compensatory pause (at most
+    # 1.45 x) is not searched, a slow rhythm's dicrotic waves are not taken for beats.
+    for shape in ("dicrotic-40", "sharp"):
+        cell = battery.Cell(250.0, 30.0, 100.0, shape, 0.2, battery.map_for(100.0),
+                            seconds=60.0, seed=SEED)
+        s = _score(cell)
+        assert s.ppv == 1.0 and s.se >= 0.995, (shape, s.false_t_s)
+
+
+@pytest.mark.parametrize("seed", [244, 247])
+def test_a_short_coarse_beat_is_no_flat_line(seed: int) -> None:
+    # HR 200 at 62.5 Hz is 19 samples a beat; at PP 10 most of them are corners of the pulse,
+    # so the median curvature overstates the noise: the flat check uses the quietest quarter.
+    for shape in ("no-notch", "dicrotic-40"):
+        cell = battery.Cell(62.5, 200.0, 10.0, shape, 0.0, battery.map_for(10.0), seed=seed)
+        trace = battery.render(cell)
+        beats = BeatDetector(cell.fs_hz).feed(0.0, trace.samples)
+        assert not [b for b in beats if b.quality == "flat"], shape
+        assert battery.score(trace, beats).se >= 0.995, shape
+
+
+def test_a_beat_cut_short_by_a_spike_is_refused() -> None:
+    # 62.5 Hz: a baseline jump at the foot of a beat, then a spike whose rise cuts the beat
+    # short. The beat looks clean but ends at no heartbeat: its MAP is no cycle's mean.
+    cell = battery.Cell(62.5, 105.0, 70.0, "sharp", 0.1, battery.map_for(70.0),
+                        artefact=ArtefactKind.MOTION, seconds=46.0, seed=87)
+    trace = battery.render(cell)
+    assert trace.artefact_s is not None
+    start_s = trace.artefact_s[0]
+    beats = [b for b in BeatDetector(cell.fs_hz).feed(0.0, trace.samples) if b.hr_bpm > 0]
+    cut = [b for b in beats if start_s - 0.05 < b.t_s < start_s + 0.1]
+    assert cut and not any(b.is_good for b in cut), cut
+    # the clean beats around the episode are trusted
+    assert all(b.is_good for b in beats if 8.0 < b.t_s < start_s - 0.6)

@@ -26,8 +26,10 @@ RECORDS = {
     "3234460_0017": "wfdb-python_mimic3wdb_s25047/3234460_0017",
     "3234460_0018": "wfdb-python_mimic3wdb_s25047/3234460_0018",
 }
-PTT_S = 0.2  # median QRS-to-foot delay measured in 03700181
-TOLERANCE_S = 0.12
+# A pulse's foot follows its QRS by the pre-ejection period plus the transit to the catheter,
+# 0.05-0.4 s (longer in a weak, early beat): the window's centre and half-width.
+PTT_S = 0.225
+TOLERANCE_S = 0.175
 
 
 def _channel(name: str) -> RecordChannel:
@@ -68,13 +70,31 @@ def test_clean_multi_segment_record_gives_one_good_beat_per_pulse() -> None:
 @pytest.mark.parametrize("ext", ["gqrsh", "sqrs"])
 def test_onsets_follow_qrs_complexes_sensitivity(ext: str) -> None:
     _, beats = _detect("03700181")
-    onsets = np.array([b.t_s for b in beats if b.hr_bpm > 0])
-    # Skip the learning period and the last beat, which has no successor to close it.
+    # Skip the learning period, the annotator's own (sqrs starts at 14.8 s) and the last beat,
+    # which has no successor to close it.
     qrs = _qrs_s(ext)
-    qrs = qrs[(qrs + PTT_S > 3.0) & (qrs + PTT_S < 598.0)]
-    found = np.array([np.min(np.abs(onsets - (q + PTT_S))) < TOLERANCE_S for q in qrs])
-    # Misses are weak pulses right after ectopic beats (288, 297, 305, 323, 444 s on the plot).
-    assert found.mean() >= 0.993, qrs[~found] + PTT_S
+    qrs = qrs[(qrs > max(3.0, qrs[0] + 2.0)) & (qrs + PTT_S < 596.0)]
+    good = np.array([b.t_s for b in beats if b.is_good])
+    found = np.array([np.min(np.abs(good - (q + PTT_S))) < TOLERANCE_S for q in qrs])
+    # The two misses are weak pulses (2-3 mmHg) after a strong beat, at 297.8 and 444.1 s.
+    assert found.mean() >= 0.995, qrs[~found] + PTT_S
+
+
+def test_weak_pulses_between_strong_beats_are_good() -> None:
+    # 03700181: after a strong beat (SBP ~60) a weak pulse of 5-8 mmHg follows at the rhythm's
+    # interval, each after its own QRS. At 266.3, 288.6 and 305.6 s its upstroke stays under
+    # the threshold (found by the search-back); at 287.6 and 335.7 s its pulse is under half
+    # the usual, as a damped line's, but the next beat is full again: no damping lasts a beat.
+    _, beats = _detect("03700181")
+    for t_s in (266.27, 288.62, 305.56, 287.63, 335.7):
+        beat = min(beats, key=lambda b: abs(b.t_s - t_s))
+        assert abs(beat.t_s - t_s) < 0.05
+        assert beat.is_good, beat
+    # At 444.16 s the pulse is 3 mmHg, too small to trust, and falls faster than it rose; it
+    # is no motion artefact that would taint the beats after it.
+    weak = min(beats, key=lambda b: abs(b.t_s - 444.16))
+    assert weak.quality == "damping"
+    assert all(b.is_good for b in _in(beats, 444.5, 447.5))
 
 
 def test_a_stronger_beat_over_the_usual_diastole_is_good() -> None:

@@ -405,8 +405,8 @@ class BeatDetector:
         the upstroke meets the level of the minimum before it. Unlike the minimum itself this
         does not slide back along a slowly rising (breathing, drifting) end of diastole; the
         onset is then the last sample before that point still within 3 % of the rise of the
-        minimum (looking back at most 20 ms), so that a blunt upstroke's slow start is not cut
-        off.
+        minimum (looking back at most 20 ms, and 20 ms back if none is), so that a blunt
+        upstroke's slow start is not cut off.
         """
         base = self._base
         y = self._y[lo - base : crossing + self._look + 1 - base]
@@ -421,7 +421,8 @@ class BeatDetector:
         rise = float(y[i_min + k + 1:].max() - y[i_min])
         first = max(i_min, at - self._foot_slack)
         low = np.flatnonzero(y[first : at + 1] <= y[i_min] + 0.03 * rise)
-        return lo + (first + int(low[-1]) if low.size else at) - self._delay
+        # Still above that level all the way back: the foot is at least that far back.
+        return lo + (first + int(low[-1]) if low.size else first) - self._delay
 
     def _rhythm(self) -> float | None:
         """The rhythm's period (samples): the median interval between recent onsets."""

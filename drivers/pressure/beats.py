@@ -51,6 +51,9 @@ MISSING = BeatQuality.MISSING
 
 # Artefacts whose aftermath (ringing, a settling line) also spoils the next beats.
 _LINGERING = frozenset({FLUSH, SATURATION, ZEROING, CALIBRATION, DISCONNECTION, MOTION})
+# Verdicts that say a stretch is no heartbeat at all (not merely one out of line with the
+# level or the rhythm, as an early beat over a long pause may be).
+_NO_HEARTBEAT = _LINGERING | {NOISE, FLAT, RANGE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,15 +454,16 @@ class BeatDetector:
         beat that a lone small pulse or an early upstroke ends waits for the next verdict.
 
         A damped line stays damped for many beats: a small beat between trusted ones was a
-        weak heartbeat. A beat is cut short by the one after it: if that one is no trusted
-        heartbeat (a spike, a jump), the cut is not a heartbeat's end either, and the beat's
-        MAP is not the mean of a cardiac cycle.
+        weak heartbeat. A beat is cut short by the one after it: if that one is no heartbeat
+        (a spike, a jump), the cut is not a heartbeat's end either, and the beat's MAP is not
+        the mean of a cardiac cycle.
         """
         beat = self._measure(start, end, hr_bpm)
         held, self._held = self._held, None
-        if held is not None and not beat.is_good:
-            held = replace(held, quality=DAMPING if self._held_weak else beat.quality,
-                           ectopic=False)
+        if held is not None and self._held_weak and not beat.is_good:
+            held = replace(held, quality=DAMPING)
+        elif held is not None and beat.quality in _NO_HEARTBEAT:
+            held = replace(held, quality=beat.quality, ectopic=False)
         if held is not None:
             beats.append(held)
         cut_short = self._prev_ratio < self.limits.premature_ratio  # this beat's, just set

@@ -664,7 +664,9 @@ class BeatDetector:
         # The last 30 ms may already hold the foot of the next upstroke (the onset is where
         # its tangents cross, after the curve has begun to turn): a rhythm whose next beat
         # comes early is not a baseline jump.
-        s = np.abs(np.diff(tail[: tail.size - round(0.03 * self.fs_hz)]))
+        # Every step of the run-off is weighed against both neighbours: its first one too,
+        # whose left neighbour is the step into it.
+        s = np.abs(step[step.size - tail.size - 1 : step.size - round(0.03 * self.fs_hz)])
         if s.size >= 3:
             excess = float(np.max(s[1:-1] - lim.runoff_step_vs_neighbours
                                   * np.maximum(s[:-2], s[2:]))) - margin

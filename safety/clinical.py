@@ -263,7 +263,7 @@ class HighDoseWatch:
         this clock, mcg/min) in force from then on, the last one until ``now_s``), and whether
         the advisory was raised (its hysteresis)."""
         self._spells.clear()
-        ends = [t for t, _ in doses[1:]] + [now_s]
+        ends = [t for t, _ in doses[1:]] + [now_s][:len(doses)]
         for (start_s, dose), end_s in zip(doses, ends, strict=True):
             if dose > self._soft_max and end_s > start_s:
                 self._spells.append([start_s, end_s])

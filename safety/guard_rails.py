@@ -132,7 +132,7 @@ class GuardRails:
         whether the high-dose advisory was raised. The line's infusion time, the time above
         the soft maximum and the volume check's history are rebuilt from them."""
         timeline = [(now_s - age_s, dose) for age_s, dose in doses]
-        ends = [t for t, _ in timeline[1:]] + [now_s]
+        ends = [t for t, _ in timeline[1:]] + [now_s][:len(timeline)]
         infused_s = sum(end - t for (t, dose), end in zip(timeline, ends, strict=True)
                         if dose > 0)
         self.line_time.restore(infused_s)

@@ -4,9 +4,11 @@ Each watch is pure: the supervisor hands it the time and what it needs (the runn
 trusted MAP, whether the infusion runs) and enacts the alarm orders it returns.
 
 - :class:`VolumeWatch`: "before substantially escalating the dose, the medical team must address
-  uncorrected volume depletion". A dose that doubles or rises by more than a set amount within a
-  window to a level it has not held in the two hours before (climbing back after a dip is not an
-  escalation), or reaches the soft maximum while MAP is still under the floor, opens a MEDIUM
+  uncorrected volume depletion". A dose that, within a window, doubles from a dose the patient
+  was established on (the MAP held the floor on it; at least the start range's bottom) or rises
+  from it by more than a set amount, to a level it has not held in the two hours before
+  (climbing back after a dip is not an escalation), or reaches the soft maximum while MAP is
+  still under the floor, opens a MEDIUM
   ``VOLUME_CHECK`` that only an operator's answer (:class:`~vasopilot.core.types.VolumeAnswer`)
   closes; the request rules hold every increase above the soft maximum while it is open.
 - :class:`LineTimeWatch`: on a peripheral line, a LOW prompt to inspect the cannula site every
@@ -23,6 +25,7 @@ its limit; the cannula prompt comes once per interval.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from safety.map_watch import AlarmOrder
@@ -34,6 +37,9 @@ VOLUME_REARM_S = 900.0
 # A dose that climbs back to a level it held in this long before the window is a recovery from
 # a dip, not an escalation (a titrating controller swings around its patient's need).
 VOLUME_LOOKBACK_S = 7200.0
+# A dose on which the MAP held the floor this long is one the patient was established on (the
+# end of induction in docs/virtual-patient.md's yardstick).
+FLOOR_HOLD_S = 60.0
 # The high-dose advisory clears once the time above the soft maximum falls under this share.
 HIGH_DOSE_CLEAR_FRACTION = 0.75
 VOLUME_CHECK_MESSAGE = ("check volume status before escalating further: {reason}; answer "
@@ -48,16 +54,28 @@ class VolumeRule:
     rise_mcg_min: float
     window_s: float
     soft_max_mcg_min: float
-    # A dose within the start range is not an escalation, however it got there.
-    start_max_mcg_min: float
+    # The bottom of the start range: the lowest dose the library calls clinically active, so
+    # the lowest a doubling is counted from (3 -> 6 mcg/min is not a substantial escalation).
+    start_min_mcg_min: float
+
+
+class _Dose:
+    """A running dose from ``t_s`` on; ``held``: the MAP held the floor on it."""
+
+    __slots__ = ("dose", "held", "t_s")
+
+    def __init__(self, t_s: float, dose: float, *, held: bool = False) -> None:
+        self.t_s = t_s
+        self.dose = dose
+        self.held = held
 
 
 class VolumeWatch:
     def __init__(self, rule: VolumeRule) -> None:
         self.rule = rule
-        # (t_s, dose) at every change of the running dose; the oldest is in force at the
-        # window's start.
-        self._doses: deque[tuple[float, float]] = deque()
+        # every change of the running dose; the oldest is in force at the window's start
+        self._doses: deque[_Dose] = deque()
+        self._at_floor_since_s: float | None = None
         self._message: str | None = None
         self._answered_s: float | None = None
         self.last_answer: VolumeAnswer | None = None
@@ -79,13 +97,26 @@ class VolumeWatch:
             return
         if dose_mcg_min < self.rule.soft_max_mcg_min:
             self._under_soft_max = True
-        if not self._doses or self._doses[-1][1] != dose_mcg_min:
-            self._doses.append((now_s, dose_mcg_min))
+        if not self._doses or self._doses[-1].dose != dose_mcg_min:
+            self._doses.append(_Dose(now_s, dose_mcg_min))
         start_s = now_s - self.rule.window_s - VOLUME_LOOKBACK_S
-        while len(self._doses) > 1 and self._doses[1][0] <= start_s:
+        while len(self._doses) > 1 and self._doses[1].t_s <= start_s:
             self._doses.popleft()
 
-    def assess(self, now_s: float, trusted_map_mmhg: float | None,
+    def on_map(self, now_s: float, map_mmhg: float | None, floor_mmhg: float) -> None:
+        """The MAP (a median of trusted beats; None: none) against the floor: a dose on which
+        it held the floor for :data:`FLOOR_HOLD_S` is one the patient was established on."""
+        if map_mmhg is None or map_mmhg < floor_mmhg:
+            self._at_floor_since_s = None
+            return
+        if self._at_floor_since_s is None:
+            self._at_floor_since_s = now_s
+        if self._doses:
+            newest = self._doses[-1]
+            if now_s - max(newest.t_s, self._at_floor_since_s) >= FLOOR_HOLD_S:
+                newest.held = True
+
+    def assess(self, now_s: float, map_mmhg: float | None,
                floor_mmhg: float) -> AlarmOrder | None:
         """The open check's order, or a new check if the dose escalated; None: nothing to do."""
         if self._message is not None:
@@ -93,36 +124,41 @@ class VolumeWatch:
         if not self._doses or (self._answered_s is not None
                                and now_s - self._answered_s < VOLUME_REARM_S):
             return None
+        reason = self._escalation(now_s)
         rule = self.rule
-        dose = self._doses[-1][1]
+        if reason is None and (self._doses[-1].dose >= rule.soft_max_mcg_min
+                               and self._under_soft_max and map_mmhg is not None
+                               and map_mmhg < floor_mmhg
+                               and not self.answered_within_window(now_s)):
+            reason = (f"the dose reached the soft maximum of {rule.soft_max_mcg_min:.1f} mcg/min "
+                      f"with MAP {map_mmhg:.1f} mmHg still under the floor of {floor_mmhg:g}")
+        return None if reason is None else self.ask(reason)
+
+    def _escalation(self, now_s: float) -> str | None:
+        """Why the running dose is a substantial escalation within the window, if it is: from
+        a dose the patient was established on (the MAP held the floor on it), so the induction
+        ramp from the start dose up to the first dose that holds the floor is not one."""
+        rule = self.rule
+        dose = self._doses[-1].dose
         since_s = now_s - rule.window_s
         if self._answered_s is not None:
             since_s = max(since_s, self._answered_s)
+        before = [d for d in self._doses if d.t_s <= since_s]
         # the doses in force since then: the last set before it, and every later one
-        before = [d for t, d in self._doses if t <= since_s]
-        in_force = [d for t, d in self._doses if t > since_s] + before[-1:]
-        lowest = min(in_force)
-        # the highest dose held in the lookback before then (an answer's dose included)
-        held = max(before, default=0.0)
+        in_force = [d for d in self._doses if d.t_s > since_s] + before[-1:]
+        baselines = [d.dose for d in in_force if d.held]
+        # climbing back to a level held in the lookback before then is a recovery from a dip
+        if not baselines or dose <= max((d.dose for d in before), default=0.0):
+            return None
+        baseline = min(baselines)
         window_min = rule.window_s / 60.0
-        if dose <= held:
-            reason = None
-        elif dose > rule.start_max_mcg_min and dose >= rule.ratio * lowest:
-            reason = (f"the dose went from {lowest:.1f} to {dose:.1f} mcg/min "
-                      f"(x{dose / lowest:.1f}) within {window_min:.0f} min")
-        elif dose - lowest > rule.rise_mcg_min:
-            reason = (f"the dose rose by {dose - lowest:.1f} mcg/min (to {dose:.1f}) within "
-                      f"{window_min:.0f} min")
-        else:
-            reason = None
-        if reason is None and (dose >= rule.soft_max_mcg_min and self._under_soft_max
-                               and trusted_map_mmhg is not None
-                               and trusted_map_mmhg < floor_mmhg
-                               and not self.answered_within_window(now_s)):
-            reason = (f"the dose reached the soft maximum of {rule.soft_max_mcg_min:.1f} mcg/min "
-                      f"with MAP {trusted_map_mmhg:.1f} mmHg still under the floor of "
-                      f"{floor_mmhg:g}")
-        return None if reason is None else self.ask(reason)
+        if baseline >= rule.start_min_mcg_min and dose >= rule.ratio * baseline:
+            return (f"the dose went from {baseline:.1f} to {dose:.1f} mcg/min "
+                    f"(x{dose / baseline:.1f}) within {window_min:.0f} min")
+        if dose - baseline > rule.rise_mcg_min:
+            return (f"the dose rose by {dose - baseline:.1f} mcg/min (from {baseline:.1f} to "
+                    f"{dose:.1f}) within {window_min:.0f} min")
+        return None
 
     def ask(self, reason: str) -> AlarmOrder:
         """Open a check (or restate the open one) for ``reason``."""
@@ -135,9 +171,29 @@ class VolumeWatch:
         here on, and the check's cause is gone."""
         self._message = None
         self._answered_s = now_s
+        if self._doses:  # the dose the team has assessed is one to escalate from
+            self._doses[-1].held = True
         self.last_answer = answer
         self._under_soft_max = False
         return AlarmOrder(AlarmCode.VOLUME_CHECK)
+
+    def restore(self, doses: Sequence[tuple[float, float]], *, answered_s: float | None,
+                open_message: str | None) -> None:
+        """After a restart: the journal's doses ((t_s on this clock, mcg/min), oldest first),
+        its last answer and the check it left open. The journal keeps no MAP, so each dose
+        counts as one the patient was established on: a climb across the restart is still
+        measured, and the error is on the side of asking."""
+        self._doses.clear()
+        for t_s, dose in doses:
+            self.on_dose(t_s, dose)
+            if self._doses:
+                self._doses[-1].held = True
+        self._answered_s = answered_s
+        if answered_s is not None:
+            since = [d for t_s, d in doses if t_s > answered_s]
+            since += [d for t_s, d in doses if t_s <= answered_s][-1:]
+            self._under_soft_max = any(d < self.rule.soft_max_mcg_min for d in since)
+        self._message = open_message
 
 
 class LineTimeWatch:
@@ -155,6 +211,13 @@ class LineTimeWatch:
     @property
     def infused_s(self) -> float:
         return self._infused_s
+
+    def restore(self, infused_s: float) -> None:
+        """After a restart: the infusion time the journal shows on this line; the next cannula
+        prompt comes at the next whole interval of it."""
+        self._infused_s = infused_s
+        self._last_s = None
+        self._next_check_s = (infused_s // self._check_s + 1.0) * self._check_s
 
     def assess(self, now_s: float, *, running: bool) -> tuple[AlarmOrder, ...]:
         if not self._peripheral:
@@ -193,6 +256,20 @@ class HighDoseWatch:
         self._last_s: float | None = None
         self._above = False
         self._active = False
+
+    def restore(self, doses: Sequence[tuple[float, float]], now_s: float, *,
+                active: bool) -> None:
+        """After a restart: the spells above the soft maximum in the journal's doses ((t_s on
+        this clock, mcg/min) in force from then on, the last one until ``now_s``), and whether
+        the advisory was raised (its hysteresis)."""
+        self._spells.clear()
+        ends = [t for t, _ in doses[1:]] + [now_s][:len(doses)]
+        for (start_s, dose), end_s in zip(doses, ends, strict=True):
+            if dose > self._soft_max and end_s > start_s:
+                self._spells.append([start_s, end_s])
+        self._above = bool(doses) and doses[-1][1] > self._soft_max
+        self._last_s = now_s
+        self._active = active
 
     def above_s(self, now_s: float) -> float:
         start_s = now_s - self._window_s

@@ -322,10 +322,20 @@ class Supervisor:
 
         Alarms left open by the previous run are restated as that run's (the checks of this
         run raise again what is still true); the operator's MAP target comes back; the pump's
-        read-back settles the journal's last dose (see :mod:`safety.delivery`).
+        read-back settles the journal's last dose (see :mod:`safety.delivery`). The guard rails
+        rebuild their history from the journal's doses: the line's infusion time, the time
+        above the soft maximum, and an unanswered volume check, which stays open.
         """
         self._now(now_s)
-        for alarm in state.open_alarms:
+        left_open = {alarm.code: alarm for alarm in state.open_alarms}
+        volume_check = left_open.pop(AlarmCode.VOLUME_CHECK, None)
+        self._rails.restore(
+            now_s, state.dose_history, volume_answer_age_s=state.volume_answer_age_s,
+            volume_check=None if volume_check is None else volume_check.message,
+            high_dose_active=AlarmCode.PROLONGED_HIGH_DOSE in left_open)
+        if volume_check is not None:
+            self._order(self._rails.volume.ask(volume_check.message), now_s)
+        for alarm in left_open.values():
             self._rec.record(self._alarms.carry_over(alarm.code, alarm.priority, alarm.message,
                                                      now_s))
         target = state.target_map_mmhg
@@ -582,8 +592,7 @@ class Supervisor:
         state = self._delivery.state
         for order in self._rails.assess(now_s, dose_mcg_min=state.dose_mcg_min,
                                         running=state.running,
-                                        trusted_map_mmhg=self._map.trusted_map_mmhg(now_s),
-                                        floor_mmhg=self._patient.target_map_mmhg):
+                                        floor_mmhg=self._patient.floor_mmhg):
             self._order(order, now_s)
 
     def _order(self, order: AlarmOrder, now_s: float) -> None:

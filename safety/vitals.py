@@ -37,6 +37,8 @@ RHYTHM_SUSTAIN_S = 30.0
 RHYTHM_REARM_S = 600.0
 HR_HYSTERESIS_BPM = 5.0
 SBP_HYSTERESIS_MMHG = 5.0
+# An SBP alarm gated on the floor clears once the MAP is this far above it (MAP_LOW's margin).
+SBP_MAP_CLEAR_MMHG = 2.0
 
 
 class Sustained:
@@ -130,13 +132,23 @@ class VitalsWatch:
         recent = self._recent(now_s)
         return statistics.median(b.sbp_mmhg for b in recent) if recent else None
 
+    def map_mmhg(self, now_s: float) -> float | None:
+        """The median MAP of the good beats of the last 10 s, if they are fresh."""
+        recent = self._recent(now_s)
+        return statistics.median(b.map_mmhg for b in recent) if recent else None
+
     @property
     def tachycardia(self) -> bool:
         return self._tachy.active
 
-    def assess(self, now_s: float) -> tuple[AlarmOrder, ...]:
+    def assess(self, now_s: float, *, sbp_floor_mmhg: float | None = None,
+               sbp_watched: bool = True) -> tuple[AlarmOrder, ...]:
+        """Every order at ``now_s``. SBP_LOW is raised only while ``sbp_watched`` (an alarm
+        already raised stays until SBP recovers) and, given ``sbp_floor_mmhg``, only while the
+        MAP is under that floor too (see :mod:`safety.guard_rails` for why)."""
         hr, sbp = self.heart_rate_bpm(now_s), self.sbp_mmhg(now_s)
-        if hr is None or sbp is None:
+        map_mmhg = self.map_mmhg(now_s)
+        if hr is None or sbp is None or map_mmhg is None:
             for sustained in (self._tachy, self._brady, self._sbp):
                 sustained.interrupt()
             return ()
@@ -145,8 +157,14 @@ class VitalsWatch:
                                    back=hr < lim.tachycardia_bpm - HR_HYSTERESIS_BPM)
         brady = self._brady.update(now_s, beyond=hr < lim.bradycardia_bpm,
                                    back=hr > lim.bradycardia_bpm + HR_HYSTERESIS_BPM)
-        low = self._sbp.update(now_s, beyond=sbp < lim.sbp_alarm_mmhg,
-                               back=sbp > lim.sbp_alarm_mmhg + SBP_HYSTERESIS_MMHG)
+        floor = sbp_floor_mmhg
+        low = self._sbp.update(
+            now_s,
+            beyond=sbp_watched and sbp < lim.sbp_alarm_mmhg
+            and (floor is None or map_mmhg < floor),
+            back=sbp > lim.sbp_alarm_mmhg + SBP_HYSTERESIS_MMHG
+            or (floor is not None and map_mmhg >= floor + SBP_MAP_CLEAR_MMHG))
+        under = "" if floor is None else f" with MAP {map_mmhg:.0f} under the floor of {floor:g}"
         return (
             _order(AlarmCode.TACHYCARDIA, tachy, Priority.MEDIUM,
                    f"heart rate {hr:.0f}/min, above {lim.tachycardia_bpm:.0f} for over "
@@ -157,7 +175,7 @@ class VitalsWatch:
                    f"{lim.heart_rate_sustain_s:.0f} s: check the patient and the ECG"),
             _order(AlarmCode.SBP_LOW, low, Priority.MEDIUM,
                    f"systolic pressure {sbp:.0f} mmHg, below {lim.sbp_alarm_mmhg:.0f} for over "
-                   f"{lim.sbp_sustain_s:.0f} s"),
+                   f"{lim.sbp_sustain_s:.0f} s{under}"),
             *self._rhythm(now_s),
         )
 

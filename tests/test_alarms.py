@@ -152,7 +152,8 @@ def journal_fault(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix
 
 
 def _vitals(supervisor: Supervisor, pump: MockPump, t0_s: float, seconds: float, *,
-            hr_bpm: float = 80.0, sbp_mmhg: float = 110.0, irregular: bool = False) -> float:
+            hr_bpm: float = 80.0, sbp_mmhg: float = 110.0, map_mmhg: float = 70.0,
+            irregular: bool = False) -> float:
     """Beats at ``hr_bpm`` (fibrillation-like intervals if ``irregular``; a beat's rate is 60
     over the time to the next onset) with one tick per beat; returns the time reached."""
     rng = random.Random(7)
@@ -161,7 +162,7 @@ def _vitals(supervisor: Supervisor, pump: MockPump, t0_s: float, seconds: float,
         rr_s = 60.0 / hr_bpm * (rng.uniform(0.6, 1.4) if irregular else 1.0)
         pump.t_s = t_s
         supervisor.on_beat(Beat(t_s=t_s, sbp_mmhg=sbp_mmhg, dbp_mmhg=sbp_mmhg - 45.0,
-                                map_mmhg=70.0, hr_bpm=60.0 / rr_s), t_s)
+                                map_mmhg=map_mmhg, hr_bpm=60.0 / rr_s), t_s)
         supervisor.tick(t_s)
         t_s += rr_s
     return t_s
@@ -189,7 +190,9 @@ def rhythm_irregular(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> 
 
 
 def sbp_low(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
-    _vitals(supervisor, pump, T0_S, 70.0, sbp_mmhg=82.0)
+    # induction ends once MAP 70 has held the floor; then SBP 82 with MAP 62, under the floor
+    t_s = _vitals(supervisor, pump, T0_S, 70.0)
+    _vitals(supervisor, pump, t_s, 70.0, sbp_mmhg=82.0, map_mmhg=62.0)
     return _then_normal_beats(supervisor, pump, 40.0)
 
 

@@ -19,15 +19,18 @@ from vasopilot.core.events import AlarmCode
 from vasopilot.core.types import Priority, VolumeAnswer
 
 RULE = VolumeRule(ratio=2.0, rise_mcg_min=10.0, window_s=1800.0, soft_max_mcg_min=30.0,
-                  start_max_mcg_min=12.0)
+                  start_min_mcg_min=8.0)
 FLOOR = 65.0
 MIN = 60.0
 HOUR = 3600.0
 
 
 def climb(watch: VolumeWatch, doses: Sequence[tuple[float, float]], *, map_mmhg: float = 58.0,
-          step_s: float = 10.0) -> float | None:
-    """Feed (t_s, dose) steps, assessing every ``step_s``; when the check opened (s), or None."""
+          step_s: float = 10.0, held_until_s: float | None = None,
+          held_from_s: float = 0.0) -> float | None:
+    """Feed (t_s, dose) steps, assessing every ``step_s``; when the check opened (s), or None.
+    The MAP is ``map_mmhg``, or 70 mmHg (at the floor) from ``held_from_s`` until
+    ``held_until_s``."""
     schedule = sorted(doses)
     end_s = schedule[-1][0] + step_s
     t, i, dose = schedule[0][0], 0, 0.0
@@ -35,8 +38,11 @@ def climb(watch: VolumeWatch, doses: Sequence[tuple[float, float]], *, map_mmhg:
         while i < len(schedule) and schedule[i][0] <= t:
             dose = schedule[i][1]
             i += 1
+        held = held_until_s is not None and held_from_s <= t < held_until_s
+        map_now = 70.0 if held else map_mmhg
         watch.on_dose(t, dose)
-        order = watch.assess(t, map_mmhg, FLOOR)
+        watch.on_map(t, map_now, FLOOR)
+        order = watch.assess(t, map_now, FLOOR)
         if order is not None and order.priority is not None:
             return t
         t += step_s
@@ -52,11 +58,43 @@ def ramp(start_s: float, from_mcg_min: float, to_mcg_min: float, step: float = 2
     return doses
 
 
-def test_a_doubling_within_30_min_opens_the_check() -> None:
+def established_climb(to_mcg_min: float) -> list[tuple[float, float]]:
+    """10 mcg/min for 20 min (the MAP held the floor on it), then +2 every 2 min."""
+    return [(0.0, 10.0), *ramp(20 * MIN, 12.0, to_mcg_min)]
+
+
+def test_a_doubling_within_30_min_from_an_established_dose_opens_the_check() -> None:
     watch = VolumeWatch(RULE)
-    opened = climb(watch, ramp(0.0, 10.0, 24.0))
-    assert opened == 10 * MIN  # 10 -> 20 mcg/min at +2 per 2 min
+    opened = climb(watch, established_climb(24.0), held_until_s=20 * MIN)
+    assert opened == 28 * MIN  # 10 -> 20 mcg/min at +2 per 2 min from 12 at 20 min
     assert watch.open
+    order = watch.assess(opened, 58.0, FLOOR)
+    assert order is not None and "from 10.0 to 20.0 mcg/min (x2.0)" in order.message
+
+
+def test_the_induction_ramp_to_the_first_dose_that_holds_the_floor_is_not_an_escalation() -> None:
+    """Started at 10 under the floor and climbing to 24: no dose has held the floor yet, so
+    there is nothing to escalate from (the soft maximum's trigger still stands guard)."""
+    assert climb(VolumeWatch(RULE), ramp(0.0, 10.0, 24.0)) is None
+
+
+def test_the_climb_goes_on_from_the_first_dose_that_held_the_floor() -> None:
+    """The MAP reached the floor on 16 (at 6 min) during the induction ramp: 16 -> 26 is no
+    escalation, 16 -> 28 (+12) is."""
+    doses = [*ramp(0.0, 10.0, 16.0), *ramp(16 * MIN, 18.0, 26.0)]
+    held = {"held_from_s": 6 * MIN, "held_until_s": 16 * MIN}
+    assert climb(VolumeWatch(RULE), doses, **held) is None
+    doses = [*ramp(0.0, 10.0, 16.0), *ramp(16 * MIN, 18.0, 28.0)]
+    assert climb(VolumeWatch(RULE), doses, **held) == 16 * MIN + 10 * MIN
+
+
+def test_a_doubling_from_under_the_start_range_is_not_an_escalation() -> None:
+    """4 -> 9 mcg/min doubles a dose below the start range's 8: not substantial; 4 -> 15 rises
+    by 11 and is."""
+    doses = [(0.0, 4.0), (20 * MIN, 6.0), (22 * MIN, 9.0)]
+    assert climb(VolumeWatch(RULE), doses, held_until_s=20 * MIN) is None
+    doses = [(0.0, 4.0), *ramp(20 * MIN, 6.0, 15.0, step=3.0)]
+    assert climb(VolumeWatch(RULE), doses, held_until_s=20 * MIN) == 26 * MIN
 
 
 def test_a_rise_of_more_than_10_within_30_min_opens_the_check() -> None:
@@ -64,7 +102,7 @@ def test_a_rise_of_more_than_10_within_30_min_opens_the_check() -> None:
     opened = climb(watch, [(0.0, 25.0), *ramp(40 * MIN, 27.0, 40.0)], map_mmhg=70.0)
     assert opened == 50 * MIN  # 25 -> 37: the ratio is 1.5
     order = watch.assess(opened, 70.0, FLOOR)
-    assert order is not None and "rose by 12.0 mcg/min (to 37.0)" in order.message
+    assert order is not None and "rose by 12.0 mcg/min (from 25.0 to 37.0)" in order.message
 
 
 def test_a_slow_climb_is_not_an_escalation() -> None:
@@ -73,7 +111,7 @@ def test_a_slow_climb_is_not_an_escalation() -> None:
 
 
 def test_a_doubling_within_the_start_range_is_not_an_escalation() -> None:
-    assert climb(VolumeWatch(RULE), ramp(0.0, 5.0, 12.0, step=1.0)) is None
+    assert climb(VolumeWatch(RULE), ramp(0.0, 5.0, 12.0, step=1.0), held_until_s=MIN) is None
 
 
 def test_reaching_the_soft_maximum_under_the_floor_opens_the_check() -> None:
@@ -92,7 +130,7 @@ def test_the_soft_maximum_with_map_at_the_floor_is_quiet() -> None:
 
 def test_the_check_stays_open_until_an_operator_answers() -> None:
     watch = VolumeWatch(RULE)
-    opened = climb(watch, ramp(0.0, 10.0, 24.0))
+    opened = climb(watch, established_climb(24.0), held_until_s=20 * MIN)
     assert opened is not None
     for t in range(int(opened), int(opened + 2 * HOUR), 60):
         order = watch.assess(float(t), 58.0, FLOOR)
@@ -105,7 +143,7 @@ def test_the_check_stays_open_until_an_operator_answers() -> None:
 
 def test_after_an_answer_escalation_counts_from_the_answered_dose() -> None:
     watch = VolumeWatch(RULE)
-    opened = climb(watch, ramp(0.0, 10.0, 20.0))
+    opened = climb(watch, established_climb(20.0), held_until_s=20 * MIN)
     assert opened is not None
     watch.answer(opened, VolumeAnswer.ASSESSED)
     # +2 every 2 min from 20: +10 is reached 10 min after the answer, but the check waits
@@ -149,8 +187,8 @@ def test_the_check_never_asks_more_often_than_it_rearms(
 
 def test_a_stopped_infusion_starts_a_new_history() -> None:
     watch = VolumeWatch(RULE)
-    assert climb(watch, [(0.0, 10.0), (10 * MIN, 0.0), (15 * MIN, 12.0), (20 * MIN, 14.0)]) \
-        is None
+    doses = [(0.0, 10.0), (10 * MIN, 0.0), (15 * MIN, 12.0), (20 * MIN, 22.0)]
+    assert climb(watch, doses, held_until_s=10 * MIN) is None
 
 
 # -- the peripheral line -----------------------------------------------------------------------
@@ -272,4 +310,4 @@ def test_climbing_back_after_a_dip_is_not_an_escalation() -> None:
     swings = [(0.0, 14.0), (40 * MIN, 6.0), *ramp(50 * MIN, 8.0, 14.0)]
     assert climb(watch, swings, map_mmhg=66.0) is None
     assert climb(watch, [(70 * MIN, 14.0), *ramp(72 * MIN, 16.0, 30.0)], map_mmhg=66.0) \
-        == 72 * MIN  # past 14, the rise counts again: 6 -> 16 within 30 min
+        == 74 * MIN  # past 14, the rise counts again: 6 -> 18 (+12) within 30 min

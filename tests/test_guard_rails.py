@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safety_fixtures import ListSink, MockPump, feed, make_supervisor
 
+from safety.guard_rails import INDUCTION_MAX_S
 from safety.supervisor import Supervisor
 from vasopilot.core.config import NOREPINEPHRINE, PatientSettings
 from vasopilot.core.events import (
@@ -113,10 +114,11 @@ def test_a_floor_far_below_the_usual_sbp_needs_a_confirmation() -> None:
     assert supervisor.view().target_map_mmhg == 70.0
 
 
-def _sbp(supervisor: Supervisor, pump: MockPump, sbp_mmhg: float, t0_s: float) -> None:
-    for t_s in range(int(t0_s), int(t0_s) + 90):
+def _sbp(supervisor: Supervisor, pump: MockPump, sbp_mmhg: float, t0_s: float, *,
+         map_mmhg: float = 75.0, seconds: int = 90) -> None:
+    for t_s in range(int(t0_s), int(t0_s) + seconds):
         pump.t_s = float(t_s)
-        supervisor.on_beat(Beat(float(t_s), sbp_mmhg, 55.0, 75.0, 60.0), float(t_s))
+        supervisor.on_beat(Beat(float(t_s), sbp_mmhg, 55.0, map_mmhg, 60.0), float(t_s))
         supervisor.tick(float(t_s))
 
 
@@ -129,11 +131,39 @@ def test_the_usual_sbp_raises_the_sbp_alarm_threshold() -> None:
     assert "below 110" in alarm.message
 
 
-def test_without_a_usual_sbp_the_alarm_waits_for_sbp_under_90() -> None:
+def test_without_a_usual_sbp_the_alarm_waits_for_sbp_under_90_with_map_under_the_floor() -> None:
     supervisor, pump, _ = running_at(10.0)
-    _sbp(supervisor, pump, 115.0, T0_S + 131)
+    _sbp(supervisor, pump, 115.0, T0_S + 131, map_mmhg=62.0)
     assert AlarmCode.SBP_LOW not in open_codes(supervisor)
-    _sbp(supervisor, pump, 86.0, T0_S + 221)
+    _sbp(supervisor, pump, 86.0, T0_S + 221, map_mmhg=62.0)
+    assert AlarmCode.SBP_LOW in open_codes(supervisor)
+    alarm = next(a for a in supervisor.alarms if a.code is AlarmCode.SBP_LOW)
+    assert "with MAP 62 under the floor of 65" in alarm.message
+    assert AlarmCode.MAP_LOW not in open_codes(supervisor)  # 62: above the lower limit of 60
+
+
+def test_sbp_under_90_at_a_map_on_its_floor_is_not_an_alarm() -> None:
+    """SBP 86 at MAP 70: a pulse pressure of about 24 mmHg at a MAP on target; the floor the
+    rig titrates to is met, so no false alarm. It clears once the MAP is back, too."""
+    supervisor, pump, _ = running_at(10.0)
+    _sbp(supervisor, pump, 86.0, T0_S + 131, map_mmhg=70.0, seconds=600)
+    assert AlarmCode.SBP_LOW not in open_codes(supervisor)
+    _sbp(supervisor, pump, 86.0, T0_S + 731, map_mmhg=62.0)
+    assert AlarmCode.SBP_LOW in open_codes(supervisor)
+    _sbp(supervisor, pump, 86.0, T0_S + 821, map_mmhg=70.0, seconds=60)
+    assert AlarmCode.SBP_LOW not in open_codes(supervisor)
+
+
+def test_sbp_waits_out_the_induction_but_not_hypotension_that_persists_beyond_it() -> None:
+    """Started at MAP 52 (SBP 80): MAP_LOW says so at once; SBP_LOW would only repeat it while
+    the drug is climbing, and comes once INDUCTION_MAX_S has passed with SBP still low."""
+    supervisor, pump, _ = make_supervisor()
+    feed(supervisor, 0.0, 20.0, map_mmhg=52.0, pump=pump)
+    assert supervisor.start(10.0, 20.0).applied
+    _sbp(supervisor, pump, 80.0, 21.0, map_mmhg=52.0, seconds=int(INDUCTION_MAX_S) - 60)
+    assert AlarmCode.MAP_LOW in open_codes(supervisor)
+    assert AlarmCode.SBP_LOW not in open_codes(supervisor)
+    _sbp(supervisor, pump, 80.0, INDUCTION_MAX_S - 39, map_mmhg=52.0, seconds=130)
     assert AlarmCode.SBP_LOW in open_codes(supervisor)
 
 

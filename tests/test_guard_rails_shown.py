@@ -7,7 +7,9 @@ import argparse
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from safety_fixtures import feed, make_supervisor
+from test_alarms import SCENARIOS, SETUPS, T0_S
 
 from vasopilot.cli import cmd
 from vasopilot.core.config import NOREPINEPHRINE_PERIPHERAL, PatientSettings
@@ -21,8 +23,9 @@ from vasopilot.core.events import (
 )
 from vasopilot.core.types import DoseRequest, Priority, Requester, VolumeAnswer
 from vasopilot.report import RunSeries, plot_run
+from vasopilot.telemetry.dashboard import RigBoard, render
 from vasopilot.telemetry.payloads import COMMAND_ADAPTER, VolumeAssessed
-from vasopilot.telemetry.state import state_payload
+from vasopilot.telemetry.state import alarms_payload, state_payload
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -86,4 +89,34 @@ def test_the_report_draws_the_new_alarms_and_the_volume_answers(tmp_path: Path) 
     assert {bar.code for bar in series.alarms} == {"VOLUME_CHECK", "RHYTHM_IRREGULAR"}
     assert series.volume_answers == [(0.25, VolumeAnswer.FLUID_GIVEN)]
     png = plot_run(_run(), tmp_path / "run.png", "guard rails")
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+GUARD_RAILS = (AlarmCode.VOLUME_CHECK, AlarmCode.TACHYCARDIA, AlarmCode.BRADYCARDIA,
+               AlarmCode.RHYTHM_IRREGULAR, AlarmCode.SBP_LOW, AlarmCode.CANNULA_CHECK,
+               AlarmCode.PERIPHERAL_LINE_TIME, AlarmCode.PROLONGED_HIGH_DOSE)
+
+
+@pytest.mark.parametrize("code", GUARD_RAILS)
+def test_every_guard_rail_alarm_reaches_mqtt_the_monitor_and_the_report(
+    code: AlarmCode, tmp_path: Path
+) -> None:
+    """Each raised through the supervisor by test_alarms' scenario for it, then read where
+    people see it: the MQTT state and alarms payloads, the monitor's row, the report."""
+    supervisor, pump, sink = make_supervisor(**SETUPS.get(code, {}))
+    feed(supervisor, T0_S - 20, T0_S, pump=pump)
+    assert supervisor.start(10.0, T0_S).applied
+    SCENARIOS[code](supervisor, pump, sink)
+    state = state_payload(supervisor.view(), rig_id="r", wall="w", mode="closed-loop",
+                          weight_kg=None, last_beat=None, remote_commands=False, last_seq=1)
+    assert code in {a.code for a in state.alarms}
+    assert code in {a.code for a in alarms_payload(state).alarms}
+    board = RigBoard("r")
+    board.on_message("status", b"online")
+    board.on_message("state", state.model_dump_json().encode())
+    console = Console(record=True, width=200, color_system=None)
+    console.print(render({"r": board}, "broker:8883", True, width=200))
+    assert code in next(line for line in console.export_text().splitlines() if " r " in line)
+    assert code in {bar.code for bar in RunSeries.from_events(sink.events).alarms}
+    png = plot_run(sink.events, tmp_path / "run.png", code.value)
     assert png.read_bytes().startswith(b"\x89PNG")

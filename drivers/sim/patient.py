@@ -702,3 +702,11 @@ def draw_cohort(n: int, seed: int, scenario: Scenario) -> list[PatientParams]:
 
 def draw_patient(seed: int, scenario: Scenario = "resuscitate") -> PatientParams:
     return draw_cohort(1, seed, scenario)[0]
+
+
+def draw_stratum(n: int, seed: int, stratum: Stratum,
+                 scenario: Scenario = "resuscitate") -> list[PatientParams]:
+    """``n`` patients all of ``stratum`` (a benchmark that needs many of one kind); the same
+    seed gives the same list."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    return [_draw(rng, stratum, scenario) for _ in range(n)]

@@ -388,6 +388,12 @@ class PatientSettings(Model):
                          "floor_below_usual_confirmed = true")
         return self
 
+    @property
+    def floor_mmhg(self) -> float:
+        """The MAP floor F: S6 puts the lower limit at F - 5 (the target may be the set-point,
+        F + 5, as the simulator sets it)."""
+        return self.lower_limit_mmhg + LOWER_LIMIT_BELOW_FLOOR_MMHG
+
     def sbp_alarm_mmhg(self, sbp_low_mmhg: float) -> float:
         """The trusted SBP under which an alarm comes, mmHg: ``sbp_low_mmhg`` (the older
         SBP > 90 rule), or the usual SBP - 40 when that is higher."""
@@ -396,6 +402,8 @@ class PatientSettings(Model):
         return max(sbp_low_mmhg, self.usual_sbp_mmhg - USUAL_SBP_MARGIN_MMHG)
 
 
+# S6: the lower limit is the floor - 5 mmHg.
+LOWER_LIMIT_BELOW_FLOOR_MMHG = 5.0
 # A previously hypertensive patient's pressure is kept no more than 40 mmHg below the usual SBP.
 USUAL_SBP_MARGIN_MMHG = 40.0
 # The floor is a MAP, the usual pressure an SBP: SBP ≈ MAP + 2/3 of the pulse pressure, about

@@ -106,6 +106,10 @@ def test_the_nurse_keeps_a_high_dose_infusion_going_across_syringe_changes() -> 
     confirmed = [e for e in result.events if e.kind == "dose.requested"
                  and e.soft_limit_confirmed and e.sender == "bench nurse"]
     assert confirmed
+    # each confirmation is made on the beats the refused request was made on: in its step
+    refused_at = {e.t_s for e in result.events
+                  if e.kind == "dose.refused" and e.code == "SOFT_MAX"}
+    assert all(e.t_s in refused_at for e in confirmed)
 
 
 def test_without_a_nurse_the_syringe_runs_dry_and_the_supervisor_stops_with_a_high_alarm(

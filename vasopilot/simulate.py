@@ -303,6 +303,8 @@ def _run_loop(
         if nurse is not None:
             nurse.step(now_s)
         view = rig.loop.step(now_s)
+        if nurse is not None:
+            view = nurse.after_step(now_s) or view
         world.after_step(view, now_s)
         if i % samples_every == 0:
             true_map.append((now_s, patient.true_map_mmhg))
@@ -316,8 +318,10 @@ class SoftMaxNurse:
     need more than the soft maximum, which S2 refuses to automatic requests. When such a
     refusal comes and the trusted MAP is below target, or the request lowers a dose already
     above the soft maximum, the nurse sends the same dose as an operator with the soft limit
-    confirmed (journaled as such, sender ``bench nurse``), at the loop's next step. The hard
-    maximum and the slew limits still apply.
+    confirmed (journaled as such, sender ``bench nurse``), at once: in the same loop step, so
+    on the beats the controller decided on (a confirmation one step later would raise on 2 s
+    of beats nobody has seen, where an artefact can have begun). The hard maximum and the slew
+    limits still apply.
 
     The nurse answers a volume check (GR1) :data:`VOLUME_ANSWER_DELAY_S` after it is raised:
     "fluid given" while the trusted MAP is under the floor and fewer than
@@ -333,6 +337,7 @@ class SoftMaxNurse:
         self._loop = loop
         self._patient = patient
         self._answer_due_s: float | None = None
+        self._pending: list[float] = []
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, DoseRefused):
@@ -349,7 +354,17 @@ class SoftMaxNurse:
     def on_refusal(self, refused: DoseRefused) -> None:
         if refused.code != "SOFT_MAX" or refused.requester is Requester.OPERATOR:
             return
-        self._loop.submit(lambda now_s: self._confirm(refused.requested_dose_mcg_min, now_s))
+        self._pending.append(refused.requested_dose_mcg_min)
+
+    def after_step(self, now_s: float) -> SupervisorView | None:
+        """Confirm the refusals of this step (the view after, if there were any)."""
+        if not self._pending:
+            return None
+        doses, self._pending = self._pending, []
+        with self._loop.journal_guard():
+            for dose in doses:
+                self._confirm(dose, now_s)
+        return self._loop.supervisor.view(now_s)
 
     def _answer(self, now_s: float) -> None:
         view = self._loop.supervisor.view(now_s)

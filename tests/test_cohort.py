@@ -7,7 +7,16 @@ import json
 import pytest
 
 from vasopilot.cli import main
-from vasopilot.cohort import STRATA, BenchOptions, CohortSummary, run_cohort, summarize
+from vasopilot.cohort import (
+    STRATA,
+    BenchOptions,
+    CohortSummary,
+    climb_blocked_s,
+    run_cohort,
+    summarize,
+)
+from vasopilot.core.events import AlarmCleared, AlarmCode, AlarmRaised, DoseApplied, Event
+from vasopilot.core.types import Priority, Requester
 from vasopilot.metrics import (
     DoseChange,
     artefact_increases,
@@ -31,6 +40,33 @@ def test_counts_only_increases_made_during_an_artefact() -> None:
     changes = [DoseChange(10.0, 5.0, 6.0), DoseChange(50.0, 6.0, 7.0), DoseChange(55.0, 7.0, 6.0)]
     assert artefact_increases(changes, [(40.0, 60.0)]) == 1
     assert artefact_increases(changes, []) == 0
+
+
+def _applied(t_s: float, before: float, after: float) -> DoseApplied:
+    return DoseApplied(t_s=t_s, previous_dose_mcg_min=before, dose_mcg_min=after,
+                       rate_ml_h=after * 60.0 / 160.0, requester=Requester.CONTROLLER,
+                       reason="test")
+
+
+def test_the_climb_is_blocked_by_artefacts_and_by_a_volume_check_only_at_the_soft_max() -> None:
+    check = AlarmCode.VOLUME_CHECK
+    events: list[Event] = [
+        # a check raised at 20 mcg/min blocks nothing: the next step stays under the soft max
+        AlarmRaised(t_s=100.0, code=check, priority=Priority.MEDIUM, message="check"),
+        AlarmCleared(t_s=400.0, code=check),
+        _applied(500.0, 27.0, 29.0),
+        # from 29 the next step passes the soft maximum (30): the open check blocks it
+        AlarmRaised(t_s=600.0, code=check, priority=Priority.MEDIUM, message="check"),
+        AlarmCleared(t_s=900.0, code=check),
+        _applied(1000.0, 29.0, 31.0),
+        AlarmRaised(t_s=1200.0, code=check, priority=Priority.MEDIUM, message="check"),
+    ]
+    # an artefact inside the check's span counts once; one alone counts; the open check runs
+    # until the end asked for
+    artefacts = [(650.0, 700.0), (1100.0, 1150.0)]
+    assert climb_blocked_s(events, artefacts, 1500.0) == pytest.approx(300.0 + 50.0 + 300.0)
+    assert climb_blocked_s(events, artefacts, 800.0) == pytest.approx(200.0)
+    assert climb_blocked_s([], [], 800.0) == 0.0
 
 
 def test_a_low_episode_must_last_a_minute() -> None:

@@ -34,7 +34,7 @@ from vasopilot.bounds import ReferenceMpc, hard_max_bound, held_arm, s7_wean_hou
 from vasopilot.control.base import Controller
 from vasopilot.control.mpc import LineModel, MpcController
 from vasopilot.core.config import NOREPINEPHRINE
-from vasopilot.core.events import DoseApplied, Event
+from vasopilot.core.events import AlarmCleared, AlarmCode, AlarmRaised, DoseApplied, Event
 from vasopilot.metrics import (
     DoseChange,
     MapMetrics,
@@ -110,8 +110,8 @@ class PatientOutcome(BaseModel):
     weanable: bool | None = None
     wean_excess_h: float | None = None
     wean_ratio_to_protocol: float | None = None
-    # the closed loop's out-of-reach figures: minutes to the hard maximum, beyond S3's pace,
-    # and to its "target unreachable" flag
+    # the closed loop's out-of-reach figures: minutes to the hard maximum beyond S3's pace
+    # (the supervisor's S5 and GR1 holds not counted) and to its "target unreachable" flag
     hard_max_lag_min: float | None = None
     unreachable_min: float | None = None
     floor: MapMetrics | None = None
@@ -240,6 +240,7 @@ def _run_one(options: BenchOptions, name: ControllerName, index: int,
     events = (scenario_events(params, options.scenario, seed)
               if options.scenario == "disturbance" else [])
     changes = _dose_changes(result.events)
+    artefact_spans = [(a.start_t_s, a.end_t_s) for a in result.artefacts]
     need = params.steady_need_mcg_min()
     step = max(1, round(TRACE_EVERY_S / (t[1] - t[0]))) if t.size > 1 else 1
     outcome = PatientOutcome(
@@ -250,16 +251,53 @@ def _run_one(options: BenchOptions, name: ControllerName, index: int,
         true=map_metrics(t, true, params.floor_mmhg, events=events),
         total_drug_mcg_per_kg=result.summary.total_drug_mcg / params.weight_kg,
         dose_changes_per_h=dose_changes_per_h(changes, options.hours),
-        artefact_increases=artefact_increases(
-            changes, [(a.start_t_s, a.end_t_s) for a in result.artefacts]),
+        artefact_increases=artefact_increases(changes, artefact_spans),
         trace_mmhg=[float(x) for x in monitor[::step]],
     )
     if built and isinstance(built[0], MpcController):
-        outcome = outcome.model_copy(update=_reach_figures(built[0], changes))
+        outcome = outcome.model_copy(update=_reach_figures(built[0], changes, result.events,
+                                                                   artefact_spans))
     return outcome, t, monitor, changes
 
 
-def _reach_figures(controller: MpcController, changes: Sequence[DoseChange]) -> dict[str, float]:
+def climb_blocked_s(events: Sequence[Event], artefacts: Sequence[tuple[float, float]],
+                    until_s: float) -> float:
+    """Seconds before ``until_s`` when no increase could be made: an injected artefact present
+    (S5, and the issue's rule: never raise around an artefact) or a volume check open while the
+    next step would pass the soft maximum (GR1 refuses such a step until the check is
+    answered). The union of the spans."""
+    soft_max, step = NOREPINEPHRINE.soft_max, NOREPINEPHRINE.max_up_step
+    spans = list(artefacts)
+    opened: float | None = None
+    dose, check_open = 0.0, False
+    for e in events:
+        if isinstance(e, DoseApplied):
+            dose = e.dose_mcg_min
+        elif isinstance(e, AlarmRaised | AlarmCleared) and e.code is AlarmCode.VOLUME_CHECK:
+            check_open = isinstance(e, AlarmRaised)
+        blocking = check_open and dose + step > soft_max + 1e-9
+        if blocking and opened is None:
+            opened = e.t_s
+        elif not blocking and opened is not None:
+            spans.append((opened, e.t_s))
+            opened = None
+    if opened is not None:
+        spans.append((opened, until_s))
+    total, reached = 0.0, 0.0
+    for span_start, span_end in sorted(spans):
+        start, end = max(span_start, reached), min(span_end, until_s)
+        if end > start:
+            total += end - start
+            reached = end
+    return total
+
+
+def _reach_figures(controller: MpcController, changes: Sequence[DoseChange],
+                   events: Sequence[Event],
+                   artefacts: Sequence[tuple[float, float]]) -> dict[str, float]:
+    """Minutes to the hard maximum beyond S3's pace from the starting dose (the time no
+    increase could be made not counted, :func:`climb_blocked_s`); minutes to "target
+    unreachable"."""
     hard_max = NOREPINEPHRINE.hard_max
     figures: dict[str, float] = {}
     at_max = next((c.t_s for c in changes if c.dose_mcg_min >= hard_max - 1e-6), None)
@@ -267,7 +305,8 @@ def _reach_figures(controller: MpcController, changes: Sequence[DoseChange]) -> 
         start = changes[0].previous_mcg_min if changes else 0.0
         steps = math.ceil((hard_max - start) / NOREPINEPHRINE.max_up_step - 1e-9)
         pace_s = max(0, steps - 1) * NOREPINEPHRINE.min_up_interval_s
-        figures["hard_max_lag_min"] = (at_max - pace_s) / 60.0
+        blocked_s = climb_blocked_s(events, artefacts, at_max)
+        figures["hard_max_lag_min"] = (at_max - pace_s - blocked_s) / 60.0
     if controller.unreachable_since_s is not None:
         figures["unreachable_min"] = controller.unreachable_since_s / 60.0
     return figures

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from drivers.sim.patient import draw_cohort
 from safety.view import SupervisorView
 from vasopilot.cohort import bench_config
-from vasopilot.control.mpc import LineModel, LookAction, LookReason, MpcController
+from vasopilot.control.mpc import LineModel, LookAction, LookReason, MpcController, _mixture
 from vasopilot.control.planner import PlanLimits, PlanTuning, candidate_plans
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import AlarmCode, AlarmRaised, DoseApplied
@@ -124,3 +124,22 @@ def test_an_out_of_reach_patient_climbs_to_the_hard_max_at_the_s3_pace_and_is_fl
     flagged_s = built[0].unreachable_since_s
     waited_s = SoftMaxNurse.VOLUME_ANSWER_DELAY_S * sum(e.t_s < flagged_s for e in volume_checks)
     assert flagged_s <= 30 * 60.0 + waited_s
+
+
+def test_a_plan_may_come_down_one_slew_step_per_look_after_an_overshoot() -> None:
+    # the supervisor bounds a decrease's size, not its pace (S3): from 10 mcg/min on a
+    # responsive patient the planner may leave the overshoot at -2 every 30 s
+    tuning = PlanTuning(step_s=30.0)
+    plans = candidate_plans(10.0, None, LIMITS, tuning)
+    assert any(plan[0] == 8.0 and plan[1] == 6.0 and plan[2] == 4.0 for plan in plans)
+    assert len({plan.tobytes() for plan in plans}) == len(plans)
+
+
+def test_the_bank_forecasts_as_a_mixture_of_its_models() -> None:
+    one = (np.array([70.0, 72.0]), np.array([1.0, 2.0]))
+    mean, sd = _mixture([(1.0, *one)])
+    assert np.allclose(mean, one[0]) and np.allclose(sd, one[1])
+    # two models 4 mmHg apart, equally likely: the spread between them is uncertainty too
+    mean, sd = _mixture([(0.5, np.array([68.0]), np.array([1.0])),
+                         (0.5, np.array([72.0]), np.array([1.0]))])
+    assert mean[0] == pytest.approx(70.0) and sd[0] == pytest.approx(np.sqrt(1.0 + 4.0))

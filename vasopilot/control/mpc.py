@@ -11,7 +11,9 @@ in mcg/min. For each, an extended Kalman filter tracks the state [b, ln g] of
 MAP = b + g·x: b is MAP0 with its wander (a random walk between looks, its predicted spread
 capped at the wander's own size), g the patient's local potency in mmHg per mcg/min (drifting
 slowly, since the dose-response curve is a sigmoid, not a line). Each candidate keeps the
-likelihood of its innovations with a 15 min memory; the most likely one plans.
+likelihood of its innovations with a 15 min memory; the plan forecasts with the bank as a
+mixture weighted by those likelihoods, so the spread between its models is part of the
+forecast's uncertainty and a change of the most likely model moves no dose by itself.
 
 The plan (vasopilot.control.planner): every 30 s, S3-feasible dose trajectories over 15 min,
 the one with the highest expected time in band [F, F + 10] under a chance constraint on
@@ -20,9 +22,10 @@ as data (``looks``), including why it held.
 
 It runs on trusted beats only (median of the good beats of the last 10 s, each filter update),
 never raises within 30 s of an untrusted beat or a gap (S5), and flags *target unreachable*
-when the chosen model says that even the hard maximum held for good leaves MAP under the floor
-with 90 % confidence, or the hard maximum has run 10 min with MAP under the floor: it then
-climbs to the hard maximum at the S3 pace and an operator decides what comes next.
+when the bank says that even the hard maximum held for good leaves MAP under the set-point
+(the target, as the out-of-reach stratum counts it) with 90 % confidence, or the hard maximum
+has run 10 min with MAP under the set-point: it then climbs to the hard maximum at the S3 pace
+and an operator decides what comes next.
 """
 
 from __future__ import annotations
@@ -120,6 +123,8 @@ class MpcTuning:
     measurement_var_mmhg2: float = 2.0
     model_var_mmhg2: float = 1.0
     memory_s: float = 900.0
+    # the plan forecasts with every lag model carrying at least this share of the belief
+    min_model_weight: float = 0.01
     artefact_hold_s: float = 30.0
     # an increase only this soon after the newest (good) beat; the rest of the gap between
     # the beat and the request is where an artefact can begin unseen (seed 1, 100 patients:
@@ -143,6 +148,29 @@ class _Candidate:
         self.lg = math.log(tuning.potency_prior)
         self.p = [[tuning.map0_sd_mmhg**2, 0.0], [0.0, tuning.log_potency_sd**2]]
         self.loglik = 0.0
+        self._responses: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _response(self, step_s: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """The two lags as a linear map over a horizon of ``steps`` held rates: the effect at
+        the end of step j is ``free[j] @ (x1, x2) + forced[j] @ rates`` (computed once)."""
+        key = (step_s, steps)
+        if key not in self._responses:
+            dt_min = step_s / 60.0
+            a1 = math.exp(-dt_min / self.tau_p)
+            a2 = math.exp(-dt_min / self.tau_e)
+            transition = np.array([[a1, 0.0], [(1.0 - a2) * a1, a2]])
+            drive = np.array([1.0 - a1, (1.0 - a2) * (1.0 - a1)])
+            free = np.empty((steps, 2))
+            impulse = np.empty(steps)  # effect j steps after one step of unit rate
+            power = np.eye(2)
+            for j in range(steps):
+                impulse[j] = (power @ drive)[1]
+                power = transition @ power
+                free[j] = power[1]
+            lags = np.subtract.outer(np.arange(steps), np.arange(steps))
+            forced = np.where(lags >= 0, impulse[np.clip(lags, 0, None)], 0.0)
+            self._responses[key] = (free, forced)
+        return self._responses[key]
 
     def advance(self, rate_mcg_min: float, dt_min: float) -> None:
         # exact first-order steps with the rate held over dt
@@ -179,16 +207,8 @@ class _Candidate:
         b = self.b if self.b is not None else 0.0
         g = math.exp(self.lg)
         p = self.p
-        dt_min = step_s / 60.0
-        a1 = math.exp(-dt_min / self.tau_p)
-        a2 = math.exp(-dt_min / self.tau_e)
-        x1 = np.full(rates.shape[0], self.x1)
-        x2 = np.full(rates.shape[0], self.x2)
-        effect = np.empty_like(rates)
-        for j in range(rates.shape[1]):
-            x1 = rates[:, j] + (x1 - rates[:, j]) * a1
-            x2 = x1 + (x2 - x1) * a2
-            effect[:, j] = x2
+        free, forced = self._response(step_s, rates.shape[1])
+        effect = rates @ forced.T + free @ np.array([self.x1, self.x2])
         h1 = g * effect
         walk = np.minimum(t.wander_cap_mmhg**2,
                           t.map0_walk_mmhg2_s * step_s * np.arange(1, rates.shape[1] + 1))
@@ -202,6 +222,15 @@ class _Candidate:
         p = self.p
         var = p[0][0] + 2.0 * p[0][1] * h1 + p[1][1] * h1 * h1
         return b + h1, math.sqrt(max(var, 0.0))
+
+
+def _mixture(parts: list[tuple[float, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SD of a mixture of normals given as (weight, mean, SD), weights summing to 1:
+    the bank's forecast, the spread between its models included."""
+    mean = sum(w * m for w, m, _ in parts)
+    second = sum(w * (sd * sd + m * m) for w, m, sd in parts)
+    assert isinstance(mean, np.ndarray) and isinstance(second, np.ndarray)
+    return mean, np.sqrt(np.maximum(second - mean * mean, 1e-4))
 
 
 class LineState:
@@ -309,6 +338,7 @@ class MpcController:
         model = self.candidates[model_index]
         if model.b is None:
             return self._record(view, LookReason.LEARNING, map_mmhg)
+        weights = self._weights()
         floor = view.target_map_mmhg - SET_POINT_ABOVE_FLOOR_MMHG
         limits = view.limits
         plan_limits = PlanLimits(up_step_mcg_min=limits.max_up_step,
@@ -319,11 +349,13 @@ class MpcController:
         step_s = self.tuning.plan.step_s
 
         def predict(doses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return model.predict(self.line.rates(doses, step_s), step_s, self.tuning)
+            rates = self.line.rates(doses, step_s)
+            return _mixture([(w, *self.candidates[i].predict(rates, step_s, self.tuning))
+                             for i, w in weights])
 
         plan = best_plan(current, since_up, plan_limits, predict=predict, floor_mmhg=floor,
                          tuning=self.tuning.plan)
-        unreachable = self._unreachable(view, model, floor, map_mmhg)
+        unreachable = self._unreachable(view, weights, map_mmhg)
         want = plan.first_move_mcg_min
         if unreachable and (since_up is None or since_up >= limits.min_up_interval_s):
             want = min(limits.hard_max, current + limits.max_up_step)
@@ -355,24 +387,38 @@ class MpcController:
             return self._record(view, LookReason.UP_INTERVAL, map_mmhg, context)
         return self._record(view, LookReason.PLAN_HOLDS, map_mmhg, context)
 
-    def _unreachable(self, view: SupervisorView, model: _Candidate, floor: float,
+    def _weights(self) -> list[tuple[int, float]]:
+        """The candidates' posterior weights from their innovation likelihoods (the ones that
+        carry at least 1 % of the belief), normalised."""
+        best = max(c.loglik for c in self.candidates)
+        raw = [(i, math.exp(c.loglik - best)) for i, c in enumerate(self.candidates)
+               if c.b is not None]
+        kept = [(i, w) for i, w in raw if w >= self.tuning.min_model_weight]
+        total = sum(w for _, w in kept)
+        return [(i, w / total) for i, w in kept]
+
+    def _unreachable(self, view: SupervisorView, weights: list[tuple[int, float]],
                      map_mmhg: float) -> bool:
-        now_s = view.t_s
+        # "target unreachable" is the set-point's, as the out-of-reach stratum is: a patient the
+        # hard maximum cannot hold at F + 5 is flagged even if it would hold F
+        now_s, target = view.t_s, view.target_map_mmhg
         at_max = view.dose_mcg_min >= view.limits.hard_max - 1e-6
-        if at_max and map_mmhg < floor:
+        if at_max and map_mmhg < target:
             if self._at_max_low_since_s is None:
                 self._at_max_low_since_s = now_s
         else:
             self._at_max_low_since_s = None
-        mean, sd = model.steady_map(view.limits.hard_max)
-        predicted = mean + self.tuning.unreachable_confidence_z * sd < floor
+        steady = [(w, *self.candidates[i].steady_map(view.limits.hard_max)) for i, w in weights]
+        mean_a, sd_a = _mixture([(w, np.array([m]), np.array([sd])) for w, m, sd in steady])
+        mean, sd = float(mean_a[0]), float(sd_a[0])
+        predicted = mean + self.tuning.unreachable_confidence_z * sd < target
         long_at_max = (self._at_max_low_since_s is not None
                        and now_s - self._at_max_low_since_s >= self.tuning.unreachable_at_max_s)
         if predicted or long_at_max:
             if self.unreachable_since_s is None:
                 self.unreachable_since_s = now_s
             return True
-        return self.unreachable_since_s is not None and map_mmhg < floor
+        return self.unreachable_since_s is not None and map_mmhg < target
 
     def _record(self, view: SupervisorView, reason: LookReason, map_mmhg: float | None,
                 context: _Context | None = None,

@@ -2,10 +2,11 @@
 
 A *plan* is a dose for every forecast step of the horizon that the supervisor would accept:
 increases at most one slew step (S3) per up-interval, decreases at most one slew step per
-up-interval too (a cut made on a passing high leaves a hole that takes as long to refill),
-within [0, hard max]. Only the first move of the best plan is ever asked for (receding
-horizon); the rest says what the supervisor will let follow, so "hold now, climb in 40 s" and
-"climb now" are told apart.
+step, within [0, hard max]. Decreases come as single moves and as ramps at the up-interval's
+pace or faster (a cut made on a passing high leaves a hole that takes as long to refill, so
+the model, not the candidate set, decides how fast to come down). Only the first move of the
+best plan is ever asked for (receding horizon); the rest says what the supervisor will let
+follow, so "hold now, climb in 40 s" and "climb now" are told apart.
 
 Every plan gets a predicted MAP with a standard deviation per step (from whichever model the
 caller has) and is scored by the expected share of the horizon in the band [F, F + 10], minus
@@ -48,6 +49,11 @@ class PlanTuning:
     alpha: float = 0.1  # chance constraint: P(MAP < F) at most this
     chance_weight: float = 4.0
     max_ramp_steps: int = 7
+    # the supervisor takes a decrease at any step (S3 bounds its size, not its pace): ramps down
+    # by the whole step this often too, so an overshoot (a responsive patient on the starting
+    # dose) can be left as fast as S3 allows; the model weighs the hole a cut leaves
+    fast_down_interval_s: float = 30.0
+    fast_down_ramp_steps: tuple[int, ...] = (2, 3, 4, 6)
     # fractions of the slew step a single move may take (up or down)
     partial_moves: tuple[float, ...] = (0.25, 0.5, 1.0)
     change_cost: float = 0.02  # per move, in horizon-shares: no chatter over a rounding
@@ -73,8 +79,8 @@ def candidate_plans(current_mcg_min: float, since_up_s: float | None, limits: Pl
     interval = limits.up_interval_s
     first_up_s = 0.0 if since_up_s is None else max(0.0, interval - since_up_s)
 
-    def moves_by(first_s: float, moves: int) -> np.ndarray:
-        k = 1 + np.floor((t - first_s) / interval) if interval > 0 else np.ones(n)
+    def moves_by(first_s: float, moves: int, every_s: float = interval) -> np.ndarray:
+        k = 1 + np.floor((t - first_s) / every_s) if every_s > 0 else np.ones(n)
         return np.where(t < first_s, 0.0, np.minimum(moves, k))
 
     rows = [np.zeros(n)]
@@ -85,9 +91,16 @@ def candidate_plans(current_mcg_min: float, since_up_s: float | None, limits: Pl
         rows.append(limits.up_step_mcg_min * moves_by(first_up_s, moves))
     for moves in (2, 3):
         rows.append(-limits.down_step_mcg_min * moves_by(0.0, moves))
+    for moves in tuning.fast_down_ramp_steps:
+        rows.append(-limits.down_step_mcg_min
+                    * moves_by(0.0, moves, tuning.fast_down_interval_s))
     plans = np.clip(current_mcg_min + np.array(rows), limits.min_dose_mcg_min,
                     limits.hard_max_mcg_min)
-    return np.unique(plans, axis=0)
+    # one row per distinct plan, in the order above (holding first, so it wins a tie)
+    first: dict[bytes, int] = {}
+    for i, row in enumerate(plans):
+        first.setdefault(row.tobytes(), i)
+    return plans[list(first.values())]
 
 
 def normal_cdf(z: np.ndarray) -> np.ndarray:

@@ -293,10 +293,12 @@ class MpcController:
         self._last_t_s: float | None = None
         self._last_dose: float | None = None
         self._last_up_s: float | None = None
+        self._asked_up_s: float | None = None
         self._next_filter_s: float | None = None
         self._last_filter_s: float | None = None
         self._next_look_s: float | None = None
         self._at_max_low_since_s: float | None = None
+        self._volume_check_open = False
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -307,7 +309,10 @@ class MpcController:
         now_s = view.t_s
         self._advance_line(view)
         filter_due = self._next_filter_s is None or now_s >= self._next_filter_s
-        look_due = self._next_look_s is None or now_s >= self._next_look_s
+        # a volume check answered lets a refused climb go on: look at once, not a period later
+        answered = self._volume_check_open and not view.volume_check_open
+        self._volume_check_open = view.volume_check_open
+        look_due = self._next_look_s is None or now_s >= self._next_look_s or answered
         if not (filter_due or look_due):
             return None
         est = self.estimator.estimate(now_s)
@@ -371,7 +376,7 @@ class MpcController:
                 # after a good beat, and look again at the next step
                 self._next_look_s = now_s
                 return self._record(view, LookReason.NO_FRESH_BEAT, map_mmhg, context)
-            self._last_up_s = now_s
+            self._asked_up_s = now_s
             reason = LookReason.UNREACHABLE if unreachable else LookReason.PLAN_RAISES
             return self._record(view, reason, map_mmhg, context, want)
         if want < current - 1e-9:
@@ -445,10 +450,14 @@ class MpcController:
     def _advance_line(self, view: SupervisorView) -> None:
         now_s = view.t_s
         dose = view.dose_mcg_min if view.running else 0.0
-        ours = (self._last_up_s is not None
-                and now_s - self._last_up_s <= self.tuning.period_s)
-        if self._last_dose is not None and dose > self._last_dose + 1e-9 and not ours:
-            self._last_up_s = now_s  # an operator's increase starts S3's interval too
+        if self._last_dose is not None and dose > self._last_dose + 1e-9:
+            # S3's interval runs from an increase the supervisor applied (ours, the nurse's
+            # confirmation of ours or an operator's), not from one it refused (a volume check
+            # open): after a refusal the climb may go on as soon as the supervisor lets it
+            asked = self._asked_up_s
+            ours = asked is not None and now_s - asked <= self.tuning.period_s
+            self._last_up_s = asked if ours else now_s
+            self._asked_up_s = None
         if self._last_t_s is not None and now_s > self._last_t_s:
             dt_min = (now_s - self._last_t_s) / 60.0
             rate = self.line.advance(self._last_dose or 0.0, dt_min)

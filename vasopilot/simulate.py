@@ -58,8 +58,13 @@ MODES: dict[str, Callable[[], Controller]] = {
 
 
 def make_controller(mode: str, line: LineModel) -> Controller:
-    """The mode's controller; the model-predictive one doses through ``line``, known exactly."""
-    return MpcController(line) if mode == "closed-loop" else MODES[mode]()
+    """The mode's controller; the model-predictive ones (closed loop, wean) dose through
+    ``line``, known exactly."""
+    if mode == "closed-loop":
+        return MpcController(line)
+    if mode == "wean":
+        return WeanController(line)
+    return MODES[mode]()
 
 
 @dataclass(frozen=True)

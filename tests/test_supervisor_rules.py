@@ -188,12 +188,17 @@ def test_weaning_steps_one_mcg_min_every_15_min_while_map_holds_target() -> None
     assert supervisor.view(t).dose_mcg_min == pytest.approx(2.0)
 
 
-def test_weaning_pauses_while_the_minute_median_is_below_the_floor() -> None:
+def _dip_while_weaning(dip_s: float, map_mmhg: float) -> tuple[Supervisor, MockPump, float]:
+    """Weaning from 3 mcg/min, 10 min of 70 mmHg, then ``dip_s`` at ``map_mmhg``."""
     supervisor, pump, _ = running(3.0)
     supervisor.start_weaning(START_S)
     t = feed(supervisor, START_S, START_S + 600, pump=pump)
+    return supervisor, pump, feed(supervisor, t, t + dip_s, map_mmhg=map_mmhg, pump=pump)
+
+
+def test_weaning_pauses_while_the_minute_median_is_below_the_floor() -> None:
     # 40 s under the floor: most of the last minute's beats, so its median too
-    t = feed(supervisor, t, t + 40, map_mmhg=63.0, pump=pump)
+    supervisor, pump, t = _dip_while_weaning(40.0, 63.0)
     t = feed(supervisor, t, START_S + 1200, pump=pump)
     assert supervisor.view(t).dose_mcg_min == 3.0
     # the median is back over the floor within a minute of the beats
@@ -203,10 +208,7 @@ def test_weaning_pauses_while_the_minute_median_is_below_the_floor() -> None:
 
 def test_a_dip_of_a_few_beats_does_not_pause_weaning() -> None:
     # a respiratory dip is not hypotension (S7): 10 s under the floor leave the median at 70
-    supervisor, pump, _ = running(3.0)
-    supervisor.start_weaning(START_S)
-    t = feed(supervisor, START_S, START_S + 600, pump=pump)
-    t = feed(supervisor, t, t + 10, map_mmhg=58.0, pump=pump)
+    supervisor, pump, t = _dip_while_weaning(10.0, 58.0)
     t = feed(supervisor, t, START_S + 900, pump=pump)
     assert supervisor.view(t).dose_mcg_min == pytest.approx(2.0)
 

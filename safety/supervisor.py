@@ -525,15 +525,13 @@ class Supervisor:
     def _probe(self, request: ProbeRequest, now_s: float) -> None:
         """S8, S9: the watch asks, :func:`probe_refusal` decides, the delivery part pauses."""
         state = self._delivery.state
-        patient = self._patient
-        # The floor F lies midway between the set-point (F + 5) and the lower limit (F - 5).
         ctx = ProbeContext(
             # A pump that cannot be read is as uncertain as one whose command was lost.
             rate_ml_h=state.rate_ml_h, uncertain=state.uncertain or not self._readable,
             paused=state.paused,
             owed_ul=state.owed_ul(now_s),
             map_trend_mmhg=self._map.trend_mmhg if self._map.trusted(now_s) else None,
-            floor_mmhg=(patient.target_map_mmhg + patient.lower_limit_mmhg) / 2)
+            floor_mmhg=self._patient.floor_mmhg)
         refusal = probe_refusal(request, ctx)
         if refusal is not None:
             if state.probe is None:

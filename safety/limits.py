@@ -30,6 +30,9 @@ class DoseLimits:
     max_down_step: float
     wean_step: float
     wean_interval_s: float
+    # S3's relative parts, as fractions of the running dose (0: the absolute part alone)
+    up_step_ratio: float
+    down_step_ratio: float
 
     @classmethod
     def from_entry(cls, drug: DrugEntry, weight_kg: float | None) -> DoseLimits:
@@ -47,8 +50,17 @@ class DoseLimits:
             max_down_step=mcg_min(drug.max_down_step),
             wean_step=mcg_min(drug.wean_step),
             wean_interval_s=drug.wean_interval_s,
+            up_step_ratio=drug.max_up_step_pct / 100.0,
+            down_step_ratio=drug.max_down_step_pct / 100.0,
         )
 
+    def up_step_at(self, dose_mcg_min: float) -> float:
+        """S3: the largest increase from ``dose_mcg_min``, +max(absolute, relative part)."""
+        return max(self.max_up_step, self.up_step_ratio * dose_mcg_min)
+
+    def down_step_at(self, dose_mcg_min: float) -> float:
+        """S3: the largest decrease from ``dose_mcg_min``, -max(absolute, relative part)."""
+        return max(self.max_down_step, self.down_step_ratio * dose_mcg_min)
 
     def above_limits(self, dose_mcg_min: float, confirmed_mcg_min: float) -> bool:
         """Over the hard max, or over the soft max and more than an operator confirmed (S2)."""

@@ -1,15 +1,18 @@
-"""MAP tracking (S5, S6): which MAP can be trusted, its trend, and the alarms it calls for.
+"""MAP tracking (S5-S7): which MAP can be trusted, its trend and median, and the alarms.
 
 Pure: beats come in, and :meth:`MapWatch.assess` returns alarm orders for the supervisor to
 enact. Without a good beat for ``stale_after_s`` the MAP is untrusted (a medium alarm), and for
 ``stale_high_after_s`` a high one. Supervision has to begin before it can miss a beat, so the
 ages count from :meth:`MapWatch.begin` when no good beat has come yet: a start is not 60 s of
-missing data.
+missing data. Weaning (S7) judges the floor on :meth:`MapWatch.median_map_mmhg`, the median of
+the good beats of the last minute: a respiratory dip or one noisy beat is not hypotension.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections import deque
 from dataclasses import dataclass
 
 from vasopilot.core.events import AlarmCode
@@ -18,6 +21,10 @@ from vasopilot.core.types import Beat, BeatQuality, Priority
 # MAP_LOW looks at a trend of good beats and clears a little above the limit.
 MAP_LOW_AVERAGING_S = 10.0
 MAP_LOW_HYSTERESIS_MMHG = 2.0
+# S7's trusted MAP: the median of the good beats of about the last minute; with fewer beats
+# than this (40 bpm for half of it) there is no median to judge on.
+MEDIAN_WINDOW_S = 60.0
+MEDIAN_MIN_BEATS = 20
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class MapWatch:
         self.last_good: Beat | None = None
         self.last_beat: Beat | None = None
         self.trend_mmhg: float | None = None
+        self._recent: deque[tuple[float, float]] = deque()
 
     @property
     def stale_after_s(self) -> float:
@@ -61,6 +69,9 @@ class MapWatch:
             weight = 1.0 - math.exp(-(beat.t_s - newest.t_s) / MAP_LOW_AVERAGING_S)
             self.trend_mmhg += weight * (beat.map_mmhg - self.trend_mmhg)
         self.last_good = beat
+        self._recent.append((beat.t_s, beat.map_mmhg))
+        while self._recent[0][0] < beat.t_s - MEDIAN_WINDOW_S:
+            self._recent.popleft()
 
     def trusted(self, now_s: float) -> bool:
         good = self.last_good
@@ -69,6 +80,15 @@ class MapWatch:
     def trusted_map_mmhg(self, now_s: float) -> float | None:
         good = self.last_good
         return good.map_mmhg if good is not None and self.trusted(now_s) else None
+
+    def median_map_mmhg(self, now_s: float) -> float | None:
+        """S7's trusted MAP: the median of the good beats of the last minute, while the MAP is
+        trusted and there are enough of them (``None`` otherwise)."""
+        while self._recent and self._recent[0][0] < now_s - MEDIAN_WINDOW_S:
+            self._recent.popleft()
+        if not self.trusted(now_s) or len(self._recent) < MEDIAN_MIN_BEATS:
+            return None
+        return statistics.median(m for _, m in self._recent)
 
     def last_quality(self, now_s: float) -> BeatQuality | None:
         """The quality of the last beat if it is recent, else ``None`` (no beats)."""
@@ -86,10 +106,10 @@ class MapWatch:
         return 0.0 if since_s is None else max(0.0, now_s - since_s)
 
     def assess(self, now_s: float, dose_mcg_min: float,
-               lower_limit_mmhg: float) -> tuple[AlarmOrder, ...]:
-        """MAP_STALE (S5) and MAP_LOW (trend under the lower limit, with hysteresis)."""
+               floor_mmhg: float) -> tuple[AlarmOrder, ...]:
+        """MAP_STALE (S5) and MAP_LOW (trend under the floor F, with hysteresis; S6)."""
         if self.trusted(now_s):
-            return (AlarmOrder(AlarmCode.MAP_STALE), *self._map_low(lower_limit_mmhg))
+            return (AlarmOrder(AlarmCode.MAP_STALE), *self._map_low(floor_mmhg))
         age_s = self.untrusted_for_s(now_s)
         if age_s < self._stale_after_s:
             return ()
@@ -99,16 +119,16 @@ class MapWatch:
                            f"no trusted MAP for {age_s:.0f} s (last beat: {quality}); dose held "
                            f"at {dose_mcg_min:.1f} mcg/min"),)
 
-    def _map_low(self, lower_limit_mmhg: float) -> tuple[AlarmOrder, ...]:
+    def _map_low(self, floor_mmhg: float) -> tuple[AlarmOrder, ...]:
         """On a 10-second trend of good beats, with hysteresis: single beats and respiratory
-        swings around the limit must not make the alarm chatter."""
+        swings around the floor must not make the alarm chatter."""
         trend = self.trend_mmhg
         if trend is None:
             return ()
-        if trend < lower_limit_mmhg:
+        if trend < floor_mmhg:
             return (AlarmOrder(AlarmCode.MAP_LOW, Priority.MEDIUM,
-                               f"MAP {trend:.1f} mmHg (10 s trend) is below the lower limit of "
-                               f"{lower_limit_mmhg:.0f} mmHg"),)
-        if trend >= lower_limit_mmhg + MAP_LOW_HYSTERESIS_MMHG:
+                               f"MAP {trend:.1f} mmHg (10 s trend) is below the floor of "
+                               f"{floor_mmhg:.0f} mmHg"),)
+        if trend >= floor_mmhg + MAP_LOW_HYSTERESIS_MMHG:
             return (AlarmOrder(AlarmCode.MAP_LOW),)
         return ()

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from safety.limits import RATE_TOLERANCE, DoseLimits
+from vasopilot.core.config import SET_POINT_ABOVE_FLOOR_MMHG
 from vasopilot.core.events import RefusalCode, StopReason
 from vasopilot.core.types import BeatQuality, DoseRequest, PumpCapabilities, Requester
 from vasopilot.core.units import rate_ml_h_from_dose
@@ -23,7 +24,9 @@ class RequestContext:
     """Everything a rule may look at. Doses in mcg/min, MAP in mmHg, times in s.
 
     ``trusted_map_mmhg`` is the newest good beat's MAP while it is under ``stale_after_s`` old
-    (``None`` otherwise); ``since_last_up_s`` the time since the last up-titration.
+    (``None`` otherwise); ``since_last_up_s`` the time since the last up-titration. S6: the
+    floor F, its set-point F + 5, ``map_high_margin_mmhg`` over the set-point no increase,
+    under ``lower_limit_mmhg`` (F - 5) no decrease.
     """
 
     request: DoseRequest
@@ -36,7 +39,7 @@ class RequestContext:
     trusted_map_mmhg: float | None
     last_quality: BeatQuality | None
     stale_after_s: float
-    target_map_mmhg: float
+    floor_mmhg: float
     lower_limit_mmhg: float
     map_high_margin_mmhg: float
     since_last_up_s: float | None
@@ -175,7 +178,7 @@ def map_direction(ctx: RequestContext, dose: float) -> Verdict | None:
     map_mmhg = ctx.trusted_map_mmhg
     if map_mmhg is None or ctx.starting:
         return None
-    high = ctx.target_map_mmhg + ctx.map_high_margin_mmhg
+    high = ctx.floor_mmhg + SET_POINT_ABOVE_FLOOR_MMHG + ctx.map_high_margin_mmhg
     if dose > ctx.dose_mcg_min and map_mmhg >= high:
         return _refuse(ctx, RefusalCode.MAP_HIGH,
                        f"MAP {map_mmhg:.0f} mmHg is at or above {high:.0f} mmHg: no increase")
@@ -209,13 +212,29 @@ def up_interval(ctx: RequestContext, dose: float) -> Verdict | None:
                    f"{since_s:.0f} s ago")
 
 
-def up_step(ctx: RequestContext, dose: float) -> Verdict | None:
-    current, step = ctx.dose_mcg_min, ctx.limits.max_up_step
-    if ctx.starting or dose - current <= step:
+def _slew(ctx: RequestContext, dose: float, step: float, absolute: float,
+          direction: str) -> Verdict | None:
+    """S3: a step of at most ``step`` mcg/min (its absolute part ``absolute``, the rest the
+    share of the running dose)."""
+    current = ctx.dose_mcg_min
+    if ctx.starting or abs(dose - current) <= step:
         return None
-    limited = current + step
-    return Verdict(limited, f"increase limited to +{step:.2f} mcg/min per step "
-                            f"({current:.2f} -> {limited:.2f} instead of {dose:.2f})")
+    up = dose > current
+    limited = current + step if up else current - step
+    part = "the absolute part" if step <= absolute else "the share of the running dose"
+    return Verdict(limited, f"{direction} limited to {'+' if up else '-'}{step:.2f} mcg/min "
+                            f"per step ({part}; {current:.2f} -> {limited:.2f} instead of "
+                            f"{dose:.2f})")
+
+
+def up_step(ctx: RequestContext, dose: float) -> Verdict | None:
+    """S3's up-slew: +max(2 mcg/min, 20 % of the running dose) by default, so a refractory
+    patient on 30 mcg/min climbs by 6 a step while low doses keep the +2 bound."""
+    if dose <= ctx.dose_mcg_min:
+        return None
+    limits = ctx.limits
+    return _slew(ctx, dose, limits.up_step_at(ctx.dose_mcg_min), limits.max_up_step,
+                 "increase")
 
 
 def _above_soft_max_increase(ctx: RequestContext, dose: float) -> bool:
@@ -249,12 +268,12 @@ def tachycardia_hold(ctx: RequestContext, dose: float) -> Verdict | None:
 
 
 def down_step(ctx: RequestContext, dose: float) -> Verdict | None:
-    current, step = ctx.dose_mcg_min, ctx.limits.max_down_step
-    if ctx.starting or current - dose <= step:
+    """S3's down-slew, -max(2 mcg/min, 20 %) by default (S8-S10 stops do not come here)."""
+    if dose >= ctx.dose_mcg_min:
         return None
-    limited = current - step
-    return Verdict(limited, f"decrease limited to -{step:.2f} mcg/min per step "
-                            f"({current:.2f} -> {limited:.2f} instead of {dose:.2f})")
+    limits = ctx.limits
+    return _slew(ctx, dose, limits.down_step_at(ctx.dose_mcg_min), limits.max_down_step,
+                 "decrease")
 
 
 def deliverable(ctx: RequestContext, dose: float) -> Verdict | None:

@@ -37,6 +37,7 @@ from safety.rules import RequestContext, Ruling, evaluate
 from safety.view import AlarmSnapshot, SupervisorView
 from safety.weaning import WeaningPolicy
 from vasopilot.core.config import (
+    SET_POINT_ABOVE_FLOOR_MMHG,
     DrugEntry,
     PatientSettings,
     SafetySettings,
@@ -63,9 +64,9 @@ from vasopilot.core.types import (
     VolumeAnswer,
 )
 
-# A higher target for a previously hypertensive patient is allowed within this range.
-TARGET_MIN_MMHG = 60.0
-TARGET_MAX_MMHG = 85.0
+# S6: the floor an operator may set (higher for a previously hypertensive patient).
+FLOOR_MIN_MMHG = 60.0
+FLOOR_MAX_MMHG = 85.0
 
 # An operator's start deals with the causes of these; they still latch until acknowledged.
 STOP_ALARMS = (
@@ -124,7 +125,7 @@ class Supervisor:
         self._map = MapWatch(safety.stale_after_s, safety.stale_high_after_s)
         self._weaning = WeaningPolicy(
             self._limits.wean_step, self._limits.wean_interval_s,
-            patient.target_map_mmhg, patient.lower_limit_mmhg,
+            patient.floor_mmhg, patient.lower_limit_mmhg,
         )
         self._rails = GuardRails(drug, patient, safety, self._limits)
         self._last_finding: OcclusionFinding | None = None
@@ -160,8 +161,9 @@ class Supervisor:
             last_good_map_mmhg=good.map_mmhg if good else None,
             last_good_beat_t_s=good.t_s if good else None,
             last_beat_quality=last.quality if last else None,
-            target_map_mmhg=self._patient.target_map_mmhg,
+            target_map_mmhg=self._patient.setpoint_mmhg,
             lower_limit_mmhg=self._patient.lower_limit_mmhg,
+            floor_mmhg=self._patient.floor_mmhg,
             pump=state.status,
             alarms=tuple(
                 AlarmSnapshot(a.code, a.priority, a.message, a.acknowledged, not a.audible(t_s))
@@ -244,18 +246,20 @@ class Supervisor:
         self._now(now_s)
         self._rec.record(self._alarms.silence(code, now_s, by=by))
 
-    def set_target(self, target_map_mmhg: float, now_s: float, *, by: str = "operator",
-                   confirmed: bool = False) -> Decision:
-        """Change the MAP target (60-85 mmHg, not below the lower limit; not more than 40 mmHg
-        in systolic terms below a usual SBP unless ``confirmed``); journaled first."""
+    def set_floor(self, floor_mmhg: float, now_s: float, *, by: str = "operator",
+                  confirmed: bool = False) -> Decision:
+        """Change the MAP floor F (S6: 60-85 mmHg; not more than 40 mmHg in systolic terms
+        below a usual SBP unless ``confirmed``); the set-point F + 5 and the lower limit F - 5
+        follow. Journaled first, with the set-point as ``target_map_mmhg`` (what a restart
+        restores)."""
         self._now(now_s)
-        lower = self._patient.lower_limit_mmhg
         dose = self._delivery.state.dose_mcg_min
         refusal: tuple[str, RefusalCode] | None = None
-        below_usual = floor_below_usual(target_map_mmhg, self._patient.usual_sbp_mmhg)
-        if not (TARGET_MIN_MMHG <= target_map_mmhg <= TARGET_MAX_MMHG) or target_map_mmhg < lower:
-            refusal = (f"a MAP target of {target_map_mmhg:g} mmHg is outside "
-                       f"{max(TARGET_MIN_MMHG, lower):g}-{TARGET_MAX_MMHG:g} mmHg",
+        below_usual = floor_below_usual(floor_mmhg, self._patient.usual_sbp_mmhg)
+        if not FLOOR_MIN_MMHG <= floor_mmhg <= FLOOR_MAX_MMHG:
+            refusal = (f"a MAP floor of {floor_mmhg:g} mmHg is outside "
+                       f"{FLOOR_MIN_MMHG:g}-{FLOOR_MAX_MMHG:g} mmHg (set-point "
+                       f"{floor_mmhg + SET_POINT_ABOVE_FLOOR_MMHG:g})",
                        RefusalCode.TARGET_RANGE)
         elif below_usual is not None and not confirmed:
             refusal = f"{below_usual}: confirm it to set it", RefusalCode.TARGET_BELOW_USUAL
@@ -264,16 +268,25 @@ class Supervisor:
             self._rec.record([OperatorAction(t_s=now_s, action="set_target_refused", by=by,
                                              detail=reason)])
             return Decision(False, dose, reason, code)
-        previous = self._patient.target_map_mmhg
-        self._rec.record([OperatorAction(t_s=now_s, action="set_target", by=by,
-                                         detail=f"{previous:g} -> {target_map_mmhg:g} mmHg",
-                                         target_map_mmhg=target_map_mmhg)])
-        self._retarget(target_map_mmhg)
-        return Decision(True, dose, f"MAP target {target_map_mmhg:g} mmHg")
+        previous = self._patient.floor_mmhg
+        setpoint = floor_mmhg + SET_POINT_ABOVE_FLOOR_MMHG
+        self._rec.record([OperatorAction(
+            t_s=now_s, action="set_target", by=by,
+            detail=f"floor {previous:g} -> {floor_mmhg:g} mmHg (set-point {setpoint:g})",
+            target_map_mmhg=setpoint)])
+        self._refloor(floor_mmhg)
+        return Decision(True, dose, f"MAP floor {floor_mmhg:g} mmHg, set-point {setpoint:g}")
 
-    def _retarget(self, target_map_mmhg: float) -> None:
-        self._patient = self._patient.model_copy(update={"target_map_mmhg": target_map_mmhg})
-        self._weaning.retarget(target_map_mmhg)
+    def set_target(self, target_map_mmhg: float, now_s: float, *, by: str = "operator",
+                   confirmed: bool = False) -> Decision:
+        """The older command: ``target_map_mmhg`` is the set-point, so the floor is 5 mmHg
+        below it (:meth:`set_floor`)."""
+        return self.set_floor(target_map_mmhg - SET_POINT_ABOVE_FLOOR_MMHG, now_s, by=by,
+                              confirmed=confirmed)
+
+    def _refloor(self, floor_mmhg: float) -> None:
+        self._patient = self._patient.with_floor(floor_mmhg)
+        self._weaning.refloor(floor_mmhg, self._patient.lower_limit_mmhg)
 
     def answer_volume_check(self, answer: VolumeAnswer, now_s: float, *,
                             by: str = "operator") -> None:
@@ -339,12 +352,14 @@ class Supervisor:
             self._rec.record(self._alarms.carry_over(alarm.code, alarm.priority, alarm.message,
                                                      now_s))
         target = state.target_map_mmhg
-        if target is not None and target != self._patient.target_map_mmhg:
+        if target is not None and target != self._patient.setpoint_mmhg:
+            floor = target - SET_POINT_ABOVE_FLOOR_MMHG
             self._rec.record([OperatorAction(
                 t_s=now_s, action="set_target", by="resume",
-                detail=f"{self._patient.target_map_mmhg:g} -> {target:g} mmHg, the operator's "
-                       "target before the restart", target_map_mmhg=target)])
-            self._retarget(target)
+                detail=f"floor {self._patient.floor_mmhg:g} -> {floor:g} mmHg (set-point "
+                       f"{target:g}), the operator's before the restart",
+                target_map_mmhg=target)])
+            self._refloor(floor)
         detail = self._delivery.resume(state, now_s)
         delivery = self._delivery.state
         if state.weaning and delivery.running:
@@ -378,7 +393,7 @@ class Supervisor:
             trusted_map_mmhg=self._map.trusted_map_mmhg(now_s),
             last_quality=self._map.last_quality(now_s),
             stale_after_s=self._safety.stale_after_s,
-            target_map_mmhg=self._patient.target_map_mmhg,
+            floor_mmhg=self._patient.floor_mmhg,
             lower_limit_mmhg=self._patient.lower_limit_mmhg,
             map_high_margin_mmhg=self._safety.map_high_margin_mmhg,
             since_last_up_s=None if state.last_up_t_s is None else now_s - state.last_up_t_s,
@@ -520,15 +535,13 @@ class Supervisor:
     def _probe(self, request: ProbeRequest, now_s: float) -> None:
         """S8, S9: the watch asks, :func:`probe_refusal` decides, the delivery part pauses."""
         state = self._delivery.state
-        patient = self._patient
-        # The floor F lies midway between the set-point (F + 5) and the lower limit (F - 5).
         ctx = ProbeContext(
             # A pump that cannot be read is as uncertain as one whose command was lost.
             rate_ml_h=state.rate_ml_h, uncertain=state.uncertain or not self._readable,
             paused=state.paused,
             owed_ul=state.owed_ul(now_s),
             map_trend_mmhg=self._map.trend_mmhg if self._map.trusted(now_s) else None,
-            floor_mmhg=(patient.target_map_mmhg + patient.lower_limit_mmhg) / 2)
+            floor_mmhg=self._patient.floor_mmhg)
         refusal = probe_refusal(request, ctx)
         if refusal is not None:
             if state.probe is None:
@@ -585,7 +598,7 @@ class Supervisor:
 
     def _check_map(self, now_s: float) -> None:
         for order in self._map.assess(now_s, self._delivery.state.dose_mcg_min,
-                                      self._patient.lower_limit_mmhg):
+                                      self._patient.floor_mmhg):
             self._order(order, now_s)
 
     def _check_guard_rails(self, now_s: float) -> None:
@@ -609,7 +622,7 @@ class Supervisor:
             return
         # Checked on every tick; a step waits while it could not be journaled or sent.
         hold = not self._rec.journal_ok or not self._readable or state.uncertain
-        step = self._weaning.next_step(state.dose_mcg_min, self._map.trusted_map_mmhg(now_s),
+        step = self._weaning.next_step(state.dose_mcg_min, self._map.median_map_mmhg(now_s),
                                        now_s, hold=hold)
         if step is None:
             return

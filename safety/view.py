@@ -29,6 +29,8 @@ class SupervisorView:
     """A read-only picture of the supervisor, for controllers, telemetry and the CLI.
 
     ``journal_ok`` is false while events wait to be made durable (no dose changes then).
+    S6's numbers: ``floor_mmhg`` F, ``target_map_mmhg`` the set-point F + 5 (what a controller
+    aims at), ``lower_limit_mmhg`` F - 5.
     """
 
     t_s: float
@@ -47,6 +49,7 @@ class SupervisorView:
     needs_operator: bool
     time_left_min: float | None
     limits: DoseLimits
+    floor_mmhg: float
     weaning: bool = False
     journal_ok: bool = True
     # issue 19: a volume check waits for an operator's answer; the line the drug runs in

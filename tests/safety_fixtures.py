@@ -367,13 +367,13 @@ class JournalInvariants:
                 assert map_mmhg is not None, "automatic increase on untrusted MAP"
                 assert map_mmhg < self._high_map_mmhg, "increase with MAP above target + 10"
             if previous > 0 and event.requester is not Requester.SUPERVISOR:
-                assert dose - previous <= limits.max_up_step + LIMITS_EPS
+                assert dose - previous <= limits.up_step_at(previous) + LIMITS_EPS
                 assert self._last_up_t_s is None or (
                     event.t_s - self._last_up_t_s >= limits.min_up_interval_s)
                 self._prior_up_t_s, self._last_up_t_s = self._last_up_t_s, event.t_s
         if 0 < dose < previous - LIMITS_EPS:
             step = limits.wean_step if event.requester is Requester.SUPERVISOR else (
-                limits.max_down_step)
+                limits.down_step_at(previous))
             assert previous - dose <= step + LIMITS_EPS
         if dose == 0:
             assert change is DoseChange.STOP and event.stop_reason is not None

@@ -69,7 +69,7 @@ class SimRig:
             syringe=self.syringe, sink=sink or self.list_sink, standby=self.spare,
         )
         self.promises = JournalInvariants(self.supervisor.limits,
-                                          self.settings.target_map_mmhg + 10.0)
+                                          self.settings.setpoint_mmhg + 10.0)
         self.tick_s = tick_s
         self.beat_filter: Callable[[Beat], Beat | None] = lambda b: b
 

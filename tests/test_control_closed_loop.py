@@ -1,9 +1,8 @@
-"""The closed-loop controller and the wean mode, as clinical rules."""
+"""The PI controller (mode ``pi``), as clinical rules; the wean mode is in test_control_wean."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from itertools import pairwise
 
 import pytest
 from control_fixtures import RUNNING_VIEW as BASE
@@ -12,8 +11,7 @@ from control_fixtures import feed_beats
 from drivers.sim.patient import PatientParams, draw_cohort
 from safety.view import SupervisorView
 from vasopilot.control.closed_loop import ClosedLoopController, Tuning
-from vasopilot.control.wean import WeanController
-from vasopilot.core.events import DoseApplied, DoseRequested, Event, OperatorAction
+from vasopilot.core.events import DoseApplied, DoseRequested, Event
 from vasopilot.core.types import Beat, DoseRequest, Requester
 from vasopilot.metrics import map_metrics
 from vasopilot.settings import load_rig
@@ -75,56 +73,6 @@ def test_holds_the_dose_when_map_is_at_the_set_point() -> None:
     assert feed(ClosedLoopController(), SETPOINT_MMHG, 1200) == []
 
 
-def test_wean_mode_hands_over_to_the_s7_guard_once_map_holds_target() -> None:
-    wean = WeanController()
-    feed(wean, 68.0, 60)
-    assert wean.hands_over(replace(BASE, t_s=60.0))
-    # once only: an operator who stops weaning is not overruled by the mode
-    assert not wean.hands_over(replace(BASE, t_s=65.0))
-    assert feed(wean, 50.0, 900, from_s=61.0) == []
-
-
-def test_wean_mode_restores_target_before_handing_over() -> None:
-    wean = WeanController()
-    requests = feed(wean, 58.0, 600)
-    assert not wean.hands_over(replace(BASE, t_s=600.0))
-    assert requests and all(r.dose_mcg_min > 10.0 for r in requests)
-
-
-def test_wean_mode_never_hands_over_on_untrusted_map() -> None:
-    wean = WeanController()
-    feed(wean, 70.0, 60)
-    assert not wean.hands_over(replace(BASE, t_s=60.0, map_trusted=False))
-
-
-def test_wean_mode_takes_back_from_s7_only_well_above_target_and_only_lowers() -> None:
-    wean = WeanController()
-    feed(wean, 68.0, 60)
-    assert wean.hands_over(replace(BASE, t_s=60.0))
-    weaning = replace(BASE, weaning=True)
-    feed(wean, 82.0, 300, view=weaning, from_s=61.0)
-    assert not wean.takes_back(replace(weaning, t_s=300.0))  # 17 over target: S7 keeps it
-    feed(wean, 90.0, 400, view=weaning, from_s=301.0)
-    assert wean.takes_back(replace(weaning, t_s=400.0))
-    requests = feed(wean, 90.0, 900, from_s=401.0)
-    assert requests and all(r.dose_mcg_min < 10.0 for r in requests)
-    assert not wean.hands_over(replace(BASE, t_s=900.0))  # still 25 over target
-    feed(wean, 76.0, 1000, from_s=901.0)
-    assert wean.hands_over(replace(BASE, t_s=1000.0))  # back under target + 15: S7 again
-
-
-def test_wean_mode_restores_target_if_a_descent_overshoots() -> None:
-    wean = WeanController()
-    feed(wean, 68.0, 60)
-    assert wean.hands_over(replace(BASE, t_s=60.0))
-    feed(wean, 90.0, 400, view=replace(BASE, weaning=True), from_s=61.0)
-    assert wean.takes_back(replace(BASE, t_s=400.0, weaning=True))
-    feed(wean, 58.0, 430, from_s=401.0)
-    assert not wean.hands_over(replace(BASE, t_s=430.0))
-    requests = feed(wean, 58.0, 900, from_s=431.0)
-    assert requests and all(r.dose_mcg_min > 10.0 for r in requests)
-
-
 def test_takes_the_whole_slew_step_when_far_below_target() -> None:
     requests = feed(ClosedLoopController(), 45.0, 130)
     assert requests and requests[0].dose_mcg_min >= 12.0
@@ -160,38 +108,6 @@ def _rig_run(params: PatientParams, options: SimOptions) -> list[Event]:
     config = load_rig(None)
     config = replace(config, drug=config.drug.model_copy(update={"conc_mcg_ml": 160.0}))
     return run_sim(config, options, params=params).events
-
-
-@pytest.mark.timeout(60)
-def test_rig_hands_a_wean_to_the_s7_guard_and_the_mode_then_proposes_nothing() -> None:
-    params = draw_cohort(1, 5, "wean")[0]
-    events = _rig_run(params, SimOptions(scenario="wean", mode="wean", hours=1.0, dt_s=2.0))
-    handed = [e for e in events if isinstance(e, OperatorAction) and e.action == "wean"]
-    assert len(handed) == 1 and handed[0].by == "wean mode"
-    # MAP stays under target + 20 in this hour: S7 alone steps the dose down
-    after = [e for e in events if e.t_s > handed[0].t_s]
-    assert not any(isinstance(e, DoseRequested) and e.requester is Requester.CONTROLLER
-                   for e in after)
-    assert any(isinstance(e, DoseApplied) and e.requester is Requester.SUPERVISOR
-               and e.dose_mcg_min < e.previous_dose_mcg_min for e in after)
-
-
-@pytest.mark.timeout(60)
-def test_rig_takes_a_wean_back_from_s7_only_to_lower_a_dose_the_patient_outgrew() -> None:
-    # a patient who recovers 30 mmHg within 2 h: S7's 1 mcg/min per 15 min lags behind
-    params = replace(draw_cohort(1, 5, "wean")[0], recovery_mmhg=30.0, recovery_h=2.0)
-    events = _rig_run(params, SimOptions(scenario="wean", mode="wean", hours=4.0, dt_s=2.0))
-    actions = [e for e in events if isinstance(e, OperatorAction)
-               and e.action in ("wean", "stop_weaning")]
-    assert [e.action for e in actions[:3]] == ["wean", "stop_weaning", "wean"]
-    assert all(e.by == "wean mode" for e in actions)
-    taken_back = [(a.t_s, b.t_s) for a, b in pairwise(actions)
-                  if a.action == "stop_weaning"]
-    by_mode = [e for e in events if isinstance(e, DoseApplied) and e.t_s > actions[0].t_s
-               and e.requester is Requester.CONTROLLER]
-    assert by_mode and all(any(start <= e.t_s <= end for start, end in taken_back)
-                           for e in by_mode)
-    assert all(e.dose_mcg_min < e.previous_dose_mcg_min for e in by_mode)
 
 
 @pytest.mark.timeout(60)

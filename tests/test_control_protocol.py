@@ -24,11 +24,13 @@ def run_protocol(protocol: NurseProtocol, map_mmhg: float, until_s: float,
     return proposals
 
 
-def test_increases_by_2_every_5_minutes_when_map_below_target_minus_5() -> None:
+# RUNNING_VIEW: floor 60, set-point 65
+
+def test_increases_by_2_every_5_minutes_when_map_below_the_floor() -> None:
     assert run_protocol(NurseProtocol(), 55.0, 600) == [12.0, 12.0]
 
 
-def test_decreases_by_1_when_map_above_target_plus_10() -> None:
+def test_decreases_by_1_when_map_above_the_floor_plus_15() -> None:
     assert run_protocol(NurseProtocol(), 80.0, 300) == [9.0]
 
 
@@ -41,8 +43,13 @@ def test_weans_by_1_every_30_minutes_while_map_at_target() -> None:
     assert run_protocol(NurseProtocol(weaning=True), 66.0, 3600) == [9.0, 9.0]
 
 
-def test_weaning_pauses_while_map_below_target() -> None:
-    assert run_protocol(NurseProtocol(weaning=True), 63.0, 3600) == []
+def test_weans_on_the_floor_not_the_set_point() -> None:
+    # patient.md: "decrease 1 mcg/min every 30 minutes while MAP >= F"
+    assert run_protocol(NurseProtocol(weaning=True), 61.0, 3600) == [9.0, 9.0]
+
+
+def test_weaning_pauses_while_map_below_the_floor() -> None:
+    assert run_protocol(NurseProtocol(weaning=True), 59.0, 3600) == []
 
 
 def test_proposes_nothing_on_untrusted_map() -> None:

@@ -105,8 +105,8 @@ def test_occlusion_stops_backs_off_latches_and_never_restarts_by_itself() -> Non
 
 # -- extravasation ------------------------------------------------------------------------
 
-# The floor F: midway between the set-point (F + 5) and the lower limit (F - 5).
-PATIENT_FLOOR_MMHG = (PatientSettings().target_map_mmhg + PatientSettings().lower_limit_mmhg) / 2
+# The floor F (S6): the set-point is F + 5, the lower limit F - 5.
+PATIENT_FLOOR_MMHG = PatientSettings().floor_mmhg
 
 @pytest.mark.parametrize("map_mmhg", [72.0, 55.0])
 @pytest.mark.parametrize("rate_ml_h", [0.5, 1.0, 7.5])

@@ -104,14 +104,14 @@ def test_unacknowledged_tachycardia_holds_an_increase_above_the_soft_maximum() -
 
 
 def test_a_floor_far_below_the_usual_sbp_needs_a_confirmation() -> None:
-    patient = PatientSettings(target_map_mmhg=80.0, usual_sbp_mmhg=150.0)
+    patient = PatientSettings(floor_mmhg=80.0, usual_sbp_mmhg=150.0)
     supervisor, _pump, _sink = running_at(10.0, patient=patient)
-    refused = supervisor.set_target(70.0, T0_S + 131, by="nurse")
+    refused = supervisor.set_floor(70.0, T0_S + 131, by="nurse")
     assert refused.code is RefusalCode.TARGET_BELOW_USUAL
     assert "more than 40 mmHg below the usual SBP of 150" in refused.reason
-    assert supervisor.set_target(82.0, T0_S + 132).applied
-    assert supervisor.set_target(70.0, T0_S + 133, confirmed=True).applied
-    assert supervisor.view().target_map_mmhg == 70.0
+    assert supervisor.set_floor(82.0, T0_S + 132).applied
+    assert supervisor.set_floor(70.0, T0_S + 133, confirmed=True).applied
+    assert supervisor.view().floor_mmhg == 70.0
 
 
 def _sbp(supervisor: Supervisor, pump: MockPump, sbp_mmhg: float, t0_s: float, *,
@@ -123,7 +123,7 @@ def _sbp(supervisor: Supervisor, pump: MockPump, sbp_mmhg: float, t0_s: float, *
 
 
 def test_the_usual_sbp_raises_the_sbp_alarm_threshold() -> None:
-    patient = PatientSettings(target_map_mmhg=80.0, usual_sbp_mmhg=150.0)
+    patient = PatientSettings(floor_mmhg=80.0, usual_sbp_mmhg=150.0)
     supervisor, pump, _ = running_at(10.0, map_mmhg=80.0, patient=patient)
     _sbp(supervisor, pump, 105.0, T0_S + 131)
     assert AlarmCode.SBP_LOW in open_codes(supervisor)

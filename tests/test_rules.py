@@ -1,7 +1,8 @@
 """The request rules one at a time, the oref0 way: a baseline context, one or two fields changed.
 
 Baseline: norepinephrine 80 mcg/mL, 70 kg, running at 10 mcg/min, a good MAP of 70 mmHg,
-target 65 (no increase at 75 or more), lower limit 60, last increase long ago, an ideal pump.
+floor 65 (set-point 70, no increase at 80 or more), lower limit 60, last increase long ago, an
+ideal pump.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ BASELINE = RequestContext(
     trusted_map_mmhg=70.0,
     last_quality=BeatQuality.GOOD,
     stale_after_s=10.0,
-    target_map_mmhg=65.0,
+    floor_mmhg=65.0,
     lower_limit_mmhg=60.0,
     map_high_margin_mmhg=10.0,
     since_last_up_s=600.0,
@@ -73,7 +74,7 @@ def test_every_rule_names_its_requirement() -> None:
     (asking(0.0), RefusalCode.STOP_NOT_ALLOWED),
     (asking(11.0, weaning=True), RefusalCode.WEANING),
     (asking(11.0, trusted_map_mmhg=None), RefusalCode.MAP_UNTRUSTED),
-    (asking(11.0, trusted_map_mmhg=75.0), RefusalCode.MAP_HIGH),
+    (asking(11.0, trusted_map_mmhg=80.0), RefusalCode.MAP_HIGH),
     (asking(9.0, trusted_map_mmhg=59.0), RefusalCode.MAP_LOW),
     (asking(13.0, starting=True, running=False, requester=Requester.OPERATOR),
      RefusalCode.START_ABOVE_RANGE),
@@ -113,6 +114,48 @@ def test_an_up_step_is_limited_not_refused() -> None:
     ruling = evaluate(asking(15.0))
     assert not ruling.refused and ruling.dose_mcg_min == pytest.approx(12.0)
     assert ruling.rule is None and "increase limited" in ruling.reason
+
+
+def test_s6_reads_the_floor_high_and_low() -> None:
+    # F = 65: an increase is still allowed just under F + 15, a decrease just at F - 5
+    assert not evaluate(asking(11.0, trusted_map_mmhg=79.9)).refused
+    assert not evaluate(asking(9.0, trusted_map_mmhg=60.0)).refused
+    higher = asking(11.0, trusted_map_mmhg=84.0, floor_mmhg=70.0, lower_limit_mmhg=65.0)
+    assert not evaluate(higher).refused
+
+
+def test_s3_relative_part_lets_a_high_dose_climb_by_a_fifth() -> None:
+    # 30 mcg/min: +max(2, 20 % = 6); asked for 40, given 36
+    ruling = evaluate(asking(40.0, dose_mcg_min=30.0, requester=Requester.OPERATOR,
+                             confirmed=True))
+    assert not ruling.refused and ruling.dose_mcg_min == pytest.approx(36.0)
+    assert "share of the running dose" in ruling.reason
+    # at 10 mcg/min 20 % is 2: the absolute part and the relative part agree
+    assert evaluate(asking(15.0)).dose_mcg_min == pytest.approx(12.0)
+    # at 5 mcg/min the absolute +2 is the larger part
+    assert evaluate(asking(9.0, dose_mcg_min=5.0)).dose_mcg_min == pytest.approx(7.0)
+
+
+def test_s3_relative_part_bounds_a_decrease_too() -> None:
+    ruling = evaluate(asking(20.0, dose_mcg_min=30.0, requester=Requester.OPERATOR))
+    assert ruling.dose_mcg_min == pytest.approx(24.0)
+
+
+def test_an_entry_may_set_the_relative_part_to_zero() -> None:
+    absolute = replace(LIMITS, up_step_ratio=0.0, down_step_ratio=0.0)
+    up = evaluate(asking(40.0, dose_mcg_min=30.0, requester=Requester.OPERATOR,
+                         confirmed=True, limits=absolute))
+    assert up.dose_mcg_min == pytest.approx(32.0)
+    down = evaluate(asking(20.0, dose_mcg_min=30.0, requester=Requester.OPERATOR,
+                           limits=absolute))
+    assert down.dose_mcg_min == pytest.approx(28.0)
+
+
+def test_the_drug_library_names_both_parts_of_s3() -> None:
+    assert (LIMITS.max_up_step, LIMITS.up_step_ratio) == (2.0, 0.2)
+    assert (LIMITS.max_down_step, LIMITS.down_step_ratio) == (2.0, 0.2)
+    assert LIMITS.up_step_at(30.0) == pytest.approx(6.0)
+    assert LIMITS.down_step_at(5.0) == pytest.approx(2.0)
 
 
 def test_a_down_step_is_limited_and_a_start_is_not_slew_limited() -> None:

@@ -57,7 +57,7 @@ def test_the_operators_map_target_survives_a_restart(tmp_path: Path) -> None:
     clock = VirtualClock()
     path = tmp_path / "j.sqlite"
     config = load_rig(SIM)
-    assert config.profile.patient.target_map_mmhg == 65.0
+    assert config.profile.patient.setpoint_mmhg == 70.0  # floor 65 (S6)
     targets = []
     for options, operator_target in ((ServeOptions(mode="manual", start_dose_mcg_min=10.0,
                                                    minutes=2.0), 72.0),
@@ -75,5 +75,5 @@ def test_the_operators_map_target_survives_a_restart(tmp_path: Path) -> None:
         assert recovered is not None
         targets.append((view.target_map_mmhg, recovered.target_map_mmhg,
                         recovered.run.target_map_mmhg if recovered.run else None))
-    # run 1 sets 72; each restart resumes at 72 and its start says so
-    assert targets == [(72.0, 72.0, 65.0), (72.0, 72.0, 72.0), (72.0, 72.0, 72.0)]
+    # run 1 sets the set-point 72 (floor 67); each restart resumes at 72 and its start says so
+    assert targets == [(72.0, 72.0, 70.0), (72.0, 72.0, 72.0), (72.0, 72.0, 72.0)]

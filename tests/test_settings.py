@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 from config_fixtures import FILES, edited, write_set
+from pydantic import ValidationError
 
 from vasopilot import settings
-from vasopilot.core.config import NOREPINEPHRINE
+from vasopilot.core.config import NOREPINEPHRINE, PatientSettings
 from vasopilot.core.errors import ConfigError
-from vasopilot.settings import Named, ProfileError, Refusal, load_rig
+from vasopilot.settings import Named, ProfileError, Refusal, load_rig, notices
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 NE = "drugs.norepinephrine."
@@ -98,11 +99,11 @@ CASES = [
     one("rig:patient.weight_kg", 29.9, 30.0, "30–250 kg"),
     one("rig:patient.weight_kg", 251.0, 250.0, "30–250 kg"),
     one("rig:patient.weight_kg", "70", 70.0, "valid number"),
-    one("rig:patient.target_map_mmhg", 86.0, 85.0, "60–85 mmHg"),
-    one("rig:patient.target_map_mmhg", 59.0, 60.0, "60–85 mmHg",
-        **{"patient__lower_limit_mmhg": 50.0}),
-    one("rig:patient.lower_limit_mmhg", 39.0, 40.0, "40–80 mmHg"),
-    one("rig:patient.lower_limit_mmhg", 66.0, 65.0, "must not exceed target_map_mmhg"),
+    one("rig:patient.floor_mmhg", 86.0, 85.0, "60–85 mmHg"),
+    one("rig:patient.floor_mmhg", 59.0, 60.0, "60–85 mmHg"),
+    one("rig:patient.target_map_mmhg", 71.0, 70.0, "the older key is the set-point"),
+    Case("patient.lower_limit_mmhg", {"rig:patient.lower_limit_mmhg": 60.0}, {},
+         "S6 puts the lower limit at floor_mmhg - 5"),
     Case("patient.weight_kg", {"rig:drug": "norepinephrine-weight"},
          {"rig:drug": "norepinephrine-weight", "rig:patient.weight_kg": 70.0},
          "needs the patient's weight (30-250 kg); none is assumed"),
@@ -179,9 +180,9 @@ CASES = [
         **{"patient__floor_below_usual_confirmed": True}),
     one("rig:patient.line", "arterial", "peripheral", "Input should be",
         **{"drug": "norepinephrine-peripheral"}),
-    Case("patient.target_map_mmhg", {"rig:patient.usual_sbp_mmhg": 160.0},
+    Case("patient.floor_mmhg", {"rig:patient.usual_sbp_mmhg": 160.0},
          {"rig:patient.usual_sbp_mmhg": 135.0}, "more than 40 mmHg below the usual SBP"),
-    Case("patient.target_map_mmhg", {"rig:patient.usual_sbp_mmhg": 160.0},
+    Case("patient.floor_mmhg", {"rig:patient.usual_sbp_mmhg": 160.0},
          {"rig:patient.usual_sbp_mmhg": 160.0,
           "rig:patient.floor_below_usual_confirmed": True},
          "floor_below_usual_confirmed = true"),
@@ -339,3 +340,24 @@ def test_a_cross_field_rule_is_one_function_in_rules(
     with pytest.raises(ProfileError, match=r"key patient\.weight_kg = 35\.0: use a dilute"):
         load_rig(write_case(tmp_path, {"rig:patient.weight_kg": 35.0}))
     assert load_rig(write_case(tmp_path, {"rig:patient.weight_kg": 40.0}))
+
+
+def test_the_older_target_is_read_as_the_set_point_and_said_so() -> None:
+    older = PatientSettings.model_validate({"target_map_mmhg": 72.0})
+    assert (older.floor_mmhg, older.setpoint_mmhg, older.lower_limit_mmhg) == (67.0, 72.0, 62.0)
+    config = load_rig(None)
+    assert notices(config) == []
+    profile = config.profile.model_copy(update={"patient": older})
+    said = notices(dataclasses.replace(config, profile=profile))
+    assert len(said) == 1 and "read as the set-point" in said[0] and "floor is 67" in said[0]
+
+
+def test_the_floor_alone_gives_the_set_point_and_lower_limit() -> None:
+    patient = PatientSettings(floor_mmhg=75.0)
+    assert (patient.setpoint_mmhg, patient.lower_limit_mmhg) == (80.0, 70.0)
+    assert not patient.read_from_target
+    assert patient.with_floor(60.0).setpoint_mmhg == 65.0
+    with pytest.raises(ValidationError, match="the older key is the set-point"):
+        PatientSettings(floor_mmhg=65.0, target_map_mmhg=65.0)
+    with pytest.raises(ValidationError, match="valid number"):
+        PatientSettings.model_validate({"target_map_mmhg": "70"})

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from drivers.sim.patient import PatientParams, draw_cohort, draw_patient
+from vasopilot.cohort import s3_steps
 
 
 def test_cohort_need_matches_patient_md_for_map0_40_to_62_and_target_65() -> None:
@@ -84,3 +85,10 @@ def test_wean_patients_start_at_target_on_10_to_20_mcg_min_with_compressed_recov
         assert p.initial_dose_mcg_min * 2 == math.floor(p.initial_dose_mcg_min * 2)
         assert 2 <= p.recovery_h <= 6
         assert p.need_mcg_min() <= p.initial_dose_mcg_min
+
+
+def test_the_s3_pace_counts_the_relative_part_of_the_up_step() -> None:
+    # +2 a step up to 10 mcg/min, then +20 %: 10 -> 60 in 10 steps, not 25
+    assert s3_steps(0.0, 10.0) == 5
+    assert s3_steps(10.0, 60.0) == 10
+    assert s3_steps(60.0, 60.0) == 0

@@ -82,7 +82,7 @@ class SupervisorMachine(RuleBasedStateMachine):
     def start(self, dose: float) -> None:
         self.supervisor, self.pump, self.sink = make_supervisor(patient=PATIENT)
         self.promises = JournalInvariants(self.supervisor.limits,
-                                            PATIENT.target_map_mmhg + 10.0)
+                                            PATIENT.setpoint_mmhg + 10.0)
         self._beat(70.0, "good", 0.0)
         self._decided(self.supervisor.start(dose, self.t_s))
 

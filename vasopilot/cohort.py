@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from safety.limits import DoseLimits
 from vasopilot.bounds import ReferenceMpc, hard_max_bound, held_arm, s7_wean_hours
 from vasopilot.control.base import Controller
 from vasopilot.control.mpc import LineModel, MpcController
@@ -303,13 +304,22 @@ def _reach_figures(controller: MpcController, changes: Sequence[DoseChange],
     at_max = next((c.t_s for c in changes if c.dose_mcg_min >= hard_max - 1e-6), None)
     if at_max is not None:
         start = changes[0].previous_mcg_min if changes else 0.0
-        steps = math.ceil((hard_max - start) / NOREPINEPHRINE.max_up_step - 1e-9)
-        pace_s = max(0, steps - 1) * NOREPINEPHRINE.min_up_interval_s
+        pace_s = max(0, s3_steps(start, hard_max) - 1) * NOREPINEPHRINE.min_up_interval_s
         blocked_s = climb_blocked_s(events, artefacts, at_max)
         figures["hard_max_lag_min"] = (at_max - pace_s - blocked_s) / 60.0
     if controller.unreachable_since_s is not None:
         figures["unreachable_min"] = controller.unreachable_since_s / 60.0
     return figures
+
+
+def s3_steps(from_mcg_min: float, to_mcg_min: float) -> int:
+    """Up-steps S3 needs from one dose to another: +max(2 mcg/min, 20 %) each."""
+    limits = DoseLimits.from_entry(NOREPINEPHRINE, None)
+    dose, steps = from_mcg_min, 0
+    while dose < to_mcg_min - 1e-9:
+        dose = min(to_mcg_min, dose + limits.up_step_at(dose))
+        steps += 1
+    return steps
 
 
 def run_patient(job: tuple[BenchOptions, int, PatientParams]) -> list[PatientOutcome]:

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SET_POINT_ABOVE_FLOOR_MMHG = 5.0
+# S6's set-point above the floor lives with the settings; re-exported for the controllers
+from vasopilot.core.config import SET_POINT_ABOVE_FLOOR_MMHG as SET_POINT_ABOVE_FLOOR_MMHG  # noqa: PLC0414
+
 BAND_ABOVE_FLOOR_MMHG = 10.0  # the band is [F, F + 10]
 ABOVE_FLOOR_MMHG = 20.0  # "above": MAP > F + 20
 FLOOR_HOLD_S = 60.0

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vasopilot.core.config import LOWER_LIMIT_BELOW_FLOOR_MMHG
+from vasopilot.core.config import DEFAULT_FLOOR_MMHG, LOWER_LIMIT_BELOW_FLOOR_MMHG
 from vasopilot.core.events import (
     AlarmCleared,
     AlarmRaised,
@@ -41,7 +41,6 @@ from vasopilot.core.units import (
 from vasopilot.metrics import MapBand
 
 S_PER_H = 3600.0
-DEFAULT_FLOOR_MMHG = 65.0  # a journal without a run start: the default floor
 
 PRIORITY_COLOURS = {Priority.HIGH: "#d62728", Priority.MEDIUM: "#ff9f1c", Priority.LOW: "#17becf"}
 

@@ -52,7 +52,7 @@ def open_rig(
     resuming = previous is not None and previous.run is not None and \
         previous.run.rig_id == config.profile.rig_id
     now_s = clock.now_s()
-    target_map_mmhg = config.profile.patient.target_map_mmhg
+    target_map_mmhg = config.profile.patient.setpoint_mmhg
     if resuming and previous is not None and previous.target_map_mmhg is not None:
         target_map_mmhg = previous.target_map_mmhg
     journal.append(RunStarted(

@@ -477,6 +477,16 @@ def inspect_rig(path: Path | None) -> Inspection:
     return Inspection(_resolved(named, path), [], warnings)
 
 
+def notices(config: RigConfig) -> list[str]:
+    """What an operator must be told about a profile that loads (S6: an older key's reading)."""
+    patient = config.profile.patient
+    if not patient.read_from_target:
+        return []
+    return [f"patient.target_map_mmhg = {patient.target_map_mmhg:g} is the older key: read as "
+            f"the set-point, so the MAP floor is {patient.floor_mmhg:g} mmHg and the lower "
+            f"limit {patient.lower_limit_mmhg:g} (S6); set floor_mmhg instead"]
+
+
 def load_rig(path: Path | None, *, hardware: bool = False) -> RigConfig:
     """Load and validate a rig profile; ``None`` gives the embedded simulation defaults.
 
@@ -492,5 +502,5 @@ def load_rig(path: Path | None, *, hardware: bool = False) -> RigConfig:
 
 __all__ = [
     "PRESENCE", "RULES", "Inspection", "Named", "ProfileError", "Refusal", "RigConfig",
-    "inspect_rig", "load_rig", "load_toml",
+    "inspect_rig", "load_rig", "load_toml", "notices",
 ]

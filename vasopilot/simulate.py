@@ -58,8 +58,13 @@ MODES: dict[str, Callable[[], Controller]] = {
 
 
 def make_controller(mode: str, line: LineModel) -> Controller:
-    """The mode's controller; the model-predictive one doses through ``line``, known exactly."""
-    return MpcController(line) if mode == "closed-loop" else MODES[mode]()
+    """The mode's controller; the model-predictive ones (closed loop, wean) dose through
+    ``line``, known exactly."""
+    if mode == "closed-loop":
+        return MpcController(line)
+    if mode == "wean":
+        return WeanController(line)
+    return MODES[mode]()
 
 
 @dataclass(frozen=True)
@@ -185,10 +190,9 @@ def run_sim(
                      spare_syringe=options.spare_syringe, faults=options.faults,
                      carrier_ml_h=options.carrier_ml_h, primed_line=options.primed_line)
     params = setup.patient_params()
-    # the supervisor holds the set-point F + 5 with the lower limit F - 5 (S6)
-    target = params.setpoint_mmhg
-    patient_settings = config.profile.patient.model_copy(update={
-        "target_map_mmhg": target, "lower_limit_mmhg": params.floor_mmhg - 5.0})
+    # the supervisor is given the patient's floor F: set-point F + 5, lower limit F - 5 (S6)
+    patient_settings = config.profile.patient.with_floor(params.floor_mmhg)
+    target = patient_settings.setpoint_mmhg
     config = dataclasses.replace(
         config, profile=config.profile.model_copy(update={"patient": patient_settings}))
     recorder = _Recorder(sink if sink is not None else MemorySink())

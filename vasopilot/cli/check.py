@@ -69,7 +69,7 @@ def opens(config: RigConfig) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vasopilot.settings import inspect_rig
+    from vasopilot.settings import inspect_rig, notices
 
     found = inspect_rig(args.rig)
     warnings = [w.as_json() for w in found.warnings]
@@ -94,4 +94,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {part:<9} {text}")
     for warning in found.warnings:
         print(f"  warning: {warning.line()}")
+    for notice in notices(found.config):
+        print(f"  note: {notice}")
     return 0

@@ -26,7 +26,8 @@ MAX_TIMEOUT_S = 60.0
 # CLI verb -> (payload command, positional argument and its payload field)
 VERBS: dict[str, tuple[str, tuple[str, str, Callable[[str], Any]] | None]] = {
     "set-dose": ("set_dose", ("dose_mcg_min", "dose in mcg/min", nonnegative_float)),
-    "set-target": ("set_target", ("target_map_mmhg", "MAP target in mmHg (60-85)",
+    "set-target": ("set_target", ("target_map_mmhg",
+                                  "MAP set-point in mmHg (65-90): the floor is 5 below it",
                                   positive_float)),
     "start-weaning": ("start_weaning", None),
     "stop-weaning": ("stop_weaning", None),

@@ -46,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from vasopilot.journal import Journal
     from vasopilot.local_control import clear_stale, socket_path
     from vasopilot.serve import ServeOptions, open_rig, serve
-    from vasopilot.settings import load_rig
+    from vasopilot.settings import load_rig, notices
     from vasopilot.simulate import MODES
     from vasopilot.telemetry import telemetry_for, with_rig_id
 
     config = with_rig_id(load_rig(args.rig, hardware=True), args.rig_id)
+    for notice in notices(config):
+        print(f"vasopilot run: note: {notice}", file=sys.stderr)
     if config.profile.pump.driver == "gpio-stepper":
         # The step thread shares the interpreter lock with the rest of the runtime; a short
         # switch interval keeps its p99 lateness near 6-13 ms instead of 20-35 ms

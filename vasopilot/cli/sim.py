@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from vasopilot.core.clock import VirtualClock
     from vasopilot.journal import Journal
     from vasopilot.rig.faults import parse_fault
-    from vasopilot.settings import load_rig
+    from vasopilot.settings import load_rig, notices
     from vasopilot.simulate import SimOptions, run_sim
     from vasopilot.telemetry import telemetry_for, with_rig_id
     from vasopilot.telemetry.commands import utc_now
@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"vasopilot sim: {exc}", file=sys.stderr)
         return 2
     config = with_rig_id(load_rig(args.rig), args.rig_id)
+    for notice in notices(config):
+        print(f"vasopilot sim: note: {notice}", file=sys.stderr)
     options = SimOptions(scenario=args.scenario, hours=args.hours, seed=args.seed,
                          mode=args.mode, pump=args.pump, waveform=args.waveform,
                          artefacts_per_h=args.artefacts_per_h, faults=faults,

@@ -300,6 +300,14 @@ class MpcController:
         self._at_max_low_since_s: float | None = None
         self._volume_check_open = False
 
+    def assume_steady(self, dose_mcg_min: float) -> None:
+        """Taking over an infusion that has run ``dose_mcg_min`` long enough to be in steady
+        state (a wean): every candidate's effect starts there, not at zero (the line is primed
+        with it already). Call before the first look."""
+        rate = self.line.rate_out(dose_mcg_min)
+        for c in self.candidates:
+            c.x1 = c.x2 = rate
+
     # -- inputs --------------------------------------------------------------------------------
 
     def on_beat(self, beat: Beat) -> None:

@@ -1,7 +1,7 @@
 """The nurse protocol of docs/virtual-patient.md: the baseline every controller is measured against.
 
-Every 5 minutes: MAP < target - 5 → +2 mcg/min; MAP > target + 10 → -1 mcg/min.
-Weaning: -1 mcg/min every 30 minutes while MAP ≥ target.
+Every 5 minutes: MAP < F → +2 mcg/min; MAP > F + 15 → -1 mcg/min (F: the supervisor's floor).
+Weaning: -1 mcg/min every 30 minutes while MAP ≥ F.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from safety.view import SupervisorView
 from vasopilot.control.base import TrustedMapAverage
 from vasopilot.core.types import Beat, DoseRequest, Requester
+
+HIGH_ABOVE_FLOOR_MMHG = 15.0
 
 
 class NurseProtocol:
@@ -48,18 +50,18 @@ class NurseProtocol:
         map_mmhg = self._map.mean_mmhg(now_s)
         if map_mmhg is None or not view.map_trusted:
             return None
-        target = view.target_map_mmhg
+        floor = view.floor_mmhg
         if self.weaning:
-            if map_mmhg >= target:
+            if map_mmhg >= floor:
                 return self._request(view.dose_mcg_min - self._wean_step,
-                                     f"weaning: MAP {map_mmhg:.0f} >= target {target:.0f}")
+                                     f"weaning: MAP {map_mmhg:.0f} >= floor {floor:.0f}")
             return None
-        if map_mmhg < target - 5:
+        if map_mmhg < floor:
             return self._request(view.dose_mcg_min + self._up_step,
-                                 f"MAP {map_mmhg:.0f} < {target - 5:.0f}")
-        if map_mmhg > target + 10:
+                                 f"MAP {map_mmhg:.0f} < floor {floor:.0f}")
+        if map_mmhg > floor + HIGH_ABOVE_FLOOR_MMHG:
             return self._request(view.dose_mcg_min - self._down_step,
-                                 f"MAP {map_mmhg:.0f} > {target + 10:.0f}")
+                                 f"MAP {map_mmhg:.0f} > {floor + HIGH_ABOVE_FLOOR_MMHG:.0f}")
         return None
 
     @staticmethod

@@ -167,10 +167,22 @@ class DrugEntry(Model):
         60, 3600, "s", "norepinephrine takes 1–2 min to act (S3 default 120 s): faster steps "
         "stack before the last one shows; over an hour up-titration is stalled")] = Field(
         description="shortest time between two up-titrations, s (S3)")
+    max_up_step_pct: Annotated[float, _bounded(
+        0, 50, "%", "S3's relative part (default 20 %): weight-based orders climb "
+        "0.02-0.05 mcg/kg/min a step; half the running dose a step is no slew limit")] = Field(
+        default=20.0, description="an up-titration step may also be this share of the running "
+                                  "dose, %: the step is +max(max_up_step, this share) (S3; 0: "
+                                  "the absolute part alone)")
     max_down_step: Annotated[float, _bounded(0, None, "", "S3 slew limit; at most a fifth "
                                              "of hard_max",
                                              lo_open=True)] = Field(
         description="largest down-titration step outside S8-S10 stops (S3)")
+    max_down_step_pct: Annotated[float, _bounded(
+        0, 50, "%", "S3's relative part (default 20 %); half the running dose a step is no "
+        "slew limit")] = Field(
+        default=20.0, description="a down-titration step may also be this share of the running "
+                                  "dose, %: the step is -max(max_down_step, this share) (S3; "
+                                  "0: the absolute part alone)")
     wean_step: Annotated[float, _bounded(0, None, "", "at most max_down_step",
                                          lo_open=True)] = Field(
         description="weaning step (S7)")
@@ -349,18 +361,33 @@ class SyringeCatalogue(Model):
               description="syringe models by the name a profile's pump.syringe uses")
 
 
+# S6: the operator sets a floor F; the set-point is F + 5 and the lower limit F - 5.
+DEFAULT_FLOOR_MMHG = 65.0
+SET_POINT_ABOVE_FLOOR_MMHG = 5.0
+LOWER_LIMIT_BELOW_FLOOR_MMHG = 5.0
+
+
 class PatientSettings(Model):
-    """Weight in kg (30–250, needed for mcg/kg/min; no default); MAP target and limit in mmHg."""
+    """Weight in kg (30–250, needed for mcg/kg/min; no default); the MAP floor in mmHg (S6).
+
+    The operator sets the floor F; the set-point is F + 5 and the lower limit F − 5 (S6). A
+    profile written with the older ``target_map_mmhg`` is read as its set-point (F = it − 5):
+    :attr:`read_from_target` says so, and loading the profile tells the operator.
+    """
 
     weight_kg: Annotated[float | None, _bounded(
         30, 250, "kg", "S1's weight range for weight-based dosing")] = Field(
         default=None, description="patient's weight, kg; required by mcg/kg/min entries, never "
                                   "assumed")
-    target_map_mmhg: Annotated[float, _bounded(60, 85, "mmHg", "S6's floor range")] = Field(
-        default=65.0, description="MAP target, mmHg")
-    lower_limit_mmhg: Annotated[float, _bounded(40, 80, "mmHg", "S6: the lower limit sits "
-                                                "below the floor")] = Field(
-        default=60.0, description="MAP lower limit, mmHg (never weaned below, S6)")
+    floor_mmhg: Annotated[float, _bounded(60, 85, "mmHg", "S6's floor range")] = Field(
+        default=DEFAULT_FLOOR_MMHG, description="MAP floor F, mmHg (S6): the set-point is "
+                                                "F + 5, the lower limit F - 5")
+    target_map_mmhg: Annotated[float | None, _bounded(
+        60 + SET_POINT_ABOVE_FLOOR_MMHG, 85 + SET_POINT_ABOVE_FLOOR_MMHG, "mmHg",
+        "the set-point of S6's floor range")] = Field(
+        default=None, description="the older key: read as the set-point, so the floor is 5 "
+                                  "mmHg below it (said when the profile is loaded); set "
+                                  "floor_mmhg instead")
     line: Literal["central", "peripheral"] = Field(
         default="central", description="the line the drug runs in: central, or peripheral "
                                        "(the drug entry must allow it)")
@@ -372,27 +399,55 @@ class PatientSettings(Model):
         default=False, description="a clinician confirms a MAP floor more than 40 mmHg (in "
                                    "systolic terms) below the usual SBP")
 
-    @model_validator(mode="after")
-    def _lower_limit_below_target(self) -> Self:
-        if self.lower_limit_mmhg > self.target_map_mmhg:
-            raise refuse("lower_limit_mmhg",
-                         f"{self.lower_limit_mmhg:g} must not exceed target_map_mmhg "
-                         f"({self.target_map_mmhg:g})")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _older_target_is_the_set_point(cls, data: Any) -> Any:
+        """``target_map_mmhg`` alone gives the floor (it − 5); given with the floor, the two
+        must agree (checked once both are validated). The older ``lower_limit_mmhg`` is
+        refused: S6 puts the lower limit at F − 5."""
+        if isinstance(data, dict) and "lower_limit_mmhg" in data:
+            raise refuse("lower_limit_mmhg", "S6 puts the lower limit at floor_mmhg - 5: leave "
+                         "the older key out")
+        if isinstance(data, dict) and "floor_mmhg" not in data:
+            target = data.get("target_map_mmhg")
+            if isinstance(target, int | float) and not isinstance(target, bool):
+                return {**data, "floor_mmhg": target - SET_POINT_ABOVE_FLOOR_MMHG}
+        return data
 
     @model_validator(mode="after")
-    def _floor_near_the_usual_pressure(self) -> Self:
-        reason = floor_below_usual(self.target_map_mmhg, self.usual_sbp_mmhg)
-        if reason is not None and not self.floor_below_usual_confirmed:
-            raise refuse("target_map_mmhg", f"{reason}: raise it, or confirm it with "
-                         "floor_below_usual_confirmed = true")
+    def _older_target_agrees(self) -> Self:
+        target = self.target_map_mmhg
+        if target is not None and target != self.setpoint_mmhg:
+            raise refuse("target_map_mmhg", f"the older key is the set-point, floor_mmhg + 5 "
+                         f"= {self.setpoint_mmhg:g}: leave it out and set the floor alone")
         return self
 
     @property
-    def floor_mmhg(self) -> float:
-        """The MAP floor F: S6 puts the lower limit at F - 5 (the target may be the set-point,
-        F + 5, as the simulator sets it)."""
-        return self.lower_limit_mmhg + LOWER_LIMIT_BELOW_FLOOR_MMHG
+    def setpoint_mmhg(self) -> float:
+        """S6: the set-point, F + 5 (what a controller aims at)."""
+        return self.floor_mmhg + SET_POINT_ABOVE_FLOOR_MMHG
+
+    @property
+    def lower_limit_mmhg(self) -> float:
+        """S6: the lower limit, F − 5 (never weaned or titrated down below it)."""
+        return self.floor_mmhg - LOWER_LIMIT_BELOW_FLOOR_MMHG
+
+    @property
+    def read_from_target(self) -> bool:
+        """The profile set the older ``target_map_mmhg`` (read as the set-point)."""
+        return self.target_map_mmhg is not None
+
+    def with_floor(self, floor_mmhg: float) -> PatientSettings:
+        """The same patient with a new floor (an operator's, or one restored on resume)."""
+        return self.model_copy(update={"floor_mmhg": floor_mmhg, "target_map_mmhg": None})
+
+    @model_validator(mode="after")
+    def _floor_near_the_usual_pressure(self) -> Self:
+        reason = floor_below_usual(self.floor_mmhg, self.usual_sbp_mmhg)
+        if reason is not None and not self.floor_below_usual_confirmed:
+            raise refuse("floor_mmhg", f"{reason}: raise it, or confirm it with "
+                         "floor_below_usual_confirmed = true")
+        return self
 
     def sbp_alarm_mmhg(self, sbp_low_mmhg: float) -> float:
         """The trusted SBP under which an alarm comes, mmHg: ``sbp_low_mmhg`` (the older
@@ -402,8 +457,6 @@ class PatientSettings(Model):
         return max(sbp_low_mmhg, self.usual_sbp_mmhg - USUAL_SBP_MARGIN_MMHG)
 
 
-# S6: the lower limit is the floor - 5 mmHg.
-LOWER_LIMIT_BELOW_FLOOR_MMHG = 5.0
 # A previously hypertensive patient's pressure is kept no more than 40 mmHg below the usual SBP.
 USUAL_SBP_MARGIN_MMHG = 40.0
 # The floor is a MAP, the usual pressure an SBP: SBP ≈ MAP + 2/3 of the pulse pressure, about
@@ -688,7 +741,8 @@ class SafetySettings(Model):
         default=120.0, description="longest alarm silence, s (S11)")
     map_high_margin_mmhg: Annotated[float, _bounded(
         0, 40, "mmHg", "S6 never increases a dose 15 mmHg above the floor")] = Field(
-        default=10.0, description="MAP above target by this much raises a high-MAP alarm, mmHg")
+        default=10.0, description="trusted MAP this much above the set-point (F + 5) or "
+                                  "more: no increase (S6), mmHg")
     tachycardia_bpm: Annotated[float, _bounded(
         100, 200, "bpm", "norepinephrine's tachycardia; the beat detector reads up to 200")] = \
         Field(default=130.0, description="trusted heart rate above this for "

@@ -160,7 +160,8 @@ class SetDose(_CommandBase):
 
 class SetTarget(_CommandBase):
     command: Literal["set_target"]
-    target_map_mmhg: float = Field(ge=60, le=85)
+    # the set-point (S6): the floor is 5 mmHg below it, within 60-85
+    target_map_mmhg: float = Field(ge=65, le=90)
     # a floor more than 40 mmHg (in systolic terms) below the patient's usual SBP
     confirm_below_usual: bool = False
 

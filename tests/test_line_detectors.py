@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from safety.extravasation import (
@@ -250,6 +250,8 @@ disturbances = st.lists(st.tuples(
 @settings(max_examples=60, deadline=None)
 @given(disturbances, st.sampled_from([0.5, 1.0, 1.5, 4.5, 7.5]), st.sampled_from([0.5, 1.0]),
        st.integers(0, 2**16))
+# A +2 mmHg step that ends during the probe's pause, once taken for a flow slope.
+@example([("step", 0.0, 1.0), ("step", 2.0, 15.0), ("step", 0.0, 1.0)], 1.0, 0.5, 0)
 def test_flow_independent_pressure_never_makes_a_probe_find_an_occlusion(
     plan: list[tuple[str, float, float]], rate_ml_h: float, dt_s: float, seed: int,
 ) -> None:

@@ -251,6 +251,7 @@ class ProbeFit:
     ramp_slope: float
     rms: float
     flow_se: float
+    samples: int
 
 
 def fit_probe(samples: Iterable[tuple[float, float, float]]) -> ProbeFit | None:
@@ -278,7 +279,39 @@ def fit_probe(samples: Iterable[tuple[float, float, float]]) -> ProbeFit | None:
     ramp = (stp * suu - sup * stu) / det
     flow = (sup * stt - stp * stu) / det
     rss = max(0.0, spp - ramp * stp - flow * sup)
-    return ProbeFit(flow, ramp, (rss / n) ** 0.5, (stt / det) ** 0.5)
+    return ProbeFit(flow, ramp, (rss / n) ** 0.5, (stt / det) ** 0.5, n)
+
+
+def step_rss(samples: Iterable[tuple[float, float]]) -> float | None:
+    """The smallest residual sum of squares (mmHg²) of a flow-independent model with one step:
+    a level, a ramp and a jump between any two consecutive (t_s, pressure_mmhg) samples
+    (sorted by time); ``None`` for fewer than 4 samples.
+
+    For a jump after sample k the step's column, made orthogonal to the level and the ramp,
+    takes (Σ_{i>k} e_i)² / |h⊥|² off the straight line's residuals e; both are suffix sums,
+    so every place for the jump costs O(1)."""
+    points = list(samples)
+    n = len(points)
+    if n < 4:
+        return None
+    t_mean = sum(t for t, _ in points) / n
+    p_mean = sum(p for _, p in points) / n
+    stt = sum((t - t_mean) ** 2 for t, _ in points)
+    if stt == 0:
+        return None
+    slope = sum((t - t_mean) * (p - p_mean) for t, p in points) / stt
+    residuals = [p - p_mean - slope * (t - t_mean) for t, p in points]
+    rss = sum(e * e for e in residuals)
+    best = 0.0
+    e_sum = t_sum = 0.0
+    for m, ((t, _), e) in enumerate(zip(reversed(points[1:]), reversed(residuals[1:]),
+                                        strict=True), start=1):
+        e_sum += e
+        t_sum += t - t_mean
+        norm = m - m * m / n - t_sum * t_sum / stt
+        if norm > 1e-12:
+            best = max(best, e_sum * e_sum / norm)
+    return max(0.0, rss - best)
 
 
 @dataclass
@@ -531,6 +564,12 @@ class OcclusionDetector:
             paused = fit_line(during)
             self._disturbance_slope = max(0.0, paused.slope) if paused is not None \
                 and paused.straight(noise, self._linear_tolerance_mmhg) else 0.0
+            return None
+        # A jump at any time in the window (a step that came or went, before, during or after
+        # the pause) can pass for a flow slope beside a ramp: the flow model must explain the
+        # samples better than a step would, or the probe proves nothing (ask again later).
+        stepped = step_rss(before + during + after)
+        if stepped is None or stepped <= fit.rms ** 2 * fit.samples:
             return None
         expected = occluded_slope_mmhg_s(self._rate_ml_h, self.compliance_ul_per_mmhg)
         # Behind an occlusion the pressure climbs with the pump's running time, holds while it

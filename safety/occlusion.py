@@ -16,9 +16,12 @@ vasopressor. Two kinds of evidence tie a climb to the flow:
   on from there with it: one model, P = level + ramp·t + (Q/C)·(time the pump ran), explains
   before, during and after the pause down to the sensor noise. A ramp (the patient sitting
   up) climbs on through the pause (the model's ramp, no flow slope); a step or a cough that
-  came or went leaves a residual no noise explains. An occlusion that starts during a ramp
-  adds Q/C to the ramp's slope and is told apart the same way. The noise is learnt on the
-  calm line, never from the samples judged, which a train of coughs would inflate.
+  came or went leaves a residual no noise explains, and a small step the residual hides (a
+  jump before the pause and its return during it pass for a flow slope beside a falling
+  ramp) is explained as well by a level, a ramp and one jump anywhere in the window, which
+  then refuses the verdict. An occlusion that starts during a ramp adds Q/C to the ramp's
+  slope and is told apart the same way. The noise is learnt on the calm line, never from the
+  samples judged, which a train of coughs would inflate.
 
 The stored volume, released by backing the plunger off, is the compliance times the pressure
 rise above the line's free-flow baseline.
@@ -334,8 +337,10 @@ class OcclusionDetector:
     Such a climb asks for a probe. Its verdict fits one model through a window before the
     pause, the pause and a window after it (``settle_s`` after each switch skipped: the open
     line's own R·C relaxation, about 2 s): a level, a flow-independent ramp and a slope with
-    the pump's running time. An occlusion is a model that leaves only noise, whose flow slope
-    is ``slope_fraction`` of Q/C to twice it and ``flow_z`` standard errors clear of zero.
+    the pump's running time. An occlusion is a model that leaves only noise, explains the
+    samples better than a level, a ramp and one step anywhere in the window would, and whose
+    flow slope is ``slope_fraction`` of Q/C to twice it and ``flow_z`` standard errors clear
+    of zero.
 
     The baseline is the lowest pressure of the last ``baseline_window_s`` at this rate, frozen
     while the pressure stands ``min_rise_mmhg`` above it, so that the back-off volume is the

@@ -295,16 +295,13 @@ def step_rss(samples: Iterable[tuple[float, float]]) -> float | None:
     so every place for the jump costs O(1)."""
     points = list(samples)
     n = len(points)
-    if n < 4:
+    line = fit_line(points) if n >= 4 else None
+    if line is None:
         return None
+    residuals = [p - line.start_mmhg - line.slope * (t - points[0][0]) for t, p in points]
     t_mean = sum(t for t, _ in points) / n
-    p_mean = sum(p for _, p in points) / n
     stt = sum((t - t_mean) ** 2 for t, _ in points)
-    if stt == 0:
-        return None
-    slope = sum((t - t_mean) * (p - p_mean) for t, p in points) / stt
-    residuals = [p - p_mean - slope * (t - t_mean) for t, p in points]
-    rss = sum(e * e for e in residuals)
+    rss = line.rms ** 2 * n
     best = 0.0
     e_sum = t_sum = 0.0
     for m, ((t, _), e) in enumerate(zip(reversed(points[1:]), reversed(residuals[1:]),

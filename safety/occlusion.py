@@ -16,9 +16,12 @@ vasopressor. Two kinds of evidence tie a climb to the flow:
   on from there with it: one model, P = level + ramp·t + (Q/C)·(time the pump ran), explains
   before, during and after the pause down to the sensor noise. A ramp (the patient sitting
   up) climbs on through the pause (the model's ramp, no flow slope); a step or a cough that
-  came or went leaves a residual no noise explains. An occlusion that starts during a ramp
-  adds Q/C to the ramp's slope and is told apart the same way. The noise is learnt on the
-  calm line, never from the samples judged, which a train of coughs would inflate.
+  came or went leaves a residual no noise explains, and a small step the residual hides (a
+  jump before the pause and its return during it pass for a flow slope beside a falling
+  ramp) is explained as well by a level, a ramp and one jump anywhere in the window, which
+  then refuses the verdict. An occlusion that starts during a ramp adds Q/C to the ramp's
+  slope and is told apart the same way. The noise is learnt on the calm line, never from the
+  samples judged, which a train of coughs would inflate.
 
 The stored volume, released by backing the plunger off, is the compliance times the pressure
 rise above the line's free-flow baseline.
@@ -251,6 +254,7 @@ class ProbeFit:
     ramp_slope: float
     rms: float
     flow_se: float
+    samples: int
 
 
 def fit_probe(samples: Iterable[tuple[float, float, float]]) -> ProbeFit | None:
@@ -278,7 +282,36 @@ def fit_probe(samples: Iterable[tuple[float, float, float]]) -> ProbeFit | None:
     ramp = (stp * suu - sup * stu) / det
     flow = (sup * stt - stp * stu) / det
     rss = max(0.0, spp - ramp * stp - flow * sup)
-    return ProbeFit(flow, ramp, (rss / n) ** 0.5, (stt / det) ** 0.5)
+    return ProbeFit(flow, ramp, (rss / n) ** 0.5, (stt / det) ** 0.5, n)
+
+
+def step_rss(samples: Iterable[tuple[float, float]]) -> float | None:
+    """The smallest residual sum of squares (mmHg²) of a flow-independent model with one step:
+    a level, a ramp and a jump between any two consecutive (t_s, pressure_mmhg) samples
+    (sorted by time); ``None`` for fewer than 4 samples.
+
+    For a jump after sample k the step's column, made orthogonal to the level and the ramp,
+    takes (Σ_{i>k} e_i)² / |h⊥|² off the straight line's residuals e; both are suffix sums,
+    so every place for the jump costs O(1)."""
+    points = list(samples)
+    n = len(points)
+    line = fit_line(points) if n >= 4 else None
+    if line is None:
+        return None
+    residuals = [p - line.start_mmhg - line.slope * (t - points[0][0]) for t, p in points]
+    t_mean = sum(t for t, _ in points) / n
+    stt = sum((t - t_mean) ** 2 for t, _ in points)
+    rss = line.rms ** 2 * n
+    best = 0.0
+    e_sum = t_sum = 0.0
+    for m, ((t, _), e) in enumerate(zip(reversed(points[1:]), reversed(residuals[1:]),
+                                        strict=True), start=1):
+        e_sum += e
+        t_sum += t - t_mean
+        norm = m - m * m / n - t_sum * t_sum / stt
+        if norm > 1e-12:
+            best = max(best, e_sum * e_sum / norm)
+    return max(0.0, rss - best)
 
 
 @dataclass
@@ -301,8 +334,10 @@ class OcclusionDetector:
     Such a climb asks for a probe. Its verdict fits one model through a window before the
     pause, the pause and a window after it (``settle_s`` after each switch skipped: the open
     line's own R·C relaxation, about 2 s): a level, a flow-independent ramp and a slope with
-    the pump's running time. An occlusion is a model that leaves only noise, whose flow slope
-    is ``slope_fraction`` of Q/C to twice it and ``flow_z`` standard errors clear of zero.
+    the pump's running time. An occlusion is a model that leaves only noise, explains the
+    samples better than a level, a ramp and one step anywhere in the window would, and whose
+    flow slope is ``slope_fraction`` of Q/C to twice it and ``flow_z`` standard errors clear
+    of zero.
 
     The baseline is the lowest pressure of the last ``baseline_window_s`` at this rate, frozen
     while the pressure stands ``min_rise_mmhg`` above it, so that the back-off volume is the
@@ -531,6 +566,12 @@ class OcclusionDetector:
             paused = fit_line(during)
             self._disturbance_slope = max(0.0, paused.slope) if paused is not None \
                 and paused.straight(noise, self._linear_tolerance_mmhg) else 0.0
+            return None
+        # A jump at any time in the window (a step that came or went, before, during or after
+        # the pause) can pass for a flow slope beside a ramp: the flow model must explain the
+        # samples better than a step would, or the probe proves nothing (ask again later).
+        stepped = step_rss(before + during + after)
+        if stepped is None or stepped <= fit.rms ** 2 * fit.samples:
             return None
         expected = occluded_slope_mmhg_s(self._rate_ml_h, self.compliance_ul_per_mmhg)
         # Behind an occlusion the pressure climbs with the pump's running time, holds while it

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from safety.extravasation import (
@@ -27,7 +27,9 @@ from safety.occlusion import (
     OcclusionFinding,
     ProbeRequest,
     fit_line,
+    fit_probe,
     occluded_slope_mmhg_s,
+    step_rss,
 )
 from vasopilot.core.events import ProbeCause
 
@@ -250,6 +252,8 @@ disturbances = st.lists(st.tuples(
 @settings(max_examples=60, deadline=None)
 @given(disturbances, st.sampled_from([0.5, 1.0, 1.5, 4.5, 7.5]), st.sampled_from([0.5, 1.0]),
        st.integers(0, 2**16))
+# A +2 mmHg step that ends during the probe's pause, once taken for a flow slope.
+@example([("step", 0.0, 1.0), ("step", 2.0, 15.0), ("step", 0.0, 1.0)], 1.0, 0.5, 0)
 def test_flow_independent_pressure_never_makes_a_probe_find_an_occlusion(
     plan: list[tuple[str, float, float]], rate_ml_h: float, dt_s: float, seed: int,
 ) -> None:
@@ -281,3 +285,20 @@ def test_flow_independent_pressure_never_makes_a_probe_find_an_occlusion(
             if isinstance(out, ProbeRequest) and pause_until_s is None:
                 detector.probe_started(t_s, ours=True)
                 pause_until_s = t_s + out.pause_s
+
+
+def test_one_step_explains_a_jump_and_not_a_climb_that_holds_while_the_pump_pauses() -> None:
+    rng = random.Random(7)
+    times = [i * 0.5 for i in range(60)]
+    jump = [(t, 15.0 + (2.0 if t >= 12.0 else 0.0) + rng.gauss(0.0, 0.5)) for t in times]
+    # Climb 10 s at 0.28 mmHg/s, hold 10 s (the pause), climb on 10 s: an occlusion's probe.
+    held = [(t, 15.0 + 0.28 * (min(t, 10.0) + max(0.0, t - 20.0)) + rng.gauss(0.0, 0.5))
+            for t in times]
+    jumped = step_rss(jump)
+    line = fit_line(jump)
+    assert jumped is not None and line is not None and jumped < line.rms ** 2 * line.samples
+    assert jumped / len(jump) == pytest.approx(0.25, rel=0.4)  # only the noise σ² is left
+    stepped, probe = step_rss(held), fit_probe(
+        [(t, min(t, 10.0) + max(0.0, t - 20.0), p) for t, p in held])
+    assert stepped is not None and probe is not None
+    assert probe.rms ** 2 * probe.samples < stepped

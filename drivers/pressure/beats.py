@@ -564,9 +564,10 @@ class BeatDetector:
         if level is not None:
             shift = (map_mmhg - level) / level
             limit = lim.level_shift_fraction if regular else lim.irregular_shift_fraction
-            if abs(shift) > limit and not (
-                shift > 0 and ref is not None and self._stronger_beat(beat, ref, limit)
-            ):
+            explained = ref is not None and (
+                self._stronger_beat(beat, ref, limit) if shift > 0
+                else self._early_beat_over_pause(beat, ref))
+            if abs(shift) > limit and not explained:
                 self._line_moved = regular
                 return INCONSISTENT
             if abs(foot_step) > lim.level_shift_fraction * level:
@@ -599,6 +600,16 @@ class BeatDetector:
         return (beat.map_mmhg > ref.map_mmhg
                 and beat.sbp_mmhg - beat.dbp_mmhg > ref.pp_mmhg
                 and abs(beat.dbp_mmhg - ref.dbp_mmhg) <= limit * ref.dbp_mmhg)
+
+    @staticmethod
+    def _early_beat_over_pause(beat: Beat, ref: _Reference) -> bool:
+        """A MAP under the level because an early beat's cycle holds its compensatory pause.
+
+        The early beat's mean runs over the long run-off after it (at a wide pulse it falls
+        far in a long pause); its foot still interrupts the run-off before the usual time, so
+        it lies above the usual diastole. A kinked line lowers the whole trace, foot and all.
+        """
+        return beat.ectopic and beat.dbp_mmhg >= ref.dbp_mmhg
 
     def _foot_step(self, end: int, dbp: float) -> float:
         """How far the next beat's foot lies from this beat's diastole (mmHg, up positive).

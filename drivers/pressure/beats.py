@@ -464,12 +464,15 @@ class BeatDetector:
 
     def _emit(self, start: int, end: int, hr_bpm: float, beats: list[Beat]) -> None:
         """Measure and judge the beat from ``start`` to ``end`` and add it to ``beats``; a good
-        beat that a lone small pulse or an early upstroke ends waits for the next verdict.
+        beat that a lone small pulse or an early upstroke ends, or whose next foot moved more
+        than usual, waits for the next verdict.
 
         A damped line stays damped for many beats: a small beat between trusted ones was a
         weak heartbeat. A beat is cut short by the one after it: if that one is no heartbeat
         (a spike, a jump), the cut is not a heartbeat's end either, and the beat's MAP is not
-        the mean of a cardiac cycle.
+        the mean of a cardiac cycle. A baseline jump or a kink released inside a beat is no
+        bigger than its upstroke's steps, but it holds to the next foot and the next beat
+        shows the line (spikes, the trace out of line): the beat takes that verdict.
         """
         beat = self._measure(start, end, hr_bpm)
         held, self._held = self._held, None

@@ -93,23 +93,56 @@ def test_off_grid_rates_and_rhythms_are_good_beats(fs_hz: float, hr_bpm: float, 
     assert s.se >= 0.995 and s.ppv >= 0.995 and s.map_share >= 0.99, (s.missed_t_s, s.false_t_s)
 
 
-@pytest.mark.parametrize("fs_hz,seed", [(62.5, 57), (125.0, 64), (1000.0, 69)])
-def test_the_beat_straddling_a_kink_release_is_refused(fs_hz: float, seed: int) -> None:
-    # A kink that halves the trace and is released within a beat: the beat starts on the
-    # halved diastole and ends on the full one. Its MAP sits between the two and its period is
-    # regular, so only the jump between its two feet shows the line.
-    hr_bpm, pp_mmhg = (60.0, 40.0) if fs_hz != 125.0 else (105.0, 70.0)
-    cell = battery.Cell(fs_hz, hr_bpm, pp_mmhg, "normal", 0.0, battery.map_for(pp_mmhg),
+def _kink(fs_hz: float, hr_bpm: float, pp_mmhg: float, shape: str, ectopy: float, *,
+          seed: int) -> battery.Cell:
+    return battery.Cell(fs_hz, hr_bpm, pp_mmhg, shape, ectopy, battery.map_for(pp_mmhg),
                         artefact=ArtefactKind.KINK, seconds=55.0, seed=seed)
+
+
+@pytest.mark.parametrize("cell", [
+    # halved, released within a beat: it starts on the halved diastole, ends on the full one
+    _kink(62.5, 60.0, 40.0, "normal", 0.0, seed=57),
+    _kink(125.0, 105.0, 70.0, "normal", 0.0, seed=64),
+    _kink(1000.0, 60.0, 40.0, "normal", 0.0, seed=69),
+    # halved, released after the systolic peak (62.5 Hz, seeds 2 and 10000 of the battery):
+    # the release step is taken for the upstroke, the beat looks whole
+    _kink(62.5, 105.0, 70.0, "sharp", 0.1, seed=59),
+    _kink(62.5, 60.0, 40.0, "normal", 0.0, seed=10056),
+    # flat, released within an upstroke: the beat's foot is on the flat line
+    _kink(124.9, 60.0, 40.0, "normal", 0.0, seed=62),
+    _kink(125.0, 60.0, 40.0, "normal", 0.0, seed=10062),
+], ids=lambda c: f"{c.name} seed {c.seed}")
+def test_the_beat_straddling_a_kink_release_is_refused(cell: battery.Cell) -> None:
+    # Its MAP sits between the two lines and its period is regular: only its two feet, the
+    # flat line it starts on or the line jumping in the beat after it show the kink.
     trace = battery.render(cell)
     assert trace.artefact_s is not None
     release_s = trace.artefact_s[1]
-    beats = [b for b in BeatDetector(fs_hz).feed(0.0, trace.samples) if b.hr_bpm > 0]
+    beats = [b for b in BeatDetector(cell.fs_hz).feed(0.0, trace.samples) if b.hr_bpm > 0]
     straddling = [b for b in beats if b.t_s < release_s < b.t_s + 60.0 / b.hr_bpm]
     assert len(straddling) == 1
     assert not straddling[0].is_good, straddling[0]
     # the beats well after the release are trusted again
     assert any(b.is_good for b in beats if b.t_s > release_s + 3.0)
+
+
+@pytest.mark.parametrize("cell", [
+    # 125 Hz: the jump lands at the top of the upstroke (seed 1 of the battery, 19.94 s)
+    battery.Cell(125.0, 105.0, 70.0, "sharp", 0.1, battery.map_for(70.0),
+                 artefact=ArtefactKind.MOTION, seconds=46.0, seed=92),
+    # 62.5 Hz: into an upstroke at the start, back down after the systolic peak at the end
+    # (seed 10000, 19.97 and 25.71 s)
+    battery.Cell(62.5, 105.0, 70.0, "sharp", 0.1, battery.map_for(70.0),
+                 artefact=ArtefactKind.MOTION, seconds=46.0, seed=10085),
+], ids=lambda c: f"{c.name} seed {c.seed}")
+def test_a_baseline_jump_inside_a_beat_is_refused(cell: battery.Cell) -> None:
+    # The jump is no larger than the upstroke's own steps. Going in, it holds to the next
+    # foot, more than this patient's feet move from beat to beat, and the next beat has
+    # spikes; coming out, it is one step many times both its neighbours after the peak.
+    s = _score(cell)
+    assert s.artefact_beats > 0
+    assert s.artefact_refused == s.artefact_beats, s.artefact_passed_t_s
+    assert s.se >= 0.995 and s.ppv >= 0.995, (s.missed_t_s, s.false_t_s)
 
 
 @pytest.mark.parametrize("cell", [
@@ -166,3 +199,16 @@ def test_a_beat_cut_short_by_a_spike_is_refused() -> None:
     assert cut and not any(b.is_good for b in cut), cut
     # the clean beats around the episode are trusted
     assert all(b.is_good for b in beats if 8.0 < b.t_s < start_s - 0.6)
+
+
+def test_an_early_beat_whose_cycle_holds_a_long_pause_is_good() -> None:
+    # 62.5 Hz, PP 100, blunt (seed 2 of the battery): the compensatory pause runs off to a
+    # diastole of 19 mmHg, so the early beat's MAP is 41 % under the level; its foot is above
+    # the usual diastole, as an early beat's is, where a kinked line's would be lowered.
+    cell = battery.Cell(62.5, 60.0, 100.0, "blunt", 0.2, battery.map_for(100.0), seed=121)
+    trace = battery.render(cell)
+    beats = BeatDetector(cell.fs_hz).feed(0.0, trace.samples)
+    s = battery.score(trace, beats)
+    assert s.se >= 0.995 and s.ppv >= 0.995 and s.map_share >= 0.99, s.missed_t_s
+    early = min(beats, key=lambda b: abs(b.t_s - 19.6))
+    assert early.is_good and early.ectopic, early

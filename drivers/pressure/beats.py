@@ -49,11 +49,13 @@ INCONSISTENT = BeatQuality.INCONSISTENT
 NOISE = BeatQuality.NOISE
 MISSING = BeatQuality.MISSING
 
-# Artefacts whose aftermath (ringing, a settling line) also spoils the next beats.
-_LINGERING = frozenset({FLUSH, SATURATION, ZEROING, CALIBRATION, DISCONNECTION, MOTION})
+# Artefacts whose aftermath (ringing, a settling line) also spoils the next beats. A line
+# that was flat (kinked shut, a stopcock turned) comes back at any phase of the pulse: the
+# first beat after it starts on the flat line, its foot and DBP are the flat line's.
+_LINGERING = frozenset({FLUSH, SATURATION, ZEROING, CALIBRATION, DISCONNECTION, MOTION, FLAT})
 # Verdicts that say a stretch is no heartbeat at all (not merely one out of line with the
 # level or the rhythm, as an early beat over a long pause may be).
-_NO_HEARTBEAT = _LINGERING | {NOISE, FLAT, RANGE}
+_NO_HEARTBEAT = _LINGERING | {NOISE, RANGE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,9 @@ class QualityLimits:
     # An early beat's MAP (or that of the beat it cuts short) strays up to ~25 %.
     irregular_shift_fraction: float = 0.4
     level_window_s: float = 60.0
+    # Breathing moves a steady beat's next foot by a few times the median of its last moves;
+    # more, and the beat waits for the next verdict (a jump of the line shows there).
+    foot_step_vs_usual: float = 3.0
     linger_s: float = 2.0
 
 
@@ -203,6 +208,14 @@ class BeatDetector:
         self._held: Beat | None = None
         self._held_weak = False
         self._weak = False
+        # A steady beat whose next foot moved more than this patient's feet usually move
+        # from beat to beat also waits: a baseline jump or a kink released inside it shows
+        # in the next beat (a spike, the trace out of line), breathing does not.
+        self._foot_steps: deque[float] = deque(maxlen=8)
+        self._foot_shifted = False
+        # The verdict just given says the line moved (a kink, a baseline jump), not that a
+        # beat was out of the rhythm.
+        self._line_moved = False
         self._linger_reason: BeatQuality | None = None
         self._linger_until = 0
 
@@ -451,27 +464,30 @@ class BeatDetector:
 
     def _emit(self, start: int, end: int, hr_bpm: float, beats: list[Beat]) -> None:
         """Measure and judge the beat from ``start`` to ``end`` and add it to ``beats``; a good
-        beat that a lone small pulse or an early upstroke ends waits for the next verdict.
+        beat that a lone small pulse or an early upstroke ends, or whose next foot moved more
+        than usual, waits for the next verdict.
 
         A damped line stays damped for many beats: a small beat between trusted ones was a
         weak heartbeat. A beat is cut short by the one after it: if that one is no heartbeat
         (a spike, a jump), the cut is not a heartbeat's end either, and the beat's MAP is not
-        the mean of a cardiac cycle.
+        the mean of a cardiac cycle. A baseline jump or a kink released inside a beat is no
+        bigger than its upstroke's steps, but it holds to the next foot and the next beat
+        shows the line (spikes, the trace out of line): the beat takes that verdict.
         """
         beat = self._measure(start, end, hr_bpm)
         held, self._held = self._held, None
         if held is not None and self._held_weak and not beat.is_good:
             held = replace(held, quality=DAMPING)
-        elif held is not None and beat.quality in _NO_HEARTBEAT:
+        elif held is not None and (beat.quality in _NO_HEARTBEAT or self._line_moved):
             held = replace(held, quality=beat.quality, ectopic=False)
         if held is not None:
             beats.append(held)
         cut_short = self._prev_ratio < self.limits.premature_ratio  # this beat's, just set
-        if beat.is_good and (self._weak or cut_short):
+        if beat.is_good and (self._weak or cut_short or self._foot_shifted):
             self._held, self._held_weak = beat, self._weak
         else:
             beats.append(beat)
-        self._weak = False
+        self._weak = self._foot_shifted = self._line_moved = False
 
     def _time(self, index: int) -> float:
         assert self._t_origin is not None
@@ -529,7 +545,7 @@ class BeatDetector:
         # An early beat has less time to fill: its pulse may be small, and is still a beat.
         # A small beat right after a trusted one may be a weak heartbeat (one riding on a
         # strong beat's run-off): the next beat tells, since a damped line stays damped.
-        lone = self._held is None and self._prev_quality == GOOD
+        lone = not (self._held is not None and self._held_weak) and self._prev_quality == GOOD
         if (not beat.ectopic and pp < lim.pp_min_mmhg) or (small and not lone):
             return DAMPING
         if not small:
@@ -542,26 +558,36 @@ class BeatDetector:
             lim.premature_ratio <= r <= 1.0 / lim.premature_ratio for r in (ratio, self._prev_ratio)
         )
         level = self._level(start, map_mmhg, regular and not small)
+        # A pause ends low, an early beat starts high; a beat of the rhythm's length after
+        # none of them (the one before may be refused, cut short by an artefact) ends near
+        # the diastole it started from.
+        steady = not beat.ectopic and self._prev_ratio <= 1.0 / lim.premature_ratio and (
+            lim.premature_ratio <= ratio <= 1.0 / lim.premature_ratio)
+        foot_step = self._foot_step(end, dbp) if steady else 0.0
         if level is not None:
             shift = (map_mmhg - level) / level
             limit = lim.level_shift_fraction if regular else lim.irregular_shift_fraction
-            if abs(shift) > limit and not (
-                shift > 0 and ref is not None and self._stronger_beat(beat, ref, limit)
-            ):
+            explained = ref is not None and (
+                self._stronger_beat(beat, ref, limit) if shift > 0
+                else self._early_beat_over_pause(beat, ref))
+            if abs(shift) > limit and not explained:
+                self._line_moved = regular
                 return INCONSISTENT
-            # A pause ends low, an early beat starts high; a beat of the rhythm's length after
-            # none of them (the one before may be refused, cut short by an artefact) ends
-            # near the diastole it started from.
-            steady = not beat.ectopic and self._prev_ratio <= 1.0 / lim.premature_ratio and (
-                lim.premature_ratio <= ratio <= 1.0 / lim.premature_ratio)
-            if steady and self._floor_moved(end, dbp, lim.level_shift_fraction * level):
+            if abs(foot_step) > lim.level_shift_fraction * level:
+                self._line_moved = True
                 return INCONSISTENT
         if ref is not None and regular:
             # In a regular rhythm SBP and DBP moving together is the baseline jumping.
             jump = max(lim.jump_floor_mmhg, lim.jump_fraction_of_pp * ref.pp_mmhg)
             d_sbp, d_dbp = sbp - ref.sbp_mmhg, dbp - ref.dbp_mmhg
             if abs(d_sbp) > jump and abs(d_dbp) > jump and d_sbp * d_dbp > 0:
+                self._line_moved = True
                 return INCONSISTENT
+        if steady:
+            steps = self._foot_steps
+            self._foot_shifted = len(steps) >= 4 and abs(foot_step) > (
+                lim.foot_step_vs_usual * median(steps))
+            steps.append(abs(foot_step))
         self._weak = small
         return GOOD
 
@@ -578,8 +604,18 @@ class BeatDetector:
                 and beat.sbp_mmhg - beat.dbp_mmhg > ref.pp_mmhg
                 and abs(beat.dbp_mmhg - ref.dbp_mmhg) <= limit * ref.dbp_mmhg)
 
-    def _floor_moved(self, end: int, dbp: float, limit_mmhg: float) -> bool:
-        """The next beat's foot is more than ``limit_mmhg`` off this beat's diastole.
+    @staticmethod
+    def _early_beat_over_pause(beat: Beat, ref: _Reference) -> bool:
+        """A MAP under the level because an early beat's cycle holds its compensatory pause.
+
+        The early beat's mean runs over the long run-off after it (at a wide pulse it falls
+        far in a long pause); its foot still interrupts the run-off before the usual time, so
+        it lies above the usual diastole. A kinked line lowers the whole trace, foot and all.
+        """
+        return beat.ectopic and beat.dbp_mmhg >= ref.dbp_mmhg
+
+    def _foot_step(self, end: int, dbp: float) -> float:
+        """How far the next beat's foot lies from this beat's diastole (mmHg, up positive).
 
         In a regular rhythm a beat ends near the diastole it started from (breathing and
         wander move it by a few mmHg); a line that kinks or is released within the beat halves
@@ -587,7 +623,7 @@ class BeatDetector:
         """
         b = self._base
         foot = self._raw[end - b : end - b + max(2, round(0.05 * self.fs_hz))]
-        return abs(float(foot.min()) - dbp) > limit_mmhg
+        return float(foot.min()) - dbp
 
     def _upstroke(self, start: int, end: int) -> float:
         """The largest step of the smoothed trace in the first 0.2 s of a beat (mmHg)."""
@@ -653,20 +689,18 @@ class BeatDetector:
         if float(np.abs(dy).sum()) > 2.0 * (1.0 + lim.excess_travel) * span + noise_travel:
             return NOISE
         tail = self._runoff(x)
-        if tail is None:
-            return None
-        if self._runoff_residual(tail) > max(lim.runoff_vs_noise * noise_sd,
-                                             lim.runoff_fraction_of_pp * pp):
+        if tail is not None and self._runoff_residual(tail) > max(
+                lim.runoff_vs_noise * noise_sd, lim.runoff_fraction_of_pp * pp):
             return NOISE
-        # The run-off decays smoothly: one step many times both its neighbours (beyond the
-        # noise, and beyond two levels of the converter: a quantised run-off moves in
-        # isolated one-level steps) is the baseline jumping.
-        # The last 30 ms may already hold the foot of the next upstroke (the onset is where
-        # its tangents cross, after the curve has begun to turn): a rhythm whose next beat
-        # comes early is not a baseline jump.
-        # Every step of the run-off is weighed against both neighbours: its first one too,
-        # whose left neighbour is the step into it.
-        s = np.abs(step[step.size - tail.size - 1 : step.size - round(0.03 * self.fs_hz)])
+        # After the systolic peak the pressure falls, notches and runs off smoothly: one
+        # step many times both its neighbours (beyond the noise, and beyond two levels of
+        # the converter: a quantised run-off moves in isolated one-level steps) is the
+        # baseline jumping. Its first step is weighed against the step into it too. The last
+        # 30 ms may already hold the foot of the next upstroke (the onset is where its
+        # tangents cross, after the curve has begun to turn): a rhythm whose next beat comes
+        # early is not a baseline jump.
+        peak = int(np.argmax(x))
+        s = np.abs(step[peak : step.size - round(0.03 * self.fs_hz)])
         if s.size >= 3:
             excess = float(np.max(s[1:-1] - lim.runoff_step_vs_neighbours
                                   * np.maximum(s[:-2], s[2:]))) - margin

@@ -124,10 +124,9 @@ def test_reference_mpcs_dose_only_through_the_supervisor_within_s3(clairvoyant: 
     assert map_metrics(t, m, params.floor_mmhg).tib_pct > 70.0
 
 
-def test_s7_pace_counts_whole_steps_down_to_off() -> None:
-    # one step per 15 min, the final step to zero (from at most 1 mcg/min) included
-    assert s7_wean_hours(14.5) == 15 * 0.25
-    assert s7_wean_hours(2.0) == 2 * 0.25
-    assert s7_wean_hours(1.0) == 0.25
-    assert s7_wean_hours(0.5) == 0.25
-    assert s7_wean_hours(0.0) == 0.0
+def test_s7_pace_counts_whole_steps_down_to_the_final_one() -> None:
+    # the wean ends at the final step (1 mcg/min), one step per 15 min
+    assert s7_wean_hours(14.5) == 14 * 0.25
+    assert s7_wean_hours(2.0) == 0.25
+    assert s7_wean_hours(1.0) == 0.0
+    assert s7_wean_hours(0.5) == 0.0

@@ -105,18 +105,16 @@ def test_an_event_is_scored_from_onset_to_recovery_and_its_deficit_over_its_wind
     assert event.overshoot_pct == 0.0
 
 
-def test_wean_ends_when_the_dose_stays_at_zero_not_at_the_final_step() -> None:
+def test_wean_ends_when_the_dose_stays_at_the_final_step() -> None:
     t = list(range(0, 20_000, 10))
     m = [70.0] * len(t)
     changes = [DoseChange(3600.0, 4.0, 2.0), DoseChange(5400.0, 2.0, 1.0),
                DoseChange(6000.0, 1.0, 2.0), DoseChange(9000.0, 2.0, 1.0),
                DoseChange(12_600.0, 1.0, 0.0)]
-    metrics = wean_metrics(t, m, m, changes, floor_mmhg=65.0, start_t_s=0.0)
-    assert metrics.off_h == pytest.approx(3.5)
+    metrics = wean_metrics(t, m, m, changes, floor_mmhg=65.0, start_t_s=0.0,
+                           final_dose_mcg_min=1.0)
+    assert metrics.off_h == pytest.approx(2.5)
     assert metrics.decrements == 4
-    # kept on the final step's dose: still on the drug, not weaned
-    kept = wean_metrics(t, m, m, changes[:-1], floor_mmhg=65.0, start_t_s=0.0)
-    assert kept.off_h is None
     assert metrics.excess_rebound_low5 == metrics.excess_rebound_floor == 0
 
 
@@ -130,18 +128,20 @@ def test_a_rebound_counts_only_after_a_decrement_and_only_if_the_held_arm_had_no
     # 3 min at F - 7 within the hour after the decrement, none in the held arm: one of each
     wean = dip(4000.0, 12.0, 180.0)
     held = [70.0] * len(t)
-    both = wean_metrics(t, wean, held, changes, floor_mmhg=65.0, start_t_s=0.0)
+    both = wean_metrics(t, wean, held, changes, floor_mmhg=65.0, start_t_s=0.0,
+                        final_dose_mcg_min=1.0)
     assert (both.excess_rebound_low5, both.excess_rebound_floor) == (1, 1)
     # the same dip in the held arm is the disease, not the wean
-    same = wean_metrics(t, wean, wean, changes, floor_mmhg=65.0, start_t_s=0.0)
+    same = wean_metrics(t, wean, wean, changes, floor_mmhg=65.0, start_t_s=0.0,
+                        final_dose_mcg_min=1.0)
     assert (same.excess_rebound_low5, same.excess_rebound_floor) == (0, 0)
     # two hours after the decrement it is not a rebound of it
     late = wean_metrics(t, dip(11_000.0, 12.0, 180.0), held, changes, floor_mmhg=65.0,
-                        start_t_s=0.0)
+                        start_t_s=0.0, final_dose_mcg_min=1.0)
     assert late.excess_rebound_low5 == 0
     # 90 s under the floor (not F - 5) is not an episode
     short = wean_metrics(t, dip(4000.0, 3.0, 90.0), held, changes, floor_mmhg=65.0,
-                         start_t_s=0.0)
+                         start_t_s=0.0, final_dose_mcg_min=1.0)
     assert (short.excess_rebound_low5, short.excess_rebound_floor) == (0, 0)
 
 

@@ -111,7 +111,7 @@ def test_an_unweanable_patient_is_held_at_the_dose_that_holds_the_floor() -> Non
     assert not wean.hands_over(replace(view, t_s=4 * 3600.0))
 
 
-def _on_last(map_mmhg: float = 64.0, until_s: float = 1900.0) -> WeanController:
+def _on_last(map_mmhg: float = 64.0, until_s: float = 3700.0) -> WeanController:
     wean = WeanController()
     feed_beats(wean, map_mmhg, until_s, view=LAST)
     return wean
@@ -119,49 +119,49 @@ def _on_last(map_mmhg: float = 64.0, until_s: float = 1900.0) -> WeanController:
 
 def test_the_final_step_waits_until_map_has_held_the_last_dose_for_half_an_hour() -> None:
     wean = WeanController()
-    feed_beats(wean, 64.0, 1700, view=LAST)
+    feed_beats(wean, 64.0, 3500, view=LAST)
     assert wean.phase is Phase.LAST
-    assert not wean.hands_over(replace(LAST, t_s=1700.0))
+    assert not wean.hands_over(replace(LAST, t_s=3500.0))
     # the last dose is held: nothing proposed
-    assert feed_beats(wean, 64.0, 1850, view=LAST, from_s=1701.0) == []
-    assert wean.hands_over(replace(LAST, t_s=1850.0))
+    assert feed_beats(wean, 64.0, 3650, view=LAST, from_s=3501.0) == []
+    assert wean.hands_over(replace(LAST, t_s=3650.0))
     assert wean.phase is Phase.S7
     # while S7 holds the dose the mode sends nothing
     weaning = replace(LAST, weaning=True)
-    assert feed_beats(wean, 80.0, 2400, view=weaning, from_s=1851.0) == []
+    assert feed_beats(wean, 80.0, 4200, view=weaning, from_s=3651.0) == []
 
 
 def test_never_hands_over_on_untrusted_map() -> None:
-    wean = _on_last(until_s=1850.0)
-    assert not wean.hands_over(replace(LAST, t_s=1850.0, map_trusted=False))
-    assert wean.hands_over(replace(LAST, t_s=1850.0))
+    wean = _on_last(until_s=3650.0)
+    assert not wean.hands_over(replace(LAST, t_s=3650.0, map_trusted=False))
+    assert wean.hands_over(replace(LAST, t_s=3650.0))
 
 
 def _under_s7(map_mmhg: float = 64.0) -> WeanController:
-    wean = _on_last(map_mmhg, 1850.0)
-    assert wean.hands_over(replace(LAST, t_s=1850.0))
+    wean = _on_last(map_mmhg, 3650.0)
+    assert wean.hands_over(replace(LAST, t_s=3650.0))
     return wean
 
 
 def test_takes_back_when_the_median_stays_under_the_floor() -> None:
     wean = _under_s7()
     weaning = replace(LAST, weaning=True)
-    feed_beats(wean, 55.0, 2000, view=weaning, from_s=1851.0)
+    feed_beats(wean, 55.0, 3800, view=weaning, from_s=3651.0)
     # the rig asks on every step; a minute after the median went under the floor it is back
-    polled = [(t, wean.takes_back(replace(weaning, t_s=float(t)))) for t in range(1890, 2020, 2)]
+    polled = [(t, wean.takes_back(replace(weaning, t_s=float(t)))) for t in range(3690, 3820, 2)]
     first = next(t for t, back in polled if back)
-    assert 1940 <= first <= 2010
+    assert 3740 <= first <= 3810
     assert wean.phase is Phase.TITRATE
-    requests = feed_beats(wean, 55.0, 2600, view=LAST, from_s=2021.0)
+    requests = feed_beats(wean, 55.0, 4400, view=LAST, from_s=3821.0)
     assert requests and all(r.dose_mcg_min > 1.0 for r in requests)
 
 
 def test_a_dip_of_a_few_beats_does_not_take_the_wean_back() -> None:
     wean = _under_s7()
     weaning = replace(LAST, weaning=True)
-    feed_beats(wean, 50.0, 1861, view=weaning, from_s=1851.0)
-    feed_beats(wean, 64.0, 2100, view=weaning, from_s=1862.0)
-    assert not any(wean.takes_back(replace(weaning, t_s=float(t))) for t in range(1851, 2101, 5))
+    feed_beats(wean, 50.0, 3661, view=weaning, from_s=3651.0)
+    feed_beats(wean, 64.0, 3900, view=weaning, from_s=3662.0)
+    assert not any(wean.takes_back(replace(weaning, t_s=float(t))) for t in range(3651, 3901, 5))
 
 
 def test_a_last_dose_that_does_not_hold_the_floor_with_a_margin_is_never_stopped() -> None:

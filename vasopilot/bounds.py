@@ -60,9 +60,8 @@ def held_arm(params: PatientParams, seed: int, *, hours: float,
 
 
 def s7_wean_hours(dose_mcg_min: float) -> float:
-    """Hours from ``dose_mcg_min`` to off at S7's pace, never paused: one interval per step,
-    the final step to zero included (an interval on the final step's dose comes before it)."""
-    steps = max(0, math.ceil(dose_mcg_min / NOREPINEPHRINE.wean_step - 1e-9))
+    """Hours from ``dose_mcg_min`` down to the final step at S7's pace, never paused."""
+    steps = max(0, math.ceil(dose_mcg_min / NOREPINEPHRINE.wean_step - 1e-9) - 1)
     return steps * NOREPINEPHRINE.wean_interval_s / 3600.0
 
 

@@ -367,7 +367,7 @@ def _score_weans(options: BenchOptions, params: PatientParams, seed: int,
     for name, (_, t, monitor, changes) in runs.items():
         held = np.interp(t, held_t, held_monitor)
         wean = wean_metrics(t, monitor, held, changes, floor_mmhg=params.floor_mmhg,
-                            start_t_s=0.0)
+                            start_t_s=0.0, final_dose_mcg_min=NOREPINEPHRINE.wean_step)
         off_h = options.hours if wean.off_h is None else wean.off_h
         outcomes[name] = outcomes[name].model_copy(update={
             "wean": wean, "weanable": t_phys is not None,

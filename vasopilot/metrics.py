@@ -234,11 +234,10 @@ def episodes_below(
 
 @dataclass(frozen=True)
 class WeanMetrics:
-    """A wean against its held arm. ``off_h``: hours until the infusion is off (the dose at
-    zero) for good; None: not within the run, the patient is still on his drug, if only on the
-    final step's dose. ``excess_rebound_*``: rebound episodes of the wean arm (MAP < F − 5 for
-    ≥ 60 s; MAP < F for ≥ 2 min) that start within 60 min of a decrement and overlap no
-    episode of the same kind in the held arm."""
+    """A wean against its held arm. ``off_h``: hours until the dose is at or below the final
+    step for good (None: not within the run). ``excess_rebound_*``: rebound episodes of the
+    wean arm (MAP < F − 5 for ≥ 60 s; MAP < F for ≥ 2 min) that start within 60 min of a
+    decrement and overlap no episode of the same kind in the held arm."""
 
     off_h: float | None
     decrements: int
@@ -246,13 +245,12 @@ class WeanMetrics:
     excess_rebound_floor: int
 
 
-def wean_off_h(changes: Sequence[DoseChange], *, start_t_s: float) -> float | None:
-    """Hours from ``start_t_s`` until the dose went to zero and stayed there (None: it did not).
-    Off, not down to the final step: a patient kept on the final step's dose is on his drug,
-    which is where an unweanable patient is rightly kept."""
+def wean_off_h(changes: Sequence[DoseChange], *, start_t_s: float,
+               final_dose_mcg_min: float) -> float | None:
     end_t_s: float | None = None
     for c in sorted(changes, key=lambda c: c.t_s):
-        if c.dose_mcg_min > 1e-9:
+        low_now = c.dose_mcg_min <= final_dose_mcg_min + 1e-9
+        if not low_now:
             end_t_s = None
         elif end_t_s is None:
             end_t_s = c.t_s
@@ -276,12 +274,13 @@ def wean_metrics(
     *,
     floor_mmhg: float,
     start_t_s: float,
+    final_dose_mcg_min: float,
 ) -> WeanMetrics:
     """Weaning outcome of one patient; ``held_map_mmhg`` is the held arm on the same ``t_s``."""
     decrements = [c.t_s for c in changes if c.dose_mcg_min < c.previous_mcg_min]
     low5 = floor_mmhg - 5.0
     return WeanMetrics(
-        off_h=wean_off_h(changes, start_t_s=start_t_s),
+        off_h=wean_off_h(changes, start_t_s=start_t_s, final_dose_mcg_min=final_dose_mcg_min),
         decrements=len(decrements),
         excess_rebound_low5=_excess(episodes_below(t_s, map_mmhg, low5, REBOUND_LOW5_MIN_S),
                                     episodes_below(t_s, held_map_mmhg, low5,

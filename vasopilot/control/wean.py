@@ -7,22 +7,24 @@ untrusted data; the supervisor's rules bound every move.
 
 * **Titration down the recovery** (:data:`Phase.TITRATE`): the model-predictive controller of
   mode ``closed-loop`` keeps MAP in the band [F, F + 10]: it comes down as fast as S3 allows
-  while MAP stands over the band, and raises again when the patient needs it. Inside the band
-  its objective (time in band) gives it no reason to come down, so on its holds the mode
-  **probes**: one wean step (S7's 1 mcg/min) once the median has stood ``probe_margin_mmhg``
-  over the floor for a whole wean interval (S7's 15 min) on the running dose, and only if the
-  bank's dose-response (:meth:`MpcController.steady_map_mmhg`, learnt from the steps taken so
-  far) says the lower dose holds the floor with 90 % confidence. A patient whose need stops
-  falling (unweanable, or not yet) is so held near the dose that holds the floor: the probes
-  stop where the belief says the next step would not hold it, and the titration lifts the
-  dose again if MAP falls.
-* **The last dose** (:data:`Phase.LAST`): on the final step's dose (at most one wean step) the
-  dose is held until MAP has shown that the patient holds the floor without it: the median of
-  every good beat on this dose, over at least ``off_judged_after_s``, stands
-  ``off_margin_mmhg`` over the floor, and so does the bank's belief of MAP at no drug, with
-  90 % confidence. The last 1 mcg/min is worth a few mmHg and MAP0's wander lasts 5-30 min: a
-  patient whose recovery fell short is not stopped on a passing high of it. The median under
-  the floor for ``takeback_after_s`` gives the dose back to the titration.
+  while MAP stands over the band. Inside the band its objective (time in band) gives it no
+  reason to come down, so the mode **probes**: one wean step (S7's 1 mcg/min) once the median
+  has stood ``probe_margin_mmhg`` over the floor (the set-point) for a whole wean interval
+  (S7's 15 min) on the running dose: S7's own rule, judged from the set-point instead of the
+  floor. The titration's raises are taken as a wean takes them: none while the median holds
+  the set-point (a raise towards the middle of the band would undo the last probe and never
+  let the next come), between the floor and the set-point back to the dose before the last
+  probe at most (it held the set-point for an interval: probe and hold, as S7 goes back to the
+  last dose that held the floor), under the floor the titration's own raise. A patient whose
+  need stops falling (unweanable, or not yet) is so held at the dose that holds him at the
+  set-point, and nothing ends his infusion.
+* **The last dose** (:data:`Phase.LAST`): on the final step's dose (at most one wean step),
+  once it holds the set-point, the dose is held until MAP has shown that the patient holds the
+  floor without it: the median of every good beat on this dose, over at least
+  ``off_judged_after_s``, stands ``off_margin_mmhg`` over the floor. The last 1 mcg/min is
+  worth a few mmHg and MAP0's wander lasts 5-30 min: a patient whose recovery fell short is
+  not stopped on a passing high of it. The median under the floor for ``takeback_after_s``
+  gives the dose back to the titration.
 * **The final step by S7** (:data:`Phase.S7`): the mode then hands the infusion to the
   supervisor's weaning policy (:meth:`WeanController.hands_over`, acted on by
   :class:`~vasopilot.runtime.RigLoop` on every rig), which takes the final step to zero after
@@ -58,17 +60,18 @@ class Phase(Enum):
 class WeanTuning:
     """Pressures in mmHg over the floor F, times in s.
 
-    ``probe_margin_mmhg``: how far over the floor the median must stand for a probe step (S7
-    steps at the floor itself; the margin is what a step of 1 mcg/min costs a typical
-    patient). ``median_window_s`` and ``median_beats``: S7's trusted MAP, as the supervisor
-    judges it. ``off_judged_after_s``: two of S7's intervals. Set from S7's
+    ``probe_margin_mmhg``: how far over the floor the median must stand for a probe step: the
+    set-point's margin (S7 steps at the floor itself, and a wander dip or a step's effect then
+    lands under it; with 3 mmHg, seed 1's first 12 patients had a median of 1.5 rebound
+    episodes under the floor, with 5 mmHg 1.0). ``median_window_s`` and ``median_beats``: S7's trusted MAP, as the supervisor
+    judges it. ``off_judged_after_s``: twice the longest wander time constant. Set from S7's
     own numbers, the band and the patient model's ranges, not swept on a cohort.
     """
 
-    probe_margin_mmhg: float = 3.0
+    probe_margin_mmhg: float = 5.0
     takeback_after_s: float = 60.0
     off_margin_mmhg: float = 3.0
-    off_judged_after_s: float = 1800.0
+    off_judged_after_s: float = 3600.0
     median_window_s: float = 60.0
     median_beats: int = 20
 

@@ -63,9 +63,10 @@ class WeanTuning:
     ``probe_margin_mmhg``: how far over the floor the median must stand for a probe step: the
     set-point's margin (S7 steps at the floor itself, and a wander dip or a step's effect then
     lands under it; with 3 mmHg, seed 1's first 12 patients had a median of 1.5 rebound
-    episodes under the floor, with 5 mmHg 1.0). ``median_window_s`` and ``median_beats``: S7's trusted MAP, as the supervisor
-    judges it. ``off_judged_after_s``: twice the longest wander time constant. Set from S7's
-    own numbers, the band and the patient model's ranges, not swept on a cohort.
+    episodes under the floor, with 5 mmHg 1.0; the only value compared, and on the patients
+    the rules were written on). ``median_window_s`` and ``median_beats``: S7's trusted MAP, as
+    the supervisor judges it. ``off_judged_after_s``: twice the longest wander time constant.
+    Otherwise set from S7's own numbers, the band and the patient model's ranges.
     """
 
     probe_margin_mmhg: float = 5.0

@@ -12,7 +12,7 @@ from control_fixtures import RUNNING_VIEW as BASE
 from control_fixtures import feed_beats
 
 from drivers.sim.patient import draw_cohort
-from vasopilot.control.mpc import MpcController
+from vasopilot.control.mpc import LookAction, MpcController
 from vasopilot.control.wean import Phase, WeanController
 from vasopilot.core.events import DoseApplied, OperatorAction
 from vasopilot.core.types import Requester
@@ -40,12 +40,12 @@ def test_titrates_down_a_patient_who_recovers_past_the_band() -> None:
 def test_probes_one_wean_step_once_the_median_held_the_margin_for_an_interval() -> None:
     view = replace(BASE, dose_mcg_min=8.0)
     wean = WeanController()
-    # 4 over the floor on the running dose: nothing for 15 min (from the first minute's
-    # median, 20 beats in), then one step of 1 mcg/min
-    early = feed_beats(wean, 64.0, 910, view=view)
+    # 6 over the floor (1 over the set-point) on the running dose: nothing for 15 min (from
+    # the first minute's median, 20 beats in), then one step of 1 mcg/min
+    early = feed_beats(wean, 66.0, 910, view=view)
     assert early == []
     # (asked again on every look while the played supervisor refuses it)
-    probes = feed_beats(wean, 64.0, 930, view=view, from_s=911.0)
+    probes = feed_beats(wean, 66.0, 930, view=view, from_s=911.0)
     assert probes and all(r.dose_mcg_min == 7.0 and "probe" in r.reason for r in probes)
     assert wean.phase is Phase.TITRATE
 
@@ -53,10 +53,10 @@ def test_probes_one_wean_step_once_the_median_held_the_margin_for_an_interval() 
 def test_no_probe_under_the_margin_nor_on_untrusted_map() -> None:
     view = replace(BASE, dose_mcg_min=8.0)
     # 2 over the floor: S7 would step; the wean does not come down (the titration climbs
-    # towards the margin, nothing probed yet to go back to)
+    # towards the set-point, nothing probed yet to go back to)
     assert all(r.dose_mcg_min > 8.0 for r in feed_beats(WeanController(), 62.0, 3600, view=view))
     untrusted = replace(view, map_trusted=False)
-    assert feed_beats(WeanController(), 64.0, 3600, view=untrusted) == []
+    assert feed_beats(WeanController(), 66.0, 3600, view=untrusted) == []
     # artefact beats do not make the median: no probe on a flush at 300 mmHg either
     flushed = WeanController()
     feed_beats(flushed, 300.0, 3600, view=view, quality="artefact")
@@ -66,11 +66,11 @@ def test_no_probe_under_the_margin_nor_on_untrusted_map() -> None:
 def test_a_dip_under_the_margin_restarts_the_probe_interval() -> None:
     view = replace(BASE, dose_mcg_min=8.0)
     wean = WeanController()
-    feed_beats(wean, 64.0, 600, view=view)
+    feed_beats(wean, 66.0, 600, view=view)
     feed_beats(wean, 61.0, 700, view=view, from_s=601.0)
-    assert all(r.dose_mcg_min > 8.0 for r in feed_beats(wean, 64.0, 1500, view=view,
+    assert all(r.dose_mcg_min > 8.0 for r in feed_beats(wean, 66.0, 1500, view=view,
                                                         from_s=701.0))
-    assert {r.dose_mcg_min for r in feed_beats(wean, 64.0, 1700, view=view, from_s=1501.0)} \
+    assert {r.dose_mcg_min for r in feed_beats(wean, 66.0, 1700, view=view, from_s=1501.0)} \
         == {7.0}
 
 
@@ -78,8 +78,8 @@ def _probed(to_mcg_min: float = 7.0) -> WeanController:
     """A wean that probed from 8 to ``to_mcg_min`` mcg/min by t = 930 s."""
     wean = WeanController()
     view = replace(BASE, dose_mcg_min=8.0)
-    feed_beats(wean, 64.0, 910, view=view)
-    assert {r.dose_mcg_min for r in feed_beats(wean, 64.0, 930, view=view, from_s=911.0)} \
+    feed_beats(wean, 66.0, 910, view=view)
+    assert {r.dose_mcg_min for r in feed_beats(wean, 66.0, 930, view=view, from_s=911.0)} \
         == {to_mcg_min}
     return wean
 
@@ -87,9 +87,11 @@ def _probed(to_mcg_min: float = 7.0) -> WeanController:
 def test_over_the_margin_the_titration_does_not_raise() -> None:
     wean = _probed()
     view = replace(BASE, dose_mcg_min=7.0)
-    # the set-point is 65: the titration would climb back towards it, the wean keeps 63
-    assert all(r.dose_mcg_min < 7.0 for r in feed_beats(wean, 63.5, 2400, view=view,
+    # on the set-point (65) after a step down the titration expects MAP to fall and would
+    # climb back; the wean holds while the median stands at the set-point
+    assert all(r.dose_mcg_min < 7.0 for r in feed_beats(wean, 65.5, 2400, view=view,
                                                         from_s=931.0))
+    assert any(look.action is LookAction.RAISE for look in wean.mpc.looks if look.t_s > 931.0)
 
 
 def test_between_the_floor_and_the_margin_back_to_the_dose_before_the_probe_at_most() -> None:
@@ -111,19 +113,19 @@ def test_an_unweanable_patient_is_held_at_the_dose_that_holds_the_floor() -> Non
     assert not wean.hands_over(replace(view, t_s=4 * 3600.0))
 
 
-def _on_last(map_mmhg: float = 64.0, until_s: float = 3700.0) -> WeanController:
+def _on_last(map_mmhg: float = 66.0, until_s: float = 3700.0) -> WeanController:
     wean = WeanController()
     feed_beats(wean, map_mmhg, until_s, view=LAST)
     return wean
 
 
-def test_the_final_step_waits_until_map_has_held_the_last_dose_for_half_an_hour() -> None:
+def test_the_final_step_waits_until_map_has_held_the_last_dose_for_an_hour() -> None:
     wean = WeanController()
-    feed_beats(wean, 64.0, 3500, view=LAST)
+    feed_beats(wean, 66.0, 3500, view=LAST)
     assert wean.phase is Phase.LAST
     assert not wean.hands_over(replace(LAST, t_s=3500.0))
     # the last dose is held: nothing proposed
-    assert feed_beats(wean, 64.0, 3650, view=LAST, from_s=3501.0) == []
+    assert feed_beats(wean, 66.0, 3650, view=LAST, from_s=3501.0) == []
     assert wean.hands_over(replace(LAST, t_s=3650.0))
     assert wean.phase is Phase.S7
     # while S7 holds the dose the mode sends nothing
@@ -137,7 +139,7 @@ def test_never_hands_over_on_untrusted_map() -> None:
     assert wean.hands_over(replace(LAST, t_s=3650.0))
 
 
-def _under_s7(map_mmhg: float = 64.0) -> WeanController:
+def _under_s7(map_mmhg: float = 66.0) -> WeanController:
     wean = _on_last(map_mmhg, 3650.0)
     assert wean.hands_over(replace(LAST, t_s=3650.0))
     return wean
@@ -160,14 +162,17 @@ def test_a_dip_of_a_few_beats_does_not_take_the_wean_back() -> None:
     wean = _under_s7()
     weaning = replace(LAST, weaning=True)
     feed_beats(wean, 50.0, 3661, view=weaning, from_s=3651.0)
-    feed_beats(wean, 64.0, 3900, view=weaning, from_s=3662.0)
+    feed_beats(wean, 66.0, 3900, view=weaning, from_s=3662.0)
     assert not any(wean.takes_back(replace(weaning, t_s=float(t))) for t in range(3651, 3901, 5))
 
 
 def test_a_last_dose_that_does_not_hold_the_floor_with_a_margin_is_never_stopped() -> None:
     wean = WeanController()
-    # 2 over the floor on the last dose: S7 would take the final step, the wean does not
-    feed_beats(wean, 62.0, 7200, view=LAST)
+    # on the set-point for 10 min, then 2 over the floor for two hours on the last dose: S7
+    # would take the final step, the wean does not
+    feed_beats(wean, 66.0, 600, view=LAST)
+    assert wean.phase is Phase.LAST
+    feed_beats(wean, 62.0, 7200, view=LAST, from_s=601.0)
     assert not wean.hands_over(replace(LAST, t_s=7200.0))
     # and when MAP falls under the floor the titration takes the dose up again
     requests = feed_beats(wean, 55.0, 7800, view=LAST, from_s=7201.0)

@@ -11,6 +11,7 @@ from vasopilot.cohort import (
     STRATA,
     BenchOptions,
     CohortSummary,
+    PatientOutcome,
     climb_blocked_s,
     run_cohort,
     summarize,
@@ -19,6 +20,7 @@ from vasopilot.core.events import AlarmCleared, AlarmCode, AlarmRaised, DoseAppl
 from vasopilot.core.types import Priority, Requester
 from vasopilot.metrics import (
     DoseChange,
+    WeanMetrics,
     artefact_increases,
     episodes_below,
     map_metrics,
@@ -143,6 +145,33 @@ def test_a_rebound_counts_only_after_a_decrement_and_only_if_the_held_arm_had_no
     short = wean_metrics(t, dip(4000.0, 3.0, 90.0), held, changes, floor_mmhg=65.0,
                          start_t_s=0.0, final_dose_mcg_min=1.0)
     assert (short.excess_rebound_low5, short.excess_rebound_floor) == (0, 0)
+
+
+def _weaned(index: int, *, weanable: bool, off_h: float | None,
+            ratio: float | None) -> PatientOutcome:
+    scored = map_metrics(list(range(0, 3600, 2)), [70.0] * 1800, 65.0)
+    return PatientOutcome(
+        controller="closed-loop", index=index, stratum="typical", weight_kg=70.0,
+        need_mcg_min=12.0, out_of_reach=False, monitor=scored, true=scored,
+        total_drug_mcg_per_kg=1.0, dose_changes_per_h=1.0, artefact_increases=0,
+        wean=WeanMetrics(off_h=off_h, decrements=3, excess_rebound_low5=0,
+                         excess_rebound_floor=0),
+        weanable=weanable, wean_excess_h=0.5 if weanable else None,
+        wean_ratio_to_protocol=ratio, trace_mmhg=[])
+
+
+def test_the_wean_ratio_and_the_wean_counts_are_over_the_weanable_patients() -> None:
+    outcomes = [_weaned(0, weanable=True, off_h=3.0, ratio=0.4),
+                _weaned(1, weanable=True, off_h=None, ratio=0.5),
+                _weaned(2, weanable=True, off_h=4.0, ratio=0.6),
+                # unweanable: kept on his drug, or weaned anyway; a ratio they carry is left out
+                _weaned(3, weanable=False, off_h=None, ratio=1.0),
+                _weaned(4, weanable=False, off_h=6.0, ratio=1.67)]
+    line = summarize(outcomes, "closed-loop", "wean")
+    assert line.weanable == 3
+    assert line.wean_ratio_to_protocol == pytest.approx(0.5)
+    assert line.not_weaned_pct == pytest.approx(100.0 / 3)
+    assert line.weaned_unweanable == 1
 
 
 @pytest.mark.timeout(300)

@@ -12,14 +12,13 @@ from control_fixtures import RUNNING_VIEW as BASE
 from control_fixtures import feed_beats
 
 from drivers.sim.patient import draw_cohort
-from vasopilot.control.mpc import MpcController
+from vasopilot.control.mpc import LookAction, MpcController
 from vasopilot.control.wean import Phase, WeanController
 from vasopilot.core.events import DoseApplied, OperatorAction
 from vasopilot.core.types import Requester
 from vasopilot.settings import load_rig
 from vasopilot.simulate import SimOptions, run_sim
 
-TAIL = replace(BASE, dose_mcg_min=3.0)
 LAST = replace(BASE, dose_mcg_min=1.0)
 
 
@@ -38,86 +37,153 @@ def test_titrates_down_a_patient_who_recovers_past_the_band() -> None:
     assert all(r.requester is Requester.CONTROLLER for r in requests)
 
 
-def test_hands_the_tail_to_s7_once_map_holds_the_floor_with_a_margin() -> None:
-    low = WeanController()
-    feed_beats(low, 62.0, 90, view=TAIL)  # 2 over the floor: S7 would pause at once
-    assert not low.hands_over(replace(TAIL, t_s=90.0))
-    wean = WeanController()
-    feed_beats(wean, 64.0, 90, view=TAIL)
-    assert wean.hands_over(replace(TAIL, t_s=90.0))
-    assert wean.phase is Phase.S7
-    # while S7 holds the dose the mode sends nothing
-    weaning = replace(TAIL, weaning=True)
-    assert feed_beats(wean, 80.0, 400, view=weaning, from_s=91.0) == []
-
-
-def test_above_the_tail_s7_takes_over_only_from_a_held_dose() -> None:
+def test_probes_one_wean_step_once_the_median_held_the_margin_for_an_interval() -> None:
     view = replace(BASE, dose_mcg_min=8.0)
     wean = WeanController()
-    feed_beats(wean, 64.0, 890, view=view)
-    assert not wean.hands_over(replace(view, t_s=890.0))
-    feed_beats(wean, 64.0, 910, view=view, from_s=891.0)
-    assert wean.hands_over(replace(view, t_s=910.0))
+    # 6 over the floor (1 over the set-point) on the running dose: nothing for 15 min (from
+    # the first minute's median, 20 beats in), then one step of 1 mcg/min
+    early = feed_beats(wean, 66.0, 910, view=view)
+    assert early == []
+    # (asked again on every look while the played supervisor refuses it)
+    probes = feed_beats(wean, 66.0, 930, view=view, from_s=911.0)
+    assert probes and all(r.dose_mcg_min == 7.0 and "probe" in r.reason for r in probes)
+    assert wean.phase is Phase.TITRATE
+
+
+def test_no_probe_under_the_margin_nor_on_untrusted_map() -> None:
+    view = replace(BASE, dose_mcg_min=8.0)
+    # 2 over the floor: S7 would step; the wean does not come down (the titration climbs
+    # towards the set-point, nothing probed yet to go back to)
+    assert all(r.dose_mcg_min > 8.0 for r in feed_beats(WeanController(), 62.0, 3600, view=view))
+    untrusted = replace(view, map_trusted=False)
+    assert feed_beats(WeanController(), 66.0, 3600, view=untrusted) == []
+    # artefact beats do not make the median: no probe on a flush at 300 mmHg either
+    flushed = WeanController()
+    feed_beats(flushed, 300.0, 3600, view=view, quality="artefact")
+    assert feed_beats(flushed, 300.0, 3700, view=view, quality="artefact", from_s=3601.0) == []
+
+
+def test_a_dip_under_the_margin_restarts_the_probe_interval() -> None:
+    view = replace(BASE, dose_mcg_min=8.0)
+    wean = WeanController()
+    feed_beats(wean, 66.0, 600, view=view)
+    feed_beats(wean, 61.0, 700, view=view, from_s=601.0)
+    assert all(r.dose_mcg_min > 8.0 for r in feed_beats(wean, 66.0, 1500, view=view,
+                                                        from_s=701.0))
+    assert {r.dose_mcg_min for r in feed_beats(wean, 66.0, 1700, view=view, from_s=1501.0)} \
+        == {7.0}
+
+
+def _probed(to_mcg_min: float = 7.0) -> WeanController:
+    """A wean that probed from 8 to ``to_mcg_min`` mcg/min by t = 930 s."""
+    wean = WeanController()
+    view = replace(BASE, dose_mcg_min=8.0)
+    feed_beats(wean, 66.0, 910, view=view)
+    assert {r.dose_mcg_min for r in feed_beats(wean, 66.0, 930, view=view, from_s=911.0)} \
+        == {to_mcg_min}
+    return wean
+
+
+def test_over_the_margin_the_titration_does_not_raise() -> None:
+    wean = _probed()
+    view = replace(BASE, dose_mcg_min=7.0)
+    # on the set-point (65) after a step down the titration expects MAP to fall and would
+    # climb back; the wean holds while the median stands at the set-point
+    assert all(r.dose_mcg_min < 7.0 for r in feed_beats(wean, 65.5, 2400, view=view,
+                                                        from_s=931.0))
+    assert any(look.action is LookAction.RAISE for look in wean.mpc.looks if look.t_s > 931.0)
+
+
+def test_between_the_floor_and_the_margin_back_to_the_dose_before_the_probe_at_most() -> None:
+    wean = _probed()
+    view = replace(BASE, dose_mcg_min=7.0)
+    raised = feed_beats(wean, 61.0, 2400, view=view, from_s=931.0)
+    assert raised and all(r.dose_mcg_min == 8.0 for r in raised)
+    # under the floor the titration's own raise (S3's step) goes through
+    under = feed_beats(wean, 57.0, 3000, view=view, from_s=2401.0)
+    assert under and max(r.dose_mcg_min for r in under) > 8.0
+
+
+def test_an_unweanable_patient_is_held_at_the_dose_that_holds_the_floor() -> None:
+    view = replace(BASE, dose_mcg_min=5.0)
+    # MAP 62 on 5 mcg/min for 4 h: the need does not fall, no step down, nothing handed over
+    wean = WeanController()
+    requests = feed_beats(wean, 62.0, 4 * 3600, view=view)
+    assert all(r.dose_mcg_min >= 5.0 for r in requests)
+    assert not wean.hands_over(replace(view, t_s=4 * 3600.0))
+
+
+def _on_last(map_mmhg: float = 66.0, until_s: float = 3700.0) -> WeanController:
+    wean = WeanController()
+    feed_beats(wean, map_mmhg, until_s, view=LAST)
+    return wean
+
+
+def test_the_final_step_waits_until_map_has_held_the_last_dose_for_an_hour() -> None:
+    wean = WeanController()
+    feed_beats(wean, 66.0, 3500, view=LAST)
+    assert wean.phase is Phase.LAST
+    assert not wean.hands_over(replace(LAST, t_s=3500.0))
+    # the last dose is held: nothing proposed
+    assert feed_beats(wean, 66.0, 3650, view=LAST, from_s=3501.0) == []
+    assert wean.hands_over(replace(LAST, t_s=3650.0))
+    assert wean.phase is Phase.S7
+    # while S7 holds the dose the mode sends nothing
+    weaning = replace(LAST, weaning=True)
+    assert feed_beats(wean, 80.0, 4200, view=weaning, from_s=3651.0) == []
 
 
 def test_never_hands_over_on_untrusted_map() -> None:
-    wean = WeanController()
-    feed_beats(wean, 64.0, 90, view=TAIL)
-    assert not wean.hands_over(replace(TAIL, t_s=90.0, map_trusted=False))
+    wean = _on_last(until_s=3650.0)
+    assert not wean.hands_over(replace(LAST, t_s=3650.0, map_trusted=False))
+    assert wean.hands_over(replace(LAST, t_s=3650.0))
 
 
-def _under_s7(map_mmhg: float = 64.0) -> WeanController:
-    wean = WeanController()
-    feed_beats(wean, map_mmhg, 90, view=TAIL)
-    assert wean.hands_over(replace(TAIL, t_s=90.0))
+def _under_s7(map_mmhg: float = 66.0) -> WeanController:
+    wean = _on_last(map_mmhg, 3650.0)
+    assert wean.hands_over(replace(LAST, t_s=3650.0))
     return wean
 
 
 def test_takes_back_when_the_median_stays_under_the_floor() -> None:
     wean = _under_s7()
-    weaning = replace(TAIL, weaning=True)
-    feed_beats(wean, 55.0, 200, view=weaning, from_s=91.0)
+    weaning = replace(LAST, weaning=True)
+    feed_beats(wean, 55.0, 3800, view=weaning, from_s=3651.0)
     # the rig asks on every step; a minute after the median went under the floor it is back
-    polled = [(t, wean.takes_back(replace(weaning, t_s=float(t)))) for t in range(130, 260, 2)]
+    polled = [(t, wean.takes_back(replace(weaning, t_s=float(t)))) for t in range(3690, 3820, 2)]
     first = next(t for t, back in polled if back)
-    assert 180 <= first <= 250
+    assert 3740 <= first <= 3810
     assert wean.phase is Phase.TITRATE
-    requests = feed_beats(wean, 55.0, 600, view=TAIL, from_s=261.0)
-    assert requests and all(r.dose_mcg_min > 3.0 for r in requests)
+    requests = feed_beats(wean, 55.0, 4400, view=LAST, from_s=3821.0)
+    assert requests and all(r.dose_mcg_min > 1.0 for r in requests)
 
 
 def test_a_dip_of_a_few_beats_does_not_take_the_wean_back() -> None:
     wean = _under_s7()
-    weaning = replace(TAIL, weaning=True)
-    feed_beats(wean, 50.0, 101, view=weaning, from_s=91.0)
-    feed_beats(wean, 64.0, 300, view=weaning, from_s=102.0)
-    assert not any(wean.takes_back(replace(weaning, t_s=float(t))) for t in range(91, 301, 5))
-
-
-def test_the_final_step_waits_until_map_has_held_the_last_dose_for_an_hour() -> None:
-    wean = _under_s7()
-    # S7 stepped to 1 mcg/min: its next step is the final one
-    at_last = replace(LAST, weaning=True)
-    feed_beats(wean, 64.0, 120, view=at_last, from_s=91.0)
-    assert wean.takes_back(replace(at_last, t_s=120.0))
-    assert wean.phase is Phase.LAST
-    # the last dose is held: nothing proposed, not handed over before an hour on it
-    assert feed_beats(wean, 64.0, 3500, view=LAST, from_s=121.0) == []
-    assert not wean.hands_over(replace(LAST, t_s=3500.0))
-    feed_beats(wean, 64.0, 3800, view=LAST, from_s=3501.0)
-    assert wean.hands_over(replace(LAST, t_s=3800.0))
-    assert wean.phase is Phase.S7
+    weaning = replace(LAST, weaning=True)
+    feed_beats(wean, 50.0, 3661, view=weaning, from_s=3651.0)
+    feed_beats(wean, 66.0, 3900, view=weaning, from_s=3662.0)
+    assert not any(wean.takes_back(replace(weaning, t_s=float(t))) for t in range(3651, 3901, 5))
 
 
 def test_a_last_dose_that_does_not_hold_the_floor_with_a_margin_is_never_stopped() -> None:
-    wean = _under_s7()
-    at_last = replace(LAST, weaning=True)
-    feed_beats(wean, 62.0, 120, view=at_last, from_s=91.0)
-    assert wean.takes_back(replace(at_last, t_s=120.0))
-    feed_beats(wean, 62.0, 7200, view=LAST, from_s=121.0)
+    wean = WeanController()
+    # on the set-point for 10 min, then 2 over the floor for two hours on the last dose: S7
+    # would take the final step, the wean does not
+    feed_beats(wean, 66.0, 600, view=LAST)
+    assert wean.phase is Phase.LAST
+    feed_beats(wean, 62.0, 7200, view=LAST, from_s=601.0)
     assert not wean.hands_over(replace(LAST, t_s=7200.0))
     # and when MAP falls under the floor the titration takes the dose up again
     requests = feed_beats(wean, 55.0, 7800, view=LAST, from_s=7201.0)
+    assert wean.phase is Phase.TITRATE
+    assert requests and all(r.dose_mcg_min > 1.0 for r in requests)
+
+
+def test_a_last_dose_left_under_the_floor_goes_back_to_the_titration() -> None:
+    wean = _on_last(until_s=600.0)
+    assert wean.phase is Phase.LAST
+    requests = feed_beats(wean, 55.0, 1200, view=LAST, from_s=601.0)
     assert wean.phase is Phase.TITRATE
     assert requests and all(r.dose_mcg_min > 1.0 for r in requests)
 

@@ -191,7 +191,9 @@ def _dose_changes(events: Sequence[Event]) -> list[DoseChange]:
 def wean_physiology_h(params: PatientParams, hours: float) -> float | None:
     """T_phys: hours until the noise-free need to hold the floor along MAP0's recovery trend
     falls to the final wean step, the rebound knob's steady suppression at that need included
-    (None: not within ``hours``, the patient is not weanable in the run)."""
+    (None: not within ``hours``, the patient is not weanable in the run). The floor's need, not
+    the set-point's: weaning is judged against the floor (S7, and "wean to off without rebound
+    hypotension"), so a patient whose own MAP holds F off his drug is weanable."""
     final = NOREPINEPHRINE.wean_step
     for minute in range(int(hours * 60) + 1):
         x = min(1.0, minute / 60.0 / params.recovery_h)
@@ -370,8 +372,13 @@ def _score_weans(options: BenchOptions, params: PatientParams, seed: int,
         outcomes[name] = outcomes[name].model_copy(update={
             "wean": wean, "weanable": t_phys is not None,
             "wean_excess_h": None if t_phys is None else off_h - max(t_phys, t_s7)})
+    # the ratio of wean time to the protocol's is a wean time's, so only a weanable patient
+    # has one: an unweanable patient has no wean time to compare (either arm is right to keep
+    # him on his drug, and where the protocol weans him anyway a ratio would score the arm
+    # that does not as the slower one), as wean_excess_h and not_weaned_pct are over the
+    # weanable patients too
     protocol = outcomes.get("protocol")
-    if protocol is not None and protocol.wean is not None:
+    if t_phys is not None and protocol is not None and protocol.wean is not None:
         protocol_h = options.hours if protocol.wean.off_h is None else protocol.wean.off_h
         for name, o in outcomes.items():
             if o.wean is not None and protocol_h > 0:
@@ -445,7 +452,7 @@ def summarize(outcomes: Sequence[PatientOutcome], controller: ControllerName, sc
         excess_rebound_low5_p90=_quantile(low5, 0.9) if wean else None,
         excess_rebound_floor=(_median([float(o.wean.excess_rebound_floor) for o in mine
                                        if o.wean is not None]) if wean else None),
-        wean_ratio_to_protocol=(_median([o.wean_ratio_to_protocol for o in mine])
+        wean_ratio_to_protocol=(_median([o.wean_ratio_to_protocol for o in weanable])
                                 if wean else None),
     )
 

@@ -290,7 +290,7 @@ def target_unreachable(supervisor: Supervisor, pump: MockPump, sink: ListSink) -
     # the closed loop's evidence, through the runtime (tests/test_control_reach.py)
     supervisor.report_unreachable("the hard maximum has run 10 min with MAP under the set-point",
                                   T0_S + 1, by="closed-loop mode")
-    return lambda t_s: supervisor.reachable_again(t_s)
+    return supervisor.reachable_again
 
 
 SCENARIOS: dict[AlarmCode, Scenario] = {

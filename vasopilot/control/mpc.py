@@ -363,7 +363,7 @@ class MpcController:
         weights = self._weights()
         floor = view.target_map_mmhg - SET_POINT_ABOVE_FLOOR_MMHG
         limits = view.limits
-        plan_limits = PlanLimits(up_step_mcg_min=limits.max_up_step,
+        plan_limits = PlanLimits(up_step_mcg_min=limits.up_step_at(current),
                                  up_interval_s=limits.min_up_interval_s,
                                  down_step_mcg_min=limits.max_up_step,
                                  hard_max_mcg_min=limits.hard_max)
@@ -377,7 +377,7 @@ class MpcController:
 
         plan = best_plan(current, since_up, plan_limits, predict=predict, floor_mmhg=floor,
                          tuning=self.tuning.plan)
-        unreachable = self._unreachable(view, weights, map_mmhg, model_index)
+        unreachable = self._unreachable(view, weights, map_mmhg)
         want = plan.first_move_mcg_min
         if unreachable and (since_up is None or since_up >= limits.min_up_interval_s):
             want = min(limits.hard_max, current + limits.up_step_at(current))
@@ -420,14 +420,14 @@ class MpcController:
         return [(i, w / total) for i, w in kept]
 
     def _unreachable(self, view: SupervisorView, weights: list[tuple[int, float]],
-                     map_mmhg: float, model_index: int) -> bool:
+                     map_mmhg: float) -> bool:
         limits = view.limits
         steady = [(w, *self.candidates[i].steady_map(limits.hard_max)) for i, w in weights]
         mean, sd = _mixture([(w, np.array([m]), np.array([sd])) for w, m, sd in steady])
         return self.reach.look(
             view.t_s, map_mmhg=map_mmhg, dose_mcg_min=view.dose_mcg_min,
             hard_max_mcg_min=limits.hard_max, up_step_mcg_min=limits.max_up_step,
-            target_mmhg=view.target_map_mmhg, model=model_index,
+            target_mmhg=view.target_map_mmhg, models=tuple(i for i, _ in weights),
             effect_at_max=limits.hard_max,
             steady_at_max=(float(mean[0]), float(sd[0]))) is not None
 

@@ -5,20 +5,28 @@ hard maximum cannot hold at F + 5 is out of reach even if it would hold F. Three
 evidence, each a :class:`UnreachableReason`:
 
 * ``PREDICTED``: the controller's bank, on the hard maximum for good, leaves MAP under the
-  set-point with 90 % confidence. Its model is linear in the effect (MAP = b + g·x), and a
+  set-point with 90 % confidence, the wander's own spread added (its level now is not for
+  good). Its model is linear in the effect (MAP = b + g·x), and a
   concave dose response lies under its secant, so this is a ceiling: right when it speaks, but
   late on a patient whose response saturates.
 * ``NOT_FOLLOWING``: the dose climbed and MAP did not follow. Over the last 20 min of trusted
-  filter updates MAP is regressed on the effect x of the most likely lag model; the slope is
-  the response the climb *showed*. Where the response is concave (every patient past the Hill
-  curve's inflection) the slope of a chord over the climb is at least the slope beyond it, so
+  filter updates MAP is regressed on the effect x of each lag model the bank still believes;
+  the slope is the response the climb *showed*. Where the response is concave (every patient
+  past the Hill curve's inflection) the slope of a chord over the climb is at least the slope
+  beyond it, so
   MAP now plus that slope times the effect still to come on the hard maximum is again a
   ceiling, and a much tighter one than the secant from x = 0. It speaks only when that ceiling,
-  with the slope's standard error (serial correlation counted) and a slow wander of MAP0 that
-  could have hidden a response during the climb, stays under the set-point with 90 %
-  confidence, and only after a climb worth two slew steps: no climb, no evidence.
-* ``AT_MAX``: the hard maximum has run 10 min with MAP under the set-point (what is left when
-  neither model could say it sooner).
+  with the slope's standard error (serial correlation counted), a slow wander of MAP0 that
+  could have hidden a response during the climb and a wander that holds MAP under its mean
+  now, stays under the set-point with 90 % confidence under every lag model, and only after a
+  climb worth two slew steps: no climb, no evidence.
+* ``AT_MAX``: the hard maximum has run 10 min with MAP under the set-point, its mean over them
+  under it by the wander's 90 % spread (what is left when neither model could say it sooner).
+
+Why the wander everywhere: a reachable patient near the hard maximum sits under the set-point
+for as long as a trough of MAP0's wander lasts (σ up to 6 mmHg, τ up to 30 min), and no look
+at MAP alone can tell that trough from a patient out of reach; without it, seed 1's reachable
+patients with a need of 52-58 mcg/min (and one of 32 in a deep trough) were flagged.
 
 Evidence holds until MAP is back at the set-point on average over 5 min (a passing high of the
 wander is not a patient within reach); then it is gone and the alarm's cause ends. Pure: the
@@ -43,7 +51,8 @@ class UnreachableReason(StrEnum):
                  "(90 %)")
     NOT_FOLLOWING = ("the dose climbed and MAP did not follow: at the response the climb showed, "
                      "the hard maximum stays under the set-point (90 %)")
-    AT_MAX = "the hard maximum has run 10 min with MAP under the set-point"
+    AT_MAX = ("the hard maximum has run 10 min with MAP under the set-point, by more than its "
+              "wander")
 
 
 @dataclass(frozen=True)
@@ -118,11 +127,11 @@ class ReachWatch:
             self._samples.popleft()
 
     def look(self, t_s: float, *, map_mmhg: float, dose_mcg_min: float, hard_max_mcg_min: float,
-             up_step_mcg_min: float, target_mmhg: float, model: int, effect_at_max: float,
-             steady_at_max: tuple[float, float]) -> Unreachable | None:
-        """The evidence now. ``model``: the most likely lag model (its effects are used);
-        ``effect_at_max``: that model's effect on the hard maximum for good (mcg/min);
-        ``steady_at_max``: the bank's mean and SD of MAP there."""
+             up_step_mcg_min: float, target_mmhg: float, models: tuple[int, ...],
+             effect_at_max: float, steady_at_max: tuple[float, float]) -> Unreachable | None:
+        """The evidence now. ``models``: the lag models the bank still believes (their effects
+        are used: every one must say so); ``effect_at_max``: the effect on the hard maximum for
+        good (mcg/min); ``steady_at_max``: the bank's mean and SD of MAP there."""
         tune = self.tuning
         if self.evidence is not None and self._recent_mean(t_s, map_mmhg) >= target_mmhg:
             self.evidence = None
@@ -138,14 +147,20 @@ class ReachWatch:
             return self.evidence
         found: tuple[UnreachableReason, float | None] | None = None
         mean, sd = steady_at_max
-        if mean + tune.confidence_z * sd < target_mmhg:
+        # the bank's level is MAP0 with its wander now; on the hard maximum *for good* the
+        # wander may come back up
+        if mean + tune.confidence_z * math.hypot(sd, tune.wander_mmhg) < target_mmhg:
             found = UnreachableReason.PREDICTED, mean
         else:
-            ceiling = self._climb_ceiling(model, effect_at_max, up_step_mcg_min)
+            ceilings = [self._climb_ceiling(m, effect_at_max, up_step_mcg_min) for m in models]
+            ceiling = None if not ceilings or None in ceilings else max(
+                c for c in ceilings if c is not None)
             if ceiling is not None and ceiling < target_mmhg:
                 found = UnreachableReason.NOT_FOLLOWING, ceiling
             elif (self._at_max_low_since_s is not None
-                  and t_s - self._at_max_low_since_s >= tune.at_max_s):
+                  and t_s - self._at_max_low_since_s >= tune.at_max_s
+                  and self._recent_mean(t_s, map_mmhg, tune.at_max_s)
+                  + tune.confidence_z * tune.wander_mmhg < target_mmhg):
                 found = UnreachableReason.AT_MAX, None
         if found is None:
             return None
@@ -155,8 +170,9 @@ class ReachWatch:
             self.first_s = t_s
         return self.evidence
 
-    def _recent_mean(self, t_s: float, map_mmhg: float) -> float:
-        recent = [s.map_mmhg for s in self._samples if s.t_s >= t_s - self.tuning.clear_s]
+    def _recent_mean(self, t_s: float, map_mmhg: float, span_s: float | None = None) -> float:
+        since_s = t_s - (self.tuning.clear_s if span_s is None else span_s)
+        recent = [s.map_mmhg for s in self._samples if s.t_s >= since_s]
         return sum(recent) / len(recent) if recent else map_mmhg
 
     def _climb_ceiling(self, model: int, effect_at_max: float,
@@ -183,10 +199,12 @@ class ReachWatch:
         n_eff = max(2.0, n * (1.0 - r) / (1.0 + r))
         var_res = float(residual @ residual) / max(n - 2, 1)
         slope_se = math.sqrt(var_res / sxx * n / n_eff)
-        # a MAP0 drift of the wander's size during the climb would hide that much response
+        # a MAP0 drift of the wander's size during the climb would hide that much response, and
+        # the wander can sit that far under its mean over the whole window
         slope_sd = math.hypot(slope_se, tune.wander_mmhg / climb)
         now_fit = float(y.mean() + slope * (x[-1] - x.mean()))
-        now_sd = math.sqrt(var_res * (1.0 / n_eff + (x[-1] - x.mean()) ** 2 / sxx * n / n_eff))
+        now_sd = math.sqrt(var_res * (1.0 / n_eff + (x[-1] - x.mean()) ** 2 / sxx * n / n_eff)
+                           + tune.wander_mmhg**2)
         to_come = max(0.0, effect_at_max - float(x[-1]))
         mean = now_fit + max(slope, 0.0) * to_come
         sd = math.hypot(now_sd, slope_sd * to_come)

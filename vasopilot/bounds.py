@@ -96,7 +96,7 @@ class _Climb:
         self.dose = start_mcg_min
         self.limits = limits
         self.ceiling_mmhg = ceiling_mmhg
-        self.last_up_s = 0.0
+        self.last_up_s = -math.inf  # the first step comes at once after the start
         self.at_max_min: float | None = None
 
     def dose_for(self, t_s: float, true_map_mmhg: float) -> float | None:

@@ -117,6 +117,9 @@ class PatientOutcome(BaseModel):
     hard_max_lag_min: float | None = None
     hard_max_fall_lag_min: float | None = None
     unreachable_min: float | None = None
+    # the alarm was true when it came: the floor proof (the hard maximum from t = 0, no
+    # rebound: the highest MAP any dosing can give) had the monitor MAP under the set-point then
+    unreachable_proven: bool | None = None
     # out-of-reach patients: how much later than S3's pace S6 lets any climb reach the hard
     # maximum (vasopilot.bounds.s3_pace_climb; None: it does not within the run)
     s6_pace_delay_min: float | None = None
@@ -338,6 +341,17 @@ def run_patient(job: tuple[BenchOptions, int, PatientParams]) -> list[PatientOut
     outcomes = {name: run[0] for name, run in runs.items()}
     seed = options.seed + index
     full, clair = outcomes.get("full-state"), outcomes.get("clairvoyant")
+    alarmed = {name: o.unreachable_min for name, o in outcomes.items()
+               if o.unreachable_min is not None}
+    if alarmed:
+        t, best_true = hard_max_bound(params, options.scenario, seed, hours=options.hours,
+                                      hard_max_mcg_min=NOREPINEPHRINE.hard_max,
+                                      conc_mcg_ml=options.conc_mcg_ml)
+        best = params.calibration_gain * best_true + params.transducer_offset_mmhg
+        for name, at_min in alarmed.items():
+            i = min(int(np.searchsorted(t, at_min * 60.0)), t.size - 1)
+            outcomes[name] = outcomes[name].model_copy(
+                update={"unreachable_proven": bool(best[i] < params.setpoint_mmhg)})
     if params.steady_need_mcg_min() > NOREPINEPHRINE.hard_max and options.scenario != "wean":
         start = next(iter(runs.values()))[3]
         pace, s6_pace = s3_pace_climb(

@@ -191,6 +191,14 @@ def _extra_rows(outcomes: list[PatientOutcome], stratum: StratumName,
             cells.append(med_worst(values, len(ours)))
         if any(c != "-" for c in cells):
             rows.append((label, cells))
+    # an alarm on a patient the stratum calls reachable, and whether the floor proof shows the
+    # set-point out of any dosing's reach at that moment (a wander trough: the alarm was true)
+    reachable = [o for o in mine if o.reachable]
+    if any(o.unreachable_min is not None for o in reachable):
+        rows.append(("'target unreachable' on reachable (true then)", [
+            f"{sum(o.unreachable_min is not None for o in ours)} of {len(ours)} "
+            f"({sum(bool(o.unreachable_proven) for o in ours)})"
+            for ours in ([o for o in reachable if o.controller == c] for c in controllers)]))
     return rows
 
 

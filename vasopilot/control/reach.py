@@ -110,8 +110,8 @@ class _Sample:
 
 
 class ReachWatch:
-    """Collects the evidence (module docstring); ``evidence`` is the first that spoke, held
-    while MAP stays under the set-point."""
+    """Collects the evidence (module docstring); ``evidence`` is the one that spoke, held until
+    the trusted MAP averages the set-point over 5 min; ``first_s`` when any first did."""
 
     def __init__(self, tuning: ReachTuning | None = None) -> None:
         self.tuning = tuning or ReachTuning()

@@ -58,6 +58,7 @@ ALARM_PRIORITY: dict[AlarmCode, Priority] = {
     # S9: infiltration seen in line pressure alarms at once; a flow-independent offset advises.
     AlarmCode.CANNULA_SITE: Priority.HIGH,
     AlarmCode.LINE_PRESSURE_CHANGED: Priority.LOW,
+    AlarmCode.TARGET_UNREACHABLE: Priority.MEDIUM,
 }
 
 

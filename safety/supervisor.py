@@ -303,6 +303,18 @@ class Supervisor:
         self._rec.record([OperatorAction(t_s=now_s, action="extravasation", by=by)])
         self._enact(extravasation(f"reported by {by}"), now_s)
 
+    def report_unreachable(self, message: str, now_s: float, *, by: str) -> None:
+        """A control mode's evidence that even the hard maximum cannot hold the set-point:
+        an alarm for an operator (issue 14), no dose change (S3 still paces the climb)."""
+        self._now(now_s)
+        self._rec.alarm(AlarmCode.TARGET_UNREACHABLE, f"target unreachable ({by}): {message}",
+                        now_s)
+
+    def reachable_again(self, now_s: float) -> None:
+        """The mode's evidence is gone (MAP back at the set-point): the alarm's cause ends."""
+        self._now(now_s)
+        self._rec.clear(AlarmCode.TARGET_UNREACHABLE, now_s)
+
     def start_weaning(self, now_s: float, *, by: str = "operator") -> Decision:
         """S7: from now on the supervisor steps the dose down; automatic requests are refused."""
         self._now(now_s)

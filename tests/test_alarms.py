@@ -286,6 +286,13 @@ def line_pressure_changed(supervisor: Supervisor, pump: MockPump, sink: ListSink
     return lambda t_s: None
 
 
+def target_unreachable(supervisor: Supervisor, pump: MockPump, sink: ListSink) -> Fix:
+    # the closed loop's evidence, through the runtime (tests/test_control_reach.py)
+    supervisor.report_unreachable("the hard maximum has run 10 min with MAP under the set-point",
+                                  T0_S + 1, by="closed-loop mode")
+    return supervisor.reachable_again
+
+
 SCENARIOS: dict[AlarmCode, Scenario] = {
     AlarmCode.MAP_STALE: map_stale,
     AlarmCode.MAP_LOW: map_low,
@@ -314,6 +321,7 @@ SCENARIOS: dict[AlarmCode, Scenario] = {
 
     AlarmCode.CANNULA_SITE: cannula_site,
     AlarmCode.LINE_PRESSURE_CHANGED: line_pressure_changed,
+    AlarmCode.TARGET_UNREACHABLE: target_unreachable,
 }
 
 

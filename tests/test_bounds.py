@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.sim.patient import VirtualPatient, draw_cohort
-from vasopilot.bounds import ReferenceMpc, hard_max_bound, held_arm, s7_wean_hours
-from vasopilot.cohort import bench_config
+from vasopilot.bounds import ReferenceMpc, hard_max_bound, held_arm, s3_pace_climb, s7_wean_hours
+from vasopilot.cohort import bench_config, s3_steps
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import DoseApplied
 from vasopilot.metrics import map_metrics
@@ -130,3 +130,21 @@ def test_s7_pace_counts_whole_steps_down_to_the_final_one() -> None:
     assert s7_wean_hours(2.0) == 0.25
     assert s7_wean_hours(1.0) == 0.0
     assert s7_wean_hours(0.5) == 0.0
+
+
+def test_the_s3_pace_reaches_the_hard_max_in_its_steps_and_s6_holds_it_over_the_band() -> None:
+    base = draw_cohort(1, 1, "resuscitate")[0]
+    pace_min = (s3_steps(10.0, NOREPINEPHRINE.hard_max) - 1) * NOREPINEPHRINE.min_up_interval_s / 60
+    # out of reach (Emax 8 mmHg): MAP never nears S6's set-point + 10, so S6 costs nothing
+    weak = replace(base, emax_mmhg=8.0, calibration_gain=1.0)
+    pace, with_s6 = s3_pace_climb(weak, "resuscitate", 1, start_mcg_min=10.0,
+                                  conc_mcg_ml=160.0, hours=1.0)
+    assert pace is not None and abs(pace - pace_min) <= 0.1
+    assert with_s6 == pace
+    # a potent patient on the same climb stands 10 mmHg over the set-point long before it ends:
+    # S6 holds the steps, and no controller under the supervisor can follow S3's pace
+    potent = replace(base, emax_mmhg=100.0, ec50_factor=0.1, map0_mmhg=60.0, calibration_gain=1.0)
+    pace, with_s6 = s3_pace_climb(potent, "resuscitate", 1, start_mcg_min=10.0,
+                                  conc_mcg_ml=160.0, hours=1.0)
+    assert pace is not None and abs(pace - pace_min) <= 0.1
+    assert with_s6 is None or with_s6 > pace + 10.0

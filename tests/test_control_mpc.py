@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from drivers.sim.patient import draw_cohort
 from safety.view import SupervisorView
-from vasopilot.cohort import bench_config
+from vasopilot.cohort import bench_config, s3_steps
 from vasopilot.control.mpc import LineModel, LookAction, LookReason, MpcController, _mixture
 from vasopilot.control.planner import PlanLimits, PlanTuning, candidate_plans
 from vasopilot.core.config import NOREPINEPHRINE
@@ -115,13 +115,19 @@ def test_an_out_of_reach_patient_climbs_to_the_hard_max_at_the_s3_pace_and_is_fl
     # every volume check (issue 19's guard rail) holds the climb until the nurse answers it
     volume_checks = [e for e in result.events if isinstance(e, AlarmRaised)
                      and e.code is AlarmCode.VOLUME_CHECK and e.t_s < at_max]
-    # from 10 mcg/min, 25 steps of 2 every 2 min: 48 min at the S3 pace. Above the soft
-    # maximum each step waits one loop step for the nurse's confirmation (15 x 2 s), each
+    # from 10 mcg/min, S3's +max(2, 20 %) steps (10 of them) every 2 min: 18 min at its pace.
+    # Above the soft maximum each step waits one loop step for the nurse's confirmation, each
     # increase waits for a fresh beat (up to a few seconds), the first for trusted beats
-    assert at_max <= 48 * 60.0 + 240.0 + len(volume_checks) * (
+    pace_s = (s3_steps(10.0, NOREPINEPHRINE.hard_max) - 1) * NOREPINEPHRINE.min_up_interval_s
+    assert at_max <= pace_s + 240.0 + len(volume_checks) * (
         SoftMaxNurse.VOLUME_ANSWER_DELAY_S + NOREPINEPHRINE.min_up_interval_s)
+    # the evidence is the supervisor's typed alarm, raised by the runtime
+    alarms = [e for e in result.events if isinstance(e, AlarmRaised)
+              and e.code is AlarmCode.TARGET_UNREACHABLE]
+    assert alarms and "target unreachable" in alarms[0].message
+    flagged_s = alarms[0].t_s
     assert built[0].unreachable_since_s is not None
-    flagged_s = built[0].unreachable_since_s
+    assert abs(built[0].unreachable_since_s - flagged_s) <= 5.0  # one control period
     waited_s = SoftMaxNurse.VOLUME_ANSWER_DELAY_S * sum(e.t_s < flagged_s for e in volume_checks)
     assert flagged_s <= 30 * 60.0 + waited_s
 

@@ -9,6 +9,9 @@
   primed with the syringe's solution, with no pump start-up lag and no rebound, has at every
   moment a MAP at least as high as under any dosing the drug library allows: its time below
   the floor bounds every controller's, and its time to floor bounds the first climb.
+* :func:`s3_pace_climb`, what "the hard maximum at the S3 pace" can mean on one patient: the
+  climb at S3's pace from the starting dose, with and without S6's rule that no increase is
+  made while MAP stands 10 mmHg over the set-point (the supervisor enforces both).
 * :func:`s7_wean_hours`, a rule: the weaning guard (S7) takes one step per interval at most.
 * :func:`held_arm`, the wean's counterfactual: the same patient and seed, dose held.
   (Both run the model alone through :func:`vasopilot.rig.sim.open_loop_map`.)
@@ -28,12 +31,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from safety.limits import DoseLimits
 from safety.view import SupervisorView
 from vasopilot.control.planner import PlanLimits, PlanTuning, best_plan
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.types import Beat, DoseRequest, Requester
 from vasopilot.core.units import MINUTES_PER_HOUR, SECONDS_PER_MIN
-from vasopilot.rig.sim import open_loop_map
+from vasopilot.rig.sim import open_loop_dosing, open_loop_map
 
 if TYPE_CHECKING:
     from drivers.sim.patient import PatientParams, Scenario, VirtualPatient
@@ -57,6 +61,54 @@ def held_arm(params: PatientParams, seed: int, *, hours: float,
     return open_loop_map(params, "wean", seed, hours=hours,
                          inflow_ml_h=params.initial_dose_mcg_min / conc_mcg_ml * MINUTES_PER_HOUR,
                          conc_mcg_ml=conc_mcg_ml, sample_s=BOUND_SAMPLE_S, primed=False)
+
+
+# S6: no increase while MAP stands this far over the set-point
+S6_NO_INCREASE_ABOVE_SETPOINT_MMHG = 10.0
+
+
+def s3_pace_climb(params: PatientParams, scenario: Scenario, seed: int, *, start_mcg_min: float,
+                  conc_mcg_ml: float, hours: float) -> tuple[float | None, float | None]:
+    """(minutes, minutes): when the climb from ``start_mcg_min`` at S3's pace (one slew step per
+    interval, the first at once after the start) reaches the hard maximum, and when the same
+    climb does with S6 obeyed (a step waits while the patient's monitor MAP stands 10 mmHg over
+    the set-point; the step is taken at the first sample it no longer does). The model alone
+    (primed line, no pump lag, no artefacts, no volume check); None: not within ``hours``. The
+    first is the contract's "S3 pace"; where the second is later, S6 forbids that pace on this
+    patient, for every controller under the supervisor."""
+    limits = DoseLimits.from_entry(NOREPINEPHRINE, None)
+    ceiling = (params.setpoint_mmhg + S6_NO_INCREASE_ABOVE_SETPOINT_MMHG
+               - params.transducer_offset_mmhg) / params.calibration_gain  # on the true MAP
+    reached: list[float | None] = []
+    for obey_s6 in (False, True):
+        climb = _Climb(start_mcg_min, limits, None if not obey_s6 else ceiling)
+        open_loop_dosing(params, scenario, seed, hours=hours, conc_mcg_ml=conc_mcg_ml,
+                         sample_s=BOUND_SAMPLE_S, dose_for=climb.dose_for)
+        reached.append(climb.at_max_min)
+    return reached[0], reached[1]
+
+
+class _Climb:
+    """One S3-paced climb, step by step (``ceiling_mmhg``: S6's, on the true MAP, or none)."""
+
+    def __init__(self, start_mcg_min: float, limits: DoseLimits,
+                 ceiling_mmhg: float | None) -> None:
+        self.dose = start_mcg_min
+        self.limits = limits
+        self.ceiling_mmhg = ceiling_mmhg
+        self.last_up_s = -math.inf  # the first step comes at once after the start
+        self.at_max_min: float | None = None
+
+    def dose_for(self, t_s: float, true_map_mmhg: float) -> float | None:
+        limits = self.limits
+        if self.dose >= limits.hard_max - 1e-9:
+            self.at_max_min = t_s / SECONDS_PER_MIN
+            return None
+        held = self.ceiling_mmhg is not None and true_map_mmhg >= self.ceiling_mmhg
+        if t_s - self.last_up_s >= limits.min_up_interval_s - 1e-9 and not held:
+            self.dose = min(limits.hard_max, self.dose + limits.up_step_at(self.dose))
+            self.last_up_s = t_s
+        return self.dose
 
 
 def s7_wean_hours(dose_mcg_min: float) -> float:

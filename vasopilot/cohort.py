@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from safety.limits import DoseLimits
-from vasopilot.bounds import ReferenceMpc, hard_max_bound, held_arm, s7_wean_hours
+from vasopilot.bounds import ReferenceMpc, hard_max_bound, held_arm, s3_pace_climb, s7_wean_hours
 from vasopilot.control.base import Controller
 from vasopilot.control.mpc import LineModel, MpcController
 from vasopilot.core.config import NOREPINEPHRINE
@@ -111,10 +111,18 @@ class PatientOutcome(BaseModel):
     weanable: bool | None = None
     wean_excess_h: float | None = None
     wean_ratio_to_protocol: float | None = None
-    # the closed loop's out-of-reach figures: minutes to the hard maximum beyond S3's pace
-    # (the supervisor's S5 and GR1 holds not counted) and to its "target unreachable" flag
+    # out-of-reach figures: minutes to the hard maximum beyond S3's pace from the start (the
+    # time no increase could be made not counted), the same from the last time MAP stood at
+    # the set-point before it, and to the TARGET_UNREACHABLE alarm (the closed loop raises it)
     hard_max_lag_min: float | None = None
+    hard_max_fall_lag_min: float | None = None
     unreachable_min: float | None = None
+    # the alarm was true when it came: the floor proof (the hard maximum from t = 0, no
+    # rebound: the highest MAP any dosing can give) had the monitor MAP under the set-point then
+    unreachable_proven: bool | None = None
+    # out-of-reach patients: how much later than S3's pace S6 lets any climb reach the hard
+    # maximum (vasopilot.bounds.s3_pace_climb; None: it does not within the run)
+    s6_pace_delay_min: float | None = None
     floor: MapMetrics | None = None
     trace_mmhg: list[float]
 
@@ -226,17 +234,8 @@ def _run_one(options: BenchOptions, name: ControllerName, index: int,
                      dt_s=options.dt_s, artefacts_per_h=options.artefacts_per_h,
                      nurse_confirms_soft_max=True, spare_syringe=True,
                      carrier_ml_h=options.carrier_ml_h, primed_line=options.primed_line)
-    built: list[Controller] = []
-    make = _controller_for(name, options, params)
-
-    def keep(patient: VirtualPatient) -> Controller:
-        assert make is not None
-        controller = make(patient)
-        built.append(controller)
-        return controller
-
     result = run_sim(bench_config(options.conc_mcg_ml), sim, params=params,
-                     controller_for=keep if make is not None else None)
+                     controller_for=_controller_for(name, options, params))
     t = np.array([x for x, _ in result.true_map])
     true = np.array([y for _, y in result.true_map])
     monitor = params.calibration_gain * true + params.transducer_offset_mmhg
@@ -257,9 +256,9 @@ def _run_one(options: BenchOptions, name: ControllerName, index: int,
         artefact_increases=artefact_increases(changes, artefact_spans),
         trace_mmhg=[float(x) for x in monitor[::step]],
     )
-    if built and isinstance(built[0], MpcController):
-        outcome = outcome.model_copy(update=_reach_figures(built[0], changes, result.events,
-                                                                   artefact_spans))
+    outcome = outcome.model_copy(update=_reach_figures(
+        changes, result.events, artefact_spans, t_s=t, monitor_mmhg=monitor,
+        setpoint_mmhg=params.setpoint_mmhg))
     return outcome, t, monitor, changes
 
 
@@ -295,22 +294,35 @@ def climb_blocked_s(events: Sequence[Event], artefacts: Sequence[tuple[float, fl
     return total
 
 
-def _reach_figures(controller: MpcController, changes: Sequence[DoseChange],
-                   events: Sequence[Event],
-                   artefacts: Sequence[tuple[float, float]]) -> dict[str, float]:
-    """Minutes to the hard maximum beyond S3's pace from the starting dose (the time no
-    increase could be made not counted, :func:`climb_blocked_s`); minutes to "target
-    unreachable"."""
+def _reach_figures(changes: Sequence[DoseChange], events: Sequence[Event],
+                   artefacts: Sequence[tuple[float, float]], *, t_s: np.ndarray,
+                   monitor_mmhg: np.ndarray, setpoint_mmhg: float) -> dict[str, float]:
+    """Minutes to the hard maximum beyond S3's pace (the time no increase could be made not
+    counted, :func:`climb_blocked_s`): from the starting dose at the start (the contract's), and
+    from the dose running when the monitor MAP last stood at the set-point before it (the climb
+    a controller could know it owed); minutes to the first TARGET_UNREACHABLE alarm."""
     hard_max = NOREPINEPHRINE.hard_max
+    interval_s = NOREPINEPHRINE.min_up_interval_s
     figures: dict[str, float] = {}
     at_max = next((c.t_s for c in changes if c.dose_mcg_min >= hard_max - 1e-6), None)
     if at_max is not None:
         start = changes[0].previous_mcg_min if changes else 0.0
-        pace_s = max(0, s3_steps(start, hard_max) - 1) * NOREPINEPHRINE.min_up_interval_s
-        blocked_s = climb_blocked_s(events, artefacts, at_max)
-        figures["hard_max_lag_min"] = (at_max - pace_s - blocked_s) / 60.0
-    if controller.unreachable_since_s is not None:
-        figures["unreachable_min"] = controller.unreachable_since_s / 60.0
+        pace_s = max(0, s3_steps(start, hard_max) - 1) * interval_s
+        figures["hard_max_lag_min"] = (at_max - pace_s - climb_blocked_s(events, artefacts,
+                                                                          at_max)) / 60.0
+        at_target = np.flatnonzero((monitor_mmhg >= setpoint_mmhg) & (t_s <= at_max))
+        fall_s = float(t_s[at_target[-1]]) if at_target.size else 0.0
+        dose = next((c.previous_mcg_min for c in changes if c.t_s > fall_s), start)
+        # one slew step may follow the fall at once (S3's interval has long passed, or not:
+        # then the step waits, which counts against the controller as anywhere else)
+        pace_s = max(0, s3_steps(dose, hard_max) - 1) * interval_s
+        blocked_s = (climb_blocked_s(events, artefacts, at_max)
+                     - climb_blocked_s(events, artefacts, fall_s))
+        figures["hard_max_fall_lag_min"] = (at_max - fall_s - pace_s - blocked_s) / 60.0
+    alarm = next((e.t_s for e in events if isinstance(e, AlarmRaised)
+                  and e.code is AlarmCode.TARGET_UNREACHABLE), None)
+    if alarm is not None:
+        figures["unreachable_min"] = alarm / 60.0
     return figures
 
 
@@ -331,6 +343,25 @@ def run_patient(job: tuple[BenchOptions, int, PatientParams]) -> list[PatientOut
     outcomes = {name: run[0] for name, run in runs.items()}
     seed = options.seed + index
     full, clair = outcomes.get("full-state"), outcomes.get("clairvoyant")
+    alarmed = {name: o.unreachable_min for name, o in outcomes.items()
+               if o.unreachable_min is not None}
+    if alarmed:
+        t, best_true = hard_max_bound(params, options.scenario, seed, hours=options.hours,
+                                      hard_max_mcg_min=NOREPINEPHRINE.hard_max,
+                                      conc_mcg_ml=options.conc_mcg_ml)
+        best = params.calibration_gain * best_true + params.transducer_offset_mmhg
+        for name, at_min in alarmed.items():
+            i = min(int(np.searchsorted(t, at_min * 60.0)), t.size - 1)
+            outcomes[name] = outcomes[name].model_copy(
+                update={"unreachable_proven": bool(best[i] < params.setpoint_mmhg)})
+    if params.steady_need_mcg_min() > NOREPINEPHRINE.hard_max and options.scenario != "wean":
+        start = next(iter(runs.values()))[3]
+        pace, s6_pace = s3_pace_climb(
+            params, options.scenario, seed, hours=options.hours, conc_mcg_ml=options.conc_mcg_ml,
+            start_mcg_min=start[0].previous_mcg_min if start else params.initial_dose_mcg_min)
+        delay = None if pace is None or s6_pace is None else s6_pace - pace
+        outcomes = {name: o.model_copy(update={"s6_pace_delay_min": delay})
+                    for name, o in outcomes.items()}
     if full is not None:
         t, floor_true = hard_max_bound(params, options.scenario, seed, hours=options.hours,
                                        hard_max_mcg_min=NOREPINEPHRINE.hard_max,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from safety.supervisor import EventSink, Supervisor
 from safety.view import SupervisorView
 from vasopilot.control.base import Controller
+from vasopilot.control.reach import ReachAware, Unreachable
 from vasopilot.control.wean import WeanController
 from vasopilot.core.clock import Clock
 from vasopilot.core.errors import JournalUnavailable
@@ -107,6 +108,7 @@ class RigLoop:
         self._next_control_s: float | None = None
         self._next_summary_s: float | None = None
         self._next_status_s: float | None = None
+        self._unreachable: Unreachable | None = None
 
     def set_controller(self, controller: Controller) -> None:
         self.controller = controller
@@ -198,10 +200,22 @@ class RigLoop:
                 self.supervisor.stop_weaning(now_s, by=f"{controller.mode} mode")
                 view = self.supervisor.view(now_s)
         request = controller.propose(view)
-        if request is None:
-            return view
-        self.supervisor.request(request, now_s)
-        return self.supervisor.view(now_s)
+        if request is not None:
+            self.supervisor.request(request, now_s)
+        if isinstance(controller, ReachAware):
+            self._report_reach(controller, now_s)
+        return view if request is None else self.supervisor.view(now_s)
+
+    def _report_reach(self, controller: ReachAware, now_s: float) -> None:
+        """The mode's out-of-reach evidence as the supervisor's alarm: raised when new
+        evidence speaks, its cause gone when the evidence is."""
+        evidence = controller.unreachable
+        if evidence is not None and evidence is not self._unreachable:
+            self.supervisor.report_unreachable(evidence.message(), now_s,
+                                               by=f"{controller.mode} mode")
+        elif evidence is None and self._unreachable is not None:
+            self.supervisor.reachable_again(now_s)
+        self._unreachable = evidence
 
 
 async def run_realtime(

@@ -151,7 +151,8 @@ def print_tables(outcomes: list[PatientOutcome], lines: list[CohortSummary],
 
 def _extra_rows(outcomes: list[PatientOutcome], stratum: StratumName,
                 controllers: tuple[ControllerName, ...]) -> list[tuple[str, list[str]]]:
-    """The floor proof and the closed loop's out-of-reach figures: medians over patients."""
+    """The floor proof and the out-of-reach patients' figures: medians (and the worst) over the
+    patients of the stratum that are out of reach and have the figure, with how many do."""
     import statistics
 
     def med(values: list[float]) -> str:
@@ -170,15 +171,34 @@ def _extra_rows(outcomes: list[PatientOutcome], stratum: StratumName,
             cells = ["-"] * len(controllers)
             cells[at] = med(values)
             rows.append((label, cells))
-    closed = [o for o in mine if o.controller == "closed-loop"]
-    for label, values in (
-        ("hard max reached, min after S3 pace",
-         [o.hard_max_lag_min for o in closed if o.hard_max_lag_min is not None]),
-        ("'target unreachable' at min", [o.unreachable_min for o in closed
-                                         if o.unreachable_min is not None]),
+    def med_worst(values: list[float], of: int) -> str:
+        if not values:
+            return "-"
+        return (f"{statistics.median(values):.2f}, worst {max(values):.2f} "
+                f"({len(values)} of {of})")
+
+    out = [o for o in mine if o.out_of_reach]
+    for label, field in (
+        ("hard max reached, min after S3 pace", "hard_max_lag_min"),
+        ("  ... after S3 pace from the last MAP at set-point", "hard_max_fall_lag_min"),
+        ("'target unreachable' alarm at min", "unreachable_min"),
+        ("S6's own delay of the S3 pace, min (bound)", "s6_pace_delay_min"),
     ):
-        if values:
-            rows.append((label, [med(values)] + ["-"] * (len(controllers) - 1)))
+        cells = []
+        for controller in controllers:
+            ours = [o for o in out if o.controller == controller]
+            values = [v for o in ours if (v := getattr(o, field)) is not None]
+            cells.append(med_worst(values, len(ours)))
+        if any(c != "-" for c in cells):
+            rows.append((label, cells))
+    # an alarm on a patient the stratum calls reachable, and whether the floor proof shows the
+    # set-point out of any dosing's reach at that moment (a wander trough: the alarm was true)
+    reachable = [o for o in mine if o.reachable]
+    if any(o.unreachable_min is not None for o in reachable):
+        rows.append(("'target unreachable' on reachable (true then)", [
+            f"{sum(o.unreachable_min is not None for o in ours)} of {len(ours)} "
+            f"({sum(bool(o.unreachable_proven) for o in ours)})"
+            for ours in ([o for o in reachable if o.controller == c] for c in controllers)]))
     return rows
 
 

@@ -22,10 +22,9 @@ as data (``looks``), including why it held.
 
 It runs on trusted beats only (median of the good beats of the last 10 s, each filter update),
 never raises within 30 s of an untrusted beat or a gap (S5), and flags *target unreachable*
-when the bank says that even the hard maximum held for good leaves MAP under the set-point
-(the target, as the out-of-reach stratum counts it) with 90 % confidence, or the hard maximum
-has run 10 min with MAP under the set-point: it then climbs to the hard maximum at the S3 pace
-and an operator decides what comes next.
+on the evidence of vasopilot.control.reach (its reason as data): it then climbs to the hard
+maximum at the S3 pace, the runtime raises the supervisor's TARGET_UNREACHABLE alarm, and an
+operator decides what comes next.
 """
 
 from __future__ import annotations
@@ -40,12 +39,12 @@ import numpy as np
 from safety.view import SupervisorView
 from vasopilot.control.closed_loop import MapEstimator
 from vasopilot.control.planner import Plan, PlanLimits, PlanTuning, best_plan
+from vasopilot.control.reach import ReachTuning, ReachWatch, Unreachable, UnreachableReason
 from vasopilot.core.types import Beat, DoseRequest, Requester
 from vasopilot.core.units import MINUTES_PER_HOUR
 from vasopilot.metrics import SET_POINT_ABOVE_FLOOR_MMHG
 
 FILTER_PERIOD_S = 10.0
-_Z90 = 1.2816  # one-sided 90 %
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,7 @@ class Look:
     model: int | None
     potency_mmhg_per_mcg_min: float | None
     unreachable: bool
+    unreachable_reason: UnreachableReason | None = None
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,7 @@ class MpcTuning:
     # the beat and the request is where an artefact can begin unseen (seed 1, 100 patients:
     # 4 increases landed in an artefact that began 0.1-1 s before them without this)
     fresh_beat_s: float = 0.3
-    unreachable_confidence_z: float = _Z90
-    unreachable_at_max_s: float = 600.0
+    reach: ReachTuning = field(default_factory=ReachTuning)
     # its own model steps exactly at any step: 30 s is fine enough for a 15 min horizon
     plan: PlanTuning = field(default_factory=lambda: PlanTuning(step_s=30.0))
 
@@ -289,7 +288,7 @@ class MpcController:
         self.estimator = MapEstimator(window_s=FILTER_PERIOD_S, trend_window_s=FILTER_PERIOD_S,
                                       hold_s=self.tuning.artefact_hold_s, min_beats=5)
         self.looks: deque[Look] = deque(maxlen=history)
-        self.unreachable_since_s: float | None = None
+        self.reach = ReachWatch(self.tuning.reach)
         self._last_t_s: float | None = None
         self._last_dose: float | None = None
         self._last_up_s: float | None = None
@@ -297,8 +296,17 @@ class MpcController:
         self._next_filter_s: float | None = None
         self._last_filter_s: float | None = None
         self._next_look_s: float | None = None
-        self._at_max_low_since_s: float | None = None
         self._volume_check_open = False
+
+    @property
+    def unreachable(self) -> Unreachable | None:
+        """The evidence that the target is out of reach, while it holds (vasopilot.control.reach);
+        the runtime raises the supervisor's TARGET_UNREACHABLE alarm on it."""
+        return self.reach.evidence
+
+    @property
+    def unreachable_since_s(self) -> float | None:
+        return self.reach.first_s
 
     def assume_steady(self, dose_mcg_min: float) -> None:
         """Taking over an infusion that has run ``dose_mcg_min`` long enough to be in steady
@@ -332,6 +340,7 @@ class MpcController:
                 self._last_filter_s = now_s
                 for c in self.candidates:
                     c.update(est.map_mmhg, dt_s, self.tuning)
+                self.reach.observe(now_s, est.map_mmhg, tuple(c.x2 for c in self.candidates))
         if not look_due:
             return None
         self._next_look_s = now_s + self.tuning.period_s
@@ -354,7 +363,7 @@ class MpcController:
         weights = self._weights()
         floor = view.target_map_mmhg - SET_POINT_ABOVE_FLOOR_MMHG
         limits = view.limits
-        plan_limits = PlanLimits(up_step_mcg_min=limits.max_up_step,
+        plan_limits = PlanLimits(up_step_mcg_min=limits.up_step_at(current),
                                  up_interval_s=limits.min_up_interval_s,
                                  down_step_mcg_min=limits.max_up_step,
                                  hard_max_mcg_min=limits.hard_max)
@@ -371,7 +380,7 @@ class MpcController:
         unreachable = self._unreachable(view, weights, map_mmhg)
         want = plan.first_move_mcg_min
         if unreachable and (since_up is None or since_up >= limits.min_up_interval_s):
-            want = min(limits.hard_max, current + limits.max_up_step)
+            want = min(limits.hard_max, current + limits.up_step_at(current))
         context = _Context(plan, model_index, math.exp(model.lg), unreachable)
         if want > current + 1e-9:
             if disturbed:
@@ -412,26 +421,15 @@ class MpcController:
 
     def _unreachable(self, view: SupervisorView, weights: list[tuple[int, float]],
                      map_mmhg: float) -> bool:
-        # "target unreachable" is the set-point's, as the out-of-reach stratum is: a patient the
-        # hard maximum cannot hold at F + 5 is flagged even if it would hold F
-        now_s, target = view.t_s, view.target_map_mmhg
-        at_max = view.dose_mcg_min >= view.limits.hard_max - 1e-6
-        if at_max and map_mmhg < target:
-            if self._at_max_low_since_s is None:
-                self._at_max_low_since_s = now_s
-        else:
-            self._at_max_low_since_s = None
-        steady = [(w, *self.candidates[i].steady_map(view.limits.hard_max)) for i, w in weights]
-        mean_a, sd_a = _mixture([(w, np.array([m]), np.array([sd])) for w, m, sd in steady])
-        mean, sd = float(mean_a[0]), float(sd_a[0])
-        predicted = mean + self.tuning.unreachable_confidence_z * sd < target
-        long_at_max = (self._at_max_low_since_s is not None
-                       and now_s - self._at_max_low_since_s >= self.tuning.unreachable_at_max_s)
-        if predicted or long_at_max:
-            if self.unreachable_since_s is None:
-                self.unreachable_since_s = now_s
-            return True
-        return self.unreachable_since_s is not None and map_mmhg < target
+        limits = view.limits
+        steady = [(w, *self.candidates[i].steady_map(limits.hard_max)) for i, w in weights]
+        mean, sd = _mixture([(w, np.array([m]), np.array([sd])) for w, m, sd in steady])
+        return self.reach.look(
+            view.t_s, map_mmhg=map_mmhg, dose_mcg_min=view.dose_mcg_min,
+            hard_max_mcg_min=limits.hard_max, up_step_mcg_min=limits.max_up_step,
+            target_mmhg=view.target_map_mmhg, models=tuple(i for i, _ in weights),
+            effect_at_max=limits.hard_max,
+            steady_at_max=(float(mean[0]), float(sd[0]))) is not None
 
     def _record(self, view: SupervisorView, reason: LookReason, map_mmhg: float | None,
                 context: _Context | None = None,
@@ -448,7 +446,9 @@ class MpcController:
             requested_mcg_min=asked, map_mmhg=map_mmhg, predicted_end_mmhg=predicted,
             model=None if context is None else context.model,
             potency_mmhg_per_mcg_min=None if context is None else context.potency,
-            unreachable=context is not None and context.unreachable))
+            unreachable=context is not None and context.unreachable,
+            unreachable_reason=(self.reach.evidence.reason if context is not None
+                                and context.unreachable and self.reach.evidence else None)))
         if asked is None:
             return None
         ahead = "" if predicted is None else f", {predicted:.1f} mmHg in 15 min"

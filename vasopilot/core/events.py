@@ -57,6 +57,9 @@ class AlarmCode(StrEnum):
     # that does not (an advisory only).
     CANNULA_SITE = "CANNULA_SITE"
     LINE_PRESSURE_CHANGED = "LINE_PRESSURE_CHANGED"
+    # issue 14: the closed loop's evidence that the hard maximum cannot hold the set-point (an
+    # operator decides what comes next; the controller climbs to the hard maximum meanwhile)
+    TARGET_UNREACHABLE = "TARGET_UNREACHABLE"
 
 
 class ProbeCause(StrEnum):

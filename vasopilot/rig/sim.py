@@ -239,6 +239,22 @@ def open_loop_map(params: PatientParams, scenario: Scenario, seed: int, *, hours
     return t, map_mmhg
 
 
+def open_loop_dosing(params: PatientParams, scenario: Scenario, seed: int, *, hours: float,
+                     conc_mcg_ml: float, sample_s: float,
+                     dose_for: Callable[[float, float], float | None]) -> None:
+    """The patient alone (line primed, no pump, no supervisor) dosed every ``sample_s`` by
+    ``dose_for(t s, true MAP mmHg)`` in mcg/min, until it returns None or ``hours`` pass."""
+    patient = VirtualPatient(params, scenario, seed, conc_mcg_ml=conc_mcg_ml)
+    patient.prime_line(conc_mcg_ml)
+    t_s = 0.0
+    while t_s < hours * 3600.0:
+        dose = dose_for(t_s, patient.true_map_mmhg)
+        if dose is None:
+            return
+        t_s += sample_s
+        patient.step(t_s, dose / conc_mcg_ml * 60.0, conc_mcg_ml)
+
+
 def scenario_events(params: PatientParams, scenario: Scenario,
                     seed: int) -> list[tuple[float, float, float]]:
     """(onset s, end s, amplitude mmHg) of the disturbances the patient of ``seed`` meets."""

@@ -1,0 +1,211 @@
+"""The closed loop's evidence that a patient is out of reach (issue 14), with its reason as data.
+
+"Target unreachable" is the set-point's, as the bench's out-of-reach stratum is: a patient the
+hard maximum cannot hold at F + 5 is out of reach even if it would hold F. Three kinds of
+evidence, each a :class:`UnreachableReason`:
+
+* ``PREDICTED``: the controller's bank, on the hard maximum for good, leaves MAP under the
+  set-point with 90 % confidence, the wander's own spread added (its level now is not for
+  good). Its model is linear in the effect (MAP = b + g·x), and a
+  concave dose response lies under its secant, so this is a ceiling: right when it speaks, but
+  late on a patient whose response saturates.
+* ``NOT_FOLLOWING``: the dose climbed and MAP did not follow. Over the last 20 min of trusted
+  filter updates MAP is regressed on the effect x of each lag model the bank still believes;
+  the slope is the response the climb *showed*. Where the response is concave (every patient
+  past the Hill curve's inflection) the slope of a chord over the climb is at least the slope
+  beyond it, so
+  MAP now plus that slope times the effect still to come on the hard maximum is again a
+  ceiling, and a much tighter one than the secant from x = 0. It speaks only when that ceiling,
+  with the slope's standard error (serial correlation counted), a slow wander of MAP0 that
+  could have hidden a response during the climb and a wander that holds MAP under its mean
+  now, stays under the set-point with 90 % confidence under every lag model, and only after a
+  climb worth two slew steps: no climb, no evidence.
+* ``AT_MAX``: the hard maximum has run 10 min with MAP under the set-point, its mean over them
+  under it by the wander's 90 % spread (what is left when neither model could say it sooner).
+
+Why the wander everywhere: a reachable patient near the hard maximum sits under the set-point
+for as long as a trough of MAP0's wander lasts (σ up to 6 mmHg, τ up to 30 min), and no look
+at MAP alone can tell that trough from a patient out of reach; without it, seed 1's reachable
+patients with a need of 52-58 mcg/min (and one of 32 in a deep trough) were flagged.
+
+Evidence holds until MAP is back at the set-point on average over 5 min (a passing high of the
+wander is not a patient within reach); then it is gone and the alarm's cause ends. Pure: the
+controller feeds it its trusted 10 s medians and asks at each look.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+_Z90 = 1.2816  # one-sided 90 %
+
+
+class UnreachableReason(StrEnum):
+    PREDICTED = ("the bank's forecast on the hard maximum for good stays under the set-point "
+                 "(90 %)")
+    NOT_FOLLOWING = ("the dose climbed and MAP did not follow: at the response the climb showed, "
+                     "the hard maximum stays under the set-point (90 %)")
+    AT_MAX = ("the hard maximum has run 10 min with MAP under the set-point, by more than its "
+              "wander")
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """The evidence, when it first spoke: its reason, the dose and MAP then, and the MAP it
+    expects on the hard maximum for good (None for ``AT_MAX``: that is observed, not expected)."""
+
+    since_s: float
+    reason: UnreachableReason
+    dose_mcg_min: float
+    map_mmhg: float
+    expected_at_max_mmhg: float | None
+
+    def message(self) -> str:
+        expected = ("" if self.expected_at_max_mmhg is None
+                    else f", at most {self.expected_at_max_mmhg:.1f} mmHg expected on it")
+        return (f"{self.reason.value} (MAP {self.map_mmhg:.1f} mmHg on "
+                f"{self.dose_mcg_min:.1f} mcg/min{expected})")
+
+
+@runtime_checkable
+class ReachAware(Protocol):
+    """A control mode that can tell when the target is out of reach (the runtime raises the
+    supervisor's TARGET_UNREACHABLE alarm while ``unreachable`` is not None)."""
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def unreachable(self) -> Unreachable | None: ...
+
+
+@dataclass(frozen=True)
+class ReachTuning:
+    """Confidence and windows. The wander allowance is docs/virtual-patient.md's MAP0 wander
+    (σ 3-6 mmHg, τ 5-30 min) over a 20 min climb, the controller's own cap on it (4 mmHg); not
+    swept on a cohort."""
+
+    confidence_z: float = _Z90
+    at_max_s: float = 600.0
+    window_s: float = 1200.0
+    # a climb this large within the window (in slew steps at the running dose) before the
+    # response it showed is evidence
+    min_climb_steps: float = 2.0
+    wander_mmhg: float = 4.0
+    # evidence is gone when the mean of the trusted MAP over this long reaches the set-point
+    clear_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class _Sample:
+    t_s: float
+    map_mmhg: float
+    effects: tuple[float, ...]  # every lag model's effect x (mcg/min) then
+
+
+class ReachWatch:
+    """Collects the evidence (module docstring); ``evidence`` is the one that spoke, held until
+    the trusted MAP averages the set-point over 5 min; ``first_s`` when any first did."""
+
+    def __init__(self, tuning: ReachTuning | None = None) -> None:
+        self.tuning = tuning or ReachTuning()
+        self.evidence: Unreachable | None = None
+        self.first_s: float | None = None
+        self._samples: deque[_Sample] = deque()
+        self._at_max_low_since_s: float | None = None
+
+    def observe(self, t_s: float, map_mmhg: float, effects: tuple[float, ...]) -> None:
+        """A trusted filter update: the 10 s median and each lag model's effect."""
+        self._samples.append(_Sample(t_s, map_mmhg, effects))
+        while self._samples and self._samples[0].t_s < t_s - self.tuning.window_s:
+            self._samples.popleft()
+
+    def look(self, t_s: float, *, map_mmhg: float, dose_mcg_min: float, hard_max_mcg_min: float,
+             up_step_mcg_min: float, target_mmhg: float, models: tuple[int, ...],
+             effect_at_max: float, steady_at_max: tuple[float, float]) -> Unreachable | None:
+        """The evidence now. ``models``: the lag models the bank still believes (their effects
+        are used: every one must say so); ``effect_at_max``: the effect on the hard maximum for
+        good (mcg/min); ``steady_at_max``: the bank's mean and SD of MAP there."""
+        tune = self.tuning
+        if self.evidence is not None and self._recent_mean(t_s, map_mmhg) >= target_mmhg:
+            self.evidence = None
+        if map_mmhg >= target_mmhg:
+            self._at_max_low_since_s = None
+            return self.evidence
+        at_max = dose_mcg_min >= hard_max_mcg_min - 1e-6
+        if not at_max:
+            self._at_max_low_since_s = None
+        elif self._at_max_low_since_s is None:
+            self._at_max_low_since_s = t_s
+        if self.evidence is not None:
+            return self.evidence
+        found: tuple[UnreachableReason, float | None] | None = None
+        mean, sd = steady_at_max
+        # the bank's level is MAP0 with its wander now; on the hard maximum *for good* the
+        # wander may come back up
+        if mean + tune.confidence_z * math.hypot(sd, tune.wander_mmhg) < target_mmhg:
+            found = UnreachableReason.PREDICTED, mean
+        else:
+            ceilings = [self._climb_ceiling(m, effect_at_max, up_step_mcg_min) for m in models]
+            ceiling = None if not ceilings or None in ceilings else max(
+                c for c in ceilings if c is not None)
+            if ceiling is not None and ceiling < target_mmhg:
+                found = UnreachableReason.NOT_FOLLOWING, ceiling
+            elif (self._at_max_low_since_s is not None
+                  and t_s - self._at_max_low_since_s >= tune.at_max_s
+                  and self._recent_mean(t_s, map_mmhg, tune.at_max_s)
+                  + tune.confidence_z * tune.wander_mmhg < target_mmhg):
+                found = UnreachableReason.AT_MAX, None
+        if found is None:
+            return None
+        reason, expected = found
+        self.evidence = Unreachable(t_s, reason, dose_mcg_min, map_mmhg, expected)
+        if self.first_s is None:
+            self.first_s = t_s
+        return self.evidence
+
+    def _recent_mean(self, t_s: float, map_mmhg: float, span_s: float | None = None) -> float:
+        since_s = t_s - (self.tuning.clear_s if span_s is None else span_s)
+        recent = [s.map_mmhg for s in self._samples if s.t_s >= since_s]
+        return sum(recent) / len(recent) if recent else map_mmhg
+
+    def _climb_ceiling(self, model: int, effect_at_max: float,
+                       up_step_mcg_min: float) -> float | None:
+        """The 90 % ceiling of MAP on the hard maximum at the response the last climb showed
+        (None: no climb worth two slew steps in a window spanning most of its length)."""
+        tune = self.tuning
+        samples = self._samples
+        if len(samples) < 10 or samples[-1].t_s - samples[0].t_s < 0.75 * tune.window_s:
+            return None
+        x = np.array([s.effects[model] for s in samples])
+        y = np.array([s.map_mmhg for s in samples])
+        climb = float(x[-1] - x.min())
+        if climb < tune.min_climb_steps * up_step_mcg_min:
+            return None
+        xc = x - x.mean()
+        sxx = float(xc @ xc)
+        slope = float(xc @ (y - y.mean())) / sxx
+        residual = y - y.mean() - slope * xc
+        n = len(y)
+        # serial correlation of the residuals (the wander is slow): effective sample size
+        r = float(residual[1:] @ residual[:-1]) / max(float(residual @ residual), 1e-9)
+        r = min(max(r, 0.0), 0.95)
+        n_eff = max(2.0, n * (1.0 - r) / (1.0 + r))
+        var_res = float(residual @ residual) / max(n - 2, 1)
+        slope_se = math.sqrt(var_res / sxx * n / n_eff)
+        # a MAP0 drift of the wander's size during the climb would hide that much response, and
+        # the wander can sit that far under its mean over the whole window
+        slope_sd = math.hypot(slope_se, tune.wander_mmhg / climb)
+        now_fit = float(y.mean() + slope * (x[-1] - x.mean()))
+        now_sd = math.sqrt(var_res * (1.0 / n_eff + (x[-1] - x.mean()) ** 2 / sxx * n / n_eff)
+                           + tune.wander_mmhg**2)
+        to_come = max(0.0, effect_at_max - float(x[-1]))
+        mean = now_fit + max(slope, 0.0) * to_come
+        sd = math.hypot(now_sd, slope_sd * to_come)
+        return mean + tune.confidence_z * sd

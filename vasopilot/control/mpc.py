@@ -119,7 +119,15 @@ class MpcTuning:
     map0_sd_mmhg: float = 8.0
     map0_walk_mmhg2_s: float = 0.04
     wander_cap_mmhg: float = 4.0
-    log_potency_walk_per_s: float = 1e-4
+    # g is the chord of a sigmoid, so it moves when the operating point does (|d ln g / d ln x|
+    # stays under about 1 along a Hill curve): its variance grows by this share of the effect's
+    # squared log-change, with only a slow walk on top (the rebound knob's own tone); a walk of
+    # its own at a steady dose let g take up MAP0's drift on a sensitive patient, whose g·x is
+    # large (seed 1, a responsive patient on 2 mcg/min: g 12 -> 42 over 3 h, MAP 80-87)
+    log_potency_walk_per_s: float = 1e-5
+    log_potency_per_log_effect: float = 0.5
+    # the effect under which a relative change means nothing (the line's first seconds)
+    effect_floor_mcg_min: float = 0.5
     measurement_var_mmhg2: float = 2.0
     model_var_mmhg2: float = 1.0
     memory_s: float = 900.0
@@ -148,6 +156,7 @@ class _Candidate:
         self.lg = math.log(tuning.potency_prior)
         self.p = [[tuning.map0_sd_mmhg**2, 0.0], [0.0, tuning.log_potency_sd**2]]
         self.loglik = 0.0
+        self.x_at_update = 0.0
         self._responses: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def _response(self, step_s: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,8 +193,11 @@ class _Candidate:
         if self.b is None:
             self.b = y - g * self.x2
         p = self.p
+        moved = math.log((max(self.x2, 0.0) + t.effect_floor_mcg_min)
+                         / (max(self.x_at_update, 0.0) + t.effect_floor_mcg_min))
+        self.x_at_update = self.x2
         p[0][0] += t.map0_walk_mmhg2_s * dt_s
-        p[1][1] += t.log_potency_walk_per_s * dt_s
+        p[1][1] += t.log_potency_walk_per_s * dt_s + (t.log_potency_per_log_effect * moved) ** 2
         h1 = g * self.x2  # d(prediction)/d(ln g)
         nu = y - (self.b + h1)
         ph0 = p[0][0] + p[0][1] * h1
@@ -306,7 +318,7 @@ class MpcController:
         with it already). Call before the first look."""
         rate = self.line.rate_out(dose_mcg_min)
         for c in self.candidates:
-            c.x1 = c.x2 = rate
+            c.x1 = c.x2 = c.x_at_update = rate
 
     # -- inputs --------------------------------------------------------------------------------
 

@@ -10,9 +10,11 @@ follow, so "hold now, climb in 40 s" and "climb now" are told apart.
 
 Every plan gets a predicted MAP with a standard deviation per step (from whichever model the
 caller has) and is scored by the expected share of the horizon in the band [F, F + 10], minus
-the expected share below F and, as a chance constraint on MAP < F, a steep price for every
-step where the probability of MAP < F exceeds ``alpha``; a small price per mmHg of mean
-shortfall under F ranks plans that all miss the band (an out-of-reach patient still climbs).
+the expected share below F, a small price for the mean's distance from the set-point F + 5
+and, as a chance constraint on MAP < F, a steep price for every step where the probability
+of MAP < F exceeds ``alpha``; a small price per mmHg of mean shortfall under F ranks plans
+that all miss the band (an out-of-reach patient still climbs). Single moves may be a share
+of the slew step or, where finer, of the running dose.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vasopilot.metrics import BAND_ABOVE_FLOOR_MMHG
+from vasopilot.metrics import BAND_ABOVE_FLOOR_MMHG, SET_POINT_ABOVE_FLOOR_MMHG
 
 # a dose (mcg/min) per plan and step, shape (plans, steps) -> MAP mean and SD, same shape
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -56,9 +58,17 @@ class PlanTuning:
     fast_down_ramp_steps: tuple[int, ...] = (2, 3, 4, 6)
     # fractions of the slew step a single move may take (up or down)
     partial_moves: tuple[float, ...] = (0.25, 0.5, 1.0)
+    # and fractions of the running dose, where they are finer than those: a quarter of the
+    # slew step is 0.5 mcg/min, a third of a 1.5 mcg/min dose and 3-6 mmHg on a responsive
+    # patient, so the loop stepped over the band's middle back and forth
+    dose_moves: tuple[float, ...] = (0.1, 0.2)
     change_cost: float = 0.02  # per move, in horizon-shares: no chatter over a rounding
     # per mmHg of mean shortfall under F: when no plan reaches the band, the nearer is better
     shortfall_weight: float = 0.02
+    # per (mmHg off the set-point / the band's half-width)² of the mean: time in band is flat
+    # inside the band, so without it the loop drifts to either edge while the odds of leaving
+    # stay small, and the performance error (MDAPE) is scored from the set-point
+    centre_weight: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,8 @@ class Plan:
 
 def candidate_plans(current_mcg_min: float, since_up_s: float | None, limits: PlanLimits,
                     tuning: PlanTuning) -> np.ndarray:
-    """S3-feasible plans, one per row: hold; one move up or down (a share of the slew step);
+    """S3-feasible plans, one per row: hold; one move up or down (a share of the slew step or,
+    finer, of the running dose);
     ramps up by the whole step at every up-interval; ramps down likewise."""
     n = int(tuning.horizon_s / tuning.step_s)
     t = np.arange(n) * tuning.step_s
@@ -84,9 +95,13 @@ def candidate_plans(current_mcg_min: float, since_up_s: float | None, limits: Pl
         return np.where(t < first_s, 0.0, np.minimum(moves, k))
 
     rows = [np.zeros(n)]
-    for share in tuning.partial_moves:
-        rows.append(share * limits.up_step_mcg_min * moves_by(first_up_s, 1))
-        rows.append(-share * limits.down_step_mcg_min * moves_by(0.0, 1))
+    finest = min(tuning.partial_moves) * min(limits.up_step_mcg_min, limits.down_step_mcg_min)
+    fine = [share * current_mcg_min for share in tuning.dose_moves
+            if share * current_mcg_min < finest - 1e-9]
+    for up, down in [(s * limits.up_step_mcg_min, s * limits.down_step_mcg_min)
+                     for s in tuning.partial_moves] + [(m, m) for m in fine]:
+        rows.append(up * moves_by(first_up_s, 1))
+        rows.append(-down * moves_by(0.0, 1))
     for moves in range(2, tuning.max_ramp_steps + 1):
         rows.append(limits.up_step_mcg_min * moves_by(first_up_s, moves))
     for moves in (2, 3):
@@ -119,11 +134,14 @@ def score(mean: np.ndarray, sd: np.ndarray, floor_mmhg: float,
     """(score, the largest P(MAP < F) over the scored steps) of each predicted trajectory."""
     skip = math.ceil(tuning.ignore_first_s / tuning.step_s)
     mu, s = mean[:, skip:], np.maximum(sd[:, skip:], 0.1)
+    half = BAND_ABOVE_FLOOR_MMHG / 2.0
+    set_point = floor_mmhg + SET_POINT_ABOVE_FLOOR_MMHG
     below = normal_cdf((floor_mmhg - mu) / s)
     inside = normal_cdf((floor_mmhg + BAND_ABOVE_FLOOR_MMHG - mu) / s) - below
     per_step = (inside - tuning.below_weight * below
                 - tuning.chance_weight * np.maximum(0.0, below - tuning.alpha)
-                - tuning.shortfall_weight * np.maximum(0.0, floor_mmhg - mu))
+                - tuning.shortfall_weight * np.maximum(0.0, floor_mmhg - mu)
+                - tuning.centre_weight * ((mu - set_point) / half) ** 2)
     return per_step.mean(axis=1), below.max(axis=1)
 
 

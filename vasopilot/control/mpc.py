@@ -366,10 +366,7 @@ class MpcController:
         weights = self._weights()
         floor = view.target_map_mmhg - SET_POINT_ABOVE_FLOOR_MMHG
         limits = view.limits
-        plan_limits = PlanLimits(up_step_mcg_min=limits.max_up_step,
-                                 up_interval_s=limits.min_up_interval_s,
-                                 down_step_mcg_min=limits.max_up_step,
-                                 hard_max_mcg_min=limits.hard_max)
+        plan_limits = PlanLimits.from_view(limits)
         since_up = None if self._last_up_s is None else now_s - self._last_up_s
         step_s = self.tuning.plan.step_s
 

@@ -25,20 +25,48 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from safety.limits import DoseLimits
 from vasopilot.metrics import BAND_ABOVE_FLOOR_MMHG, SET_POINT_ABOVE_FLOOR_MMHG
 
 # a dose (mcg/min) per plan and step, shape (plans, steps) -> MAP mean and SD, same shape
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
+
 @dataclass(frozen=True)
 class PlanLimits:
-    """What the supervisor lets a plan do, in mcg/min and seconds."""
+    """What the supervisor lets a plan do, in mcg/min and seconds. A step is S3's
+    max(absolute, ratio × the running dose), as ``safety.limits.DoseLimits`` has it."""
 
     up_step_mcg_min: float
     up_interval_s: float
     down_step_mcg_min: float
     hard_max_mcg_min: float
     min_dose_mcg_min: float = 0.0
+    up_step_ratio: float = 0.0
+    down_step_ratio: float = 0.0
+
+    @classmethod
+    def from_view(cls, limits: DoseLimits) -> PlanLimits:
+        """The supervisor's S3 and S1 (its ``view.limits``) as a plan's."""
+        return cls(up_step_mcg_min=limits.max_up_step, up_interval_s=limits.min_up_interval_s,
+                   down_step_mcg_min=limits.max_down_step, hard_max_mcg_min=limits.hard_max,
+                   up_step_ratio=limits.up_step_ratio, down_step_ratio=limits.down_step_ratio)
+
+    def up_step_at(self, dose_mcg_min: float) -> float:
+        return max(self.up_step_mcg_min, self.up_step_ratio * dose_mcg_min)
+
+    def down_step_at(self, dose_mcg_min: float) -> float:
+        return max(self.down_step_mcg_min, self.down_step_ratio * dose_mcg_min)
+
+    def ladder(self, from_mcg_min: float, moves: int, *, up: bool) -> np.ndarray:
+        """The doses after 0..``moves`` whole steps from ``from_mcg_min`` (each step S3's at
+        the dose it starts from), within [min dose, hard max]."""
+        doses = [from_mcg_min]
+        for _ in range(moves):
+            d = doses[-1]
+            d = d + self.up_step_at(d) if up else d - self.down_step_at(d)
+            doses.append(min(self.hard_max_mcg_min, max(self.min_dose_mcg_min, d)))
+        return np.array(doses)
 
 
 @dataclass(frozen=True)
@@ -83,8 +111,8 @@ class Plan:
 def candidate_plans(current_mcg_min: float, since_up_s: float | None, limits: PlanLimits,
                     tuning: PlanTuning) -> np.ndarray:
     """S3-feasible plans, one per row: hold; one move up or down (a share of the slew step or,
-    finer, of the running dose);
-    ramps up by the whole step at every up-interval; ramps down likewise."""
+    finer, of the running dose); ramps up by the whole step at every up-interval; ramps down
+    likewise and faster."""
     n = int(tuning.horizon_s / tuning.step_s)
     t = np.arange(n) * tuning.step_s
     interval = limits.up_interval_s
@@ -92,23 +120,27 @@ def candidate_plans(current_mcg_min: float, since_up_s: float | None, limits: Pl
 
     def moves_by(first_s: float, moves: int, every_s: float = interval) -> np.ndarray:
         k = 1 + np.floor((t - first_s) / every_s) if every_s > 0 else np.ones(n)
-        return np.where(t < first_s, 0.0, np.minimum(moves, k))
+        return np.where(t < first_s, 0, np.minimum(moves, k)).astype(int)
 
+    up_step = limits.up_step_at(current_mcg_min)
+    down_step = limits.down_step_at(current_mcg_min)
+    up_ladder = limits.ladder(current_mcg_min, tuning.max_ramp_steps, up=True) - current_mcg_min
+    down_ladder = (limits.ladder(current_mcg_min, max(3, *tuning.fast_down_ramp_steps), up=False)
+                   - current_mcg_min)
     rows = [np.zeros(n)]
-    finest = min(tuning.partial_moves) * min(limits.up_step_mcg_min, limits.down_step_mcg_min)
+    finest = min(tuning.partial_moves) * min(up_step, down_step)
     fine = [share * current_mcg_min for share in tuning.dose_moves
             if share * current_mcg_min < finest - 1e-9]
-    for up, down in [(s * limits.up_step_mcg_min, s * limits.down_step_mcg_min)
-                     for s in tuning.partial_moves] + [(m, m) for m in fine]:
+    for up, down in [(s * up_step, s * down_step) for s in tuning.partial_moves] \
+            + [(m, m) for m in fine]:
         rows.append(up * moves_by(first_up_s, 1))
         rows.append(-down * moves_by(0.0, 1))
     for moves in range(2, tuning.max_ramp_steps + 1):
-        rows.append(limits.up_step_mcg_min * moves_by(first_up_s, moves))
+        rows.append(up_ladder[moves_by(first_up_s, moves)])
     for moves in (2, 3):
-        rows.append(-limits.down_step_mcg_min * moves_by(0.0, moves))
+        rows.append(down_ladder[moves_by(0.0, moves)])
     for moves in tuning.fast_down_ramp_steps:
-        rows.append(-limits.down_step_mcg_min
-                    * moves_by(0.0, moves, tuning.fast_down_interval_s))
+        rows.append(down_ladder[moves_by(0.0, moves, tuning.fast_down_interval_s)])
     plans = np.clip(current_mcg_min + np.array(rows), limits.min_dose_mcg_min,
                     limits.hard_max_mcg_min)
     # one row per distinct plan, in the order above (holding first, so it wins a tie)

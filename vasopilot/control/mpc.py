@@ -399,6 +399,10 @@ class MpcController:
         if want < current - 1e-9:
             if map_mmhg < view.lower_limit_mmhg:
                 return self._record(view, LookReason.TOO_LOW, map_mmhg, context)
+            if len(plan.doses_mcg_min) > 1 and plan.doses_mcg_min[1] < want - 1e-9:
+                # S3 bounds a decrease's size, not its pace: a plan still coming down a step
+                # later is taken at the filter's pace (an overshoot on the starting dose)
+                self._next_look_s = now_s + FILTER_PERIOD_S
             return self._record(view, LookReason.PLAN_LOWERS, map_mmhg, context, want)
         waiting = since_up is not None and since_up < limits.min_up_interval_s
         if waiting and self._last_up_s is not None \

@@ -9,16 +9,18 @@ What it estimates: the rest. A bank of candidate lag models (plasma time constan
 time constant, spanning the cohort's 1.7-11 min and 1-5 min) filters R(t) into an "effect" x(t)
 in mcg/min. For each, an extended Kalman filter tracks the state [b, ln g] of
 MAP = b + g·x: b is MAP0 with its wander (a random walk between looks, its predicted spread
-capped at the wander's own size), g the patient's local potency in mmHg per mcg/min (drifting
-slowly, since the dose-response curve is a sigmoid, not a line). Each candidate keeps the
-likelihood of its innovations with a 15 min memory; the plan forecasts with the bank as a
-mixture weighted by those likelihoods, so the spread between its models is part of the
-forecast's uncertainty and a change of the most likely model moves no dose by itself.
+capped at the wander's own size), g the patient's potency in mmHg per mcg/min (the chord of a
+sigmoid, not a line: it moves as the operating point moves, hardly at all at a steady dose).
+Each candidate keeps the likelihood of its innovations with a 15 min memory; the plan
+forecasts with the bank as a mixture weighted by those likelihoods, so the spread between its
+models is part of the forecast's uncertainty and a change of the most likely model moves no
+dose by itself.
 
 The plan (vasopilot.control.planner): every 30 s, S3-feasible dose trajectories over 15 min,
-the one with the highest expected time in band [F, F + 10] under a chance constraint on
-MAP < F. Only its first move is asked for. Every look leaves a :class:`Look` with its reason
-as data (``looks``), including why it held.
+the one with the highest expected time in band [F, F + 10], near the set-point, under a
+chance constraint on MAP < F. Only its first move is asked for; a plan still coming down a
+step later is looked at again after 10 s (S3 bounds a decrease's size, not its pace). Every
+look leaves a :class:`Look` with its reason as data (``looks``), including why it held.
 
 It runs on trusted beats only (median of the good beats of the last 10 s, each filter update),
 never raises within 30 s of an untrusted beat or a gap (S5), and flags *target unreachable*

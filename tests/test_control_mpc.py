@@ -15,7 +15,7 @@ from drivers.sim.patient import draw_cohort
 from safety.view import SupervisorView
 from vasopilot.cohort import bench_config, s3_steps
 from vasopilot.control.mpc import LineModel, LookAction, LookReason, MpcController, _mixture
-from vasopilot.control.planner import PlanLimits, PlanTuning, candidate_plans
+from vasopilot.control.planner import PlanLimits, PlanTuning, best_plan, candidate_plans
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import AlarmCode, AlarmRaised, DoseApplied
 from vasopilot.core.types import Beat, DoseRequest
@@ -23,8 +23,7 @@ from vasopilot.simulate import SimOptions, SoftMaxNurse, run_sim
 
 # the supervisor holds the set-point F + 5 = 70 with the lower limit F - 5 = 60
 BASE = replace(RUNNING_VIEW, target_map_mmhg=70.0, lower_limit_mmhg=60.0)
-LIMITS = PlanLimits(up_step_mcg_min=2.0, up_interval_s=120.0, down_step_mcg_min=2.0,
-                    hard_max_mcg_min=60.0)
+LIMITS = PlanLimits.from_view(BASE.limits)  # S3: +-max(2 mcg/min, 20 %) a step
 
 
 def feed(controller: MpcController, map_mmhg: float, until_s: float, *,
@@ -48,7 +47,9 @@ def test_every_plan_is_one_the_supervisor_would_take(current: float,
         moves = [(t[j], plan[j] - prev) for j, prev in enumerate((current, *plan[:-1]))
                  if abs(plan[j] - prev) > 1e-9]
         ups = [at for at, by in moves if by > 0]
-        assert all(by <= 2.0 + 1e-9 and -by <= 2.0 + 1e-9 for _, by in moves)
+        steps = [(by, max(2.0, 0.2 * prev)) for j, prev in enumerate((current, *plan[:-1]))
+                 if abs(by := plan[j] - prev) > 1e-9]
+        assert all(abs(by) <= step + 1e-9 for by, step in steps)
         assert all(at >= first_up_s - 1e-9 for at in ups)
         assert all(b - a >= 120.0 - 1e-9 for a, b in pairwise(ups))
 
@@ -139,6 +140,51 @@ def test_a_plan_may_come_down_one_slew_step_per_look_after_an_overshoot() -> Non
     plans = candidate_plans(10.0, None, LIMITS, tuning)
     assert any(plan[0] == 8.0 and plan[1] == 6.0 and plan[2] == 4.0 for plan in plans)
     assert len({plan.tobytes() for plan in plans}) == len(plans)
+
+
+def test_a_ramp_climbs_and_comes_down_by_s3s_relative_step_at_a_high_dose() -> None:
+    plans = candidate_plans(30.0, None, LIMITS, PlanTuning(step_s=30.0))
+    firsts = {round(float(plan[0]), 6) for plan in plans}
+    assert {36.0, 24.0} <= firsts  # 20 % of 30, not the 2 mcg/min absolute part
+    # each step is S3's at the dose it starts from, one per 2 min (4 plan steps of 30 s)
+    ladder = [36.0, 43.2, 51.84, 60.0]
+    assert any(np.allclose(plan[[0, 4, 8, 12]], ladder) for plan in plans)
+
+
+def test_at_a_low_dose_a_move_may_be_finer_than_a_quarter_slew_step() -> None:
+    firsts = {round(float(plan[0]), 6) for plan in
+              candidate_plans(1.5, None, LIMITS, PlanTuning(step_s=30.0))}
+    assert {1.35, 1.65, 1.2, 1.8} <= firsts
+    assert 1.0 in firsts and 2.0 in firsts  # a quarter slew step still there
+    # where a share of the dose is no finer than a quarter step, it adds no plan
+    tuning = PlanTuning(step_s=30.0)
+    assert np.array_equal(candidate_plans(10.0, None, LIMITS, tuning),
+                          candidate_plans(10.0, None, LIMITS, replace(tuning, dose_moves=())))
+
+
+def test_inside_the_band_the_plan_prefers_the_set_point() -> None:
+    # MAP = 60 + 2 x dose, known exactly: holding 6.5 mcg/min keeps 73 mmHg, inside the band
+    # [65, 75] with no chance of leaving it; coming down to the set-point 70 still wins
+    def predict(doses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return 60.0 + 2.0 * doses, np.full(doses.shape, 0.3)
+
+    plan = best_plan(6.5, None, LIMITS, predict=predict, floor_mmhg=65.0,
+                     tuning=PlanTuning(step_s=30.0))
+    assert plan.first_move_mcg_min < 6.5
+    flat = best_plan(6.5, None, LIMITS, predict=predict, floor_mmhg=65.0,
+                     tuning=PlanTuning(step_s=30.0, centre_weight=0.0))
+    assert flat.first_move_mcg_min == 6.5
+
+
+def test_a_plan_still_coming_down_is_looked_at_again_at_the_filter_pace() -> None:
+    # 90 mmHg on 10 mcg/min: far over the band, the plan comes down a step at every look, and
+    # the next look comes 10 s later, not a period (30 s) later
+    controller = MpcController()
+    controller.assume_steady(10.0)
+    feed(controller, 90.0, 120.0)
+    lowers = [look.t_s for look in controller.looks if look.reason is LookReason.PLAN_LOWERS]
+    assert len(lowers) >= 3
+    assert all(b - a == pytest.approx(10.0) for a, b in pairwise(lowers))
 
 
 def test_the_bank_forecasts_as_a_mixture_of_its_models() -> None:

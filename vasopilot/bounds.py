@@ -148,9 +148,7 @@ class ReferenceMpc:
         limits = view.limits
         plan = best_plan(
             current, None if self._last_up_s is None else now_s - self._last_up_s,
-            PlanLimits(up_step_mcg_min=limits.max_up_step,
-                       up_interval_s=limits.min_up_interval_s,
-                       down_step_mcg_min=limits.max_up_step, hard_max_mcg_min=limits.hard_max),
+            PlanLimits.from_view(limits),
             predict=self._predict, floor_mmhg=self._patient.params.floor_mmhg,
             tuning=self.tuning)
         want = plan.first_move_mcg_min

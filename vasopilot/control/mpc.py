@@ -9,16 +9,18 @@ What it estimates: the rest. A bank of candidate lag models (plasma time constan
 time constant, spanning the cohort's 1.7-11 min and 1-5 min) filters R(t) into an "effect" x(t)
 in mcg/min. For each, an extended Kalman filter tracks the state [b, ln g] of
 MAP = b + g·x: b is MAP0 with its wander (a random walk between looks, its predicted spread
-capped at the wander's own size), g the patient's local potency in mmHg per mcg/min (drifting
-slowly, since the dose-response curve is a sigmoid, not a line). Each candidate keeps the
-likelihood of its innovations with a 15 min memory; the plan forecasts with the bank as a
-mixture weighted by those likelihoods, so the spread between its models is part of the
-forecast's uncertainty and a change of the most likely model moves no dose by itself.
+capped at the wander's own size), g the patient's potency in mmHg per mcg/min (the chord of a
+sigmoid, not a line: it moves as the operating point moves, hardly at all at a steady dose).
+Each candidate keeps the likelihood of its innovations with a 15 min memory; the plan
+forecasts with the bank as a mixture weighted by those likelihoods, so the spread between its
+models is part of the forecast's uncertainty and a change of the most likely model moves no
+dose by itself.
 
 The plan (vasopilot.control.planner): every 30 s, S3-feasible dose trajectories over 15 min,
-the one with the highest expected time in band [F, F + 10] under a chance constraint on
-MAP < F. Only its first move is asked for. Every look leaves a :class:`Look` with its reason
-as data (``looks``), including why it held.
+the one with the highest expected time in band [F, F + 10], near the set-point, under a
+chance constraint on MAP < F. Only its first move is asked for; a plan still coming down a
+step later is looked at again after 10 s (S3 bounds a decrease's size, not its pace). Every
+look leaves a :class:`Look` with its reason as data (``looks``), including why it held.
 
 It runs on trusted beats only (median of the good beats of the last 10 s, each filter update),
 never raises within 30 s of an untrusted beat or a gap (S5), and flags *target unreachable*
@@ -119,7 +121,15 @@ class MpcTuning:
     map0_sd_mmhg: float = 8.0
     map0_walk_mmhg2_s: float = 0.04
     wander_cap_mmhg: float = 4.0
-    log_potency_walk_per_s: float = 1e-4
+    # g is the chord of a sigmoid, so it moves when the operating point does (|d ln g / d ln x|
+    # stays under about 1 along a Hill curve): its variance grows by this share of the effect's
+    # squared log-change, with only a slow walk on top (the rebound knob's own tone); a walk of
+    # its own at a steady dose let g take up MAP0's drift on a sensitive patient, whose g·x is
+    # large (seed 1, a responsive patient on 2 mcg/min: g 12 -> 42 over 3 h, MAP 80-87)
+    log_potency_walk_per_s: float = 1e-5
+    log_potency_per_log_effect: float = 0.5
+    # the effect under which a relative change means nothing (the line's first seconds)
+    effect_floor_mcg_min: float = 0.5
     measurement_var_mmhg2: float = 2.0
     model_var_mmhg2: float = 1.0
     memory_s: float = 900.0
@@ -147,6 +157,7 @@ class _Candidate:
         self.lg = math.log(tuning.potency_prior)
         self.p = [[tuning.map0_sd_mmhg**2, 0.0], [0.0, tuning.log_potency_sd**2]]
         self.loglik = 0.0
+        self.x_at_update = 0.0
         self._responses: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def _response(self, step_s: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,8 +194,11 @@ class _Candidate:
         if self.b is None:
             self.b = y - g * self.x2
         p = self.p
+        moved = math.log((max(self.x2, 0.0) + t.effect_floor_mcg_min)
+                         / (max(self.x_at_update, 0.0) + t.effect_floor_mcg_min))
+        self.x_at_update = self.x2
         p[0][0] += t.map0_walk_mmhg2_s * dt_s
-        p[1][1] += t.log_potency_walk_per_s * dt_s
+        p[1][1] += t.log_potency_walk_per_s * dt_s + (t.log_potency_per_log_effect * moved) ** 2
         h1 = g * self.x2  # d(prediction)/d(ln g)
         nu = y - (self.b + h1)
         ph0 = p[0][0] + p[0][1] * h1
@@ -314,7 +328,7 @@ class MpcController:
         with it already). Call before the first look."""
         rate = self.line.rate_out(dose_mcg_min)
         for c in self.candidates:
-            c.x1 = c.x2 = rate
+            c.x1 = c.x2 = c.x_at_update = rate
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -363,10 +377,7 @@ class MpcController:
         weights = self._weights()
         floor = view.target_map_mmhg - SET_POINT_ABOVE_FLOOR_MMHG
         limits = view.limits
-        plan_limits = PlanLimits(up_step_mcg_min=limits.up_step_at(current),
-                                 up_interval_s=limits.min_up_interval_s,
-                                 down_step_mcg_min=limits.max_up_step,
-                                 hard_max_mcg_min=limits.hard_max)
+        plan_limits = PlanLimits.from_view(limits)
         since_up = None if self._last_up_s is None else now_s - self._last_up_s
         step_s = self.tuning.plan.step_s
 
@@ -399,6 +410,10 @@ class MpcController:
         if want < current - 1e-9:
             if map_mmhg < view.lower_limit_mmhg:
                 return self._record(view, LookReason.TOO_LOW, map_mmhg, context)
+            if len(plan.doses_mcg_min) > 1 and plan.doses_mcg_min[1] < want - 1e-9:
+                # S3 bounds a decrease's size, not its pace: a plan still coming down a step
+                # later is taken at the filter's pace (an overshoot on the starting dose)
+                self._next_look_s = now_s + FILTER_PERIOD_S
             return self._record(view, LookReason.PLAN_LOWERS, map_mmhg, context, want)
         waiting = since_up is not None and since_up < limits.min_up_interval_s
         if waiting and self._last_up_s is not None \

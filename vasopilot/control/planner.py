@@ -10,9 +10,11 @@ follow, so "hold now, climb in 40 s" and "climb now" are told apart.
 
 Every plan gets a predicted MAP with a standard deviation per step (from whichever model the
 caller has) and is scored by the expected share of the horizon in the band [F, F + 10], minus
-the expected share below F and, as a chance constraint on MAP < F, a steep price for every
-step where the probability of MAP < F exceeds ``alpha``; a small price per mmHg of mean
-shortfall under F ranks plans that all miss the band (an out-of-reach patient still climbs).
+the expected share below F, a small price for the mean's distance from the set-point F + 5
+and, as a chance constraint on MAP < F, a steep price for every step where the probability
+of MAP < F exceeds ``alpha``; a small price per mmHg of mean shortfall under F ranks plans
+that all miss the band (an out-of-reach patient still climbs). Single moves may be a share
+of the slew step or, where finer, of the running dose.
 """
 
 from __future__ import annotations
@@ -23,20 +25,48 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vasopilot.metrics import BAND_ABOVE_FLOOR_MMHG
+from safety.limits import DoseLimits
+from vasopilot.metrics import BAND_ABOVE_FLOOR_MMHG, SET_POINT_ABOVE_FLOOR_MMHG
 
 # a dose (mcg/min) per plan and step, shape (plans, steps) -> MAP mean and SD, same shape
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
+
 @dataclass(frozen=True)
 class PlanLimits:
-    """What the supervisor lets a plan do, in mcg/min and seconds."""
+    """What the supervisor lets a plan do, in mcg/min and seconds. A step is S3's
+    max(absolute, ratio × the running dose), as ``safety.limits.DoseLimits`` has it."""
 
     up_step_mcg_min: float
     up_interval_s: float
     down_step_mcg_min: float
     hard_max_mcg_min: float
     min_dose_mcg_min: float = 0.0
+    up_step_ratio: float = 0.0
+    down_step_ratio: float = 0.0
+
+    @classmethod
+    def from_view(cls, limits: DoseLimits) -> PlanLimits:
+        """The supervisor's S3 and S1 (its ``view.limits``) as a plan's."""
+        return cls(up_step_mcg_min=limits.max_up_step, up_interval_s=limits.min_up_interval_s,
+                   down_step_mcg_min=limits.max_down_step, hard_max_mcg_min=limits.hard_max,
+                   up_step_ratio=limits.up_step_ratio, down_step_ratio=limits.down_step_ratio)
+
+    def up_step_at(self, dose_mcg_min: float) -> float:
+        return max(self.up_step_mcg_min, self.up_step_ratio * dose_mcg_min)
+
+    def down_step_at(self, dose_mcg_min: float) -> float:
+        return max(self.down_step_mcg_min, self.down_step_ratio * dose_mcg_min)
+
+    def ladder(self, from_mcg_min: float, moves: int, *, up: bool) -> np.ndarray:
+        """The doses after 0..``moves`` whole steps from ``from_mcg_min`` (each step S3's at
+        the dose it starts from), within [min dose, hard max]."""
+        doses = [from_mcg_min]
+        for _ in range(moves):
+            d = doses[-1]
+            d = d + self.up_step_at(d) if up else d - self.down_step_at(d)
+            doses.append(min(self.hard_max_mcg_min, max(self.min_dose_mcg_min, d)))
+        return np.array(doses)
 
 
 @dataclass(frozen=True)
@@ -56,9 +86,17 @@ class PlanTuning:
     fast_down_ramp_steps: tuple[int, ...] = (2, 3, 4, 6)
     # fractions of the slew step a single move may take (up or down)
     partial_moves: tuple[float, ...] = (0.25, 0.5, 1.0)
+    # and fractions of the running dose, where they are finer than those: a quarter of the
+    # slew step is 0.5 mcg/min, a third of a 1.5 mcg/min dose and 3-6 mmHg on a responsive
+    # patient, so the loop stepped over the band's middle back and forth
+    dose_moves: tuple[float, ...] = (0.1, 0.2)
     change_cost: float = 0.02  # per move, in horizon-shares: no chatter over a rounding
     # per mmHg of mean shortfall under F: when no plan reaches the band, the nearer is better
     shortfall_weight: float = 0.02
+    # per (mmHg off the set-point / the band's half-width)² of the mean: time in band is flat
+    # inside the band, so without it the loop drifts to either edge while the odds of leaving
+    # stay small, and the performance error (MDAPE) is scored from the set-point
+    centre_weight: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -72,8 +110,9 @@ class Plan:
 
 def candidate_plans(current_mcg_min: float, since_up_s: float | None, limits: PlanLimits,
                     tuning: PlanTuning) -> np.ndarray:
-    """S3-feasible plans, one per row: hold; one move up or down (a share of the slew step);
-    ramps up by the whole step at every up-interval; ramps down likewise."""
+    """S3-feasible plans, one per row: hold; one move up or down (a share of the slew step or,
+    finer, of the running dose); ramps up by the whole step at every up-interval; ramps down
+    likewise and faster."""
     n = int(tuning.horizon_s / tuning.step_s)
     t = np.arange(n) * tuning.step_s
     interval = limits.up_interval_s
@@ -81,19 +120,27 @@ def candidate_plans(current_mcg_min: float, since_up_s: float | None, limits: Pl
 
     def moves_by(first_s: float, moves: int, every_s: float = interval) -> np.ndarray:
         k = 1 + np.floor((t - first_s) / every_s) if every_s > 0 else np.ones(n)
-        return np.where(t < first_s, 0.0, np.minimum(moves, k))
+        return np.where(t < first_s, 0, np.minimum(moves, k)).astype(int)
 
+    up_step = limits.up_step_at(current_mcg_min)
+    down_step = limits.down_step_at(current_mcg_min)
+    up_ladder = limits.ladder(current_mcg_min, tuning.max_ramp_steps, up=True) - current_mcg_min
+    down_ladder = (limits.ladder(current_mcg_min, max(3, *tuning.fast_down_ramp_steps), up=False)
+                   - current_mcg_min)
     rows = [np.zeros(n)]
-    for share in tuning.partial_moves:
-        rows.append(share * limits.up_step_mcg_min * moves_by(first_up_s, 1))
-        rows.append(-share * limits.down_step_mcg_min * moves_by(0.0, 1))
+    finest = min(tuning.partial_moves) * min(up_step, down_step)
+    fine = [share * current_mcg_min for share in tuning.dose_moves
+            if share * current_mcg_min < finest - 1e-9]
+    for up, down in [(s * up_step, s * down_step) for s in tuning.partial_moves] \
+            + [(m, m) for m in fine]:
+        rows.append(up * moves_by(first_up_s, 1))
+        rows.append(-down * moves_by(0.0, 1))
     for moves in range(2, tuning.max_ramp_steps + 1):
-        rows.append(limits.up_step_mcg_min * moves_by(first_up_s, moves))
+        rows.append(up_ladder[moves_by(first_up_s, moves)])
     for moves in (2, 3):
-        rows.append(-limits.down_step_mcg_min * moves_by(0.0, moves))
+        rows.append(down_ladder[moves_by(0.0, moves)])
     for moves in tuning.fast_down_ramp_steps:
-        rows.append(-limits.down_step_mcg_min
-                    * moves_by(0.0, moves, tuning.fast_down_interval_s))
+        rows.append(down_ladder[moves_by(0.0, moves, tuning.fast_down_interval_s)])
     plans = np.clip(current_mcg_min + np.array(rows), limits.min_dose_mcg_min,
                     limits.hard_max_mcg_min)
     # one row per distinct plan, in the order above (holding first, so it wins a tie)
@@ -119,11 +166,14 @@ def score(mean: np.ndarray, sd: np.ndarray, floor_mmhg: float,
     """(score, the largest P(MAP < F) over the scored steps) of each predicted trajectory."""
     skip = math.ceil(tuning.ignore_first_s / tuning.step_s)
     mu, s = mean[:, skip:], np.maximum(sd[:, skip:], 0.1)
+    half = BAND_ABOVE_FLOOR_MMHG / 2.0
+    set_point = floor_mmhg + SET_POINT_ABOVE_FLOOR_MMHG
     below = normal_cdf((floor_mmhg - mu) / s)
     inside = normal_cdf((floor_mmhg + BAND_ABOVE_FLOOR_MMHG - mu) / s) - below
     per_step = (inside - tuning.below_weight * below
                 - tuning.chance_weight * np.maximum(0.0, below - tuning.alpha)
-                - tuning.shortfall_weight * np.maximum(0.0, floor_mmhg - mu))
+                - tuning.shortfall_weight * np.maximum(0.0, floor_mmhg - mu)
+                - tuning.centre_weight * ((mu - set_point) / half) ** 2)
     return per_step.mean(axis=1), below.max(axis=1)
 
 

@@ -533,43 +533,28 @@ class VirtualPatient:
              rates_in: tuple[float, float, float]) -> _DrugState:
         """One step of d/dt (per minute) of line mass, plasma and effect-site level and
         suppression; ``rates_in``: the drug rate entering the vein at the step's start, middle
-        and end. The four stages are written out: as calls they were most of a patient's
-        cost (the arithmetic is the same, term for term)."""
+        and end. The parameters are read once per step and the stages pass plain floats
+        (attribute reads and tuples were most of a patient's cost)."""
         r0, r_half, r1 = rates_in
         p = self.params
         q_endo, cl, v, ke0 = p.q_endo_mcg_min, p.cl_l_min, p.v_l, p.ke0_per_min
         tau = p.rebound_tau_min
         rebound = p.rebound_mmhg > 0
+
+        def slope(m: float, c: float, ce: float, s: float, r_in: float) -> _DrugState:
+            rate = washout * m
+            return (mass_in - rate, (r_in + q_endo - cl * c) / v, ke0 * (c - ce),
+                    ((rate / (rate + REBOUND_HALF_MCG_MIN) - s) / tau) if rebound else 0.0)
+
         m, c, ce, s = state
         half = 0.5 * h_min
-
-        rate = washout * m
-        m1 = mass_in - rate
-        c1 = (r0 + q_endo - cl * c) / v
-        ce1 = ke0 * (c - ce)
-        s1 = ((rate / (rate + REBOUND_HALF_MCG_MIN) - s) / tau) if rebound else 0.0
-
-        mx, cx, cex, sx = m + half * m1, c + half * c1, ce + half * ce1, s + half * s1
-        rate = washout * mx
-        m2 = mass_in - rate
-        c2 = (r_half + q_endo - cl * cx) / v
-        ce2 = ke0 * (cx - cex)
-        s2 = ((rate / (rate + REBOUND_HALF_MCG_MIN) - sx) / tau) if rebound else 0.0
-
-        mx, cx, cex, sx = m + half * m2, c + half * c2, ce + half * ce2, s + half * s2
-        rate = washout * mx
-        m3 = mass_in - rate
-        c3 = (r_half + q_endo - cl * cx) / v
-        ce3 = ke0 * (cx - cex)
-        s3 = ((rate / (rate + REBOUND_HALF_MCG_MIN) - sx) / tau) if rebound else 0.0
-
-        mx, cx, cex, sx = m + h_min * m3, c + h_min * c3, ce + h_min * ce3, s + h_min * s3
-        rate = washout * mx
-        m4 = mass_in - rate
-        c4 = (r1 + q_endo - cl * cx) / v
-        ce4 = ke0 * (cx - cex)
-        s4 = ((rate / (rate + REBOUND_HALF_MCG_MIN) - sx) / tau) if rebound else 0.0
-
+        m1, c1, ce1, s1 = slope(m, c, ce, s, r0)
+        m2, c2, ce2, s2 = slope(m + half * m1, c + half * c1, ce + half * ce1, s + half * s1,
+                                r_half)
+        m3, c3, ce3, s3 = slope(m + half * m2, c + half * c2, ce + half * ce2, s + half * s2,
+                                r_half)
+        m4, c4, ce4, s4 = slope(m + h_min * m3, c + h_min * c3, ce + h_min * ce3,
+                                s + h_min * s3, r1)
         w = h_min / 6.0
         return (m + w * (m1 + 2.0 * m2 + 2.0 * m3 + m4),
                 c + w * (c1 + 2.0 * c2 + 2.0 * c3 + c4),

@@ -193,7 +193,8 @@ class Delivery:
         return self._standby is not None
 
     def _set(self, **changes: object) -> None:
-        self._state = replace(self._state, **changes)  # type: ignore[arg-type]
+        # dataclasses.replace, without its per-call look at the fields (every tick sets status)
+        self._state = DeliveryState(**{**vars(self._state), **changes})
 
     def _rate_for(self, dose_mcg_min: float) -> float:
         return self._pump.capabilities.deliverable_rate_ml_h(

@@ -11,10 +11,10 @@ the good beats of the last minute: a respiratory dip or one noisy beat is not hy
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 from dataclasses import dataclass
 
+from safety.windows import SortedWindow
 from vasopilot.core.events import AlarmCode
 from vasopilot.core.types import Beat, BeatQuality, Priority
 
@@ -47,7 +47,10 @@ class MapWatch:
         self.last_good: Beat | None = None
         self.last_beat: Beat | None = None
         self.trend_mmhg: float | None = None
-        self._recent: deque[tuple[float, float]] = deque()
+        # the good beats of the last minute: their times, and their MAPs kept sorted (S7's
+        # median is read at every tick)
+        self._recent_t_s: deque[float] = deque()
+        self._recent_map = SortedWindow()
 
     @property
     def stale_after_s(self) -> float:
@@ -69,9 +72,9 @@ class MapWatch:
             weight = 1.0 - math.exp(-(beat.t_s - newest.t_s) / MAP_LOW_AVERAGING_S)
             self.trend_mmhg += weight * (beat.map_mmhg - self.trend_mmhg)
         self.last_good = beat
-        self._recent.append((beat.t_s, beat.map_mmhg))
-        while self._recent[0][0] < beat.t_s - MEDIAN_WINDOW_S:
-            self._recent.popleft()
+        self._recent_t_s.append(beat.t_s)
+        self._recent_map.append(beat.map_mmhg)
+        self._forget(beat.t_s)
 
     def trusted(self, now_s: float) -> bool:
         good = self.last_good
@@ -84,11 +87,17 @@ class MapWatch:
     def median_map_mmhg(self, now_s: float) -> float | None:
         """S7's trusted MAP: the median of the good beats of the last minute, while the MAP is
         trusted and there are enough of them (``None`` otherwise)."""
-        while self._recent and self._recent[0][0] < now_s - MEDIAN_WINDOW_S:
-            self._recent.popleft()
-        if not self.trusted(now_s) or len(self._recent) < MEDIAN_MIN_BEATS:
+        self._forget(now_s)
+        if not self.trusted(now_s) or len(self._recent_map) < MEDIAN_MIN_BEATS:
             return None
-        return statistics.median(m for _, m in self._recent)
+        return self._recent_map.median()
+
+    def _forget(self, now_s: float) -> None:
+        """Let the beats older than a minute before ``now_s`` go."""
+        times = self._recent_t_s
+        while times and times[0] < now_s - MEDIAN_WINDOW_S:
+            times.popleft()
+            self._recent_map.popleft()
 
     def last_quality(self, now_s: float) -> BeatQuality | None:
         """The quality of the last beat if it is recent, else ``None`` (no beats)."""

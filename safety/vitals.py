@@ -15,12 +15,11 @@ a hysteresis margin held for half that time; an irregular rhythm must last
 
 from __future__ import annotations
 
-import itertools
-import statistics
 from collections import deque
 from dataclasses import dataclass
 
 from safety.map_watch import AlarmOrder
+from safety.windows import SortedWindow
 from vasopilot.core.events import AlarmCode
 from vasopilot.core.types import Beat, Priority
 
@@ -86,21 +85,84 @@ class VitalsLimits:
     stale_after_s: float = 10.0
 
 
-def irregularity(beats: list[Beat]) -> float | None:
-    """Median change between neighbouring beat intervals over the median interval, or ``None``
-    with too few neighbouring pairs. Each good beat's interval is 60 / its HR (onset to
-    onset); a missing or untrusted beat between two good ones breaks the pair, so a dropped
-    beat does not read as irregularity."""
-    changes: list[float] = []
-    intervals = [60.0 / b.hr_bpm for b in beats if b.hr_bpm > 0]
-    if len(intervals) != len(beats):
-        return None
-    for (prev, prev_rr), (beat, rr) in itertools.pairwise(zip(beats, intervals, strict=True)):
-        if abs(beat.t_s - prev.t_s - prev_rr) <= NEIGHBOUR_TOLERANCE * prev_rr:
-            changes.append(abs(rr - prev_rr))
-    if len(changes) < RHYTHM_MIN_PAIRS:
-        return None
-    return statistics.median(changes) / statistics.median(intervals)
+class RhythmWindow:
+    """The good beats of the last minute with the irregularity kept up to date as beats come
+    and go: the median change between neighbouring beat intervals over the median interval,
+    or ``None`` with too few neighbouring pairs. Each good beat's interval is 60 / its HR
+    (onset to onset); a missing or untrusted beat between two good ones breaks the pair, so a
+    dropped beat does not read as irregularity; a beat without a positive HR has no interval,
+    and no minute with one in it is scored.
+
+    Each beat's interval and its change from the beat before (when they are neighbours) enter
+    sorted windows as it comes and leave as the minute moves on, so a tick reads two medians
+    instead of sorting the minute again (the same numbers as sorting it: ``safety.windows``).
+    """
+
+    def __init__(self) -> None:
+        self.beats: deque[Beat] = deque()
+        self._rr_s: deque[float | None] = deque()  # per beat: its interval (None: no HR)
+        # per beat: the change from the beat before it in the window, when they are neighbours
+        self._change_s: deque[float | None] = deque()
+        self._intervals = SortedWindow()
+        self._changes = SortedWindow()
+        self._no_rate = 0
+
+    def append(self, beat: Beat) -> None:
+        rr = 60.0 / beat.hr_bpm if beat.hr_bpm > 0 else None
+        change = None
+        if rr is not None and self.beats:
+            prev, prev_rr = self.beats[-1], self._rr_s[-1]
+            if prev_rr is not None \
+                    and abs(beat.t_s - prev.t_s - prev_rr) <= NEIGHBOUR_TOLERANCE * prev_rr:
+                change = abs(rr - prev_rr)
+        self.beats.append(beat)
+        self._rr_s.append(rr)
+        self._change_s.append(change)
+        if rr is None:
+            self._no_rate += 1
+        else:
+            self._intervals.append(rr)
+        if change is not None:
+            self._changes.append(change)
+
+    def popleft(self) -> None:
+        self.beats.popleft()
+        self._change_s.popleft()  # always None: the first beat has no beat before it
+        if self._rr_s.popleft() is None:
+            self._no_rate -= 1
+        else:
+            self._intervals.popleft()
+        if self._change_s and self._change_s[0] is not None:
+            # the new first beat's pair left with the old first beat
+            self._changes.popleft()
+            self._change_s[0] = None
+
+    def irregularity(self) -> float | None:
+        if self._no_rate or len(self._changes) < RHYTHM_MIN_PAIRS:
+            return None
+        return self._changes.median() / self._intervals.median()
+
+
+class _Recent:
+    """The good beats of the last :data:`MEDIAN_S` before the newest one, as sorted windows of
+    their HR, SBP and MAP (their medians are read four times a tick)."""
+
+    def __init__(self) -> None:
+        self._t_s: deque[float] = deque()
+        self.hr_bpm = SortedWindow()
+        self.sbp_mmhg = SortedWindow()
+        self.map_mmhg = SortedWindow()
+
+    def append(self, beat: Beat) -> None:
+        self._t_s.append(beat.t_s)
+        self.hr_bpm.append(beat.hr_bpm)
+        self.sbp_mmhg.append(beat.sbp_mmhg)
+        self.map_mmhg.append(beat.map_mmhg)
+        while self._t_s[0] < beat.t_s - MEDIAN_S:
+            self._t_s.popleft()
+            self.hr_bpm.popleft()
+            self.sbp_mmhg.popleft()
+            self.map_mmhg.popleft()
 
 
 class VitalsWatch:
@@ -108,7 +170,8 @@ class VitalsWatch:
 
     def __init__(self, limits: VitalsLimits) -> None:
         self.limits = limits
-        self._beats: deque[Beat] = deque()
+        self._minute = RhythmWindow()
+        self._recent = _Recent()
         hr_s, sbp_s = limits.heart_rate_sustain_s, limits.sbp_sustain_s
         self._tachy = Sustained(hr_s, hr_s / 2)
         self._brady = Sustained(hr_s, hr_s / 2)
@@ -117,25 +180,24 @@ class VitalsWatch:
         self._rhythm_cleared_s: float | None = None
 
     def on_beat(self, beat: Beat) -> None:
-        if not beat.is_good or (self._beats and beat.t_s <= self._beats[-1].t_s):
+        beats = self._minute.beats
+        if not beat.is_good or (beats and beat.t_s <= beats[-1].t_s):
             return
-        self._beats.append(beat)
-        while self._beats[0].t_s < beat.t_s - RHYTHM_WINDOW_S:
-            self._beats.popleft()
+        self._minute.append(beat)
+        while beats[0].t_s < beat.t_s - RHYTHM_WINDOW_S:
+            self._minute.popleft()
+        self._recent.append(beat)
 
     def heart_rate_bpm(self, now_s: float) -> float | None:
         """The median heart rate of the good beats of the last 10 s, if they are fresh."""
-        recent = self._recent(now_s)
-        return statistics.median(b.hr_bpm for b in recent) if recent else None
+        return self._recent.hr_bpm.median() if self._fresh(now_s) else None
 
     def sbp_mmhg(self, now_s: float) -> float | None:
-        recent = self._recent(now_s)
-        return statistics.median(b.sbp_mmhg for b in recent) if recent else None
+        return self._recent.sbp_mmhg.median() if self._fresh(now_s) else None
 
     def map_mmhg(self, now_s: float) -> float | None:
         """The median MAP of the good beats of the last 10 s, if they are fresh."""
-        recent = self._recent(now_s)
-        return statistics.median(b.map_mmhg for b in recent) if recent else None
+        return self._recent.map_mmhg.median() if self._fresh(now_s) else None
 
     @property
     def tachycardia(self) -> bool:
@@ -179,17 +241,15 @@ class VitalsWatch:
             *self._rhythm(now_s),
         )
 
-    def _recent(self, now_s: float) -> list[Beat]:
-        beats = self._beats
-        if not beats or now_s - beats[-1].t_s >= self.limits.stale_after_s:
-            return []
-        return [b for b in beats if b.t_s >= beats[-1].t_s - MEDIAN_S]
+    def _fresh(self, now_s: float) -> bool:
+        beats = self._minute.beats
+        return bool(beats) and now_s - beats[-1].t_s < self.limits.stale_after_s
 
     def _rhythm(self, now_s: float) -> tuple[AlarmOrder, ...]:
-        beats = list(self._beats)
+        beats = self._minute.beats
         if not beats or beats[-1].t_s - beats[0].t_s < RHYTHM_WINDOW_S - MEDIAN_S:
             return ()
-        score = irregularity(beats)
+        score = self._minute.irregularity()
         if score is None:
             return ()
         threshold = self.limits.rhythm_irregularity

@@ -49,6 +49,22 @@ def test_a_schedule_of_one_rate_is_that_rate() -> None:
         patient.forecast_map(_ml_h(8.0), CONC, 600.0)
 
 
+@pytest.mark.parametrize("clairvoyant", [False, True])
+def test_plans_forecast_together_are_each_plan_forecast_alone(clairvoyant: bool) -> None:
+    """The references forecast every candidate plan in one call: nothing of one plan may leak
+    into the next, and the shared parts are the ones a single forecast works out."""
+    patient = VirtualPatient(PATIENTS[5], "disturbance", 4, conc_mcg_ml=CONC)
+    for k in range(1, 901):
+        patient.step(k * 2.0, _ml_h(3.0 + (k // 60) % 4), CONC)
+    plans = [[_ml_h(4.0)] * 90, [_ml_h(4.0 + 0.5 * j) for j in range(90)],
+             [_ml_h(0.0)] * 30 + [_ml_h(12.0)] * 60]
+    together = patient.forecast_maps(plans, CONC, 900.0, 10.0, clairvoyant=clairvoyant)
+    alone = [patient.forecast_map(plan, CONC, 900.0, 10.0, clairvoyant=clairvoyant)
+             for plan in plans]
+    assert together == alone
+    assert together[0] != together[2]
+
+
 def test_the_clairvoyant_forecast_is_the_future_and_the_state_forecast_is_not() -> None:
     # with its wander and events on, only the clairvoyant forecast follows the patient exactly
     params = PATIENTS[4]

@@ -160,10 +160,9 @@ class ReferenceMpc:
         p = self._patient.params
         step_s = self.tuning.step_s
         n = doses.shape[1]
-        true = np.array([
-            self._patient.forecast_map(list(row / self._conc * MINUTES_PER_HOUR), self._conc,
-                                       step_s * n, step_s, clairvoyant=self.clairvoyant)
-            for row in doses])
+        true = np.array(self._patient.forecast_maps(
+            (doses / self._conc * MINUTES_PER_HOUR).tolist(), self._conc, step_s * n, step_s,
+            clairvoyant=self.clairvoyant))
         mean = p.calibration_gain * true + p.transducer_offset_mmhg
         if self.clairvoyant:
             return mean, np.full_like(mean, CLAIRVOYANT_SD_MMHG)

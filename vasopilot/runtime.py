@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import queue
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from safety.supervisor import EventSink, Supervisor
 from safety.view import SupervisorView
@@ -79,6 +79,24 @@ class _BeatWindow:
         return summary
 
 
+class _JournalGuard:
+    """:meth:`RigLoop.journal_guard`: a plain context manager, one per loop (a generator-based
+    one cost a loop step more than its supervisor's alarm checks)."""
+
+    def __init__(self, loop: RigLoop) -> None:
+        self._loop = loop
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        if not isinstance(exc, JournalUnavailable):
+            return False
+        self._loop._journal_down(exc)
+        return True
+
+
 class RigLoop:
     """One rig's supervision and control loop; call :meth:`step` with the clock's time."""
 
@@ -103,6 +121,7 @@ class RigLoop:
         self._on_beat = on_beat
         self._console = console
         self.journal_fault: JournalUnavailable | None = None
+        self._guard = _JournalGuard(self)
         self._window = _BeatWindow()
         self._inbox: queue.SimpleQueue[Callable[[float], object]] = queue.SimpleQueue()
         self._next_control_s: float | None = None
@@ -171,17 +190,16 @@ class RigLoop:
             self._say("journal caught up: every pending event is written")
         return view
 
-    @contextmanager
-    def journal_guard(self) -> Iterator[None]:
+    def journal_guard(self) -> _JournalGuard:
         """What could not be journaled was not done, and is pending in the sink: say so once
         and go on (the loop's own writes and the runtime's periodic commit run inside it)."""
-        try:
-            yield
-        except JournalUnavailable as exc:
-            if self.journal_fault is None:
-                self._say(f"JOURNAL FAULT, events kept pending, the infusion goes on "
-                          f"unchanged: {exc}")
-            self.journal_fault = exc
+        return self._guard
+
+    def _journal_down(self, exc: JournalUnavailable) -> None:
+        if self.journal_fault is None:
+            self._say(f"JOURNAL FAULT, events kept pending, the infusion goes on "
+                      f"unchanged: {exc}")
+        self.journal_fault = exc
 
     def _say(self, line: str) -> None:
         if self._console is not None:

@@ -46,6 +46,9 @@ FLUID_EFFECT_S = 90 * 60.0
 
 # line drug mass (mcg), plasma and effect-site level (ng/mL), own-tone suppression (0..1)
 _DrugState = tuple[float, float, float, float]
+# where a forecast reads a delayed rate: (the recorded rate, index -1), or between two of the
+# forecast's own rates (their indices and weights)
+_DelayedRead = tuple[float, int, int, float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,47 +389,78 @@ class VirtualPatient:
         very path the patient will take and the events come as scheduled: the model's ceiling.
         The recovery trend goes on in both. The benchmark's references use it, never a rig.
         ``step_s`` must not exceed the input lag (10 s at least in any drawn patient)."""
-        p = self.params
         n = int(horizon_s / step_s)
         inflows = ([float(inflow_ml_h)] * n if isinstance(inflow_ml_h, int | float)
                    else list(inflow_ml_h))
-        if len(inflows) < n:
-            raise ValueError(f"{len(inflows)} inflows for {n} forecast steps")
+        return self.forecast_maps([inflows], conc_mcg_ml, horizon_s, step_s,
+                                  clairvoyant=clairvoyant)[0]
+
+    def forecast_maps(self, plans: Sequence[Sequence[float]], conc_mcg_ml: float,
+                      horizon_s: float, step_s: float = 10.0, *,
+                      clairvoyant: bool = False) -> list[list[float]]:
+        """:meth:`forecast_map` of each plan of inflows (mL/h, one per step). What does not
+        depend on the plan (the trend, wander and events, the rates that left the line before
+        now, where each delayed rate is read) is worked out once for all of them."""
+        p = self.params
+        n = int(horizon_s / step_s)
+        if any(len(inflows) < n for inflows in plans):
+            raise ValueError(f"{min(len(i) for i in plans)} inflows for {n} forecast steps")
         h = step_s / SECONDS_PER_MIN
         carrier_ml_min = self.carrier_ml_h / MINUTES_PER_HOUR
-        state: _DrugState = (self._m_mcg, self._c, self._ce, self._s)
-        first_q = inflows[0] / MINUTES_PER_HOUR if n else 0.0
-        rates = [(first_q + carrier_ml_min) / p.dead_volume_ml * self._m_mcg]
 
-        def delayed(t_rel_s: float) -> float:
+        # The rate entering the vein t_rel_s from now left the line input_lag_s earlier: before
+        # now, the recorded history; after it, the forecast's own rates (``rates``, one more
+        # per step: at step j it holds j + 1), read between two of them.
+        def delayed_at(t_rel_s: float, known: int) -> _DelayedRead:
             at_s = t_rel_s - p.input_lag_s
-            if at_s <= 0.0:  # left the line before now: the recorded history
-                return self._delayed_rate(t_rel_s / STEP_S)
-            j = min(at_s / step_s, len(rates) - 1.0)
-            i = min(int(j), len(rates) - 2) if len(rates) > 1 else 0
+            if at_s <= 0.0:
+                return self._delayed_rate(t_rel_s / STEP_S), -1, 0, 0.0, 0.0
+            j = min(at_s / step_s, known - 1.0)
+            i = min(int(j), known - 2) if known > 1 else 0
             frac = j - i
-            return rates[i] * (1.0 - frac) + rates[min(i + 1, len(rates) - 1)] * frac
+            return math.nan, i, min(i + 1, known - 1), 1.0 - frac, frac
 
+        reads = [tuple(delayed_at(t_rel, j + 1) for t_rel in
+                       (j * step_s, j * step_s + 0.5 * step_s, j * step_s + step_s))
+                 for j in range(n)]
         if clairvoyant:
             wander = self._future_wander(n, step_s)
         else:
             decay = math.exp(-step_s / (p.ou_tau_min * SECONDS_PER_MIN))
             wander = [self._ou * decay ** (j + 1) for j in range(n)]
         events_now = self._events_mmhg(self._t_s)
-        out = []
+        map0 = []
         for j in range(n):
-            t_rel = j * step_s
-            q_ml_min = inflows[j] / MINUTES_PER_HOUR
-            washout = (q_ml_min + carrier_ml_min) / p.dead_volume_ml
-            state = self._rk4(state, h, washout=washout, mass_in=q_ml_min * conc_mcg_ml,
-                              rates_in=(delayed(t_rel), delayed(t_rel + 0.5 * step_s),
-                                        delayed(t_rel + step_s)))
-            rates.append(washout * state[0])
-            at_s = self._t_s + t_rel + step_s
+            at_s = self._t_s + j * step_s + step_s
             events = self._events_mmhg(at_s) if clairvoyant else events_now
-            map0 = (p.map0_mmhg + self._trend_mmhg(at_s) + events + wander[j]
-                    - p.rebound_mmhg * state[3])
-            out.append(map0 + self._effect_mmhg(state[2]))
+            map0.append(p.map0_mmhg + self._trend_mmhg(at_s) + events + wander[j])
+        start: _DrugState = (self._m_mcg, self._c, self._ce, self._s)
+        return [self._forecast_plan(inflows, conc_mcg_ml=conc_mcg_ml, h=h,
+                                    carrier_ml_min=carrier_ml_min, state=start, reads=reads,
+                                    map0=map0)
+                for inflows in plans]
+
+    def _forecast_plan(self, inflows: Sequence[float], *, conc_mcg_ml: float, h: float,
+                       carrier_ml_min: float, state: _DrugState,
+                       reads: list[tuple[_DelayedRead, ...]],
+                       map0: list[float]) -> list[float]:
+        p = self.params
+        first_q = inflows[0] / MINUTES_PER_HOUR if map0 else 0.0
+        rates = [(first_q + carrier_ml_min) / p.dead_volume_ml * state[0]]
+
+        def rate(read: _DelayedRead) -> float:
+            history, i, i2, w_i, w_i2 = read
+            return history if i < 0 else rates[i] * w_i + rates[i2] * w_i2
+
+        rebound, dead_volume = p.rebound_mmhg, p.dead_volume_ml
+        out = []
+        for j, (r0, r_half, r1) in enumerate(reads):
+            q_ml_min = inflows[j] / MINUTES_PER_HOUR
+            washout = (q_ml_min + carrier_ml_min) / dead_volume
+            state = self._rk4(state, h, washout=washout, mass_in=q_ml_min * conc_mcg_ml,
+                              rates_in=(rate(r0), rate(r_half), rate(r1)))
+            rates.append(washout * state[0])
+            out.append(map0[j] - rebound * state[3] + self._effect_mmhg(state[2]))
         return out
 
     def _future_wander(self, n: int, step_s: float) -> list[float]:
@@ -495,35 +529,37 @@ class VirtualPatient:
         n = len(hist)
         return hist[i % n] * (1.0 - frac) + hist[(i + 1) % n] * frac
 
-    def _derivatives(self, washout: float, mass_in: float, state: _DrugState,
-                     r_in: float) -> _DrugState:
-        """d/dt (per minute) of line mass, plasma and effect-site level and suppression."""
-        p = self.params
-        m, c, ce, s = state
-        rate = washout * m
-        ds = (((rate / (rate + REBOUND_HALF_MCG_MIN) - s) / p.rebound_tau_min)
-              if p.rebound_mmhg > 0 else 0.0)
-        return (mass_in - rate, (r_in + p.q_endo_mcg_min - p.cl_l_min * c) / p.v_l,
-                p.ke0_per_min * (c - ce), ds)
-
     def _rk4(self, state: _DrugState, h_min: float, *, washout: float, mass_in: float,
              rates_in: tuple[float, float, float]) -> _DrugState:
-        """One step; ``rates_in``: the drug rate entering the vein at the step's start, middle
-        and end."""
+        """One step of d/dt (per minute) of line mass, plasma and effect-site level and
+        suppression; ``rates_in``: the drug rate entering the vein at the step's start, middle
+        and end. The parameters are read once per step and the stages pass plain floats
+        (attribute reads and tuples were most of a patient's cost)."""
         r0, r_half, r1 = rates_in
-        def shifted(k: _DrugState, by: float) -> _DrugState:
-            return (state[0] + by * k[0], state[1] + by * k[1], state[2] + by * k[2],
-                    state[3] + by * k[3])
+        p = self.params
+        q_endo, cl, v, ke0 = p.q_endo_mcg_min, p.cl_l_min, p.v_l, p.ke0_per_min
+        tau = p.rebound_tau_min
+        rebound = p.rebound_mmhg > 0
 
-        k1 = self._derivatives(washout, mass_in, state, r0)
-        k2 = self._derivatives(washout, mass_in, shifted(k1, 0.5 * h_min), r_half)
-        k3 = self._derivatives(washout, mass_in, shifted(k2, 0.5 * h_min), r_half)
-        k4 = self._derivatives(washout, mass_in, shifted(k3, h_min), r1)
+        def slope(m: float, c: float, ce: float, s: float, r_in: float) -> _DrugState:
+            rate = washout * m
+            return (mass_in - rate, (r_in + q_endo - cl * c) / v, ke0 * (c - ce),
+                    ((rate / (rate + REBOUND_HALF_MCG_MIN) - s) / tau) if rebound else 0.0)
+
+        m, c, ce, s = state
+        half = 0.5 * h_min
+        m1, c1, ce1, s1 = slope(m, c, ce, s, r0)
+        m2, c2, ce2, s2 = slope(m + half * m1, c + half * c1, ce + half * ce1, s + half * s1,
+                                r_half)
+        m3, c3, ce3, s3 = slope(m + half * m2, c + half * c2, ce + half * ce2, s + half * s2,
+                                r_half)
+        m4, c4, ce4, s4 = slope(m + h_min * m3, c + h_min * c3, ce + h_min * ce3,
+                                s + h_min * s3, r1)
         w = h_min / 6.0
-        return (state[0] + w * (k1[0] + 2.0 * k2[0] + 2.0 * k3[0] + k4[0]),
-                state[1] + w * (k1[1] + 2.0 * k2[1] + 2.0 * k3[1] + k4[1]),
-                state[2] + w * (k1[2] + 2.0 * k2[2] + 2.0 * k3[2] + k4[2]),
-                state[3] + w * (k1[3] + 2.0 * k2[3] + 2.0 * k3[3] + k4[3]))
+        return (m + w * (m1 + 2.0 * m2 + 2.0 * m3 + m4),
+                c + w * (c1 + 2.0 * c2 + 2.0 * c3 + c4),
+                ce + w * (ce1 + 2.0 * ce2 + 2.0 * ce3 + ce4),
+                s + w * (s1 + 2.0 * s2 + 2.0 * s3 + s4))
 
     def _grid_step(self) -> None:
         p = self.params

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -65,7 +66,9 @@ class _BeatWindow:
         chosen = good or self.beats
         n = len(chosen)
         bad = [b.quality for b in self.beats if not b.is_good]
-        quality = GOOD if not bad else max(set(bad), key=bad.count)
+        # a tie goes to the kind seen first: a set's order follows the process's hash seed, and
+        # the same seed must give the same journal on every run
+        quality = GOOD if not bad else Counter(bad).most_common(1)[0][0]
         summary = BeatSummary(
             t_s=t_s,
             map_mmhg=sum(b.map_mmhg for b in chosen) / n,

@@ -116,7 +116,7 @@ class RigLoop:
         console: Callable[[str], None] | None = None,
     ) -> None:
         self.supervisor = supervisor
-        self.controller = controller
+        self.set_controller(controller)
         self._beats = beats
         self._line = line
         self._sink = sink
@@ -134,6 +134,9 @@ class RigLoop:
 
     def set_controller(self, controller: Controller) -> None:
         self.controller = controller
+        # asked once here, not at every control step: a runtime Protocol check walks the
+        # protocol's members on every call
+        self._reach = controller if isinstance(controller, ReachAware) else None
 
     def submit(self, action: Callable[[float], object]) -> None:
         """Run ``action(now_s)`` at the start of the next step, on the loop's thread.
@@ -223,8 +226,8 @@ class RigLoop:
         request = controller.propose(view)
         if request is not None:
             self.supervisor.request(request, now_s)
-        if isinstance(controller, ReachAware):
-            self._report_reach(controller, now_s)
+        if self._reach is not None:
+            self._report_reach(self._reach, now_s)
         return view if request is None else self.supervisor.view(now_s)
 
     def _report_reach(self, controller: ReachAware, now_s: float) -> None:

@@ -9,7 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safety_fixtures import make_supervisor
 
+from safety.alarms import Alarm
+from safety.supervisor import Supervisor
 from safety.view import SupervisorView
+from vasopilot.control.manual import ManualMode
 from vasopilot.control.mpc import LookReason, MpcController
 from vasopilot.control.reach import ReachWatch, Unreachable, UnreachableReason
 from vasopilot.core.events import AlarmCleared, AlarmCode, AlarmRaised
@@ -189,6 +192,46 @@ def test_the_runtime_raises_the_alarm_once_per_evidence_and_clears_it_when_gone(
     assert any(isinstance(e, AlarmCleared) and e.code is AlarmCode.TARGET_UNREACHABLE
                for e in sink.events)
     assert not any(a.code is AlarmCode.TARGET_UNREACHABLE for a in supervisor.alarms)
+
+
+def _unreachable_alarms(supervisor: Supervisor) -> list[Alarm]:
+    return [a for a in supervisor.alarms if a.code is AlarmCode.TARGET_UNREACHABLE]
+
+
+def test_switching_away_from_the_mode_that_raised_the_alarm_ends_its_cause() -> None:
+    supervisor, _, sink = make_supervisor()
+    mode = _Mode(Unreachable(5.0, UnreachableReason.NOT_FOLLOWING, 40.0, 58.0, 63.5))
+    loop = RigLoop(supervisor, _NoBeats(), mode, sink)
+    loop.step(5.0)
+    assert _unreachable_alarms(supervisor)
+    # a manual mode cannot tell: the evidence left with the mode that had it
+    loop.set_controller(ManualMode())
+    loop.step(5.2)
+    assert not _unreachable_alarms(supervisor)
+    cleared = [e for e in sink.events if isinstance(e, AlarmCleared)
+               and e.code is AlarmCode.TARGET_UNREACHABLE]
+    assert [e.t_s for e in cleared] == [5.2]
+
+
+def test_a_mode_set_again_or_a_successor_with_evidence_keeps_the_alarm() -> None:
+    supervisor, _, sink = make_supervisor()
+    mode = _Mode(Unreachable(5.0, UnreachableReason.NOT_FOLLOWING, 40.0, 58.0, 63.5))
+    loop = RigLoop(supervisor, _NoBeats(), mode, sink)
+    loop.step(5.0)
+    # the same mode set again keeps its evidence: no clear, no second alarm
+    loop.set_controller(mode)
+    loop.step(5.2)
+    assert _unreachable_alarms(supervisor)
+    successor = _Mode(Unreachable(5.2, UnreachableReason.AT_MAX, 60.0, 57.0, None))
+    loop.set_controller(successor)
+    loop.step(5.4)
+    assert _unreachable_alarms(supervisor)
+    assert not any(isinstance(e, AlarmCleared) and e.code is AlarmCode.TARGET_UNREACHABLE
+                   for e in sink.events)
+    # the alarm is now the successor's: its evidence going ends it
+    successor.unreachable = None
+    loop.step(10.0)
+    assert not _unreachable_alarms(supervisor)
 
 
 def test_on_the_hard_max_a_little_under_the_target_is_the_wander_not_evidence() -> None:

@@ -14,7 +14,7 @@ from safety.supervisor import Supervisor
 from safety.view import SupervisorView
 from vasopilot.control.manual import ManualMode
 from vasopilot.control.mpc import LookReason, MpcController
-from vasopilot.control.reach import ReachWatch, Unreachable, UnreachableReason
+from vasopilot.control.reach import ReachTuning, ReachWatch, Unreachable, UnreachableReason
 from vasopilot.core.events import AlarmCleared, AlarmCode, AlarmRaised
 from vasopilot.core.types import Beat, DoseRequest
 from vasopilot.runtime import RigLoop
@@ -51,6 +51,34 @@ def test_a_climb_that_moves_nothing_is_evidence_with_its_reason_and_figures() ->
     assert "did not follow" in verdict.message() and "mcg/min" in verdict.message()
 
 
+def saturating(base_mmhg: float) -> object:
+    """An Emax response, half of it at 15 mcg/min: a climb to 30 shows its bend."""
+    return lambda x: base_mmhg + 30.0 * x / (x + 15.0)
+
+
+def test_a_climb_from_low_doses_that_bends_is_saturating_where_the_chord_cannot_tell() -> None:
+    # 64 mmHg on the hard maximum for good: out of reach. The last 20 min's chord still
+    # rises enough to leave the target possible; the curve since the start does not
+    verdict = climb(ReachWatch(), saturating(40.0), x0=0.0, x1=30.0, minutes=40.0)
+    assert verdict is not None and verdict.reason is UnreachableReason.SATURATING
+    assert verdict.expected_at_max_mmhg is not None and verdict.expected_at_max_mmhg < TARGET
+    assert "saturates" in verdict.message()
+    without_fit = ReachWatch(ReachTuning(half_effect_shares=()))
+    assert climb(without_fit, saturating(40.0), x0=0.0, x1=30.0, minutes=40.0) is None
+
+
+def test_the_same_bend_on_a_patient_the_hard_maximum_holds_is_no_evidence() -> None:
+    # 70 and 72 mmHg on the hard maximum: reachable, however the climb bends
+    for base in (46.0, 48.0):
+        assert climb(ReachWatch(), saturating(base), x0=0.0, x1=30.0, minutes=40.0) is None
+
+
+def test_the_first_minutes_of_a_climb_are_no_evidence_of_saturation() -> None:
+    # the effect's lag is not learnt yet: a flat start is not a saturated patient
+    verdict = climb(ReachWatch(), lambda x: 55.0 + 0.02 * x, x0=0.0, x1=10.0, minutes=14.0)
+    assert verdict is None
+
+
 def test_a_patient_that_follows_the_climb_is_not_out_of_reach() -> None:
     # 0.55 mmHg per mcg/min: 62 on 40 mcg/min, 73 on the hard maximum: reachable, and the
     # evidence must not speak
@@ -80,7 +108,8 @@ def test_it_never_speaks_on_a_reachable_concave_patient(
     watch = ReachWatch()
     verdict = climb(watch, lambda x: base + effect(x), x0=x0, x1=x1, noise=noise)
     if verdict is not None:
-        assert verdict.reason is not UnreachableReason.NOT_FOLLOWING
+        assert verdict.reason not in (UnreachableReason.NOT_FOLLOWING,
+                                      UnreachableReason.SATURATING)
 
 
 def test_evidence_holds_through_a_passing_high_and_goes_when_map_holds_the_target() -> None:

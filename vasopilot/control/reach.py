@@ -205,19 +205,30 @@ class ReachWatch:
         recent = [s.map_mmhg for s in self._samples if s.t_s >= since_s]
         return sum(recent) / len(recent) if recent else map_mmhg
 
+    def _climb(self, samples: deque[_Sample], model: int,
+               up_step_mcg_min: float) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """(effects, MAPs, climb) over ``samples`` under one lag model, or None without a look
+        spanning most of the window (the saturating fit too: the first minutes of a climb,
+        the effect's lag still unknown, bend like a saturation) or a climb worth two slew
+        steps."""
+        tune = self.tuning
+        if len(samples) < 10 or samples[-1].t_s - samples[0].t_s < 0.75 * tune.window_s:
+            return None
+        x = np.array([s.effects[model] for s in samples])
+        climb = float(x[-1] - x.min())
+        if climb < tune.min_climb_steps * up_step_mcg_min:
+            return None
+        return x, np.array([s.map_mmhg for s in samples]), climb
+
     def _climb_ceiling(self, model: int, effect_at_max: float,
                        up_step_mcg_min: float) -> float | None:
         """The 90 % ceiling of MAP on the hard maximum at the response the last climb showed
         (None: no climb worth two slew steps in a window spanning most of its length)."""
         tune = self.tuning
-        samples = self._samples
-        if len(samples) < 10 or samples[-1].t_s - samples[0].t_s < 0.75 * tune.window_s:
+        data = self._climb(self._samples, model, up_step_mcg_min)
+        if data is None:
             return None
-        x = np.array([s.effects[model] for s in samples])
-        y = np.array([s.map_mmhg for s in samples])
-        climb = float(x[-1] - x.min())
-        if climb < tune.min_climb_steps * up_step_mcg_min:
-            return None
+        x, y, climb = data
         xc = x - x.mean()
         sxx = float(xc @ xc)
         slope = float(xc @ (y - y.mean())) / sxx
@@ -249,17 +260,10 @@ class ReachWatch:
         climb that could have bent the curve, and one that holds MAP under its mean now. None:
         no climb worth two slew steps in the history."""
         tune = self.tuning
-        history = self._history
-        # as long a look as the chord's: the first minutes of a climb, with the effect's lag
-        # still unknown, bend like a saturation
-        if len(history) < 10 or history[-1].t_s - history[0].t_s < 0.75 * tune.window_s:
+        data = self._climb(self._history, model, up_step_mcg_min)
+        if data is None or effect_at_max <= data[0][-1]:
             return None
-        x = np.array([s.effects[model] for s in history])
-        y = np.array([s.map_mmhg for s in history])
-        x_now = float(x[-1])
-        climb = x_now - float(x.min())
-        if climb < tune.min_climb_steps * up_step_mcg_min or effect_at_max <= x_now:
-            return None
+        x, y, _ = data
         n = len(y)
         # one row per half-effect dose k: u = x / (x + k), the straight line's u = x
         ks = np.array([np.inf if share is None else share * effect_at_max

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -13,9 +14,11 @@ from vasopilot.cohort import (
     CohortSummary,
     PatientOutcome,
     climb_blocked_s,
+    out_of_reach_without_rebound,
     run_cohort,
     summarize,
 )
+from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import AlarmCleared, AlarmCode, AlarmRaised, DoseApplied, Event
 from vasopilot.core.types import Priority, Requester
 from vasopilot.metrics import (
@@ -26,6 +29,7 @@ from vasopilot.metrics import (
     map_metrics,
     wean_metrics,
 )
+from vasopilot.rig.sim import draw_patients
 
 CONTRACT_KEYS = {
     "controller", "scenario", "stratum", "patients", "tib_pct", "tib_p25_pct",
@@ -175,6 +179,19 @@ def test_the_wean_ratio_and_the_wean_counts_are_over_the_weanable_patients() -> 
 
 
 @pytest.mark.timeout(300)
+def test_the_out_of_reach_split_counts_the_need_with_the_patients_own_tone_intact() -> None:
+    hard_max = NOREPINEPHRINE.hard_max
+    patient = next(p for p in draw_patients(40, 1, "resuscitate")
+                   if p.need_mcg_min() < hard_max / 2 and p.rebound_mmhg > 0)
+    # a rebound deep enough puts it out of the hard maximum's reach for good, and only then
+    deep = dataclasses.replace(patient, rebound_mmhg=100.0)
+    assert deep.steady_need_mcg_min() > hard_max
+    assert not out_of_reach_without_rebound(deep)
+    # a patient the hard maximum cannot hold even with its own tone is out of reach either way
+    weak = dataclasses.replace(patient, ec50_factor=patient.ec50_factor * 1e3)
+    assert out_of_reach_without_rebound(weak) and weak.steady_need_mcg_min() > hard_max
+
+
 def test_closed_loop_beats_the_protocol_in_band_in_a_small_cohort() -> None:
     outcomes = run_cohort(BenchOptions(patients=4, seed=3, hours=1.5, workers=1))
     loop = summarize(outcomes, "closed-loop", "resuscitate")

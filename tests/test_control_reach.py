@@ -9,9 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safety_fixtures import make_supervisor
 
+from safety.alarms import Alarm
+from safety.supervisor import Supervisor
 from safety.view import SupervisorView
+from vasopilot.control.manual import ManualMode
 from vasopilot.control.mpc import LookReason, MpcController
-from vasopilot.control.reach import ReachWatch, Unreachable, UnreachableReason
+from vasopilot.control.reach import ReachTuning, ReachWatch, Unreachable, UnreachableReason
 from vasopilot.core.events import AlarmCleared, AlarmCode, AlarmRaised
 from vasopilot.core.types import Beat, DoseRequest
 from vasopilot.runtime import RigLoop
@@ -48,6 +51,34 @@ def test_a_climb_that_moves_nothing_is_evidence_with_its_reason_and_figures() ->
     assert "did not follow" in verdict.message() and "mcg/min" in verdict.message()
 
 
+def saturating(base_mmhg: float) -> object:
+    """An Emax response, half of it at 15 mcg/min: a climb to 30 shows its bend."""
+    return lambda x: base_mmhg + 30.0 * x / (x + 15.0)
+
+
+def test_a_climb_from_low_doses_that_bends_is_saturating_where_the_chord_cannot_tell() -> None:
+    # 64 mmHg on the hard maximum for good: out of reach. The last 20 min's chord still
+    # rises enough to leave the target possible; the curve since the start does not
+    verdict = climb(ReachWatch(), saturating(40.0), x0=0.0, x1=30.0, minutes=40.0)
+    assert verdict is not None and verdict.reason is UnreachableReason.SATURATING
+    assert verdict.expected_at_max_mmhg is not None and verdict.expected_at_max_mmhg < TARGET
+    assert "saturates" in verdict.message()
+    without_fit = ReachWatch(ReachTuning(half_effect_shares=()))
+    assert climb(without_fit, saturating(40.0), x0=0.0, x1=30.0, minutes=40.0) is None
+
+
+def test_the_same_bend_on_a_patient_the_hard_maximum_holds_is_no_evidence() -> None:
+    # 70 and 72 mmHg on the hard maximum: reachable, however the climb bends
+    for base in (46.0, 48.0):
+        assert climb(ReachWatch(), saturating(base), x0=0.0, x1=30.0, minutes=40.0) is None
+
+
+def test_the_first_minutes_of_a_climb_are_no_evidence_of_saturation() -> None:
+    # the effect's lag is not learnt yet: a flat start is not a saturated patient
+    verdict = climb(ReachWatch(), lambda x: 55.0 + 0.02 * x, x0=0.0, x1=10.0, minutes=14.0)
+    assert verdict is None
+
+
 def test_a_patient_that_follows_the_climb_is_not_out_of_reach() -> None:
     # 0.55 mmHg per mcg/min: 62 on 40 mcg/min, 73 on the hard maximum: reachable, and the
     # evidence must not speak
@@ -77,7 +108,8 @@ def test_it_never_speaks_on_a_reachable_concave_patient(
     watch = ReachWatch()
     verdict = climb(watch, lambda x: base + effect(x), x0=x0, x1=x1, noise=noise)
     if verdict is not None:
-        assert verdict.reason is not UnreachableReason.NOT_FOLLOWING
+        assert verdict.reason not in (UnreachableReason.NOT_FOLLOWING,
+                                      UnreachableReason.SATURATING)
 
 
 def test_evidence_holds_through_a_passing_high_and_goes_when_map_holds_the_target() -> None:
@@ -189,6 +221,46 @@ def test_the_runtime_raises_the_alarm_once_per_evidence_and_clears_it_when_gone(
     assert any(isinstance(e, AlarmCleared) and e.code is AlarmCode.TARGET_UNREACHABLE
                for e in sink.events)
     assert not any(a.code is AlarmCode.TARGET_UNREACHABLE for a in supervisor.alarms)
+
+
+def _unreachable_alarms(supervisor: Supervisor) -> list[Alarm]:
+    return [a for a in supervisor.alarms if a.code is AlarmCode.TARGET_UNREACHABLE]
+
+
+def test_switching_away_from_the_mode_that_raised_the_alarm_ends_its_cause() -> None:
+    supervisor, _, sink = make_supervisor()
+    mode = _Mode(Unreachable(5.0, UnreachableReason.NOT_FOLLOWING, 40.0, 58.0, 63.5))
+    loop = RigLoop(supervisor, _NoBeats(), mode, sink)
+    loop.step(5.0)
+    assert _unreachable_alarms(supervisor)
+    # a manual mode cannot tell: the evidence left with the mode that had it
+    loop.set_controller(ManualMode())
+    loop.step(5.2)
+    assert not _unreachable_alarms(supervisor)
+    cleared = [e for e in sink.events if isinstance(e, AlarmCleared)
+               and e.code is AlarmCode.TARGET_UNREACHABLE]
+    assert [e.t_s for e in cleared] == [5.2]
+
+
+def test_a_mode_set_again_or_a_successor_with_evidence_keeps_the_alarm() -> None:
+    supervisor, _, sink = make_supervisor()
+    mode = _Mode(Unreachable(5.0, UnreachableReason.NOT_FOLLOWING, 40.0, 58.0, 63.5))
+    loop = RigLoop(supervisor, _NoBeats(), mode, sink)
+    loop.step(5.0)
+    # the same mode set again keeps its evidence: no clear, no second alarm
+    loop.set_controller(mode)
+    loop.step(5.2)
+    assert _unreachable_alarms(supervisor)
+    successor = _Mode(Unreachable(5.2, UnreachableReason.AT_MAX, 60.0, 57.0, None))
+    loop.set_controller(successor)
+    loop.step(5.4)
+    assert _unreachable_alarms(supervisor)
+    assert not any(isinstance(e, AlarmCleared) and e.code is AlarmCode.TARGET_UNREACHABLE
+                   for e in sink.events)
+    # the alarm is now the successor's: its evidence going ends it
+    successor.unreachable = None
+    loop.step(10.0)
+    assert not _unreachable_alarms(supervisor)
 
 
 def test_on_the_hard_max_a_little_under_the_target_is_the_wander_not_evidence() -> None:

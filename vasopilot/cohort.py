@@ -98,6 +98,11 @@ class PatientOutcome(BaseModel):
     weight_kg: float
     need_mcg_min: float | None  # steady state at the start's MAP0 and set-point; None: never
     out_of_reach: bool
+    # out of reach even with the patient's own tone intact (the need without the rebound
+    # knob's suppression): the rest of the stratum is out of reach only once the infusion has
+    # suppressed that tone, which no look before the rebound develops can tell from a
+    # reachable patient (the same patient without the knob)
+    out_of_reach_without_rebound: bool = False
     monitor: MapMetrics
     true: MapMetrics
     total_drug_mcg_per_kg: float
@@ -249,6 +254,7 @@ def _run_one(options: BenchOptions, name: ControllerName, index: int,
         controller=name, index=index, stratum=params.stratum, weight_kg=params.weight_kg,
         need_mcg_min=None if math.isinf(need) else need,
         out_of_reach=need > NOREPINEPHRINE.hard_max,
+        out_of_reach_without_rebound=out_of_reach_without_rebound(params),
         monitor=map_metrics(t, monitor, params.floor_mmhg, events=events),
         true=map_metrics(t, true, params.floor_mmhg, events=events),
         total_drug_mcg_per_kg=result.summary.total_drug_mcg / params.weight_kg,
@@ -260,6 +266,12 @@ def _run_one(options: BenchOptions, name: ControllerName, index: int,
         changes, result.events, artefact_spans, t_s=t, monitor_mmhg=monitor,
         setpoint_mmhg=params.setpoint_mmhg))
     return outcome, t, monitor, changes
+
+
+def out_of_reach_without_rebound(params: PatientParams) -> bool:
+    """Out of reach with the patient's own tone intact: the need at the starting MAP0 and
+    set-point without the rebound knob's suppression is above the hard maximum."""
+    return params.need_mcg_min() > NOREPINEPHRINE.hard_max
 
 
 def climb_blocked_s(events: Sequence[Event], artefacts: Sequence[tuple[float, float]],

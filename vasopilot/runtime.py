@@ -116,6 +116,7 @@ class RigLoop:
         console: Callable[[str], None] | None = None,
     ) -> None:
         self.supervisor = supervisor
+        self._unreachable: Unreachable | None = None
         self.set_controller(controller)
         self._beats = beats
         self._line = line
@@ -130,13 +131,16 @@ class RigLoop:
         self._next_control_s: float | None = None
         self._next_summary_s: float | None = None
         self._next_status_s: float | None = None
-        self._unreachable: Unreachable | None = None
 
     def set_controller(self, controller: Controller) -> None:
+        """Switch the control mode. An out-of-reach alarm the mode going away raised loses its
+        cause at the next step (on the loop's thread, at its time), unless the new mode has
+        evidence of its own: nothing else would ever clear it but an acknowledgement."""
         self.controller = controller
         # asked once here, not at every control step: a runtime Protocol check walks the
         # protocol's members on every call
         self._reach = controller if isinstance(controller, ReachAware) else None
+        self._mode_switched = True
 
     def submit(self, action: Callable[[float], object]) -> None:
         """Run ``action(now_s)`` at the start of the next step, on the loop's thread.
@@ -155,6 +159,11 @@ class RigLoop:
             action = self._inbox.get_nowait()
             with self.journal_guard():
                 action(now_s)
+        if self._mode_switched:
+            self._mode_switched = False
+            if self._unreachable is not None:
+                with self.journal_guard():
+                    self._report_reach(now_s)
         for beat in self._beats.read_beats():
             with self.journal_guard():
                 self.supervisor.on_beat(beat, now_s)
@@ -227,16 +236,18 @@ class RigLoop:
         if request is not None:
             self.supervisor.request(request, now_s)
         if self._reach is not None:
-            self._report_reach(self._reach, now_s)
+            self._report_reach(now_s)
         return view if request is None else self.supervisor.view(now_s)
 
-    def _report_reach(self, controller: ReachAware, now_s: float) -> None:
+    def _report_reach(self, now_s: float) -> None:
         """The mode's out-of-reach evidence as the supervisor's alarm: raised when new
-        evidence speaks, its cause gone when the evidence is."""
-        evidence = controller.unreachable
-        if evidence is not None and evidence is not self._unreachable:
+        evidence speaks, its cause gone when the evidence is (a mode that cannot tell has
+        none)."""
+        reach = self._reach
+        evidence = reach.unreachable if reach is not None else None
+        if reach is not None and evidence is not None and evidence is not self._unreachable:
             self.supervisor.report_unreachable(evidence.message(), now_s,
-                                               by=f"{controller.mode} mode")
+                                               by=f"{reach.mode} mode")
         elif evidence is None and self._unreachable is not None:
             self.supervisor.reachable_again(now_s)
         self._unreachable = evidence

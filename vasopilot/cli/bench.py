@@ -178,19 +178,28 @@ def _extra_rows(outcomes: list[PatientOutcome], stratum: StratumName,
                 f"({len(values)} of {of})")
 
     out = [o for o in mine if o.out_of_reach]
-    for label, field in (
-        ("hard max reached, min after S3 pace", "hard_max_lag_min"),
-        ("  ... after S3 pace from the last MAP at set-point", "hard_max_fall_lag_min"),
-        ("'target unreachable' alarm at min", "unreachable_min"),
-        ("S6's own delay of the S3 pace, min (bound)", "s6_pace_delay_min"),
+    # the stratum, then split: out of reach with the patient's own tone intact, and only once
+    # the rebound knob has suppressed it (PatientOutcome.out_of_reach_without_rebound)
+    for part, patients in (
+        ("", out),
+        ("[tone intact] ", [o for o in out if o.out_of_reach_without_rebound]),
+        ("[by rebound only] ", [o for o in out if not o.out_of_reach_without_rebound]),
     ):
-        cells = []
-        for controller in controllers:
-            ours = [o for o in out if o.controller == controller]
-            values = [v for o in ours if (v := getattr(o, field)) is not None]
-            cells.append(med_worst(values, len(ours)))
-        if any(c != "-" for c in cells):
-            rows.append((label, cells))
+        for label, field in (
+            ("hard max reached, min after S3 pace", "hard_max_lag_min"),
+            ("  ... after S3 pace from the last MAP at set-point", "hard_max_fall_lag_min"),
+            ("'target unreachable' alarm at min", "unreachable_min"),
+            ("S6's own delay of the S3 pace, min (bound)", "s6_pace_delay_min"),
+        ):
+            if part and field == "s6_pace_delay_min":
+                continue
+            cells = []
+            for controller in controllers:
+                ours = [o for o in patients if o.controller == controller]
+                values = [v for o in ours if (v := getattr(o, field)) is not None]
+                cells.append(med_worst(values, len(ours)))
+            if any(c != "-" for c in cells):
+                rows.append((part + label, cells))
     # an alarm on a patient the stratum calls reachable, and whether the floor proof shows the
     # set-point out of any dosing's reach at that moment (a wander trough: the alarm was true)
     reachable = [o for o in mine if o.reachable]

@@ -1,7 +1,7 @@
 """The closed loop's evidence that a patient is out of reach (issue 14), with its reason as data.
 
 "Target unreachable" is the set-point's, as the bench's out-of-reach stratum is: a patient the
-hard maximum cannot hold at F + 5 is out of reach even if it would hold F. Three kinds of
+hard maximum cannot hold at F + 5 is out of reach even if it would hold F. Four kinds of
 evidence, each a :class:`UnreachableReason`:
 
 * ``PREDICTED``: the controller's bank, on the hard maximum for good, leaves MAP under the
@@ -20,6 +20,15 @@ evidence, each a :class:`UnreachableReason`:
   could have hidden a response during the climb and a wander that holds MAP under its mean
   now, stays under the set-point with 90 % confidence under every lag model, and only after a
   climb worth two slew steps: no climb, no evidence.
+* ``SATURATING``: the same question over the last hour, on a saturating response
+  MAP = b + E·x/(x + k) (E ≥ 0) fitted for every half-effect dose k on a grid (the straight
+  line among them): the highest 90 % forecast on the hard maximum among the k the history
+  leaves plausible (profile likelihood, serial correlation counted), each with the same wander
+  allowances, must stay under the set-point under every lag model. A climb from low doses
+  shows the curve's bend, which a 20 min chord near the top cannot; the straight line stays
+  in the plausible set until the data reject it, so a patient still responding linearly is
+  not called saturated. It waits for 15 min of history like the chord: the first minutes of a
+  climb, before the effect's lag is learnt, bend like a saturation.
 * ``AT_MAX``: the hard maximum has run 10 min with MAP under the set-point, its mean over them
   under it by the wander's 90 % spread (what is left when neither model could say it sooner).
 
@@ -51,6 +60,8 @@ class UnreachableReason(StrEnum):
                  "(90 %)")
     NOT_FOLLOWING = ("the dose climbed and MAP did not follow: at the response the climb showed, "
                      "the hard maximum stays under the set-point (90 %)")
+    SATURATING = ("the dose-response seen since the climb began saturates: on the hard maximum "
+                  "it stays under the set-point (90 %)")
     AT_MAX = ("the hard maximum has run 10 min with MAP under the set-point, by more than its "
               "wander")
 
@@ -100,6 +111,14 @@ class ReachTuning:
     wander_mmhg: float = 4.0
     # evidence is gone when the mean of the trusted MAP over this long reaches the set-point
     clear_s: float = 300.0
+    # the saturating fit's history, and its half-effect doses as shares of the hard maximum's
+    # effect (the last, None, is the straight line: no saturation at all)
+    history_s: float = 3600.0
+    half_effect_shares: tuple[float | None, ...] = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5,
+                                                    2.5, 4.0, None)
+    # chi-square(1) at 90 %: a half-effect dose is plausible while its fit's residual sum of
+    # squares stays within this much (per effective sample) of the best one's
+    plausible_chi2: float = 2.706
 
 
 @dataclass(frozen=True)
@@ -118,13 +137,18 @@ class ReachWatch:
         self.evidence: Unreachable | None = None
         self.first_s: float | None = None
         self._samples: deque[_Sample] = deque()
+        self._history: deque[_Sample] = deque()
         self._at_max_low_since_s: float | None = None
 
     def observe(self, t_s: float, map_mmhg: float, effects: tuple[float, ...]) -> None:
         """A trusted filter update: the 10 s median and each lag model's effect."""
-        self._samples.append(_Sample(t_s, map_mmhg, effects))
+        sample = _Sample(t_s, map_mmhg, effects)
+        self._samples.append(sample)
+        self._history.append(sample)
         while self._samples and self._samples[0].t_s < t_s - self.tuning.window_s:
             self._samples.popleft()
+        while self._history and self._history[0].t_s < t_s - self.tuning.history_s:
+            self._history.popleft()
 
     def look(self, t_s: float, *, map_mmhg: float, dose_mcg_min: float, hard_max_mcg_min: float,
              up_step_mcg_min: float, target_mmhg: float, models: tuple[int, ...],
@@ -155,8 +179,14 @@ class ReachWatch:
             ceilings = [self._climb_ceiling(m, effect_at_max, up_step_mcg_min) for m in models]
             ceiling = None if not ceilings or None in ceilings else max(
                 c for c in ceilings if c is not None)
+            saturating = [self._saturation_ceiling(m, effect_at_max, up_step_mcg_min)
+                          for m in models]
+            saturation = None if not saturating or None in saturating else max(
+                c for c in saturating if c is not None)
             if ceiling is not None and ceiling < target_mmhg:
                 found = UnreachableReason.NOT_FOLLOWING, ceiling
+            elif saturation is not None and saturation < target_mmhg:
+                found = UnreachableReason.SATURATING, saturation
             elif (self._at_max_low_since_s is not None
                   and t_s - self._at_max_low_since_s >= tune.at_max_s
                   and self._recent_mean(t_s, map_mmhg, tune.at_max_s)
@@ -175,19 +205,30 @@ class ReachWatch:
         recent = [s.map_mmhg for s in self._samples if s.t_s >= since_s]
         return sum(recent) / len(recent) if recent else map_mmhg
 
+    def _climb(self, samples: deque[_Sample], model: int,
+               up_step_mcg_min: float) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """(effects, MAPs, climb) over ``samples`` under one lag model, or None without a look
+        spanning most of the window (the saturating fit too: the first minutes of a climb,
+        the effect's lag still unknown, bend like a saturation) or a climb worth two slew
+        steps."""
+        tune = self.tuning
+        if len(samples) < 10 or samples[-1].t_s - samples[0].t_s < 0.75 * tune.window_s:
+            return None
+        x = np.array([s.effects[model] for s in samples])
+        climb = float(x[-1] - x.min())
+        if climb < tune.min_climb_steps * up_step_mcg_min:
+            return None
+        return x, np.array([s.map_mmhg for s in samples]), climb
+
     def _climb_ceiling(self, model: int, effect_at_max: float,
                        up_step_mcg_min: float) -> float | None:
         """The 90 % ceiling of MAP on the hard maximum at the response the last climb showed
         (None: no climb worth two slew steps in a window spanning most of its length)."""
         tune = self.tuning
-        samples = self._samples
-        if len(samples) < 10 or samples[-1].t_s - samples[0].t_s < 0.75 * tune.window_s:
+        data = self._climb(self._samples, model, up_step_mcg_min)
+        if data is None:
             return None
-        x = np.array([s.effects[model] for s in samples])
-        y = np.array([s.map_mmhg for s in samples])
-        climb = float(x[-1] - x.min())
-        if climb < tune.min_climb_steps * up_step_mcg_min:
-            return None
+        x, y, climb = data
         xc = x - x.mean()
         sxx = float(xc @ xc)
         slope = float(xc @ (y - y.mean())) / sxx
@@ -209,3 +250,55 @@ class ReachWatch:
         mean = now_fit + max(slope, 0.0) * to_come
         sd = math.hypot(now_sd, slope_sd * to_come)
         return mean + tune.confidence_z * sd
+
+    def _saturation_ceiling(self, model: int, effect_at_max: float,
+                            up_step_mcg_min: float) -> float | None:
+        """The 90 % ceiling of MAP on the hard maximum by a saturating response fitted to the
+        history, MAP = b + E·x/(x + k) (E ≥ 0), under every half-effect dose k the history
+        leaves plausible (the straight line among them): the highest of their forecasts, each
+        with its standard error (serial correlation counted), a wander of MAP0 during the
+        climb that could have bent the curve, and one that holds MAP under its mean now. None:
+        no climb worth two slew steps in the history."""
+        tune = self.tuning
+        data = self._climb(self._history, model, up_step_mcg_min)
+        if data is None or effect_at_max <= data[0][-1]:
+            return None
+        x, y, _ = data
+        n = len(y)
+        # one row per half-effect dose k: u = x / (x + k), the straight line's u = x
+        ks = np.array([np.inf if share is None else share * effect_at_max
+                       for share in tune.half_effect_shares])
+        if ks.size == 0:
+            return None
+        line = np.isinf(ks)
+        k_finite = np.where(line, 1.0, ks)[:, None]
+        u = np.where(line[:, None], x[None, :], x[None, :] / (x[None, :] + k_finite))
+        u_at_max = np.where(line, effect_at_max, effect_at_max / (effect_at_max + ks))
+        u_mean = u.mean(axis=1)
+        uc = u - u_mean[:, None]
+        suu = np.maximum((uc * uc).sum(axis=1), 1e-12)
+        yc = y - y.mean()
+        slope = np.maximum(0.0, uc @ yc / suu)
+        residual = yc[None, :] - slope[:, None] * uc
+        sse = (residual * residual).sum(axis=1)
+        lag1 = (residual[:, 1:] * residual[:, :-1]).sum(axis=1) / np.maximum(sse, 1e-9)
+        r = np.clip(lag1, 0.0, 0.95)
+        n_eff = np.maximum(3.0, n * (1.0 - r) / (1.0 + r))
+        var_res = sse / max(n - 2, 1)
+        u_now = u[:, -1]
+        now_fit = y.mean() + slope * (u_now - u_mean)
+        to_come = u_at_max - u_now
+        climbed = np.maximum(u_now - u.min(axis=1), 1e-9)
+        # the forecast's error: the level now, the slope's (its SE with a MAP0 wander of the
+        # allowance's size over the climb), and the wander for good
+        slope_sd = np.hypot(np.sqrt(var_res / suu * n / n_eff), tune.wander_mmhg / climbed)
+        now_var = var_res * (1.0 / n_eff + (u_now - u_mean) ** 2 / suu * n / n_eff)
+        sd = np.sqrt(now_var + (slope_sd * to_come) ** 2 + tune.wander_mmhg**2)
+        ceiling = now_fit + slope * to_come + tune.confidence_z * sd
+        # profile likelihood: a k is plausible while its extra residual, in the best fit's
+        # residual variance and counted on the effective (serially correlated) sample, stays
+        # within the chi-square quantile
+        best = int(np.argmin(sse))
+        scale = max(float(sse[best]) / max(n - 2, 1) * n / float(n_eff[best]), 1e-9)
+        plausible = sse - sse[best] <= tune.plausible_chi2 * scale
+        return float(ceiling[plausible].max())

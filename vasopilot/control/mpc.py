@@ -415,7 +415,7 @@ class MpcController:
 
         plan = best_plan(current, since_up, plan_limits, predict=predict, floor_mmhg=floor,
                          tuning=self.tuning.plan)
-        unreachable = self._unreachable(view, weights, map_mmhg)
+        unreachable = self._unreachable(view, map_mmhg)
         want = plan.first_move_mcg_min
         if unreachable and (since_up is None or since_up >= limits.min_up_interval_s):
             want = min(limits.hard_max, current + limits.up_step_at(current))
@@ -462,19 +462,25 @@ class MpcController:
         late = urgent or now_s - self._fresh_wait_since_s >= t.fresh_wait_s
         return now_s - last_beat_s <= (t.late_beat_s if late else t.fresh_beat_s)
 
-    def _weights(self) -> list[tuple[int, float]]:
+    def _weights(self, *, straight: bool = False) -> list[tuple[int, float]]:
         """The candidates' posterior weights from their innovation likelihoods (the ones that
-        carry at least 1 % of the belief), normalised."""
-        best = max(c.loglik for c in self.candidates)
-        raw = [(i, math.exp(c.loglik - best)) for i, c in enumerate(self.candidates)
-               if c.b is not None]
+        carry at least 1 % of the belief), normalised; ``straight``: among the κ = 1 ones."""
+        bank = [(i, c) for i, c in enumerate(self.candidates) if c.b is not None]
+        bank = [(i, c) for i, c in bank if not straight or c.kappa == 1.0] or bank
+        best = max(c.loglik for _, c in bank)
+        raw = [(i, math.exp(c.loglik - best)) for i, c in bank]
         kept = [(i, w) for i, w in raw if w >= self.tuning.min_model_weight]
         total = sum(w for _, w in kept)
         return [(i, w / total) for i, w in kept]
 
-    def _unreachable(self, view: SupervisorView, weights: list[tuple[int, float]],
-                     map_mmhg: float) -> bool:
+    def _unreachable(self, view: SupervisorView, map_mmhg: float) -> bool:
+        """The out-of-reach evidence (vasopilot.control.reach) on the straight (κ = 1) models:
+        a curved model fitted around the starting dose extrapolates a flat top to the hard
+        maximum long before the climb has shown one (seed 1, resuscitate: two reachable
+        patients flagged 6 min in), while the evidence's tests are sized for the chord's
+        optimism; the curvature is the plan's."""
         limits = view.limits
+        weights = self._weights(straight=True)
         steady = [(w, *self.candidates[i].steady_map(limits.hard_max)) for i, w in weights]
         mean, sd = _mixture([(w, np.array([m]), np.array([sd])) for w, m, sd in steady])
         return self.reach.look(

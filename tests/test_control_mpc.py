@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from drivers.sim.patient import draw_cohort
 from safety.view import SupervisorView
 from vasopilot.cohort import bench_config, s3_steps
-from vasopilot.control.mpc import LineModel, LookAction, LookReason, MpcController, _mixture
+from vasopilot.control.mpc import (
+    LineModel,
+    LookAction,
+    LookReason,
+    MpcController,
+    _Candidate,
+    _mixture,
+)
 from vasopilot.control.planner import PlanLimits, PlanTuning, best_plan, candidate_plans
 from vasopilot.core.config import NOREPINEPHRINE
 from vasopilot.core.events import AlarmCode, AlarmRaised, DoseApplied
@@ -195,3 +202,65 @@ def test_the_bank_forecasts_as_a_mixture_of_its_models() -> None:
     mean, sd = _mixture([(0.5, np.array([68.0]), np.array([1.0])),
                          (0.5, np.array([72.0]), np.array([1.0]))])
     assert mean[0] == pytest.approx(70.0) and sd[0] == pytest.approx(np.sqrt(1.0 + 4.0))
+
+
+def _looks_on_aged_beats(controller: MpcController, map_mmhg: float, until_s: float, *,
+                         age_s: float, view: SupervisorView = BASE) -> list[tuple[float, float]]:
+    """A beat every second, each ``age_s`` old at the look that follows it (a look every 2 s);
+    the (time, dose) of every increase asked for."""
+    raises = []
+    for t in range(0, int(until_s) + 1):
+        controller.on_beat(Beat(t - age_s, map_mmhg + 20, map_mmhg - 10, map_mmhg, 80.0, "good"))
+        if t % 2 == 0:
+            request = controller.propose(replace(view, t_s=float(t)))
+            if request is not None and request.dose_mcg_min > view.dose_mcg_min:
+                raises.append((float(t), request.dose_mcg_min))
+    return raises
+
+
+def test_a_trim_waits_for_a_recent_beat_and_a_climb_under_the_floor_does_not() -> None:
+    tuning = MpcController().tuning
+    # in the band under the set-point on a steady 10 mcg/min: the plan trims upwards
+    trim = MpcController()
+    trim.assume_steady(10.0)
+    on_recent = _looks_on_aged_beats(trim, 66.0, 300.0, age_s=0.05)
+    assert on_recent
+    late = MpcController()
+    late.assume_steady(10.0)
+    on_aged = _looks_on_aged_beats(late, 66.0, 300.0, age_s=0.2)
+    # beats 0.2 s old at every look (in step with the looks): never recent enough, so the trim
+    # waits its bounded time, journalled, then goes on the late limit
+    assert on_aged
+    first_s = on_aged[0][0]
+    held = [look for look in late.looks if look.reason is LookReason.NO_FRESH_BEAT]
+    assert held and held[0].t_s < first_s
+    assert first_s - held[0].t_s >= tuning.fresh_wait_s
+    assert first_s - on_recent[0][0] >= tuning.fresh_wait_s
+    # 0.4 s old is past the late limit too: no increase at all
+    stale = MpcController()
+    stale.assume_steady(10.0)
+    assert _looks_on_aged_beats(stale, 66.0, 300.0, age_s=0.4) == []
+    # under the floor the climb takes the late limit at once
+    low = MpcController()
+    low.assume_steady(10.0)
+    climbs = _looks_on_aged_beats(low, 55.0, 300.0, age_s=0.2)
+    assert climbs
+    assert not [look for look in low.looks if look.reason is LookReason.NO_FRESH_BEAT
+                and look.t_s < climbs[0][0]]
+
+
+def test_the_bank_tells_a_saturating_response_from_a_straight_one_as_the_dose_moves() -> None:
+    tuning = MpcController().tuning
+    models = [_Candidate(4.5, 3.0, kappa, tuning) for kappa in tuning.curvature]
+    truth = _Candidate(4.5, 3.0, 1.0, tuning)  # the same lags, run on the true effect
+    for dose in (5.0, 10.0, 20.0, 40.0):
+        for _ in range(60):  # 10 min per dose, a filter update every 10 s
+            truth.advance(dose, 10.0 / 60.0)
+            # a Hill curve (EC50 10 mcg/min): much flatter at 40 than its chord through MAP0
+            map_mmhg = 50.0 + 40.0 * truth.x2 / (truth.x2 + 10.0)
+            for model in models:
+                model.advance(dose, 10.0 / 60.0)
+                model.update(map_mmhg, 10.0, tuning)
+    straight = next(m for m in models if m.kappa == 1.0)
+    assert max(models, key=lambda m: m.loglik).kappa < 1.0
+    assert straight.loglik < max(m.loglik for m in models) - 1.0

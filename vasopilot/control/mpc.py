@@ -5,12 +5,13 @@ volume, the carrier flow and the syringe's concentration it integrates the drug 
 dead volume and so the drug rate R(t) actually reaching the vein (docs/virtual-patient.md, model
 step 1): the main reason low-flow pumps behave badly, and nothing to estimate.
 
-What it estimates: the rest. A bank of candidate lag models (plasma time constant × effect-site
-time constant, spanning the cohort's 1.7-11 min and 1-5 min) filters R(t) into an "effect" x(t)
-in mcg/min. For each, an extended Kalman filter tracks the state [b, ln g] of
-MAP = b + g·x: b is MAP0 with its wander (a random walk between looks, its predicted spread
-capped at the wander's own size), g the patient's potency in mmHg per mcg/min (the chord of a
-sigmoid, not a line: it moves as the operating point moves, hardly at all at a steady dose).
+What it estimates: the rest. A bank of candidate models (plasma time constant × effect-site
+time constant, spanning the cohort's 1.7-11 min and 1-5 min, × the dose response's curvature κ)
+filters R(t) into an "effect" x(t) in mcg/min. For each, an extended Kalman filter tracks the
+state [b, ln g] of MAP = b + g·x^κ: b is MAP0 with its wander (a random walk between looks, its
+predicted spread capped at the wander's own size), g the patient's potency in mmHg per
+(mcg/min)^κ (a sigmoid seen through a power law, not a line: it moves as the operating point
+moves, hardly at all at a steady dose).
 Each candidate keeps the likelihood of its innovations with a 15 min memory; the plan
 forecasts with the bank as a mixture weighted by those likelihoods, so the spread between its
 models is part of the forecast's uncertainty and a change of the most likely model moves no
@@ -69,7 +70,7 @@ class LookReason(StrEnum):
     NOT_RUNNING = "held, because the infusion is not running"
     NO_TRUSTED_MAP = "held, because there is no trusted MAP (S5)"
     ARTEFACT = "held, because an untrusted beat or a gap came within 30 s"
-    NO_FRESH_BEAT = "held, because no beat came in the last 0.3 s: an artefact could be starting"
+    NO_FRESH_BEAT = "held, because the newest beat is not recent: an artefact could be starting"
     LEARNING = "held, because the model has had no trusted MAP yet"
     PLAN_HOLDS = "held, because holding is the best plan"
     UP_INTERVAL = "held, because the best plan climbs once S3's interval has passed"
@@ -116,6 +117,15 @@ class MpcTuning:
     period_s: float = 30.0
     plasma_tau_min: tuple[float, ...] = (2.0, 4.5, 9.0)
     effect_tau_min: tuple[float, ...] = (1.2, 3.0)
+    # MAP = b + g·x^κ: the dose response's curvature. A chord (κ = 1) through MAP0 is steeper
+    # than a saturating response at the operating point, so there a climb does less than it
+    # predicts and a descent too (seed 1, disturbance: 30-50 min over the band after an event
+    # while the dose came down a little at a time, the full-state reference 10-20 min); κ 0.5
+    # and 0.25 bend like a Hill curve at and past its middle (the local d ln E / d ln x), and
+    # the bank's likelihoods tell them apart as the dose moves
+    curvature: tuple[float, ...] = (1.0, 0.5, 0.25)
+    # every curvature's prior potency gives the same MAP on this effect (the starting dose)
+    prior_effect_mcg_min: float = 10.0
     potency_prior: float = 1.0  # mmHg per mcg/min
     log_potency_sd: float = 1.2
     map0_sd_mmhg: float = 8.0
@@ -136,10 +146,19 @@ class MpcTuning:
     # the plan forecasts with every lag model carrying at least this share of the belief
     min_model_weight: float = 0.01
     artefact_hold_s: float = 30.0
-    # an increase only this soon after the newest (good) beat; the rest of the gap between
-    # the beat and the request is where an artefact can begin unseen (seed 1, 100 patients:
-    # 4 increases landed in an artefact that began 0.1-1 s before them without this)
-    fresh_beat_s: float = 0.3
+    # an increase only this soon after the newest (good) beat: the gap between the beat and
+    # the request is where an artefact can begin unseen, so the increases expected to land in
+    # one are the artefacts' rate times the summed gaps (seed 1, 100 patients: 4 increases
+    # landed in an artefact begun 0.1-1 s before them with no such rule; with 0.3 s, about
+    # 0.65 per 100 patients were expected and seed 3 had one)
+    fresh_beat_s: float = 0.1
+    # a beat that recent comes at about one look in five to ten (a beat every 0.5-1 s, a look
+    # every 5 s): a trim waits for one at most this long, then takes a beat up to
+    # ``late_beat_s`` old (beats that fall into step with the looks never give a fresher one);
+    # a climb under the floor or to the hard maximum does not wait for it (time under F costs
+    # more than the odds, and S3's pace is the out-of-reach patient's yardstick)
+    fresh_wait_s: float = 30.0
+    late_beat_s: float = 0.3
     reach: ReachTuning = field(default_factory=ReachTuning)
     # its own model steps exactly at any step: 30 s is fine enough for a 15 min horizon
     plan: PlanTuning = field(default_factory=lambda: PlanTuning(step_s=30.0))
@@ -148,13 +167,16 @@ class MpcTuning:
 class _Candidate:
     """One lag model: its effect state and the EKF over [b, ln g]."""
 
-    def __init__(self, plasma_tau_min: float, effect_tau_min: float, tuning: MpcTuning) -> None:
+    def __init__(self, plasma_tau_min: float, effect_tau_min: float, curvature: float,
+                 tuning: MpcTuning) -> None:
         self.tau_p = plasma_tau_min
         self.tau_e = effect_tau_min
+        self.kappa = curvature
         self.x1 = 0.0
         self.x2 = 0.0
         self.b: float | None = None
-        self.lg = math.log(tuning.potency_prior)
+        self.lg = (math.log(tuning.potency_prior)
+                   + (1.0 - curvature) * math.log(tuning.prior_effect_mcg_min))
         self.p = [[tuning.map0_sd_mmhg**2, 0.0], [0.0, tuning.log_potency_sd**2]]
         self.loglik = 0.0
         self.x_at_update = 0.0
@@ -189,17 +211,21 @@ class _Candidate:
         self.x1 = rate_mcg_min + (self.x1 - rate_mcg_min) * a1
         self.x2 = self.x1 + (self.x2 - self.x1) * a2
 
+    def shape(self, effect_mcg_min: float) -> float:
+        """x^κ of an effect in mcg/min (none below 0)."""
+        return math.pow(max(effect_mcg_min, 0.0), self.kappa)
+
     def update(self, y: float, dt_s: float, t: MpcTuning) -> None:
         g = math.exp(self.lg)
         if self.b is None:
-            self.b = y - g * self.x2
+            self.b = y - g * self.shape(self.x2)
         p = self.p
         moved = math.log((max(self.x2, 0.0) + t.effect_floor_mcg_min)
                          / (max(self.x_at_update, 0.0) + t.effect_floor_mcg_min))
         self.x_at_update = self.x2
         p[0][0] += t.map0_walk_mmhg2_s * dt_s
         p[1][1] += t.log_potency_walk_per_s * dt_s + (t.log_potency_per_log_effect * moved) ** 2
-        h1 = g * self.x2  # d(prediction)/d(ln g)
+        h1 = g * self.shape(self.x2)  # d(prediction)/d(ln g)
         nu = y - (self.b + h1)
         ph0 = p[0][0] + p[0][1] * h1
         ph1 = p[1][0] + p[1][1] * h1
@@ -222,7 +248,7 @@ class _Candidate:
         p = self.p
         free, forced = self._response(step_s, rates.shape[1])
         effect = rates @ forced.T + free @ np.array([self.x1, self.x2])
-        h1 = g * effect
+        h1 = g * np.maximum(effect, 0.0) ** self.kappa
         walk = np.minimum(t.wander_cap_mmhg**2,
                           t.map0_walk_mmhg2_s * step_s * np.arange(1, rates.shape[1] + 1))
         var = p[0][0] + 2.0 * p[0][1] * h1 + p[1][1] * h1 * h1 + walk + t.model_var_mmhg2
@@ -231,7 +257,7 @@ class _Candidate:
     def steady_map(self, dose_mcg_min: float) -> tuple[float, float]:
         g = math.exp(self.lg)
         b = self.b if self.b is not None else 0.0
-        h1 = g * dose_mcg_min
+        h1 = g * self.shape(dose_mcg_min)
         p = self.p
         var = p[0][0] + 2.0 * p[0][1] * h1 + p[1][1] * h1 * h1
         return b + h1, math.sqrt(max(var, 0.0))
@@ -297,8 +323,8 @@ class MpcController:
                  *, history: int = 2000) -> None:
         self.tuning = tuning or MpcTuning()
         self.line = LineState(line or LineModel())
-        self.candidates = [_Candidate(tp, te, self.tuning) for tp in self.tuning.plasma_tau_min
-                           for te in self.tuning.effect_tau_min]
+        self.candidates = [_Candidate(tp, te, k, self.tuning) for tp in self.tuning.plasma_tau_min
+                           for te in self.tuning.effect_tau_min for k in self.tuning.curvature]
         self.estimator = MapEstimator(window_s=FILTER_PERIOD_S, trend_window_s=FILTER_PERIOD_S,
                                       hold_s=self.tuning.artefact_hold_s, min_beats=5)
         self.looks: deque[Look] = deque(maxlen=history)
@@ -311,6 +337,7 @@ class MpcController:
         self._last_filter_s: float | None = None
         self._next_look_s: float | None = None
         self._volume_check_open = False
+        self._fresh_wait_since_s: float | None = None
 
     @property
     def unreachable(self) -> Unreachable | None:
@@ -388,7 +415,7 @@ class MpcController:
 
         plan = best_plan(current, since_up, plan_limits, predict=predict, floor_mmhg=floor,
                          tuning=self.tuning.plan)
-        unreachable = self._unreachable(view, weights, map_mmhg)
+        unreachable = self._unreachable(view, map_mmhg)
         want = plan.first_move_mcg_min
         if unreachable and (since_up is None or since_up >= limits.min_up_interval_s):
             want = min(limits.hard_max, current + limits.up_step_at(current))
@@ -398,8 +425,7 @@ class MpcController:
                 return self._record(view, LookReason.ARTEFACT, map_mmhg, context)
             if map_mmhg >= view.target_map_mmhg + 10.0:
                 return self._record(view, LookReason.TOO_HIGH, map_mmhg, context)
-            last_beat_s = self.estimator.last_beat_t_s
-            if last_beat_s is None or now_s - last_beat_s > self.tuning.fresh_beat_s:
+            if not self._fresh_enough(now_s, urgent=unreachable or map_mmhg < floor):
                 # an artefact that began after the newest beat is invisible: raise only right
                 # after a good beat, and look again at the next step
                 self._next_look_s = now_s
@@ -424,19 +450,37 @@ class MpcController:
             return self._record(view, LookReason.UP_INTERVAL, map_mmhg, context)
         return self._record(view, LookReason.PLAN_HOLDS, map_mmhg, context)
 
-    def _weights(self) -> list[tuple[int, float]]:
+    def _fresh_enough(self, now_s: float, *, urgent: bool) -> bool:
+        """Whether the newest beat is recent enough to raise on (``MpcTuning.fresh_beat_s``);
+        the wait for one starts at the first look it held."""
+        t = self.tuning
+        last_beat_s = self.estimator.last_beat_t_s
+        if last_beat_s is None:
+            return False
+        if self._fresh_wait_since_s is None:
+            self._fresh_wait_since_s = now_s
+        late = urgent or now_s - self._fresh_wait_since_s >= t.fresh_wait_s
+        return now_s - last_beat_s <= (t.late_beat_s if late else t.fresh_beat_s)
+
+    def _weights(self, *, straight: bool = False) -> list[tuple[int, float]]:
         """The candidates' posterior weights from their innovation likelihoods (the ones that
-        carry at least 1 % of the belief), normalised."""
-        best = max(c.loglik for c in self.candidates)
-        raw = [(i, math.exp(c.loglik - best)) for i, c in enumerate(self.candidates)
-               if c.b is not None]
+        carry at least 1 % of the belief), normalised; ``straight``: among the κ = 1 ones."""
+        bank = [(i, c) for i, c in enumerate(self.candidates) if c.b is not None]
+        bank = [(i, c) for i, c in bank if not straight or c.kappa == 1.0] or bank
+        best = max(c.loglik for _, c in bank)
+        raw = [(i, math.exp(c.loglik - best)) for i, c in bank]
         kept = [(i, w) for i, w in raw if w >= self.tuning.min_model_weight]
         total = sum(w for _, w in kept)
         return [(i, w / total) for i, w in kept]
 
-    def _unreachable(self, view: SupervisorView, weights: list[tuple[int, float]],
-                     map_mmhg: float) -> bool:
+    def _unreachable(self, view: SupervisorView, map_mmhg: float) -> bool:
+        """The out-of-reach evidence (vasopilot.control.reach) on the straight (κ = 1) models:
+        a curved model fitted around the starting dose extrapolates a flat top to the hard
+        maximum long before the climb has shown one (seed 1, resuscitate: two reachable
+        patients flagged 6 min in), while the evidence's tests are sized for the chord's
+        optimism; the curvature is the plan's."""
         limits = view.limits
+        weights = self._weights(straight=True)
         steady = [(w, *self.candidates[i].steady_map(limits.hard_max)) for i, w in weights]
         mean, sd = _mixture([(w, np.array([m]), np.array([sd])) for w, m, sd in steady])
         return self.reach.look(
@@ -450,6 +494,8 @@ class MpcController:
                 context: _Context | None = None,
                 dose: float | None = None) -> DoseRequest | None:
         """Journal the look (``looks``) and, with a ``dose``, ask for it."""
+        if reason is not LookReason.NO_FRESH_BEAT:
+            self._fresh_wait_since_s = None
         current = view.dose_mcg_min
         asked = None if dose is None else round(max(0.0, dose), 2)
         action = (LookAction.HOLD if asked is None else

@@ -249,6 +249,7 @@ class VirtualPatient:
     Feed it with :meth:`step` (the flow leaving the pump's line and its concentration), read
     :attr:`true_map_mmhg` for metrics and :meth:`read_beats` for what a monitor shows.
     ``conc_mcg_ml`` is what fills the line at the start (only matters for a wean start).
+    Without ``beats`` no monitor is attached (the model alone: :meth:`read_beats` stays empty).
     """
 
     def __init__(
@@ -259,6 +260,7 @@ class VirtualPatient:
         start_t_s: float = 0.0,
         *,
         conc_mcg_ml: float = 80.0,
+        beats: bool = True,
     ) -> None:
         self.params = params
         self.scenario = scenario
@@ -312,6 +314,9 @@ class VirtualPatient:
         self._next_rate_in: float | None = None
         self._map = self._map_now()
         self._next_beat_s = start_t_s + 60.0 / p.hr_bpm * float(phase_rng.uniform())
+        if not beats:
+            # no monitor: the beats have their own random streams, so the MAP is the same
+            self._next_beat_s = math.inf
         self._beats: list[Beat] = []
 
     # -- inputs --------------------------------------------------------------------------------

@@ -271,4 +271,6 @@ class VitalsWatch:
 
 
 def _under_floor(map_mmhg: float, floor_mmhg: float | None) -> str:
-    return "" if floor_mmhg is None else f" with MAP {map_mmhg:.0f} under the floor of {floor_mmhg:g}"
+    if floor_mmhg is None:
+        return ""
+    return f" with MAP {map_mmhg:.0f} under the floor of {floor_mmhg:g}"

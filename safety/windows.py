@@ -13,6 +13,7 @@ median is ``statistics.median`` itself, over the arrival order.
 from __future__ import annotations
 
 import bisect
+import math
 import statistics
 from collections import deque
 
@@ -28,14 +29,14 @@ class SortedWindow:
 
     def append(self, value: float) -> None:
         self._order.append(value)
-        if value != value:  # NaN (math.isnan's answer, without a call per beat)
+        if math.isnan(value):
             self._nan += 1
         else:
             bisect.insort_right(self._sorted, value)
 
     def popleft(self) -> float:
         value = self._order.popleft()
-        if value != value:
+        if math.isnan(value):
             self._nan -= 1
             return value
         i = bisect.bisect_left(self._sorted, value)

@@ -518,7 +518,10 @@ class VirtualPatient:
 
     def _trend_mmhg(self, t_s: float) -> float:
         p = self.params
-        x = min(1.0, max(0.0, (t_s - self._t0_s) / self._recovery_s))
+        x = (t_s - self._t0_s) / self._recovery_s
+        # min(1, max(0, x)) as the builtins take it (ties and all), without their calls
+        x = x if x > 0.0 else 0.0
+        x = x if x < 1.0 else 1.0
         return p.recovery_mmhg * x * x * (3.0 - 2.0 * x)
 
     def _events_mmhg(self, t_s: float) -> float:
@@ -626,8 +629,8 @@ class VirtualPatient:
         if artefact is not None:
             sbp, dbp = self._corrupt(artefact, sbp, dbp)
             quality = BeatQuality(artefact.kind.value)
-        self._beats.append(Beat(t_s=t_s, sbp_mmhg=sbp, dbp_mmhg=dbp,
-                                map_mmhg=(sbp + 2.0 * dbp) / 3.0, hr_bpm=hr_bpm, quality=quality))
+        # positional: a beat is made per heartbeat, and keywords cost a frozen class's init more
+        self._beats.append(Beat(t_s, sbp, dbp, (sbp + 2.0 * dbp) / 3.0, hr_bpm, quality))
 
     def _corrupt(self, artefact: Artefact, sbp: float, dbp: float) -> tuple[float, float]:
         """What a monitor shows during an artefact (docs/virtual-patient.md, waveform mode)."""

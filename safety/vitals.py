@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from safety.map_watch import AlarmOrder, cleared
-from safety.windows import ShortWindow, SortedWindow
+from safety.windows import SortedWindow
 from vasopilot.core.events import AlarmCode
 from vasopilot.core.types import Beat, Priority
 
@@ -144,14 +144,14 @@ class RhythmWindow:
 
 
 class _Recent:
-    """The good beats of the last :data:`MEDIAN_S` before the newest one, as short windows of
-    their HR, SBP and MAP (their medians are read four times a tick, the MAP's twice)."""
+    """The good beats of the last :data:`MEDIAN_S` before the newest one, as sorted windows of
+    their HR, SBP and MAP (their medians are read four times a tick)."""
 
     def __init__(self) -> None:
         self._t_s: deque[float] = deque()
-        self.hr_bpm = ShortWindow()
-        self.sbp_mmhg = ShortWindow()
-        self.map_mmhg = ShortWindow()
+        self.hr_bpm = SortedWindow()
+        self.sbp_mmhg = SortedWindow()
+        self.map_mmhg = SortedWindow()
 
     def append(self, beat: Beat) -> None:
         self._t_s.append(beat.t_s)

@@ -1,6 +1,5 @@
 """A sliding window of values whose median costs no sort (the supervisor ticks every 2 s on a
-minute of beats: sorting that minute again at every tick was most of its time), and a short one
-whose median is sorted out when it is read.
+minute of beats: sorting that minute again at every tick was most of its time).
 
 :class:`SortedWindow` keeps the values in arrival order and, beside them, in sorted order: a
 value comes in at the newest end and leaves at the oldest, each by bisection. Its
@@ -51,44 +50,11 @@ class SortedWindow:
         """``statistics.median`` of the values (``StatisticsError`` when there are none)."""
         if self._nan:
             return statistics.median(self._order)
-        return _middle(self._sorted)
-
-
-class ShortWindow:
-    """A window of a few seconds of beats, whose median is worked out when it is read and kept
-    until the values change: sorting a dozen values once a tick costs less than keeping three
-    such windows sorted at every beat (the vitals read theirs once or twice a tick). The median
-    is ``statistics.median`` of the values in arrival order, NaN included (the same sort of
-    the same sequence)."""
-
-    def __init__(self) -> None:
-        self._order: deque[float] = deque()
-        self._median: float | None = None
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def append(self, value: float) -> None:
-        self._order.append(value)
-        self._median = None
-
-    def popleft(self) -> float:
-        self._median = None
-        return self._order.popleft()
-
-    def median(self) -> float:
-        """``statistics.median`` of the values (``StatisticsError`` when there are none)."""
-        if self._median is None:
-            self._median = _middle(sorted(self._order))
-        return self._median
-
-
-def _middle(values: list[float]) -> float:
-    """The median of sorted ``values``, as ``statistics.median`` works it out."""
-    n = len(values)
-    if n == 0:
-        raise statistics.StatisticsError("no median for empty data")
-    if n % 2 == 1:
-        return values[n // 2]
-    i = n // 2
-    return (values[i - 1] + values[i]) / 2
+        values = self._sorted
+        n = len(values)
+        if n == 0:
+            raise statistics.StatisticsError("no median for empty data")
+        if n % 2 == 1:
+            return values[n // 2]
+        i = n // 2
+        return (values[i - 1] + values[i]) / 2

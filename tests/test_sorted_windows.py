@@ -1,7 +1,6 @@
-"""The supervisor's running and short windows equal the computation they replace:
-``statistics.median`` of the window, and the vitals' and S7's medians and the rhythm score
-recomputed from the beats at every look (random beat sequences, artefacts, gaps, bad rates and
-NaN included)."""
+"""The supervisor's running windows equal the computation they replace: ``statistics.median``
+of the window, and the vitals' and S7's medians and the rhythm score recomputed from the beats
+at every look (random beat sequences, artefacts, gaps, bad rates and NaN included)."""
 
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from safety.vitals import (
     VitalsLimits,
     VitalsWatch,
 )
-from safety.windows import ShortWindow, SortedWindow
+from safety.windows import SortedWindow
 from vasopilot.core.types import GOOD, Beat, BeatQuality
 
 
@@ -54,13 +53,10 @@ values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_fr
     0.0, -0.0, 1.0, 1, 2.5, 2.5, math.nan]))
 
 
-@given(st.lists(st.one_of(values, st.none()), max_size=200),
-       st.sampled_from([SortedWindow, ShortWindow]))
-def test_a_window_has_the_median_of_its_values(ops: list[float | None],
-                                               kind: type[SortedWindow | ShortWindow]) -> None:
-    """``None``: the oldest value leaves; a number: it comes in. The median is read after
-    every change (a short window's kept median must not outlive one)."""
-    window, plain = kind(), list[float]()
+@given(st.lists(st.one_of(values, st.none()), max_size=200))
+def test_a_sorted_window_has_the_median_of_its_values(ops: list[float | None]) -> None:
+    """``None``: the oldest value leaves; a number: it comes in."""
+    window, plain = SortedWindow(), list[float]()
     for op in ops:
         if op is None:
             if plain:

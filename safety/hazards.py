@@ -45,6 +45,9 @@ class LineVerdict:
     probe: ProbeRequest | None = None
 
 
+_QUIET = LineVerdict()  # nothing to do (immutable, so one is shared)
+
+
 class LineWatch:
     """Occlusion and infiltration from line pressure, stall and the cannula-site sensor."""
 
@@ -84,6 +87,8 @@ class LineWatch:
         elif isinstance(infiltration, ProbeRequest) and not self._occlusion.climbing:
             # A fast climb is the occlusion detector's to judge: a pause now would hide it.
             probe = infiltration
+        if not alarms and probe is None:
+            return _QUIET  # the usual sample
         return LineVerdict(alarms=alarms, probe=probe)
 
     def _line_changed(self, finding: InfiltrationFinding) -> tuple[AlarmOrder, ...]:

@@ -39,6 +39,16 @@ class AlarmOrder:
     momentary: bool = False
 
 
+# One "cause gone" order per code, shared (they are immutable): the watches order most alarms
+# cleared at every tick.
+_CLEARED = {code: AlarmOrder(code) for code in AlarmCode}
+
+
+def cleared(code: AlarmCode) -> AlarmOrder:
+    """The order that ``code``'s cause is gone."""
+    return _CLEARED[code]
+
+
 class MapWatch:
     def __init__(self, stale_after_s: float, stale_high_after_s: float) -> None:
         self._stale_after_s = stale_after_s
@@ -118,7 +128,7 @@ class MapWatch:
                floor_mmhg: float) -> tuple[AlarmOrder, ...]:
         """MAP_STALE (S5) and MAP_LOW (trend under the floor F, with hysteresis; S6)."""
         if self.trusted(now_s):
-            return (AlarmOrder(AlarmCode.MAP_STALE), *self._map_low(floor_mmhg))
+            return (_CLEARED[AlarmCode.MAP_STALE], *self._map_low(floor_mmhg))
         age_s = self.untrusted_for_s(now_s)
         if age_s < self._stale_after_s:
             return ()
@@ -139,5 +149,5 @@ class MapWatch:
                                f"MAP {trend:.1f} mmHg (10 s trend) is below the floor of "
                                f"{floor_mmhg:.0f} mmHg"),)
         if trend >= floor_mmhg + MAP_LOW_HYSTERESIS_MMHG:
-            return (AlarmOrder(AlarmCode.MAP_LOW),)
+            return (_CLEARED[AlarmCode.MAP_LOW],)
         return ()

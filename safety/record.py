@@ -70,6 +70,8 @@ class Recorder:
             code, priority or ALARM_PRIORITY[code], message, now_s, momentary=momentary))
 
     def clear(self, code: AlarmCode, now_s: float) -> bool:
+        if not self.alarms.is_active(code):  # the usual tick: nothing to clear, nothing to say
+            return True
         return self.record(self.alarms.cause_gone(code, now_s))
 
     def catch_up(self, now_s: float) -> None:

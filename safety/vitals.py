@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from safety.map_watch import AlarmOrder
+from safety.map_watch import AlarmOrder, cleared
 from safety.windows import SortedWindow
 from vasopilot.core.events import AlarmCode
 from vasopilot.core.types import Beat, Priority
@@ -226,18 +226,21 @@ class VitalsWatch:
             and (floor is None or map_mmhg < floor),
             back=sbp > lim.sbp_alarm_mmhg + SBP_HYSTERESIS_MMHG
             or (floor is not None and map_mmhg >= floor + SBP_MAP_CLEAR_MMHG))
-        under = "" if floor is None else f" with MAP {map_mmhg:.0f} under the floor of {floor:g}"
+        # a message is written only for an alarm that is on (most ticks have none)
         return (
-            _order(AlarmCode.TACHYCARDIA, tachy, Priority.MEDIUM,
-                   f"heart rate {hr:.0f}/min, above {lim.tachycardia_bpm:.0f} for over "
-                   f"{lim.heart_rate_sustain_s:.0f} s: check the patient and the ECG; no "
-                   "increase above the soft maximum until this is acknowledged"),
-            _order(AlarmCode.BRADYCARDIA, brady, Priority.MEDIUM,
-                   f"heart rate {hr:.0f}/min, below {lim.bradycardia_bpm:.0f} for over "
-                   f"{lim.heart_rate_sustain_s:.0f} s: check the patient and the ECG"),
-            _order(AlarmCode.SBP_LOW, low, Priority.MEDIUM,
-                   f"systolic pressure {sbp:.0f} mmHg, below {lim.sbp_alarm_mmhg:.0f} for over "
-                   f"{lim.sbp_sustain_s:.0f} s{under}"),
+            AlarmOrder(AlarmCode.TACHYCARDIA, Priority.MEDIUM,
+                       f"heart rate {hr:.0f}/min, above {lim.tachycardia_bpm:.0f} for over "
+                       f"{lim.heart_rate_sustain_s:.0f} s: check the patient and the ECG; no "
+                       "increase above the soft maximum until this is acknowledged")
+            if tachy else cleared(AlarmCode.TACHYCARDIA),
+            AlarmOrder(AlarmCode.BRADYCARDIA, Priority.MEDIUM,
+                       f"heart rate {hr:.0f}/min, below {lim.bradycardia_bpm:.0f} for over "
+                       f"{lim.heart_rate_sustain_s:.0f} s: check the patient and the ECG")
+            if brady else cleared(AlarmCode.BRADYCARDIA),
+            AlarmOrder(AlarmCode.SBP_LOW, Priority.MEDIUM,
+                       f"systolic pressure {sbp:.0f} mmHg, below {lim.sbp_alarm_mmhg:.0f} for "
+                       f"over {lim.sbp_sustain_s:.0f} s{_under_floor(map_mmhg, floor)}")
+            if low else cleared(AlarmCode.SBP_LOW),
             *self._rhythm(now_s),
         )
 
@@ -260,10 +263,14 @@ class VitalsWatch:
                                         back=score < RHYTHM_CLEAR_FRACTION * threshold)
         if was and not active:
             self._rhythm_cleared_s = now_s
-        return (_order(AlarmCode.RHYTHM_IRREGULAR, active, Priority.LOW,
-                       f"rhythm irregular: check the ECG (beat-to-beat interval change "
-                       f"{score:.2f} of the interval over the last minute)"),)
+        if not active:
+            return (cleared(AlarmCode.RHYTHM_IRREGULAR),)
+        return (AlarmOrder(AlarmCode.RHYTHM_IRREGULAR, Priority.LOW,
+                           f"rhythm irregular: check the ECG (beat-to-beat interval change "
+                           f"{score:.2f} of the interval over the last minute)"),)
 
 
-def _order(code: AlarmCode, active: bool, priority: Priority, message: str) -> AlarmOrder:
-    return AlarmOrder(code, priority, message) if active else AlarmOrder(code)
+def _under_floor(map_mmhg: float, floor_mmhg: float | None) -> str:
+    if floor_mmhg is None:
+        return ""
+    return f" with MAP {map_mmhg:.0f} under the floor of {floor_mmhg:g}"

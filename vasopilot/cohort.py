@@ -357,10 +357,14 @@ def run_patient(job: tuple[BenchOptions, int, PatientParams]) -> list[PatientOut
     full, clair = outcomes.get("full-state"), outcomes.get("clairvoyant")
     alarmed = {name: o.unreachable_min for name, o in outcomes.items()
                if o.unreachable_min is not None}
+    floor_proof: tuple[np.ndarray, np.ndarray] | None = None
+    if alarmed or full is not None:  # worked out once for both of its uses
+        floor_proof = hard_max_bound(params, options.scenario, seed, hours=options.hours,
+                                     hard_max_mcg_min=NOREPINEPHRINE.hard_max,
+                                     conc_mcg_ml=options.conc_mcg_ml)
     if alarmed:
-        t, best_true = hard_max_bound(params, options.scenario, seed, hours=options.hours,
-                                      hard_max_mcg_min=NOREPINEPHRINE.hard_max,
-                                      conc_mcg_ml=options.conc_mcg_ml)
+        assert floor_proof is not None
+        t, best_true = floor_proof
         best = params.calibration_gain * best_true + params.transducer_offset_mmhg
         for name, at_min in alarmed.items():
             i = min(int(np.searchsorted(t, at_min * 60.0)), t.size - 1)
@@ -375,9 +379,8 @@ def run_patient(job: tuple[BenchOptions, int, PatientParams]) -> list[PatientOut
         outcomes = {name: o.model_copy(update={"s6_pace_delay_min": delay})
                     for name, o in outcomes.items()}
     if full is not None:
-        t, floor_true = hard_max_bound(params, options.scenario, seed, hours=options.hours,
-                                       hard_max_mcg_min=NOREPINEPHRINE.hard_max,
-                                       conc_mcg_ml=options.conc_mcg_ml)
+        assert floor_proof is not None
+        t, floor_true = floor_proof
         outcomes["full-state"] = full.model_copy(update={"floor": map_metrics(
             t, params.calibration_gain * floor_true + params.transducer_offset_mmhg,
             params.floor_mmhg)})

@@ -34,6 +34,9 @@ Scenario = Literal["resuscitate", "disturbance", "wean"]
 Stratum = Literal["responsive", "typical", "refractory", "hypertensive", "stable"]
 
 STEP_S = 0.5
+_STEP_MIN = STEP_S / SECONDS_PER_MIN  # the ODEs are per minute
+# a grid point is due once this much has accumulated (float slack of the chunks)
+_GRID_DUE_S = STEP_S - 1e-9
 # docs/virtual-patient.md: the set-point sits this far above the floor, the band is [F, F + 10]
 SETPOINT_ABOVE_FLOOR_MMHG = 5.0
 MMHG_PER_CM = 0.74  # transducer level error: hydrostatic column of blood per cm
@@ -246,6 +249,7 @@ class VirtualPatient:
     Feed it with :meth:`step` (the flow leaving the pump's line and its concentration), read
     :attr:`true_map_mmhg` for metrics and :meth:`read_beats` for what a monitor shows.
     ``conc_mcg_ml`` is what fills the line at the start (only matters for a wean start).
+    Without ``beats`` no monitor is attached (the model alone: :meth:`read_beats` stays empty).
     """
 
     def __init__(
@@ -256,6 +260,7 @@ class VirtualPatient:
         start_t_s: float = 0.0,
         *,
         conc_mcg_ml: float = 80.0,
+        beats: bool = True,
     ) -> None:
         self.params = params
         self.scenario = scenario
@@ -300,8 +305,18 @@ class VirtualPatient:
         self._ou_decay = math.exp(-STEP_S / (p.ou_tau_min * SECONDS_PER_MIN))
         self._ou_kick = p.ou_sigma_mmhg * math.sqrt(1.0 - self._ou_decay**2)
         self._h_base = p.occupancy(p.c_base_ng_ml)
+        # per-patient constants the grid step would otherwise work out again at every point
+        self._ec50_ng_ml = p.ec50_effective_ng_ml
+        self._recovery_s = p.recovery_h * 3600.0
+        self._mean_rr_s = 60.0 / p.hr_bpm
+        self._offset_mmhg = p.transducer_offset_mmhg
+        # the delivered rate read at the end of the last grid step, where the next one starts
+        self._next_rate_in: float | None = None
         self._map = self._map_now()
         self._next_beat_s = start_t_s + 60.0 / p.hr_bpm * float(phase_rng.uniform())
+        if not beats:
+            # no monitor: the beats have their own random streams, so the MAP is the same
+            self._next_beat_s = math.inf
         self._beats: list[Beat] = []
 
     # -- inputs --------------------------------------------------------------------------------
@@ -313,13 +328,14 @@ class VirtualPatient:
         if dt < 0:
             raise ValueError(f"the patient cannot step backwards (to {t_s} s)")
         ml_s = outflow_ml_h / 3600.0
+        mcg_s = ml_s * conc_mcg_ml
         while dt > 0:
             take = min(dt, STEP_S - self._acc_s)
             self._acc_s += take
             self._acc_ml += ml_s * take
-            self._acc_mcg += ml_s * conc_mcg_ml * take
+            self._acc_mcg += mcg_s * take
             dt -= take
-            if self._acc_s >= STEP_S - 1e-9:
+            if self._acc_s >= _GRID_DUE_S:
                 self._grid_step()
 
     def prime_line(self, conc_mcg_ml: float) -> None:
@@ -502,7 +518,10 @@ class VirtualPatient:
 
     def _trend_mmhg(self, t_s: float) -> float:
         p = self.params
-        x = min(1.0, max(0.0, (t_s - self._t0_s) / (p.recovery_h * 3600.0)))
+        x = (t_s - self._t0_s) / self._recovery_s
+        # min(1, max(0, x)) as the builtins take it (ties and all), without their calls
+        x = x if x > 0.0 else 0.0
+        x = x if x < 1.0 else 1.0
         return p.recovery_mmhg * x * x * (3.0 - 2.0 * x)
 
     def _events_mmhg(self, t_s: float) -> float:
@@ -510,7 +529,7 @@ class VirtualPatient:
 
     def _effect_mmhg(self, ce_ng_ml: float) -> float:
         p = self.params
-        x = (ce_ng_ml / p.ec50_effective_ng_ml) ** p.gamma if ce_ng_ml > 0 else 0.0
+        x = (ce_ng_ml / self._ec50_ng_ml) ** p.gamma if ce_ng_ml > 0 else 0.0
         return p.emax_mmhg * (x / (1.0 + x) - self._h_base)
 
     def _map_now(self) -> float:
@@ -533,28 +552,31 @@ class VirtualPatient:
              rates_in: tuple[float, float, float]) -> _DrugState:
         """One step of d/dt (per minute) of line mass, plasma and effect-site level and
         suppression; ``rates_in``: the drug rate entering the vein at the step's start, middle
-        and end. The parameters are read once per step and the stages pass plain floats
-        (attribute reads and tuples were most of a patient's cost)."""
+        and end. The four stages are written out on plain floats: attribute reads, tuples
+        and a slope function's calls were most of a patient's cost."""
         r0, r_half, r1 = rates_in
         p = self.params
         q_endo, cl, v, ke0 = p.q_endo_mcg_min, p.cl_l_min, p.v_l, p.ke0_per_min
         tau = p.rebound_tau_min
         rebound = p.rebound_mmhg > 0
-
-        def slope(m: float, c: float, ce: float, s: float, r_in: float) -> _DrugState:
-            rate = washout * m
-            return (mass_in - rate, (r_in + q_endo - cl * c) / v, ke0 * (c - ce),
-                    ((rate / (rate + REBOUND_HALF_MCG_MIN) - s) / tau) if rebound else 0.0)
-
-        m, c, ce, s = state
         half = 0.5 * h_min
-        m1, c1, ce1, s1 = slope(m, c, ce, s, r0)
-        m2, c2, ce2, s2 = slope(m + half * m1, c + half * c1, ce + half * ce1, s + half * s1,
-                                r_half)
-        m3, c3, ce3, s3 = slope(m + half * m2, c + half * c2, ce + half * ce2, s + half * s2,
-                                r_half)
-        m4, c4, ce4, s4 = slope(m + h_min * m3, c + h_min * c3, ce + h_min * ce3,
-                                s + h_min * s3, r1)
+        m, c, ce, s = state
+        # stage k: the slope at (m_k, c_k, ce_k, s_k) with the rate entering then
+        rate = washout * m
+        m1, c1, ce1 = mass_in - rate, (r0 + q_endo - cl * c) / v, ke0 * (c - ce)
+        s1 = ((rate / (rate + REBOUND_HALF_MCG_MIN) - s) / tau) if rebound else 0.0
+        m_k, c_k, ce_k, s_k = m + half * m1, c + half * c1, ce + half * ce1, s + half * s1
+        rate = washout * m_k
+        m2, c2, ce2 = mass_in - rate, (r_half + q_endo - cl * c_k) / v, ke0 * (c_k - ce_k)
+        s2 = ((rate / (rate + REBOUND_HALF_MCG_MIN) - s_k) / tau) if rebound else 0.0
+        m_k, c_k, ce_k, s_k = m + half * m2, c + half * c2, ce + half * ce2, s + half * s2
+        rate = washout * m_k
+        m3, c3, ce3 = mass_in - rate, (r_half + q_endo - cl * c_k) / v, ke0 * (c_k - ce_k)
+        s3 = ((rate / (rate + REBOUND_HALF_MCG_MIN) - s_k) / tau) if rebound else 0.0
+        m_k, c_k, ce_k, s_k = m + h_min * m3, c + h_min * c3, ce + h_min * ce3, s + h_min * s3
+        rate = washout * m_k
+        m4, c4, ce4 = mass_in - rate, (r1 + q_endo - cl * c_k) / v, ke0 * (c_k - ce_k)
+        s4 = ((rate / (rate + REBOUND_HALF_MCG_MIN) - s_k) / tau) if rebound else 0.0
         w = h_min / 6.0
         return (m + w * (m1 + 2.0 * m2 + 2.0 * m3 + m4),
                 c + w * (c1 + 2.0 * c2 + 2.0 * c3 + c4),
@@ -562,22 +584,33 @@ class VirtualPatient:
                 s + w * (s1 + 2.0 * s2 + 2.0 * s3 + s4))
 
     def _grid_step(self) -> None:
-        p = self.params
-        h = STEP_S / SECONDS_PER_MIN  # the ODEs are per minute
+        h = _STEP_MIN
         q = self._acc_ml / h  # mean mL/min over the step
         mass_in = self._acc_mcg / h
         self._acc_s = self._acc_ml = self._acc_mcg = 0.0
-        washout = (q + self.carrier_ml_h / MINUTES_PER_HOUR) / p.dead_volume_ml  # 1/min
-        self._m_mcg, self._c, self._ce, self._s = self._rk4(
+        washout = (q + self.carrier_ml_h / MINUTES_PER_HOUR) / self.params.dead_volume_ml  # 1/min
+        start_rate = self._next_rate_in
+        if start_rate is None:
+            start_rate = self._delayed_rate(0.0)
+        end_rate = self._delayed_rate(1.0)
+        # A step's start is the last one's end: the same grid position, read from the same
+        # history unless the lag is so short that the read reaches the point this step writes.
+        self._next_rate_in = end_rate if self._lag_steps >= 2.0 else None
+        m, self._c, self._ce, self._s = self._rk4(
             (self._m_mcg, self._c, self._ce, self._s), h, washout=washout, mass_in=mass_in,
-            rates_in=(self._delayed_rate(0.0), self._delayed_rate(0.5), self._delayed_rate(1.0)))
-        self._k += 1
-        self._history[self._k % len(self._history)] = washout * self._m_mcg
-        self._t_s = self._t0_s + self._k * STEP_S
+            rates_in=(start_rate, self._delayed_rate(0.5), end_rate))
+        self._m_mcg = m
+        k = self._k = self._k + 1
+        history = self._history
+        history[k % len(history)] = washout * m
+        t_s = self._t_s = self._t0_s + k * STEP_S
         self._ou = self._ou * self._ou_decay + self._ou_kick * self._ou_normal()
         self._map = self._map_now()
-        while self._next_beat_s <= self._t_s:
-            rr_s = max(0.25, 60.0 / p.hr_bpm * (1.0 + p.hr_variability * self._beat_normal()))
+        if self._next_beat_s > t_s:
+            return
+        variability = self.params.hr_variability
+        while self._next_beat_s <= t_s:
+            rr_s = max(0.25, self._mean_rr_s * (1.0 + variability * self._beat_normal()))
             self._emit_beat(self._next_beat_s, 60.0 / rr_s)
             self._next_beat_s += rr_s
 
@@ -588,7 +621,7 @@ class VirtualPatient:
         p = self.params
         resp = p.resp_variation_mmhg * math.sin(self._resp_phase(t_s))
         pp = p.pulse_pressure_mmhg
-        gain, offset = p.calibration_gain, p.transducer_offset_mmhg
+        gain, offset = p.calibration_gain, self._offset_mmhg
         noise = p.noise_sd_mmhg * self._beat_normal()
         sbp = gain * (self._map + 2.0 * pp / 3.0 + resp) + offset + noise
         dbp = gain * (self._map - pp / 3.0 + 0.5 * resp) + offset + noise
@@ -596,8 +629,8 @@ class VirtualPatient:
         if artefact is not None:
             sbp, dbp = self._corrupt(artefact, sbp, dbp)
             quality = BeatQuality(artefact.kind.value)
-        self._beats.append(Beat(t_s=t_s, sbp_mmhg=sbp, dbp_mmhg=dbp,
-                                map_mmhg=(sbp + 2.0 * dbp) / 3.0, hr_bpm=hr_bpm, quality=quality))
+        # positional: a beat is made per heartbeat, and keywords cost a frozen class's init more
+        self._beats.append(Beat(t_s, sbp, dbp, (sbp + 2.0 * dbp) / 3.0, hr_bpm, quality))
 
     def _corrupt(self, artefact: Artefact, sbp: float, dbp: float) -> tuple[float, float]:
         """What a monitor shows during an artefact (docs/virtual-patient.md, waveform mode)."""

@@ -372,6 +372,8 @@ class SimSyringePump:
         return since + (self._resistance_cell(self._t_s) + 1) * RESISTANCE_PIECE_S
 
     def _offset_mmhg(self) -> float:
+        if not self._disturbances:  # the usual line: read two or three times a loop step
+            return 0.0
         return sum(d.offset_mmhg(self._t_s) for d in self._disturbances)
 
     def _command(self) -> None:

@@ -226,7 +226,7 @@ def open_loop_map(params: PatientParams, scenario: Scenario, seed: int, *, hours
     no supervisor: the model alone (``rebound=False`` leaves out the rebound of tone)."""
     if not rebound:
         params = dataclasses.replace(params, rebound_mmhg=0.0)
-    patient = VirtualPatient(params, scenario, seed, conc_mcg_ml=conc_mcg_ml)
+    patient = VirtualPatient(params, scenario, seed, conc_mcg_ml=conc_mcg_ml, beats=False)
     if primed:
         patient.prime_line(conc_mcg_ml)
     steps = round(hours * 3600.0 / sample_s)
@@ -244,7 +244,7 @@ def open_loop_dosing(params: PatientParams, scenario: Scenario, seed: int, *, ho
                      dose_for: Callable[[float, float], float | None]) -> None:
     """The patient alone (line primed, no pump, no supervisor) dosed every ``sample_s`` by
     ``dose_for(t s, true MAP mmHg)`` in mcg/min, until it returns None or ``hours`` pass."""
-    patient = VirtualPatient(params, scenario, seed, conc_mcg_ml=conc_mcg_ml)
+    patient = VirtualPatient(params, scenario, seed, conc_mcg_ml=conc_mcg_ml, beats=False)
     patient.prime_line(conc_mcg_ml)
     t_s = 0.0
     while t_s < hours * 3600.0:

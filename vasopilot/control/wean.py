@@ -69,7 +69,10 @@ class WeanTuning:
     Otherwise set from S7's own numbers, the band and the patient model's ranges.
     """
 
-    probe_margin_mmhg: float = 5.0
+    step_drop_prior_mmhg: float = 3.0
+    drop_noise_mmhg: float = 2.0
+    drops_kept: int = 3
+    drop_settle_s: float = 600.0
     takeback_after_s: float = 60.0
     off_margin_mmhg: float = 3.0
     off_judged_after_s: float = 3600.0
@@ -95,10 +98,17 @@ class WeanController:
         self._low_since_s: float | None = None
         self._dose: float | None = None
         self._dose_since_s = 0.0
+        self._raised_last = False
         # last time the median was missing, disturbed or under F + probe margin on this dose
         self._unproven_s = 0.0
         # the dose before the last probe step: it held the margin for a whole interval
         self._held_dose: float | None = None
+        # the MAP drops the last probe steps caused (mmHg), the prior until they are seen
+        self._drops: deque[float] = deque([self.tuning.step_drop_prior_mmhg],
+                                          maxlen=self.tuning.drops_kept)
+        # the last probe step not yet judged: (t s, the median MAP of the interval that
+        # earned it, the probed dose)
+        self._probed: tuple[float, float | None, float] | None = None
         # good beats (t s, MAP) since the running dose began
         self._on_dose: deque[tuple[float, float]] = deque()
 
@@ -124,7 +134,7 @@ class WeanController:
         # judged as S7 judges: the minute's median of good beats, which an artefact's beats
         # do not enter (the controller itself never raises around one)
         settled = (view.running and view.map_trusted and median is not None
-                   and median >= view.floor_mmhg + self.tuning.probe_margin_mmhg)
+                   and median >= view.floor_mmhg + self.probe_margin_mmhg())
         if not settled:
             self._unproven_s = view.t_s
         elif self._on_last_dose(view):
@@ -132,6 +142,8 @@ class WeanController:
             return None
         if request is not None and request.dose_mcg_min > view.dose_mcg_min:
             request = self._raise(view, request, settled)
+        elif request is not None and request.dose_mcg_min < view.dose_mcg_min:
+            request = self._lower(view, request, median)
         if request is not None or not settled:
             return request
         return self._probe(view)
@@ -147,15 +159,41 @@ class WeanController:
         if settled:
             return None
         median = self.median_map_mmhg(view.t_s)
-        if median is None or median < view.floor_mmhg or self._held_dose is None:
+        if median is None or median < view.lower_limit_mmhg:
+            return request
+        if median < view.floor_mmhg:
+            # a dip under the floor after hours on a falling dose needs little: S3's pace
+            # (a step per 2 min, ahead of the drug's lag) climbed 0.4 -> 6.4 mcg/min on seed
+            # 1's patients for a need of about 1, and the overshoot came down too fast again
+            recent = view.t_s - self._dose_since_s < self.tuning.drop_settle_s
+            return None if recent and self._raised_last else request
+        if self._held_dose is None:
             return request
         dose = min(request.dose_mcg_min, self._held_dose)
         if dose <= view.dose_mcg_min + 1e-9:
             return None
         return DoseRequest(round(dose, 2), self.requester,
                            f"{self.mode}: MAP (1 min median) {median:.1f} mmHg, under the "
-                           f"floor + {self.tuning.probe_margin_mmhg:.0f}: back to "
+                           f"floor + {self.probe_margin_mmhg():.1f}: back to "
                            f"{dose:.2f} mcg/min, the dose before the last probe")
+
+    def _lower(self, view: SupervisorView, request: DoseRequest,
+               median: float | None) -> DoseRequest | None:
+        """The titration's decrease as the wean takes it: one at a time, each once the last
+        dose change has had ``drop_settle_s`` to show its effect, and at most S3's relative
+        part or one wean step, whichever is more. Coming down at S3's own pace (2 mcg/min
+        every 2 min) outran the drug's lag: seed 1's patients went 12 -> 5 and 2.8 -> 0.8
+        mcg/min before MAP had answered the first step, then under the floor, and the climb
+        back overshot."""
+        if view.t_s - self._dose_since_s < self.tuning.drop_settle_s:
+            return None
+        limits, dose = view.limits, view.dose_mcg_min
+        lowest = dose - max(limits.wean_step, limits.down_step_ratio * dose)
+        if request.dose_mcg_min >= lowest - 1e-9:
+            return request
+        return DoseRequest(round(lowest, 2), self.requester,
+                           f"{self.mode}: {request.reason}; one step at a time in a wean: "
+                           f"{dose:.2f} -> {lowest:.2f} mcg/min")
 
     def median_map_mmhg(self, now_s: float) -> float | None:
         """S7's trusted MAP as this mode sees it: the last minute's median of good beats."""
@@ -203,9 +241,13 @@ class WeanController:
             return None
         lower = max(limits.wean_step, dose - limits.wean_step)
         self._held_dose = dose
+        # the level the step is judged from: the interval that earned it
+        self._probed = (now_s, self._on_dose_median(now_s - limits.wean_interval_s), lower)
         return DoseRequest(round(lower, 2), self.requester,
                            f"{self.mode}: probe step, MAP (1 min median) held "
-                           f"{self.tuning.probe_margin_mmhg:.0f} mmHg over the floor for "
+                           f"{self.probe_margin_mmhg():.1f} mmHg over the floor (the last "
+                           f"steps' drop {self.step_drop_mmhg():.1f} + "
+                           f"{self.tuning.drop_noise_mmhg:.0f}) for "
                            f"{limits.wean_interval_s:.0f} s: {dose:.2f} -> {lower:.2f} mcg/min")
 
     def _low_for(self, view: SupervisorView) -> bool:
@@ -218,8 +260,47 @@ class WeanController:
             self._low_since_s = view.t_s
         return view.t_s - self._low_since_s >= self.tuning.takeback_after_s
 
+    def step_drop_mmhg(self) -> float:
+        """The MAP drop one wean step is expected to cause: the mean of the drops the last
+        probes caused (the prior until they are seen)."""
+        return statistics.fmean(self._drops)
+
+    def probe_margin_mmhg(self) -> float:
+        """How far over the floor the median must stand for a probe step: the step's expected
+        drop plus a margin for the noise of that estimate and the wander."""
+        return self.step_drop_mmhg() + self.tuning.drop_noise_mmhg
+
+    def _on_dose_median(self, since_s: float) -> float | None:
+        beats = [m for t, m in self._on_dose if t >= since_s]
+        return statistics.median(beats) if beats else None
+
+    def _judge_probe(self, now_s: float) -> None:
+        """On the dose after a probe step, when it changes: the drop the step caused, from the
+        interval that earned it to the good beats on the lower dose once its effect has
+        settled (or, changed sooner, the last minute's median: a fall that needed a raise
+        before the effect settled is the step's too). A rise counts as no drop (the
+        recovery's or the wander's, not the step's)."""
+        if self._probed is None:
+            return
+        t_step_s, before, _ = self._probed
+        self._probed = None
+        settled_s = t_step_s + self.tuning.drop_settle_s
+        after = (self._on_dose_median(settled_s) if now_s >= settled_s
+                 else self.median_map_mmhg(now_s))
+        if before is not None and after is not None:
+            self._drops.append(max(0.0, before - after))
+
     def _note_dose(self, view: SupervisorView) -> None:
         if view.dose_mcg_min != self._dose:
+            if self._probed is not None:
+                _, before, lower = self._probed
+                if self._dose is not None and abs(self._dose - lower) < 1e-9:
+                    self._judge_probe(view.t_s)  # leaving the probed dose
+                elif abs(view.dose_mcg_min - lower) < 1e-9:
+                    self._probed = (view.t_s, before, lower)  # the step landed: timed from here
+                else:
+                    self._probed = None  # another dose than the probe's
+            self._raised_last = self._dose is not None and view.dose_mcg_min > self._dose
             self._dose = view.dose_mcg_min
             self._restart_dose(view.t_s)
 

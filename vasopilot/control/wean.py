@@ -101,8 +101,9 @@ class WeanController:
         self._raised_last = False
         # last time the median was missing, disturbed or under F + probe margin on this dose
         self._unproven_s = 0.0
-        # the dose before the last probe step: it held the margin for a whole interval
+        # the dose before the last step down, and when it was taken
         self._held_dose: float | None = None
+        self._down_s = 0.0
         # the MAP drops the last probe steps caused (mmHg), the prior until they are seen
         self._drops: deque[float] = deque([self.tuning.step_drop_prior_mmhg],
                                           maxlen=self.tuning.drops_kept)
@@ -152,10 +153,11 @@ class WeanController:
                settled: bool) -> DoseRequest | None:
         """The titration's raise as the wean takes it. The wean keeps a margin over the floor,
         not the set-point: over the margin no raise (one towards the middle of the band would
-        undo the last probe and never let the next come); between the floor and the margin
-        back to the dose before the last probe at most (it held the margin for an interval:
-        probe and hold, as S7 goes back to the last dose that held the floor); under the floor
-        the titration's own raise, as far as S3 lets it."""
+        undo the last probe and never let the next come); between the floor and the margin,
+        within a wean interval of a step down, back to the dose before it at most (MAP still
+        falling from it: probe and hold, as S7 goes back to the last dose that held the
+        floor), later none (S7's pause: the floor holds); under the floor the titration's
+        own raise, one per ``drop_settle_s`` down to the lower limit, as S3 lets it under it."""
         if settled:
             return None
         median = self.median_map_mmhg(view.t_s)
@@ -168,14 +170,16 @@ class WeanController:
             recent = view.t_s - self._dose_since_s < self.tuning.drop_settle_s
             return None if recent and self._raised_last else request
         if self._held_dose is None:
-            return request
+            return request  # nothing weaned yet: the titration finds the dose
+        if view.t_s - self._down_s > view.limits.wean_interval_s:
+            return None
         dose = min(request.dose_mcg_min, self._held_dose)
         if dose <= view.dose_mcg_min + 1e-9:
             return None
         return DoseRequest(round(dose, 2), self.requester,
                            f"{self.mode}: MAP (1 min median) {median:.1f} mmHg, under the "
                            f"floor + {self.probe_margin_mmhg():.1f}: back to "
-                           f"{dose:.2f} mcg/min, the dose before the last probe")
+                           f"{dose:.2f} mcg/min, the dose before the last step down")
 
     def _lower(self, view: SupervisorView, request: DoseRequest,
                median: float | None) -> DoseRequest | None:
@@ -240,7 +244,6 @@ class WeanController:
         if now_s - max(self._dose_since_s, self._unproven_s) < limits.wean_interval_s:
             return None
         lower = max(limits.wean_step, dose - limits.wean_step)
-        self._held_dose = dose
         # the level the step is judged from: the interval that earned it
         self._probed = (now_s, self._on_dose_median(now_s - limits.wean_interval_s), lower)
         return DoseRequest(round(lower, 2), self.requester,
@@ -301,6 +304,8 @@ class WeanController:
                 else:
                     self._probed = None  # another dose than the probe's
             self._raised_last = self._dose is not None and view.dose_mcg_min > self._dose
+            if self._dose is not None and view.dose_mcg_min < self._dose:
+                self._held_dose, self._down_s = self._dose, view.t_s
             self._dose = view.dose_mcg_min
             self._restart_dose(view.t_s)
 
@@ -313,5 +318,10 @@ class WeanController:
         return view.running and view.dose_mcg_min <= view.limits.wean_step + 1e-9
 
     def _holds_without_it(self, view: SupervisorView) -> bool:
+        """MAP off the drug, the last dose's median less the drop that dose is expected to be
+        worth (the last probes' drop per wean step), stands the margin over the floor."""
         on_dose = self.on_dose_map_mmhg(view.t_s)
-        return on_dose is not None and on_dose >= view.floor_mmhg + self.tuning.off_margin_mmhg
+        if on_dose is None:
+            return False
+        worth = self.step_drop_mmhg() * view.dose_mcg_min / view.limits.wean_step
+        return on_dose - worth >= view.floor_mmhg + self.tuning.off_margin_mmhg

@@ -244,6 +244,8 @@ class WeanController:
         if now_s - max(self._dose_since_s, self._unproven_s) < limits.wean_interval_s:
             return None
         lower = max(limits.wean_step, dose - limits.wean_step)
+        if self._probed is not None and abs(self._probed[2] - dose) < 1e-9:
+            self._judge_probe(now_s)  # the last step, judged before the next is asked
         # the level the step is judged from: the interval that earned it
         self._probed = (now_s, self._on_dose_median(now_s - limits.wean_interval_s), lower)
         return DoseRequest(round(lower, 2), self.requester,

@@ -6,22 +6,30 @@ judgement is made on S7's trusted MAP, the median of the last minute's good beat
 untrusted data; the supervisor's rules bound every move.
 
 * **Titration down the recovery** (:data:`Phase.TITRATE`): the model-predictive controller of
-  mode ``closed-loop`` keeps MAP in the band [F, F + 10]: it comes down as fast as S3 allows
-  while MAP stands over the band. Inside the band its objective (time in band) gives it no
-  reason to come down, so the mode **probes**: one wean step (S7's 1 mcg/min) once the median
-  has stood ``probe_margin_mmhg`` over the floor (the set-point) for a whole wean interval
-  (S7's 15 min) on the running dose: S7's own rule, judged from the set-point instead of the
-  floor. The titration's raises are taken as a wean takes them: none while the median holds
-  the set-point (a raise towards the middle of the band would undo the last probe and never
-  let the next come), between the floor and the set-point back to the dose before the last
-  probe at most (it held the set-point for an interval: probe and hold, as S7 goes back to the
-  last dose that held the floor), under the floor the titration's own raise. A patient whose
-  need stops falling (unweanable, or not yet) is so held at the dose that holds him at the
-  set-point, and nothing ends his infusion.
+  mode ``closed-loop`` keeps MAP in the band [F, F + 10] and comes down while MAP stands over
+  it, one step at a time: each decrease once the last dose change has had ``drop_settle_s``
+  to show its effect, at most S3's relative part or one wean step (S3's own pace, 2 mcg/min
+  every 2 min, outran the drug's lag and landed under the floor). Inside the band its
+  objective (time in band) gives it no reason to come down, so the mode **probes**: one wean
+  step (S7's 1 mcg/min) once the median has stood the probe margin over the floor for a whole
+  wean interval (S7's 15 min) on the running dose. The margin is what the patient has shown:
+  the mean MAP drop the last probe steps caused (from the interval that earned a step to the
+  lower dose's beats once its effect settled; a prior of 3 mmHg until then, which with the
+  2 mmHg of noise allowance is the set-point's margin) plus that allowance; so the next step
+  is predicted to keep MAP at or over the floor, not at the set-point. The titration's raises
+  are taken as a wean takes them: none while the median holds the margin (a raise towards
+  the middle of the band would undo the last probe and never let the next come); between the
+  floor and the margin back to the dose before the last step down at most (probe and hold, as
+  S7 goes back to the last dose that held the floor); under the floor the titration's own
+  raise, one per ``drop_settle_s`` down to the lower limit F - 5 (a dip there after hours on
+  a falling dose needs little: S3's pace overshot), S3's pace under it. A patient whose need stops falling
+  (unweanable, or not yet) is so held on the dose that holds the floor with the margin, and
+  nothing ends his infusion.
 * **The last dose** (:data:`Phase.LAST`): on the final step's dose (at most one wean step),
-  once it holds the set-point, the dose is held until MAP has shown that the patient holds the
+  once it holds the margin, the dose is held until MAP has shown that the patient holds the
   floor without it: the median of every good beat on this dose, over at least
-  ``off_judged_after_s``, stands ``off_margin_mmhg`` over the floor. The last 1 mcg/min is
+  ``off_judged_after_s``, less what the dose is expected to be worth (the probes' drop per
+  wean step), stands ``off_margin_mmhg`` over the floor. The last 1 mcg/min is
   worth a few mmHg and MAP0's wander lasts 5-30 min: a patient whose recovery fell short is
   not stopped on a passing high of it. The median under the floor for ``takeback_after_s``
   gives the dose back to the titration.
@@ -60,12 +68,14 @@ class Phase(Enum):
 class WeanTuning:
     """Pressures in mmHg over the floor F, times in s.
 
-    ``probe_margin_mmhg``: how far over the floor the median must stand for a probe step: the
-    set-point's margin (S7 steps at the floor itself, and a wander dip or a step's effect then
-    lands under it; with 3 mmHg, seed 1's first 12 patients had a median of 1.5 rebound
-    episodes under the floor, with 5 mmHg 1.0; the only value compared, and on the patients
-    the rules were written on). ``median_window_s`` and ``median_beats``: S7's trusted MAP, as
-    the supervisor judges it. ``off_judged_after_s``: twice the longest wander time constant.
+    ``step_drop_prior_mmhg`` + ``drop_noise_mmhg``: the probe margin before a step has been
+    seen, the set-point's 5 mmHg of the previous mode (with a fixed 3 mmHg, seed 1's first 12
+    patients had a median of 1.5 rebound episodes under the floor, with 5 mmHg 1.0).
+    ``drops_kept``: the steps the drop is averaged over (one step's drop is MAP0's wander as
+    much as the drug's). ``drop_settle_s``: a step's effect through the patient model's
+    slowest plasma and effect-site lags (t1/2 up to 7.7 min, ke0 down to 0.2/min) mostly
+    shown. ``median_window_s`` and ``median_beats``: S7's trusted MAP, as the supervisor
+    judges it. ``off_judged_after_s``: twice the longest wander time constant.
     Otherwise set from S7's own numbers, the band and the patient model's ranges.
     """
 
@@ -101,9 +111,8 @@ class WeanController:
         self._raised_last = False
         # last time the median was missing, disturbed or under F + probe margin on this dose
         self._unproven_s = 0.0
-        # the dose before the last step down, and when it was taken
+        # the dose before the last step down
         self._held_dose: float | None = None
-        self._down_s = 0.0
         # the MAP drops the last probe steps caused (mmHg), the prior until they are seen
         self._drops: deque[float] = deque([self.tuning.step_drop_prior_mmhg],
                                           maxlen=self.tuning.drops_kept)
@@ -153,11 +162,10 @@ class WeanController:
                settled: bool) -> DoseRequest | None:
         """The titration's raise as the wean takes it. The wean keeps a margin over the floor,
         not the set-point: over the margin no raise (one towards the middle of the band would
-        undo the last probe and never let the next come); between the floor and the margin,
-        within a wean interval of a step down, back to the dose before it at most (MAP still
-        falling from it: probe and hold, as S7 goes back to the last dose that held the
-        floor), later none (S7's pause: the floor holds); under the floor the titration's
-        own raise, one per ``drop_settle_s`` down to the lower limit, as S3 lets it under it."""
+        undo the last probe and never let the next come); between the floor and the margin
+        back to the dose before the last step down at most (probe and hold, as S7 goes back
+        to the last dose that held the floor); under the floor the titration's own raise,
+        one per ``drop_settle_s`` down to the lower limit, as S3 lets it under it."""
         if settled:
             return None
         median = self.median_map_mmhg(view.t_s)
@@ -171,8 +179,6 @@ class WeanController:
             return None if recent and self._raised_last else request
         if self._held_dose is None:
             return request  # nothing weaned yet: the titration finds the dose
-        if view.t_s - self._down_s > view.limits.wean_interval_s:
-            return None
         dose = min(request.dose_mcg_min, self._held_dose)
         if dose <= view.dose_mcg_min + 1e-9:
             return None
@@ -307,7 +313,7 @@ class WeanController:
                     self._probed = None  # another dose than the probe's
             self._raised_last = self._dose is not None and view.dose_mcg_min > self._dose
             if self._dose is not None and view.dose_mcg_min < self._dose:
-                self._held_dose, self._down_s = self._dose, view.t_s
+                self._held_dose = self._dose
             self._dose = view.dose_mcg_min
             self._restart_dose(view.t_s)
 

@@ -22,9 +22,9 @@ untrusted data; the supervisor's rules bound every move.
   floor and the margin back to the dose before the last step down at most (probe and hold, as
   S7 goes back to the last dose that held the floor); under the floor the titration's own
   raise, one per ``drop_settle_s`` down to the lower limit F - 5 (a dip there after hours on
-  a falling dose needs little: S3's pace overshot), S3's pace under it. A patient whose need stops falling
-  (unweanable, or not yet) is so held on the dose that holds the floor with the margin, and
-  nothing ends his infusion.
+  a falling dose needs little: S3's pace overshot), S3's pace under it. A patient whose need
+  stops falling (unweanable, or not yet) is so held on the dose that holds the floor with the
+  margin, and nothing ends his infusion.
 * **The last dose** (:data:`Phase.LAST`): on the final step's dose (at most one wean step),
   once it holds the margin, the dose is held until MAP has shown that the patient holds the
   floor without it: the median of every good beat on this dose, over at least

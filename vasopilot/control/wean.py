@@ -13,8 +13,9 @@ untrusted data; the supervisor's rules bound every move.
   objective (time in band) gives it no reason to come down, so the mode **probes**: one wean
   step (S7's 1 mcg/min) once the median has stood the probe margin over the floor for a whole
   wean interval (S7's 15 min) on the running dose. The margin is what the patient has shown:
-  the mean MAP drop the last probe steps caused (from the interval that earned a step to the
-  lower dose's beats once its effect settled; a prior of 3 mmHg until then, which with the
+  the mean MAP drop per wean step the last steps down (probes and the titration's) caused
+  (from the wean interval before a step to the lower dose's beats once its effect settled;
+  a larger step's drop scaled to one wean step; a prior of 3 mmHg until then, which with the
   2 mmHg of noise allowance is the set-point's margin) plus that allowance; so the next step
   is predicted to keep MAP at or over the floor, not at the set-point. The titration's raises
   are taken as a wean takes them: none while the median holds the margin (a raise towards
@@ -28,7 +29,7 @@ untrusted data; the supervisor's rules bound every move.
 * **The last dose** (:data:`Phase.LAST`): on the final step's dose (at most one wean step),
   once it holds the margin, the dose is held until MAP has shown that the patient holds the
   floor without it: the median of every good beat on this dose, over at least
-  ``off_judged_after_s``, less what the dose is expected to be worth (the probes' drop per
+  ``off_judged_after_s``, less what the dose is expected to be worth (the steps' drop per
   wean step), stands ``off_margin_mmhg`` over the floor. The last 1 mcg/min is
   worth a few mmHg and MAP0's wander lasts 5-30 min: a patient whose recovery fell short is
   not stopped on a passing high of it. The median under the floor for ``takeback_after_s``
@@ -113,12 +114,12 @@ class WeanController:
         self._unproven_s = 0.0
         # the dose before the last step down
         self._held_dose: float | None = None
-        # the MAP drops the last probe steps caused (mmHg), the prior until they are seen
+        # the MAP drops the last steps down caused per wean step (mmHg), the prior until seen
         self._drops: deque[float] = deque([self.tuning.step_drop_prior_mmhg],
                                           maxlen=self.tuning.drops_kept)
-        # the last probe step not yet judged: (t s, the median MAP of the interval that
-        # earned it, the probed dose)
-        self._probed: tuple[float, float | None, float] | None = None
+        # the last step down, until the dose it landed on is left: (t s, the median MAP of
+        # the wean interval before it, its share of one wean step)
+        self._stepped: tuple[float, float | None, float] | None = None
         # good beats (t s, MAP) since the running dose began
         self._on_dose: deque[tuple[float, float]] = deque()
 
@@ -250,10 +251,6 @@ class WeanController:
         if now_s - max(self._dose_since_s, self._unproven_s) < limits.wean_interval_s:
             return None
         lower = max(limits.wean_step, dose - limits.wean_step)
-        if self._probed is not None and abs(self._probed[2] - dose) < 1e-9:
-            self._judge_probe(now_s)  # the last step, judged before the next is asked
-        # the level the step is judged from: the interval that earned it
-        self._probed = (now_s, self._on_dose_median(now_s - limits.wean_interval_s), lower)
         return DoseRequest(round(lower, 2), self.requester,
                            f"{self.mode}: probe step, MAP (1 min median) held "
                            f"{self.probe_margin_mmhg():.1f} mmHg over the floor (the last "
@@ -272,8 +269,8 @@ class WeanController:
         return view.t_s - self._low_since_s >= self.tuning.takeback_after_s
 
     def step_drop_mmhg(self) -> float:
-        """The MAP drop one wean step is expected to cause: the mean of the drops the last
-        probes caused (the prior until they are seen)."""
+        """The MAP drop one wean step is expected to cause: the mean of the drops per wean step
+        the last steps down caused (the prior until they are seen)."""
         return statistics.fmean(self._drops)
 
     def probe_margin_mmhg(self) -> float:
@@ -285,37 +282,38 @@ class WeanController:
         beats = [m for t, m in self._on_dose if t >= since_s]
         return statistics.median(beats) if beats else None
 
-    def _judge_probe(self, now_s: float) -> None:
-        """On the dose after a probe step, when it changes: the drop the step caused, from the
-        interval that earned it to the good beats on the lower dose once its effect has
-        settled (or, changed sooner, the last minute's median: a fall that needed a raise
-        before the effect settled is the step's too). A rise counts as no drop (the
-        recovery's or the wander's, not the step's)."""
-        if self._probed is None:
+    def _judge_step(self, now_s: float) -> None:
+        """Leaving the dose a step down landed on: the drop the step caused, from the median of
+        the wean interval before it to the good beats on the lower dose once its effect has
+        settled (or, left sooner, the last minute's median: a fall that needed a raise before
+        the effect settled is the step's too), per wean step (a larger step of the titration
+        scaled down; a smaller one counts whole). A rise counts as no drop (the recovery's or
+        the wander's, not the step's)."""
+        if self._stepped is None:
             return
-        t_step_s, before, _ = self._probed
-        self._probed = None
+        t_step_s, before, per_step = self._stepped
+        self._stepped = None
         settled_s = t_step_s + self.tuning.drop_settle_s
-        after = (self._on_dose_median(settled_s) if now_s >= settled_s
-                 else self.median_map_mmhg(now_s))
+        after = self._on_dose_median(settled_s) if now_s >= settled_s else None
+        if after is None:
+            after = self.median_map_mmhg(now_s)
         if before is not None and after is not None:
-            self._drops.append(max(0.0, before - after))
+            self._drops.append(max(0.0, before - after) * per_step)
 
     def _note_dose(self, view: SupervisorView) -> None:
-        if view.dose_mcg_min != self._dose:
-            if self._probed is not None:
-                _, before, lower = self._probed
-                if self._dose is not None and abs(self._dose - lower) < 1e-9:
-                    self._judge_probe(view.t_s)  # leaving the probed dose
-                elif abs(view.dose_mcg_min - lower) < 1e-9:
-                    self._probed = (view.t_s, before, lower)  # the step landed: timed from here
-                else:
-                    self._probed = None  # another dose than the probe's
-            self._raised_last = self._dose is not None and view.dose_mcg_min > self._dose
-            if self._dose is not None and view.dose_mcg_min < self._dose:
-                self._held_dose = self._dose
-            self._dose = view.dose_mcg_min
-            self._restart_dose(view.t_s)
+        if view.dose_mcg_min == self._dose:
+            return
+        self._judge_step(view.t_s)
+        if self._dose is not None and view.dose_mcg_min < self._dose:
+            # every step down, a probe's or the titration's, shows what the drug is worth
+            size = self._dose - view.dose_mcg_min
+            self._stepped = (view.t_s,
+                             self._on_dose_median(view.t_s - view.limits.wean_interval_s),
+                             min(1.0, view.limits.wean_step / size))
+            self._held_dose = self._dose
+        self._raised_last = self._dose is not None and view.dose_mcg_min > self._dose
+        self._dose = view.dose_mcg_min
+        self._restart_dose(view.t_s)
 
     def _restart_dose(self, now_s: float) -> None:
         self._dose_since_s = self._unproven_s = now_s
@@ -327,7 +325,7 @@ class WeanController:
 
     def _holds_without_it(self, view: SupervisorView) -> bool:
         """MAP off the drug, the last dose's median less the drop that dose is expected to be
-        worth (the last probes' drop per wean step), stands the margin over the floor."""
+        worth (the last steps' drop per wean step), stands the margin over the floor."""
         on_dose = self.on_dose_map_mmhg(view.t_s)
         if on_dose is None:
             return False

@@ -104,6 +104,55 @@ def test_between_the_floor_and_the_margin_back_to_the_dose_before_the_probe_at_m
     assert under and max(r.dose_mcg_min for r in under) > 8.0
 
 
+def test_under_the_floor_one_raise_per_settling_time_until_the_lower_limit() -> None:
+    wean = _probed()
+    feed_beats(wean, 57.0, 1000, view=replace(BASE, dose_mcg_min=7.0), from_s=931.0)
+    # the supervisor applied a raise to 9 at 1001 s: the next waits for its effect (600 s)
+    raised = replace(BASE, dose_mcg_min=9.0)
+    assert feed_beats(wean, 57.0, 1590, view=raised, from_s=1001.0) == []
+    assert any(r.dose_mcg_min > 9.0 for r in feed_beats(wean, 57.0, 1700, view=raised,
+                                                        from_s=1591.0))
+    # under the lower limit (55) the titration's own pace, S3's
+    fast = _probed()
+    feed_beats(fast, 52.0, 1000, view=replace(BASE, dose_mcg_min=7.0), from_s=931.0)
+    assert any(r.dose_mcg_min > 9.0 for r in feed_beats(fast, 52.0, 1200, view=raised,
+                                                        from_s=1001.0))
+
+
+def _second_probe(map_on_7: float) -> WeanController:
+    """A wean that probed 8 -> 7 at 66 mmHg, then sat on 7 at ``map_on_7`` until the
+    supervisor applied another dose (6) at 1900 s, which judges the first step."""
+    wean = _probed()
+    feed_beats(wean, map_on_7, 1899, view=replace(BASE, dose_mcg_min=7.0), from_s=931.0)
+    feed_beats(wean, map_on_7, 1900, view=replace(BASE, dose_mcg_min=6.0), from_s=1900.0)
+    return wean
+
+
+def test_the_probe_margin_is_learnt_from_the_drop_the_last_steps_caused() -> None:
+    # before any step the prior drop (3) + 2: the set-point's 5
+    assert WeanController().probe_margin_mmhg() == pytest.approx(5.0)
+    # the step from 8 to 7 cost nothing (66 before and after): mean drop (3 + 0) / 2
+    wean = _second_probe(66.0)
+    assert wean.step_drop_mmhg() == pytest.approx(1.5)
+    # so 4 over the floor is margin enough for the next step, where 5 was asked before
+    view = replace(BASE, dose_mcg_min=6.0)
+    assert feed_beats(wean, 64.0, 2795, view=view, from_s=1901.0) == []
+    assert {r.dose_mcg_min for r in feed_beats(wean, 64.0, 2830, view=view, from_s=2796.0)} \
+        == {5.0}
+    # a step that cost 4 mmHg asks for more: (3 + 4) / 2 + 2
+    assert _second_probe(62.0).probe_margin_mmhg() == pytest.approx(5.5)
+
+
+def test_the_titration_comes_down_one_step_at_a_time() -> None:
+    view = replace(BASE, dose_mcg_min=3.0)
+    early = feed_beats(WeanController(), 80.0, 599, view=view)
+    assert early == []  # the dose's effect had not shown yet (taken over at 0 s)
+    wean = WeanController()
+    requests = feed_beats(wean, 80.0, 900, view=view)
+    # S3 would allow 3 -> 1; the wean one wean step (1 mcg/min; 20 % is less)
+    assert requests and all(r.dose_mcg_min == 2.0 for r in requests)
+
+
 def test_an_unweanable_patient_is_held_at_the_dose_that_holds_the_floor() -> None:
     view = replace(BASE, dose_mcg_min=5.0)
     # MAP 62 on 5 mcg/min for 4 h: the need does not fall, no step down, nothing handed over
@@ -174,6 +223,12 @@ def test_a_last_dose_that_does_not_hold_the_floor_with_a_margin_is_never_stopped
     assert wean.phase is Phase.LAST
     feed_beats(wean, 62.0, 7200, view=LAST, from_s=601.0)
     assert not wean.hands_over(replace(LAST, t_s=7200.0))
+    # 4 over the floor is not enough either: the last dose is expected to be worth one
+    # step's drop (the prior 3), leaving 1 of the 3 asked off the drug
+    held = WeanController()
+    feed_beats(held, 66.0, 600, view=LAST)
+    feed_beats(held, 64.0, 7200, view=LAST, from_s=601.0)
+    assert not held.hands_over(replace(LAST, t_s=7200.0))
     # and when MAP falls under the floor the titration takes the dose up again
     requests = feed_beats(wean, 55.0, 7800, view=LAST, from_s=7201.0)
     assert wean.phase is Phase.TITRATE

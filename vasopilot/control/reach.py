@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -176,13 +177,11 @@ class ReachWatch:
         if mean + tune.confidence_z * math.hypot(sd, tune.wander_mmhg) < target_mmhg:
             found = UnreachableReason.PREDICTED, mean
         else:
-            ceilings = [self._climb_ceiling(m, effect_at_max, up_step_mcg_min) for m in models]
-            ceiling = None if not ceilings or None in ceilings else max(
-                c for c in ceilings if c is not None)
-            saturating = [self._saturation_ceiling(m, effect_at_max, up_step_mcg_min)
-                          for m in models]
-            saturation = None if not saturating or None in saturating else max(
-                c for c in saturating if c is not None)
+            ceiling = _highest(self._climb_ceiling(m, effect_at_max, up_step_mcg_min)
+                               for m in models)
+            # the fit costs a few ms a look: asked only when the chord has not spoken
+            saturation = None if ceiling is not None and ceiling < target_mmhg else _highest(
+                self._saturation_ceiling(m, effect_at_max, up_step_mcg_min) for m in models)
             if ceiling is not None and ceiling < target_mmhg:
                 found = UnreachableReason.NOT_FOLLOWING, ceiling
             elif saturation is not None and saturation < target_mmhg:
@@ -302,3 +301,11 @@ class ReachWatch:
         scale = max(float(sse[best]) / max(n - 2, 1) * n / float(n_eff[best]), 1e-9)
         plausible = sse - sse[best] <= tune.plausible_chi2 * scale
         return float(ceiling[plausible].max())
+
+
+def _highest(ceilings: Iterable[float | None]) -> float | None:
+    """The highest of every lag model's ceiling; None when any model has none (or no model)."""
+    values = list(ceilings)
+    if not values or None in values:
+        return None
+    return max(c for c in values if c is not None)

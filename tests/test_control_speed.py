@@ -20,6 +20,7 @@ from vasopilot.control.mpc import (
     _mixture,
 )
 from vasopilot.control.planner import PlanLimits, PlanTuning, _candidate_plans, candidate_plans
+from vasopilot.control.reach import ReachTuning, ReachWatch
 
 TUNING = MpcTuning()
 LIMITS = PlanLimits(up_step_mcg_min=2.0, up_interval_s=120.0, down_step_mcg_min=2.0,
@@ -132,3 +133,31 @@ def test_the_plans_kept_for_a_dose_are_the_plans_built_for_it(current: float,
     assert np.array_equal(kept, built) and kept.tobytes() == built.tobytes()
     assert candidate_plans(current, since_up, LIMITS, PLAN) is kept
     assert not kept.flags.writeable
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), looks=st.integers(1, 700))
+def test_the_reach_watchs_arrays_hold_what_its_samples_did(seed: int, looks: int) -> None:
+    rng = np.random.default_rng(seed)
+    tune = ReachTuning()
+    watch = ReachWatch(tune)
+    kept: list[tuple[float, float, tuple[float, ...]]] = []
+    t = 0.0
+    for _ in range(looks):
+        t += float(rng.choice([10.0, 10.0, 10.0, 20.0, 250.0]))
+        effects = tuple(float(v) for v in rng.uniform(0.0, 40.0, 18))
+        map_mmhg = float(rng.uniform(40.0, 90.0))
+        watch.observe(t, map_mmhg, effects)
+        kept.append((t, map_mmhg, effects))
+    window = [s for s in kept if s[0] >= t - tune.window_s]
+    history = [s for s in kept if s[0] >= t - tune.history_s]
+    samples = watch._samples
+    for start, expected in ((samples.window_from, window), (samples.history_from, history)):
+        model = int(rng.integers(0, 18))
+        end = samples.end
+        assert np.array_equal(samples.effects[model, start:end],
+                              np.array([s[2][model] for s in expected]))
+        assert np.array_equal(samples.map_mmhg[start:end], np.array([s[1] for s in expected]))
+    since_s = t - tune.clear_s
+    recent = [s[1] for s in window if s[0] >= since_s]
+    assert watch._recent_mean(t, -1.0) == (sum(recent) / len(recent) if recent else -1.0)

@@ -256,9 +256,9 @@ def _forecast(models: list[_Candidate], rates: np.ndarray, step_s: float,
     """MAP mean and SD per model, plan and step (shape (models, plans, steps)) for the vein's
     drug ``rates`` (mcg/min, per plan and step), the models' elementwise steps in one stacked
     pass. Each number is the one a pass per model gives: the effect is each lag's own BLAS
-    products (a stacked or joined product rounds differently), once per lag (the curvatures
-    share it: the same time constants, filtering the same rates), and x^κ is taken per κ
-    (numpy takes a square root for 0.5, a power otherwise)."""
+    products (one product against every lag's response side by side rounds differently),
+    once per lag (the curvatures share it: the same time constants, filtering the same
+    rates), and x^κ is taken per κ (numpy takes a square root for 0.5, a power otherwise)."""
     steps = rates.shape[1]
     effect = np.empty((len(models), *rates.shape))
     by_lag: dict[tuple[float, float, float, float], np.ndarray] = {}

@@ -152,8 +152,8 @@ class _Samples:
         self.end += 1
 
     def drop_before(self, start: int, t_s: float) -> int:
-        """The first index from ``start`` on at or after ``t_s``, stepping (a sample or none
-        leaves at a time)."""
+        """The first index from ``start`` on at or after ``t_s``, by stepping (at most filter
+        updates one sample or none leaves)."""
         times = self.t_s
         while start < self.end and times[start] < t_s:
             start += 1
@@ -240,10 +240,10 @@ class ReachWatch:
 
     def _climb(self, start: int, model: int,
                up_step_mcg_min: float) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """(effects, MAPs, climb) over ``samples`` under one lag model, or None without a look
-        spanning most of the window (the saturating fit too: the first minutes of a climb,
-        the effect's lag still unknown, bend like a saturation) or a climb worth two slew
-        steps."""
+        """(effects, MAPs, climb) from sample ``start`` on under one lag model, or None
+        without a look spanning most of the window (the saturating fit too: the first minutes
+        of a climb, the effect's lag still unknown, bend like a saturation) or a climb worth
+        two slew steps."""
         tune = self.tuning
         samples, end = self._samples, self._samples.end
         if end - start < 10 or samples.t_s[end - 1] - samples.t_s[start] < 0.75 * tune.window_s:

@@ -195,12 +195,12 @@ def test_a_plan_still_coming_down_is_looked_at_again_at_the_filter_pace() -> Non
 
 
 def test_the_bank_forecasts_as_a_mixture_of_its_models() -> None:
-    one = (np.array([70.0, 72.0]), np.array([1.0, 2.0]))
-    mean, sd = _mixture([(1.0, *one)])
-    assert np.allclose(mean, one[0]) and np.allclose(sd, one[1])
+    one = (np.array([[70.0, 72.0]]), np.array([[1.0, 2.0]]))
+    mean, sd = _mixture(np.array([1.0]), *one)
+    assert np.allclose(mean, one[0][0]) and np.allclose(sd, one[1][0])
     # two models 4 mmHg apart, equally likely: the spread between them is uncertainty too
-    mean, sd = _mixture([(0.5, np.array([68.0]), np.array([1.0])),
-                         (0.5, np.array([72.0]), np.array([1.0]))])
+    mean, sd = _mixture(np.array([0.5, 0.5]), np.array([[68.0], [72.0]]),
+                        np.array([[1.0], [1.0]]))
     assert mean[0] == pytest.approx(70.0) and sd[0] == pytest.approx(np.sqrt(1.0 + 4.0))
 
 

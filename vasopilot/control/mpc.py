@@ -48,6 +48,8 @@ from vasopilot.core.units import MINUTES_PER_HOUR
 from vasopilot.metrics import SET_POINT_ABOVE_FLOOR_MMHG
 
 FILTER_PERIOD_S = 10.0
+# sets of plans whose dose-only terms the line keeps (a few doses' worth of looks)
+_PLAN_SETS_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -240,20 +242,6 @@ class _Candidate:
         forget = math.exp(-dt_s / t.memory_s)
         self.loglik = forget * self.loglik - 0.5 * (math.log(2 * math.pi * s) + nu * nu / s)
 
-    def predict(self, rates: np.ndarray, step_s: float,
-                t: MpcTuning) -> tuple[np.ndarray, np.ndarray]:
-        """MAP mean and SD per plan and step for the vein's drug ``rates`` (mcg/min)."""
-        b = self.b if self.b is not None else 0.0
-        g = math.exp(self.lg)
-        p = self.p
-        free, forced = self._response(step_s, rates.shape[1])
-        effect = rates @ forced.T + free @ np.array([self.x1, self.x2])
-        h1 = g * np.maximum(effect, 0.0) ** self.kappa
-        walk = np.minimum(t.wander_cap_mmhg**2,
-                          t.map0_walk_mmhg2_s * step_s * np.arange(1, rates.shape[1] + 1))
-        var = p[0][0] + 2.0 * p[0][1] * h1 + p[1][1] * h1 * h1 + walk + t.model_var_mmhg2
-        return b + h1, np.sqrt(np.maximum(var, 0.01))
-
     def steady_map(self, dose_mcg_min: float) -> tuple[float, float]:
         g = math.exp(self.lg)
         b = self.b if self.b is not None else 0.0
@@ -263,12 +251,47 @@ class _Candidate:
         return b + h1, math.sqrt(max(var, 0.0))
 
 
-def _mixture(parts: list[tuple[float, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and SD of a mixture of normals given as (weight, mean, SD), weights summing to 1:
-    the bank's forecast, the spread between its models included."""
-    mean = sum(w * m for w, m, _ in parts)
-    second = sum(w * (sd * sd + m * m) for w, m, sd in parts)
-    assert isinstance(mean, np.ndarray) and isinstance(second, np.ndarray)
+def _forecast(models: list[_Candidate], rates: np.ndarray, step_s: float,
+              t: MpcTuning) -> tuple[np.ndarray, np.ndarray]:
+    """MAP mean and SD per model, plan and step (shape (models, plans, steps)) for the vein's
+    drug ``rates`` (mcg/min, per plan and step), the models' elementwise steps in one stacked
+    pass. Each number is the one a pass per model gives: the effect is each lag's own BLAS
+    products (one product against every lag's response side by side rounds differently),
+    once per lag (the curvatures share it: the same time constants, filtering the same
+    rates), and x^κ is taken per κ (numpy takes a square root for 0.5, a power otherwise)."""
+    steps = rates.shape[1]
+    effect = np.empty((len(models), *rates.shape))
+    by_lag: dict[tuple[float, float, float, float], np.ndarray] = {}
+    for row, c in zip(effect, models, strict=True):
+        lag = (c.tau_p, c.tau_e, c.x1, c.x2)
+        if lag not in by_lag:
+            free, forced = c._response(step_s, steps)
+            by_lag[lag] = rates @ forced.T + free @ np.array([c.x1, c.x2])
+        row[...] = by_lag[lag]
+    shaped = np.maximum(effect, 0.0)
+    kappas = np.array([c.kappa for c in models])
+    for kappa in set(kappas.tolist()):
+        of = kappas == kappa
+        shaped[of] = shaped[of] ** kappa
+    column = (len(models), 1, 1)
+    h1 = np.array([math.exp(c.lg) for c in models]).reshape(column) * shaped
+    b = np.array([0.0 if c.b is None else c.b for c in models]).reshape(column)
+    p = np.array([[c.p[0][0], c.p[0][1], c.p[1][1]] for c in models])
+    p00, p01, p11 = (p[:, i].reshape(column) for i in range(3))
+    walk = np.minimum(t.wander_cap_mmhg**2, t.map0_walk_mmhg2_s * step_s * np.arange(1, steps + 1))
+    var = p00 + 2.0 * p01 * h1 + p11 * h1 * h1 + walk + t.model_var_mmhg2
+    return b + h1, np.sqrt(np.maximum(var, 0.01))
+
+
+def _mixture(weights: np.ndarray, means: np.ndarray,
+             sds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SD of a mixture of normals, one per row of ``means`` and ``sds`` with
+    ``weights`` summing to 1: the bank's forecast, the spread between its models included.
+    numpy sums over the first axis row after row, in order (pairwise only along the last), so
+    the sums are a loop's over the models."""
+    w = weights.reshape(-1, *(1,) * (means.ndim - 1))
+    mean = (w * means).sum(axis=0)
+    second = (w * (sds * sds + means * means)).sum(axis=0)
     return mean, np.sqrt(np.maximum(second - mean * mean, 1e-4))
 
 
@@ -278,6 +301,8 @@ class LineState:
     def __init__(self, line: LineModel) -> None:
         self.line = line
         self.mass_mcg = line.conc_mcg_ml * line.dead_volume_ml if line.primed else 0.0
+        self._per_plans: dict[tuple[tuple[int, ...], bytes, float],
+                              tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def rate_out(self, dose_mcg_min: float) -> float:
         q = dose_mcg_min / self.line.conc_mcg_ml
@@ -298,19 +323,30 @@ class LineState:
 
     def rates(self, doses: np.ndarray, step_s: float) -> np.ndarray:
         """The vein's mean drug rate per plan and step if each row of ``doses`` ran from now
-        (the line's own state is kept)."""
+        (the line's own state is kept). What depends on the doses alone is kept per set of
+        plans (the planner's come back the same while the dose holds); the mass, stepped
+        for every plan at once, is the only recurrence, and the rest is elementwise: the
+        same numbers as stepping one step after another with each step's rate worked out
+        in it."""
         dt_min = step_s / 60.0
-        flow = doses / self.line.conc_mcg_ml + self.line.carrier_ml_h / MINUTES_PER_HOUR
-        k = np.maximum(flow / self.line.dead_volume_ml, 1e-12)
-        decay = np.exp(-k * dt_min)
-        mass = np.full(doses.shape[0], self.mass_mcg)
-        out = np.empty_like(doses)
+        key = (doses.shape, doses.tobytes(), step_s)
+        per_plans = self._per_plans.get(key)
+        if per_plans is None:
+            flow = doses / self.line.conc_mcg_ml + self.line.carrier_ml_h / MINUTES_PER_HOUR
+            k = np.maximum(flow / self.line.dead_volume_ml, 1e-12)
+            # step-major: each step's row is contiguous
+            per_plans = (np.exp(-k * dt_min).T.copy(), (doses / k).T.copy(),
+                         (doses * dt_min).T.copy())
+            if len(self._per_plans) >= _PLAN_SETS_KEPT:
+                self._per_plans.clear()
+            self._per_plans[key] = per_plans
+        decay, equilibrium, delivered = per_plans
+        mass = np.empty((doses.shape[1] + 1, doses.shape[0]))
+        mass[0] = self.mass_mcg
         for j in range(doses.shape[1]):
-            equilibrium = doses[:, j] / k[:, j]
-            after = equilibrium + (mass - equilibrium) * decay[:, j]
-            out[:, j] = np.maximum(0.0, (doses[:, j] * dt_min - (after - mass)) / dt_min)
-            mass = after
-        return out
+            mass[j + 1] = equilibrium[j] + (mass[j] - equilibrium[j]) * decay[j]
+        out: np.ndarray = np.maximum(0.0, (delivered - (mass[1:] - mass[:-1])) / dt_min)
+        return out.T.copy()
 
 
 class MpcController:
@@ -410,8 +446,9 @@ class MpcController:
 
         def predict(doses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             rates = self.line.rates(doses, step_s)
-            return _mixture([(w, *self.candidates[i].predict(rates, step_s, self.tuning))
-                             for i, w in weights])
+            means, sds = _forecast([self.candidates[i] for i, _ in weights], rates, step_s,
+                                   self.tuning)
+            return _mixture(np.array([w for _, w in weights]), means, sds)
 
         plan = best_plan(current, since_up, plan_limits, predict=predict, floor_mmhg=floor,
                          tuning=self.tuning.plan)
@@ -481,8 +518,8 @@ class MpcController:
         optimism; the curvature is the plan's."""
         limits = view.limits
         weights = self._weights(straight=True)
-        steady = [(w, *self.candidates[i].steady_map(limits.hard_max)) for i, w in weights]
-        mean, sd = _mixture([(w, np.array([m]), np.array([sd])) for w, m, sd in steady])
+        steady = np.array([self.candidates[i].steady_map(limits.hard_max) for i, _ in weights])
+        mean, sd = _mixture(np.array([w for _, w in weights]), steady[:, :1], steady[:, 1:])
         return self.reach.look(
             view.t_s, map_mmhg=map_mmhg, dose_mcg_min=view.dose_mcg_min,
             hard_max_mcg_min=limits.hard_max, up_step_mcg_min=limits.max_up_step,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -112,11 +113,19 @@ def candidate_plans(current_mcg_min: float, since_up_s: float | None, limits: Pl
                     tuning: PlanTuning) -> np.ndarray:
     """S3-feasible plans, one per row: hold; one move up or down (a share of the slew step or,
     finer, of the running dose); ramps up by the whole step at every up-interval; ramps down
-    likewise and faster."""
+    likewise and faster. Read-only: the same plans come back for the same dose, limits and
+    wait for the next climb (most looks hold the dose, and S3's interval has mostly passed)."""
+    interval = limits.up_interval_s
+    first_up_s = 0.0 if since_up_s is None else max(0.0, interval - since_up_s)
+    return _candidate_plans(current_mcg_min, first_up_s, limits, tuning)
+
+
+@lru_cache(maxsize=256)
+def _candidate_plans(current_mcg_min: float, first_up_s: float, limits: PlanLimits,
+                     tuning: PlanTuning) -> np.ndarray:
     n = int(tuning.horizon_s / tuning.step_s)
     t = np.arange(n) * tuning.step_s
     interval = limits.up_interval_s
-    first_up_s = 0.0 if since_up_s is None else max(0.0, interval - since_up_s)
 
     def moves_by(first_s: float, moves: int, every_s: float = interval) -> np.ndarray:
         k = 1 + np.floor((t - first_s) / every_s) if every_s > 0 else np.ones(n)
@@ -147,7 +156,9 @@ def candidate_plans(current_mcg_min: float, since_up_s: float | None, limits: Pl
     first: dict[bytes, int] = {}
     for i, row in enumerate(plans):
         first.setdefault(row.tobytes(), i)
-    return plans[list(first.values())]
+    distinct = plans[list(first.values())]
+    distinct.flags.writeable = False
+    return distinct
 
 
 def normal_cdf(z: np.ndarray) -> np.ndarray:

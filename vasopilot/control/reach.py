@@ -45,7 +45,6 @@ controller feeds it its trusted 10 s medians and asks at each look.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -122,11 +121,47 @@ class ReachTuning:
     plausible_chi2: float = 2.706
 
 
-@dataclass(frozen=True)
-class _Sample:
-    t_s: float
-    map_mmhg: float
-    effects: tuple[float, ...]  # every lag model's effect x (mcg/min) then
+class _Samples:
+    """The trusted filter updates, oldest first, in arrays: times, MAPs and every lag model's
+    effect x (mcg/min; a row per model, so one model's history is contiguous, as an array
+    built from a list of it is). What is older than the history is dropped from the front;
+    the window is a later start in the same arrays."""
+
+    def __init__(self) -> None:
+        self.t_s = np.empty(0)
+        self.map_mmhg = np.empty(0)
+        self.effects = np.empty((0, 0))
+        self.history_from = 0
+        self.window_from = 0
+        self.end = 0
+
+    def append(self, t_s: float, map_mmhg: float, effects: tuple[float, ...]) -> None:
+        if self.end == self.t_s.size:
+            kept = slice(self.history_from, self.end)
+            size = max(64, 2 * (self.end - self.history_from))
+            t, m, x = np.empty(size), np.empty(size), np.empty((len(effects), size))
+            n = self.end - self.history_from
+            if n:
+                t[:n], m[:n], x[:, :n] = self.t_s[kept], self.map_mmhg[kept], self.effects[:, kept]
+            self.t_s, self.map_mmhg, self.effects = t, m, x
+            self.window_from -= self.history_from
+            self.history_from, self.end = 0, n
+        self.t_s[self.end] = t_s
+        self.map_mmhg[self.end] = map_mmhg
+        self.effects[:, self.end] = effects
+        self.end += 1
+
+    def drop_before(self, start: int, t_s: float) -> int:
+        """The first index from ``start`` on at or after ``t_s``, by stepping (at most filter
+        updates one sample or none leaves)."""
+        times = self.t_s
+        while start < self.end and times[start] < t_s:
+            start += 1
+        return start
+
+    def since(self, start: int, t_s: float) -> int:
+        """The first index from ``start`` on at or after ``t_s`` (the times only grow)."""
+        return start + int(np.searchsorted(self.t_s[start:self.end], t_s, side="left"))
 
 
 class ReachWatch:
@@ -137,19 +172,16 @@ class ReachWatch:
         self.tuning = tuning or ReachTuning()
         self.evidence: Unreachable | None = None
         self.first_s: float | None = None
-        self._samples: deque[_Sample] = deque()
-        self._history: deque[_Sample] = deque()
+        self._samples = _Samples()
         self._at_max_low_since_s: float | None = None
 
     def observe(self, t_s: float, map_mmhg: float, effects: tuple[float, ...]) -> None:
         """A trusted filter update: the 10 s median and each lag model's effect."""
-        sample = _Sample(t_s, map_mmhg, effects)
-        self._samples.append(sample)
-        self._history.append(sample)
-        while self._samples and self._samples[0].t_s < t_s - self.tuning.window_s:
-            self._samples.popleft()
-        while self._history and self._history[0].t_s < t_s - self.tuning.history_s:
-            self._history.popleft()
+        samples = self._samples
+        samples.append(t_s, map_mmhg, effects)
+        samples.window_from = samples.drop_before(samples.window_from, t_s - self.tuning.window_s)
+        samples.history_from = samples.drop_before(samples.history_from,
+                                                   t_s - self.tuning.history_s)
 
     def look(self, t_s: float, *, map_mmhg: float, dose_mcg_min: float, hard_max_mcg_min: float,
              up_step_mcg_min: float, target_mmhg: float, models: tuple[int, ...],
@@ -201,30 +233,33 @@ class ReachWatch:
 
     def _recent_mean(self, t_s: float, map_mmhg: float, span_s: float | None = None) -> float:
         since_s = t_s - (self.tuning.clear_s if span_s is None else span_s)
-        recent = [s.map_mmhg for s in self._samples if s.t_s >= since_s]
-        return sum(recent) / len(recent) if recent else map_mmhg
+        samples = self._samples
+        # summed as floats, one after another (numpy's sum is pairwise)
+        recent = samples.map_mmhg[samples.since(samples.window_from, since_s):samples.end]
+        return sum(recent.tolist()) / recent.size if recent.size else map_mmhg
 
-    def _climb(self, samples: deque[_Sample], model: int,
+    def _climb(self, start: int, model: int,
                up_step_mcg_min: float) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """(effects, MAPs, climb) over ``samples`` under one lag model, or None without a look
-        spanning most of the window (the saturating fit too: the first minutes of a climb,
-        the effect's lag still unknown, bend like a saturation) or a climb worth two slew
-        steps."""
+        """(effects, MAPs, climb) from sample ``start`` on under one lag model, or None
+        without a look spanning most of the window (the saturating fit too: the first minutes
+        of a climb, the effect's lag still unknown, bend like a saturation) or a climb worth
+        two slew steps."""
         tune = self.tuning
-        if len(samples) < 10 or samples[-1].t_s - samples[0].t_s < 0.75 * tune.window_s:
+        samples, end = self._samples, self._samples.end
+        if end - start < 10 or samples.t_s[end - 1] - samples.t_s[start] < 0.75 * tune.window_s:
             return None
-        x = np.array([s.effects[model] for s in samples])
+        x = samples.effects[model, start:end]
         climb = float(x[-1] - x.min())
         if climb < tune.min_climb_steps * up_step_mcg_min:
             return None
-        return x, np.array([s.map_mmhg for s in samples]), climb
+        return x, samples.map_mmhg[start:end], climb
 
     def _climb_ceiling(self, model: int, effect_at_max: float,
                        up_step_mcg_min: float) -> float | None:
         """The 90 % ceiling of MAP on the hard maximum at the response the last climb showed
         (None: no climb worth two slew steps in a window spanning most of its length)."""
         tune = self.tuning
-        data = self._climb(self._samples, model, up_step_mcg_min)
+        data = self._climb(self._samples.window_from, model, up_step_mcg_min)
         if data is None:
             return None
         x, y, climb = data
@@ -259,7 +294,7 @@ class ReachWatch:
         climb that could have bent the curve, and one that holds MAP under its mean now. None:
         no climb worth two slew steps in the history."""
         tune = self.tuning
-        data = self._climb(self._history, model, up_step_mcg_min)
+        data = self._climb(self._samples.history_from, model, up_step_mcg_min)
         if data is None or effect_at_max <= data[0][-1]:
             return None
         x, y, _ = data

@@ -21,6 +21,7 @@ from vasopilot.control.mpc import (
     MpcController,
     _Candidate,
     _mixture,
+    fresh_limit_s,
 )
 from vasopilot.control.planner import PlanLimits, PlanTuning, best_plan, candidate_plans
 from vasopilot.core.config import NOREPINEPHRINE
@@ -218,35 +219,67 @@ def _looks_on_aged_beats(controller: MpcController, map_mmhg: float, until_s: fl
     return raises
 
 
-def test_a_trim_waits_for_a_recent_beat_and_a_climb_under_the_floor_does_not() -> None:
+def test_a_trim_and_a_climb_under_the_floor_both_wait_for_a_recent_beat() -> None:
     tuning = MpcController().tuning
-    # in the band under the set-point on a steady 10 mcg/min: the plan trims upwards
-    trim = MpcController()
-    trim.assume_steady(10.0)
-    on_recent = _looks_on_aged_beats(trim, 66.0, 300.0, age_s=0.05)
-    assert on_recent
-    late = MpcController()
-    late.assume_steady(10.0)
-    on_aged = _looks_on_aged_beats(late, 66.0, 300.0, age_s=0.2)
-    # beats 0.2 s old at every look (in step with the looks): never recent enough, so the trim
-    # waits its bounded time, journalled, then goes on the late limit
-    assert on_aged
-    first_s = on_aged[0][0]
-    held = [look for look in late.looks if look.reason is LookReason.NO_FRESH_BEAT]
-    assert held and held[0].t_s < first_s
-    assert first_s - held[0].t_s >= tuning.fresh_wait_s
-    assert first_s - on_recent[0][0] >= tuning.fresh_wait_s
-    # 0.4 s old is past the late limit too: no increase at all
-    stale = MpcController()
-    stale.assume_steady(10.0)
-    assert _looks_on_aged_beats(stale, 66.0, 300.0, age_s=0.4) == []
-    # under the floor the climb takes the late limit at once
-    low = MpcController()
-    low.assume_steady(10.0)
-    climbs = _looks_on_aged_beats(low, 55.0, 300.0, age_s=0.2)
-    assert climbs
-    assert not [look for look in low.looks if look.reason is LookReason.NO_FRESH_BEAT
-                and look.t_s < climbs[0][0]]
+    # in the band under the set-point (a trim) and under the floor (a climb), on a steady
+    # 10 mcg/min: the plan raises
+    for map_mmhg in (66.0, 55.0):
+        recent = MpcController()
+        recent.assume_steady(10.0)
+        on_recent = _looks_on_aged_beats(recent, map_mmhg, 300.0, age_s=0.05)
+        assert on_recent
+        aged = MpcController()
+        aged.assume_steady(10.0)
+        on_aged = _looks_on_aged_beats(aged, map_mmhg, 300.0, age_s=0.2)
+        # beats 0.2 s old at every look (in step with the looks): never recent enough, so the
+        # increase waits, journalled, until the growing limit covers 0.2 s
+        assert on_aged
+        first_s = on_aged[0][0]
+        held = [look for look in aged.looks if look.reason is LookReason.NO_FRESH_BEAT]
+        assert held and held[0].t_s < first_s
+        assert first_s - held[0].t_s >= tuning.fresh_wait_s + (0.2 - tuning.fresh_beat_s) / (
+            tuning.fresh_growth) - 1e-6
+        assert not [look for look in aged.looks if look.action is LookAction.RAISE
+                    and look.t_s < first_s]
+
+
+def test_an_urgent_climb_holds_on_a_stale_beat_and_raises_on_the_next_recent_one() -> None:
+    controller = MpcController()
+    controller.assume_steady(10.0)
+    view = BASE
+    held_at: list[float] = []
+    for t in range(0, 200):
+        # under the floor; every beat 0.26 s old at its look until the climb has been held
+        # 10 s (well inside the wait before the limit grows), then 0.05 s old
+        age_s = 0.26 if not held_at or t - held_at[0] <= 10 else 0.05
+        controller.on_beat(Beat(t - age_s, 75.0, 45.0, 55.0, 80.0, "good"))
+        request = controller.propose(replace(view, t_s=float(t)))
+        look = controller.looks[-1] if controller.looks else None
+        if look is not None and look.t_s == t and look.reason is LookReason.NO_FRESH_BEAT:
+            held_at.append(float(t))
+            # asked again when the next beat is due (one a second), not a cadence later
+            assert controller.look_again_s == pytest.approx(1.0 - age_s)
+        elif request is not None:
+            break
+    assert request is not None and request.dose_mcg_min > view.dose_mcg_min
+    assert held_at and held_at[-1] == t - 1 and t == held_at[0] + 11
+    assert controller.looks[-1].reason is LookReason.PLAN_RAISES
+    assert controller.look_again_s is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(waited_s=st.floats(0.0, 1e4), more_s=st.floats(0.0, 1e4), age_s=st.floats(0.0, 3.0))
+def test_the_fresh_beat_limit_only_grows_and_holds_a_climb_a_bounded_time(
+        waited_s: float, more_s: float, age_s: float) -> None:
+    tuning = MpcController().tuning
+    limit = fresh_limit_s(waited_s, tuning)
+    assert limit >= tuning.fresh_beat_s
+    assert fresh_limit_s(waited_s + more_s, tuning) >= limit
+    if waited_s <= tuning.fresh_wait_s:
+        assert limit == tuning.fresh_beat_s
+    # any beat the estimator does not call a gap (3 s) is recent enough after a bounded wait
+    bound_s = tuning.fresh_wait_s + max(0.0, age_s - tuning.fresh_beat_s) / tuning.fresh_growth
+    assert fresh_limit_s(bound_s + 1e-6, tuning) >= age_s
 
 
 def test_the_bank_tells_a_saturating_response_from_a_straight_one_as_the_dose_moves() -> None:

@@ -21,7 +21,7 @@ from types import TracebackType
 
 from safety.supervisor import EventSink, Supervisor
 from safety.view import SupervisorView
-from vasopilot.control.base import Controller
+from vasopilot.control.base import Controller, LooksAgain
 from vasopilot.control.reach import ReachAware, Unreachable
 from vasopilot.control.wean import WeanController
 from vasopilot.core.clock import Clock
@@ -140,6 +140,7 @@ class RigLoop:
         # asked once here, not at every control step: a runtime Protocol check walks the
         # protocol's members on every call
         self._reach = controller if isinstance(controller, ReachAware) else None
+        self._looks_again = controller if isinstance(controller, LooksAgain) else None
         self._mode_switched = True
 
     def submit(self, action: Callable[[float], object]) -> None:
@@ -182,6 +183,11 @@ class RigLoop:
             self._next_control_s = now_s + self._timings.control_period_s
             with self.journal_guard():
                 view = self._control(view, now_s)
+            again_s = None if self._looks_again is None else self._looks_again.look_again_s
+            if again_s is not None:
+                # a mode that held for want of a fresh beat is asked again right after the
+                # next one, not a cadence later (the step at or after it, on this clock)
+                self._next_control_s = min(self._next_control_s, now_s + max(0.0, again_s))
         assert self._next_summary_s is not None and self._next_status_s is not None
         if now_s >= self._next_summary_s:
             self._next_summary_s = now_s + self._timings.beat_summary_period_s

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from safety.view import SupervisorView
 from vasopilot.core.types import Beat, DoseRequest
@@ -18,6 +18,16 @@ class Controller(Protocol):
     def on_beat(self, beat: Beat) -> None: ...
 
     def propose(self, view: SupervisorView) -> DoseRequest | None: ...
+
+
+@runtime_checkable
+class LooksAgain(Protocol):
+    """A control mode that may want to be asked again sooner than the loop's control cadence
+    (the runtime calls ``propose`` at the first step at or after it): ``look_again_s`` after its
+    last ``propose``, in seconds, or ``None`` for the normal cadence."""
+
+    @property
+    def look_again_s(self) -> float | None: ...
 
 
 class TrustedMapAverage:

@@ -154,13 +154,16 @@ class MpcTuning:
     # landed in an artefact begun 0.1-1 s before them with no such rule; with 0.3 s, about
     # 0.65 per 100 patients were expected and seed 3 had one)
     fresh_beat_s: float = 0.1
-    # a beat that recent comes at about one look in five to ten (a beat every 0.5-1 s, a look
-    # every 5 s): a trim waits for one at most this long, then takes a beat up to
-    # ``late_beat_s`` old (beats that fall into step with the looks never give a fresher one);
-    # a climb under the floor or to the hard maximum does not wait for it (time under F costs
-    # more than the odds, and S3's pace is the out-of-reach patient's yardstick)
+    # every increase waits for such a beat, an urgent climb (under the floor, to the hard
+    # maximum) too: seed 3, 100 patients, had one land in an artefact begun 19 ms before a
+    # climb under the floor on a 0.26 s old beat when those took 0.3 s at once. The controller
+    # asks to be looked at again right after the next beat (``look_again_s``), so the wait is
+    # a beat or a few, not a look in five to ten; beats that fall into step with the looks
+    # never give a fresh one, so after ``fresh_wait_s`` the limit grows by ``fresh_growth``
+    # seconds per second waited: a climb is held at most until it covers the newest beat's age
+    # (under the estimator's 3 s gap, past which the hold is an artefact's)
     fresh_wait_s: float = 30.0
-    late_beat_s: float = 0.3
+    fresh_growth: float = 0.02
     reach: ReachTuning = field(default_factory=ReachTuning)
     # its own model steps exactly at any step: 30 s is fine enough for a 15 min horizon
     plan: PlanTuning = field(default_factory=lambda: PlanTuning(step_s=30.0))
@@ -249,6 +252,13 @@ class _Candidate:
         p = self.p
         var = p[0][0] + 2.0 * p[0][1] * h1 + p[1][1] * h1 * h1
         return b + h1, math.sqrt(max(var, 0.0))
+
+
+def fresh_limit_s(waited_s: float, tuning: MpcTuning) -> float:
+    """The oldest the newest beat may be for an increase after ``waited_s`` seconds of holding
+    for a recent one (``MpcTuning.fresh_beat_s``, growing after ``fresh_wait_s``)."""
+    grown_s = max(0.0, waited_s - tuning.fresh_wait_s) * tuning.fresh_growth
+    return tuning.fresh_beat_s + grown_s
 
 
 def _forecast(models: list[_Candidate], rates: np.ndarray, step_s: float,
@@ -374,6 +384,8 @@ class MpcController:
         self._next_look_s: float | None = None
         self._volume_check_open = False
         self._fresh_wait_since_s: float | None = None
+        self._beat_interval_s: float | None = None
+        self._look_again_s: float | None = None
 
     @property
     def unreachable(self) -> Unreachable | None:
@@ -384,6 +396,12 @@ class MpcController:
     @property
     def unreachable_since_s(self) -> float | None:
         return self.reach.first_s
+
+    @property
+    def look_again_s(self) -> float | None:
+        """After a look held for want of a fresh beat: the seconds until the next beat is
+        due (vasopilot.control.base.LooksAgain); ``None`` otherwise."""
+        return self._look_again_s
 
     def assume_steady(self, dose_mcg_min: float) -> None:
         """Taking over an infusion that has run ``dose_mcg_min`` long enough to be in steady
@@ -396,10 +414,14 @@ class MpcController:
     # -- inputs --------------------------------------------------------------------------------
 
     def on_beat(self, beat: Beat) -> None:
+        last_s = self.estimator.last_beat_t_s
+        if last_s is not None and beat.t_s > last_s:
+            self._beat_interval_s = beat.t_s - last_s
         self.estimator.add(beat)
 
     def propose(self, view: SupervisorView) -> DoseRequest | None:
         now_s = view.t_s
+        self._look_again_s = None
         self._advance_line(view)
         filter_due = self._next_filter_s is None or now_s >= self._next_filter_s
         # a volume check answered lets a refused climb go on: look at once, not a period later
@@ -462,10 +484,11 @@ class MpcController:
                 return self._record(view, LookReason.ARTEFACT, map_mmhg, context)
             if map_mmhg >= view.target_map_mmhg + 10.0:
                 return self._record(view, LookReason.TOO_HIGH, map_mmhg, context)
-            if not self._fresh_enough(now_s, urgent=unreachable or map_mmhg < floor):
+            if not self._fresh_enough(now_s):
                 # an artefact that began after the newest beat is invisible: raise only right
-                # after a good beat, and look again at the next step
+                # after a good beat, and look again when the next one is due
                 self._next_look_s = now_s
+                self._look_again_s = self._next_beat_in_s(now_s)
                 return self._record(view, LookReason.NO_FRESH_BEAT, map_mmhg, context)
             self._asked_up_s = now_s
             reason = LookReason.UNREACHABLE if unreachable else LookReason.PLAN_RAISES
@@ -487,17 +510,24 @@ class MpcController:
             return self._record(view, LookReason.UP_INTERVAL, map_mmhg, context)
         return self._record(view, LookReason.PLAN_HOLDS, map_mmhg, context)
 
-    def _fresh_enough(self, now_s: float, *, urgent: bool) -> bool:
-        """Whether the newest beat is recent enough to raise on (``MpcTuning.fresh_beat_s``);
-        the wait for one starts at the first look it held."""
-        t = self.tuning
+    def _fresh_enough(self, now_s: float) -> bool:
+        """Whether the newest beat is recent enough to raise on (:func:`fresh_limit_s`); the
+        wait for one starts at the first look it held."""
         last_beat_s = self.estimator.last_beat_t_s
         if last_beat_s is None:
             return False
         if self._fresh_wait_since_s is None:
             self._fresh_wait_since_s = now_s
-        late = urgent or now_s - self._fresh_wait_since_s >= t.fresh_wait_s
-        return now_s - last_beat_s <= (t.late_beat_s if late else t.fresh_beat_s)
+        return now_s - last_beat_s <= fresh_limit_s(now_s - self._fresh_wait_since_s,
+                                                    self.tuning)
+
+    def _next_beat_in_s(self, now_s: float) -> float:
+        """Seconds until the next beat is due at the last beat-to-beat interval (now if it is
+        overdue or none is known yet)."""
+        last_beat_s = self.estimator.last_beat_t_s
+        if last_beat_s is None or self._beat_interval_s is None:
+            return 0.0
+        return max(0.0, last_beat_s + self._beat_interval_s - now_s)
 
     def _weights(self, *, straight: bool = False) -> list[tuple[int, float]]:
         """The candidates' posterior weights from their innovation likelihoods (the ones that

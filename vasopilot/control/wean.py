@@ -123,6 +123,11 @@ class WeanController:
         # good beats (t s, MAP) since the running dose began
         self._on_dose: deque[tuple[float, float]] = deque()
 
+    @property
+    def look_again_s(self) -> float | None:
+        """The titration's wish to be asked again soon (a climb held for a fresh beat)."""
+        return self.mpc.look_again_s
+
     def on_beat(self, beat: Beat) -> None:
         self.mpc.on_beat(beat)
         self._median.add(beat)

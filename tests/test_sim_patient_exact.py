@@ -116,3 +116,32 @@ def test_a_patient_without_a_monitor_has_the_same_course(seed: int, stream: int)
         assert same(alone.true_map_mmhg, watched.true_map_mmhg)
         assert same(alone.effect_conc_ng_ml, watched.effect_conc_ng_ml)
     assert beats > 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.0, 40.0), st.integers(0, 2**32))
+def test_the_grid_steps_written_out_reads_equal_the_functions_they_replace(
+        seed: int, lag_s: float, stream: int) -> None:
+    """The middle and end rates and the MAP that ``_grid_step`` writes out are
+    ``_delayed_rate(0.5)``, ``_delayed_rate(1.0)`` and ``_map0 + _effect_mmhg``, to the bit."""
+    patient = patient_for(seed, input_lag_s=lag_s)
+    rng = random.Random(stream)
+    seen: list[tuple[float, float, float, float]] = []
+    rk4 = patient._rk4
+
+    def watched_rk4(state: _DrugState, h_min: float, *, washout: float, mass_in: float,
+                    rates_in: tuple[float, float, float]) -> _DrugState:
+        seen.append((rates_in[1], rates_in[2], patient._delayed_rate(0.5),
+                     patient._delayed_rate(1.0)))
+        return rk4(state, h_min, washout=washout, mass_in=mass_in, rates_in=rates_in)
+
+    patient._rk4 = watched_rk4  # type: ignore[method-assign]
+    t_s = 0.0
+    for _ in range(300):
+        t_s += STEP_S
+        patient.step(t_s, rng.choice([0.0, 0.5, 3.0, 12.0 * rng.random()]), CONC)
+        assert same(patient.true_map_mmhg,
+                    patient._map0(patient._t_s) + patient._effect_mmhg(patient._ce))
+    assert len(seen) == 300
+    assert all(same(mid, want_mid) and same(end, want_end)
+               for mid, end, want_mid, want_end in seen)

@@ -444,28 +444,24 @@ class SimSyringePump:
     def _piece(self, h_max: float) -> None:
         """Integrate one piece of constant motor speed and regime, up to the next event."""
         motor = self._motor_ul_s()
-        # each candidate: the time to an event, taken if it is the soonest yet (0 <= t < h); a
-        # closure for that made h and event cell variables and cost a call per candidate
         h, event = h_max, _Event.NONE
+
+        def soonest(t: float, e: _Event) -> None:
+            nonlocal h, event
+            if 0 <= t < h:
+                h, event = t, e
 
         in_band = (motor > 0 and self._gap_ul > 0) or (motor < 0 and self._gap_ul < self.band_ul)
         q = 0.0 if in_band else motor  # fluid volume rate the stopper displaces
         if in_band:
-            t = (self._gap_ul if motor > 0 else self.band_ul - self._gap_ul) / abs(motor)
-            if 0 <= t < h:
-                h, event = t, _Event.TAKEUP_DONE
+            soonest((self._gap_ul if motor > 0 else self.band_ul - self._gap_ul) / abs(motor),
+                    _Event.TAKEUP_DONE)
         if motor < 0:
-            t = self._backoff_left_ul / -motor
-            if 0 <= t < h:
-                h, event = t, _Event.BACKOFF_DONE
+            soonest(self._backoff_left_ul / -motor, _Event.BACKOFF_DONE)
         if q > 0:
-            t = (self._fill_ul - self._stopper_ul) / q
-            if 0 <= t < h:
-                h, event = t, _Event.EMPTY
+            soonest((self._fill_ul - self._stopper_ul) / q, _Event.EMPTY)
         if motor != 0 and self._capabilities.host_loss is not HostLossBehaviour.KEEPS_RATE:
-            t = self._last_contact_s + self.watchdog_timeout_s - self._t_s
-            if 0 <= t < h:
-                h, event = t, _Event.WATCHDOG
+            soonest(self._last_contact_s + self.watchdog_timeout_s - self._t_s, _Event.WATCHDOG)
 
         c = self._compliance
         down = self.venous_pressure_mmhg
@@ -474,22 +470,16 @@ class SimSyringePump:
         if open_line:
             resistance = self._resistance(self._t_s)
             if self._resistance_growth > 0:
-                t = self._resistance_cell_end_s() - self._t_s
-                if 0 <= t < h:
-                    h, event = t, _Event.NONE
+                soonest(self._resistance_cell_end_s() - self._t_s, _Event.NONE)
             # D = P − P_down relaxes to D_inf = q·R with tau = R·C.
             tau = resistance * c
             d_inf = q * resistance
             if q < 0:
-                t = tau * math.log((d0 - d_inf) / -d_inf)
-                if 0 <= t < h:
-                    h, event = t, _Event.VALVE
+                soonest(tau * math.log((d0 - d_inf) / -d_inf), _Event.VALVE)
             if q > 0:
                 d_stall = self.stall_pressure_mmhg - down
                 if d0 < d_stall < d_inf:
-                    t = tau * math.log((d_inf - d0) / (d_inf - d_stall))
-                    if 0 <= t < h:
-                        h, event = t, _Event.STALL
+                    soonest(tau * math.log((d_inf - d0) / (d_inf - d_stall)), _Event.STALL)
             d1 = 0.0 if event is _Event.VALVE else d_inf + (d0 - d_inf) * math.exp(-h / tau)
             out = q * h - c * (d1 - d0)
             if self._infiltrated_at_s is None:
@@ -499,13 +489,9 @@ class SimSyringePump:
             self._pressure_mmhg = down + d1
         else:
             if q > 0 and not self._occluded and d0 < 0:
-                t = -d0 * c / q
-                if 0 <= t < h:
-                    h, event = t, _Event.VALVE
+                soonest(-d0 * c / q, _Event.VALVE)
             if q > 0:
-                t = (self.stall_pressure_mmhg - self._pressure_mmhg) * c / q
-                if 0 <= t < h:
-                    h, event = t, _Event.STALL
+                soonest((self.stall_pressure_mmhg - self._pressure_mmhg) * c / q, _Event.STALL)
             self._pressure_mmhg = (down if event is _Event.VALVE
                                    else self._pressure_mmhg + q * h / c)
 

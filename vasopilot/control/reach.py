@@ -151,14 +151,6 @@ class _Samples:
         self.effects[:, self.end] = effects
         self.end += 1
 
-    def drop_before(self, start: int, t_s: float) -> int:
-        """The first index from ``start`` on at or after ``t_s``, by stepping (at most filter
-        updates one sample or none leaves)."""
-        times = self.t_s
-        while start < self.end and times[start] < t_s:
-            start += 1
-        return start
-
     def since(self, start: int, t_s: float) -> int:
         """The first index from ``start`` on at or after ``t_s`` (the times only grow)."""
         return start + int(np.searchsorted(self.t_s[start:self.end], t_s, side="left"))
@@ -179,9 +171,8 @@ class ReachWatch:
         """A trusted filter update: the 10 s median and each lag model's effect."""
         samples = self._samples
         samples.append(t_s, map_mmhg, effects)
-        samples.window_from = samples.drop_before(samples.window_from, t_s - self.tuning.window_s)
-        samples.history_from = samples.drop_before(samples.history_from,
-                                                   t_s - self.tuning.history_s)
+        samples.window_from = samples.since(samples.window_from, t_s - self.tuning.window_s)
+        samples.history_from = samples.since(samples.history_from, t_s - self.tuning.history_s)
 
     def look(self, t_s: float, *, map_mmhg: float, dose_mcg_min: float, hard_max_mcg_min: float,
              up_step_mcg_min: float, target_mmhg: float, models: tuple[int, ...],
